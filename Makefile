@@ -1,0 +1,54 @@
+# kafkaml: the two commands are `make run` and `make test`. Everything else is reached from them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+EXTRAS := tensorflow,pytorch,backend,dev
+INSTALLED := $(VENV)/.installed
+BROKER := deploy/local/kafka/broker.sh
+PYTEST_ARGS ?=
+
+.PHONY: help install run stop status test test-python lint bench clean
+
+help:
+	@echo "make run    install what is missing, start the local stack, print its addresses"
+	@echo "make stop   stop the local stack (services and broker)"
+	@echo "make test   install what is missing and run the whole test suite"
+	@echo "make lint   ruff and mypy"
+	@echo "make bench  the benchmarks behind the README's figures"
+
+$(INSTALLED): pyproject.toml requirements/constraints.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "kafkaml needs Python 3.11"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[$(EXTRAS)]"
+	@touch $@
+
+install: $(INSTALLED)
+	@bash $(BROKER) fetch
+
+run: install
+	$(VENV)/bin/kafkaml local up
+
+stop:
+	@if [ -x $(VENV)/bin/kafkaml ]; then $(VENV)/bin/kafkaml local down; else bash $(BROKER) stop; fi
+
+status:
+	$(VENV)/bin/kafkaml local status
+
+# pytest exits 5 when it collected nothing; make treats that, like any failure, as a failure.
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --strict kafkaml
+
+bench: install
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean: stop
+	rm -rf .cache

@@ -1,0 +1,1 @@
+"""Benchmarks behind every performance figure in the README; `make bench` runs them all."""

@@ -1,0 +1,174 @@
+"""Kafka client settings and the factories every component builds its clients with.
+
+Nobody else assembles a raw librdkafka configuration: security settings, the tuned defaults and
+per-use overrides are merged here, so a change (a new SASL mechanism, a better fetch setting)
+reaches every producer and consumer in the project at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+# Measured on the 2-core machine kind (DESIGN.md): librdkafka's default fetch.queue.backoff.ms
+# (1000 ms) caps a consumer at ~0.2 M msg/s; 10 ms lets it reach ~1.5 M msg/s.
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 100_000,
+    "queue.buffering.max.messages": 2_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "enable.idempotence": True,
+    "acks": "all",
+}
+CONSUMER_DEFAULTS: dict[str, Any] = {
+    "fetch.queue.backoff.ms": 10,
+    "fetch.max.bytes": 52_428_800,
+    "max.partition.fetch.bytes": 10_485_760,
+    "queued.max.messages.kbytes": 262_144,
+    "enable.auto.commit": False,
+    "auto.offset.reset": "earliest",
+    "enable.partition.eof": False,
+}
+
+
+class KafkaSettings(BaseSettings):
+    """How every kafkaml component reaches the Kafka cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."
+    )
+    security_protocol: SecurityProtocol = Field(
+        default="PLAINTEXT", description="Kafka security.protocol for every client."
+    )
+    sasl_mechanism: str | None = Field(
+        default=None, description="SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)."
+    )
+    sasl_username: str | None = Field(default=None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
+    ssl_ca_location: str | None = Field(
+        default=None, description="Path of the CA certificate that signed the brokers' certificates."
+    )
+    ssl_certificate_location: str | None = Field(
+        default=None, description="Path of the client certificate for mutual TLS."
+    )
+    ssl_key_location: str | None = Field(
+        default=None, description="Path of the client private key for mutual TLS."
+    )
+    ssl_key_password: SecretStr | None = Field(
+        default=None, description="Password of the client private key."
+    )
+    client_id: str = Field(default="kafkaml", description="client.id reported to the brokers.")
+
+    def client_config(self) -> dict[str, Any]:
+        """The connection part of a librdkafka configuration, shared by every client."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.security_protocol,
+            "client.id": self.client_id,
+        }
+        optional = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": _reveal(self.sasl_password),
+            "ssl.ca.location": self.ssl_ca_location,
+            "ssl.certificate.location": self.ssl_certificate_location,
+            "ssl.key.location": self.ssl_key_location,
+            "ssl.key.password": _reveal(self.ssl_key_password),
+        }
+        config.update({key: value for key, value in optional.items() if value is not None})
+        return config
+
+    def with_bootstrap(self, bootstrap_servers: str | None) -> KafkaSettings:
+        """These settings pointed at other brokers (Kafka-ML's per-direction brokers)."""
+        if not bootstrap_servers:
+            return self
+        return self.model_copy(update={"bootstrap_servers": bootstrap_servers})
+
+
+def _reveal(secret: SecretStr | None) -> str | None:
+    return secret.get_secret_value() if secret is not None else None
+
+
+def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
+    """The full configuration `make_producer` uses: connection, tuned defaults, overrides."""
+    return {**settings.client_config(), **PRODUCER_DEFAULTS, **_dotted(overrides)}
+
+
+def consumer_config(
+    settings: KafkaSettings, group_id: str | None = None, **overrides: Any
+) -> dict[str, Any]:
+    """The full configuration `make_consumer` uses; a fresh private group id when none is given."""
+    group = group_id or f"kafkaml-{uuid.uuid4()}"
+    return {
+        **settings.client_config(),
+        **CONSUMER_DEFAULTS,
+        "group.id": group,
+        **_dotted(overrides),
+    }
+
+
+def make_producer(settings: KafkaSettings, **overrides: Any) -> Producer:
+    """A producer with the tuned defaults; keyword overrides use `_` for `.` (linger_ms=5)."""
+    return Producer(producer_config(settings, **overrides))
+
+
+def make_transactional_producer(
+    settings: KafkaSettings, transactional_id: str, **overrides: Any
+) -> Producer:
+    """A producer for exactly-once pipelines, with its transactions already initialised."""
+    producer = make_producer(settings, transactional_id=transactional_id, **overrides)
+    producer.init_transactions(30)
+    return producer
+
+
+def make_consumer(settings: KafkaSettings, group_id: str | None = None, **overrides: Any) -> Consumer:
+    """A consumer with the tuned defaults: manual commits, earliest reset, fast fetch backoff."""
+    return Consumer(consumer_config(settings, group_id, **overrides))
+
+
+def make_admin(settings: KafkaSettings, **overrides: Any) -> AdminClient:
+    """An admin client for topic management."""
+    return AdminClient({**settings.client_config(), **_dotted(overrides)})
+
+
+def ensure_topics(
+    admin: AdminClient,
+    names: Iterable[str],
+    partitions: int = 1,
+    replication_factor: int = 1,
+    config: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Create the topics that do not exist yet; existing topics are left as they are.
+
+    Raises KafkaException when the cluster refuses a creation for another reason.
+    """
+    new = [
+        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
+                 config=dict(config or {}))
+        for name in names
+    ]
+    if not new:
+        return
+    for future in admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout).values():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def _dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword overrides in Python form (`linger_ms`) to librdkafka keys (`linger.ms`)."""
+    return {key.replace("_", "."): value for key, value in overrides.items()}

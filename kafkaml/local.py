@@ -1,0 +1,236 @@
+"""The local stack: the Kafka broker plus every kafkaml service, on this machine.
+
+`kafkaml local up` starts the broker (deploy/local/kafka/broker.sh) and hands the Python services
+to supervisord, which keeps each in its own process group, restarts a crashed one and stops them
+all together. `down` ends them and the broker; `status` reports each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+BROKER_SCRIPT = PROJECT_ROOT / "deploy" / "local" / "kafka" / "broker.sh"
+
+
+class LocalSettings(BaseSettings):
+    """Where the local stack keeps its files and which ports it listens on."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore")
+
+    cache_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache",
+        description="Folder for downloaded tools, the local broker's data and the stack's state.",
+    )
+    data_dir: Path = Field(
+        default=PROJECT_ROOT / ".cache" / "data",
+        description="Folder for the local database, model artifacts and job logs.",
+    )
+    broker_port: int = Field(default=9092, description="Port of the local Kafka broker.")
+    backend_port: int = Field(default=8000, description="Port of the local backend (API and UI).")
+
+    @property
+    def state_dir(self) -> Path:
+        return self.cache_dir / "local"
+
+
+@dataclass(frozen=True)
+class Program:
+    """One long-running service of the local stack."""
+
+    name: str
+    command: Sequence[str]
+    address: str | None = None
+    environment: dict[str, str] = field(default_factory=dict)
+    # Called after start; returns True once the service is ready to be used.
+    ready: Callable[[], bool] | None = None
+
+
+class LocalStackError(RuntimeError):
+    """The local stack could not be started or stopped; the message says why."""
+
+
+def programs(settings: LocalSettings) -> list[Program]:
+    """The services `kafkaml local up` supervises, in start order.
+
+    Each component adds its entry here as it lands (backend, control logger, ...).
+    """
+    return []
+
+
+def broker(command: str, settings: LocalSettings) -> subprocess.CompletedProcess[str]:
+    """Run broker.sh with the stack's cache folder and port."""
+    env = {**os.environ, "KAFKAML_CACHE_DIR": str(settings.cache_dir),
+           "KAFKAML_BROKER_PORT": str(settings.broker_port)}
+    return subprocess.run(["bash", str(BROKER_SCRIPT), command], env=env, text=True,
+                          capture_output=True, check=False)
+
+
+@contextlib.contextmanager
+def scratch_broker(port: int, directory: Path) -> Iterator[str]:
+    """A broker for tests and benchmarks on `port`, data in `directory`; yields host:port.
+
+    Reuses a broker already running from that directory; stops it afterwards only when this
+    call started it. Raises LocalStackError when it cannot start.
+    """
+    env = {**os.environ, "KAFKAML_BROKER_PORT": str(port), "KAFKAML_BROKER_DIR": str(directory),
+           "KAFKAML_CACHE_DIR": str(PROJECT_ROOT / ".cache")}
+    script = ["bash", str(BROKER_SCRIPT)]
+    was_running = subprocess.run([*script, "status"], env=env, capture_output=True,
+                                 check=False).returncode == 0
+    started = subprocess.run([*script, "start"], env=env, text=True, capture_output=True,
+                             check=False)
+    if started.returncode != 0:
+        raise LocalStackError(started.stderr.strip() or started.stdout.strip())
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        if not was_running:
+            subprocess.run([*script, "stop"], env=env, capture_output=True, check=False)
+
+
+def up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
+    """Start the broker and every program; idempotent. Raises LocalStackError on failure."""
+    result = broker("start", settings)
+    if result.returncode != 0:
+        raise LocalStackError(result.stderr.strip() or result.stdout.strip())
+    out(result.stdout.strip())
+    progs = programs(settings)
+    if progs:
+        _supervisord_start(settings, progs)
+        for program in progs:
+            _wait_ready(program)
+            out(f"{program.name}: running" + (f" at {program.address}" if program.address else ""))
+
+
+def down(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
+    """Stop every program and then the broker; nothing is left running."""
+    pid = _supervisord_pid(settings)
+    if pid is not None:
+        _supervisorctl(settings, "shutdown")
+        _wait_gone(pid, timeout=60)
+        out("services: stopped")
+    result = broker("stop", settings)
+    out(result.stdout.strip() or result.stderr.strip())
+
+
+def status(settings: LocalSettings, out: Callable[[str], None] = print) -> bool:
+    """Print the state of the broker and each program; True when everything runs."""
+    result = broker("status", settings)
+    out(result.stdout.strip())
+    healthy = result.returncode == 0
+    if programs(settings):
+        if _supervisord_pid(settings) is None:
+            out("services: not running")
+            return False
+        report = _supervisorctl(settings, "status")
+        out(report.stdout.strip())
+        healthy = healthy and report.returncode == 0
+    return healthy
+
+
+def _supervisor_config(settings: LocalSettings, progs: Sequence[Program]) -> str:
+    state = settings.state_dir
+    lines = [
+        "[supervisord]",
+        f"logfile={state / 'supervisord.log'}",
+        f"pidfile={state / 'supervisord.pid'}",
+        f"childlogdir={state / 'logs'}",
+        f"directory={PROJECT_ROOT}",
+        "",
+        "[unix_http_server]",
+        f"file={state / 'supervisor.sock'}",
+        "",
+        "[supervisorctl]",
+        f"serverurl=unix://{state / 'supervisor.sock'}",
+        "",
+        "[rpcinterface:supervisor]",
+        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
+    ]
+    for program in progs:
+        env = ",".join(f'{key}="{value}"' for key, value in program.environment.items())
+        lines += [
+            "",
+            f"[program:{program.name}]",
+            "command=" + " ".join(_quote(part) for part in program.command),
+            "autorestart=unexpected",
+            "startsecs=2",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "stopwaitsecs=20",
+            "redirect_stderr=true",
+            f"stdout_logfile={state / 'logs' / (program.name + '.log')}",
+            "stdout_logfile_maxbytes=20MB",
+        ]
+        if env:
+            lines.append(f"environment={env}")
+    return "\n".join(lines) + "\n"
+
+
+def _quote(part: str) -> str:
+    return f'"{part}"' if " " in part else part
+
+
+def _supervisord_start(settings: LocalSettings, progs: Sequence[Program]) -> None:
+    state = settings.state_dir
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    config = state / "supervisord.conf"
+    config.write_text(_supervisor_config(settings, progs))
+    if _supervisord_pid(settings) is not None:
+        _supervisorctl(settings, "update")
+        _supervisorctl(settings, "start", "all")
+        return
+    supervisord = shutil.which("supervisord", path=str(Path(sys.executable).parent)) or "supervisord"
+    result = subprocess.run([supervisord, "-c", str(config)], capture_output=True, text=True,
+                            check=False)
+    if result.returncode != 0:
+        raise LocalStackError(f"supervisord did not start: {result.stderr.strip()}")
+
+
+def _supervisorctl(settings: LocalSettings, *args: str) -> subprocess.CompletedProcess[str]:
+    ctl = shutil.which("supervisorctl", path=str(Path(sys.executable).parent)) or "supervisorctl"
+    config = settings.state_dir / "supervisord.conf"
+    return subprocess.run([ctl, "-c", str(config), *args], capture_output=True, text=True,
+                          check=False)
+
+
+def _supervisord_pid(settings: LocalSettings) -> int | None:
+    pidfile = settings.state_dir / "supervisord.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
+def _wait_ready(program: Program, timeout: float = 90.0) -> None:
+    if program.ready is None:
+        return
+    deadline = time.monotonic() + timeout
+    while not program.ready():
+        if time.monotonic() > deadline:
+            raise LocalStackError(f"{program.name} did not become ready within {timeout:.0f}s")
+        time.sleep(0.25)
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    raise LocalStackError(f"supervisord (pid {pid}) did not exit within {timeout:.0f}s")
