@@ -40,7 +40,7 @@ class JsonSide:
             raise InputConfigError(f"{role}_field {field!r} must be a string")
         return cls(
             type_name,
-            _json_dtype(type_name, f"{role}_type"),
+            json_dtype(type_name, f"{role}_type"),
             None if reshape is None else parse_reshape(reshape, f"{role}_reshape"),
             field,
         )
@@ -139,7 +139,7 @@ class JsonSide:
         return array.reshape((count, *self.shape))
 
 
-def _json_dtype(type_name: Any, field: str) -> np.dtype[Any] | None:
+def json_dtype(type_name: Any, field: str) -> np.dtype[Any] | None:
     if type_name is None:
         return None
     try:

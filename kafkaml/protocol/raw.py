@@ -68,20 +68,22 @@ class RawSide:
     def decode(self, blobs: Sequence[bytes | None], role: Role) -> Array:
         count = len(blobs)
         lengths = _lengths(blobs, role)
-        expected = self._record_bytes(int(lengths[0]) if count else 0, role)
-        wrong = np.flatnonzero(lengths != expected)
-        if wrong.size:
-            index = int(wrong[0])
+        expected = self._record_bytes(lengths[0] if count else 0, role)
+        if lengths.count(expected) != count:
+            index = next(i for i, length in enumerate(lengths) if length != expected)
             raise DecodeError(
                 f"the {part_name(role)} of record {index} has {lengths[index]} bytes, but "
                 f"{role}_type {self.type_name} with {role}_reshape {shape_text(self.shape)!r} "
                 f"needs {expected}",
                 index=index,
             )
-        joined = bytearray().join(blobs)  # type: ignore[arg-type]  # None was ruled out above
-        items = expected // self.dtype.itemsize if self.dtype.itemsize else 0
-        shape = self._resolved(items)
-        return np.frombuffer(joined, dtype=self.dtype).reshape((count, *shape))
+        shape = self._resolved(expected // self.dtype.itemsize)
+        if count == 0 or expected == 0:
+            return np.zeros((count, *shape), dtype=self.dtype)
+        # Fixed-width bytes copy each value in one C loop (several times faster than b"".join);
+        # every value has exactly `expected` bytes, so none is padded.
+        records = np.fromiter(blobs, dtype=f"S{expected}", count=count)
+        return records.view(self.dtype).reshape((count, *shape))
 
     def _record_bytes(self, first_length: int, role: Role) -> int:
         """Bytes per record: fixed by the shape, or (with a -1) the first record's length."""
@@ -105,13 +107,15 @@ class RawSide:
         return tuple(items // known if d == _UNKNOWN else d for d in self.shape)
 
     def _check_encodable(self, array: Array, role: Role) -> None:
-        sample_shape = array.shape[1:]
-        fits = len(sample_shape) == len(self.shape) and all(
-            want in (_UNKNOWN, got) for want, got in zip(self.shape, sample_shape, strict=True)
-        )
+        """Samples fit when their element count fits the shape; bytes are C order either way."""
+        if array.ndim == 0:
+            raise EncodeError(f"{role} samples need a leading batch dimension")
+        items = math.prod(array.shape[1:])
+        known = math.prod(dimension for dimension in self.shape if dimension != _UNKNOWN)
+        fits = items == known if _UNKNOWN not in self.shape else known > 0 and items % known == 0
         if not fits:
             raise EncodeError(
-                f"{role} samples of shape {sample_shape} do not match {role}_reshape "
+                f"{role} samples of shape {array.shape[1:]} do not fit {role}_reshape "
                 f"{shape_text(self.shape)!r}"
             )
         if not np.can_cast(array.dtype, self.dtype, casting="same_kind"):
@@ -163,9 +167,9 @@ def _as_array(sample: Any, index: int | None) -> Array:
         raise EncodeError(f"{where} cannot be made into an array: {error}") from None
 
 
-def _lengths(blobs: Sequence[bytes | None], role: Role) -> Array:
+def _lengths(blobs: Sequence[bytes | None], role: Role) -> list[int]:
     try:
-        return np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))  # type: ignore[arg-type]
+        return list(map(len, blobs))  # type: ignore[arg-type]
     except TypeError:
         index = next(i for i, blob in enumerate(blobs) if not isinstance(blob, bytes | bytearray))
         raise DecodeError(f"record {index} has no {part_name(role)}", index=index) from None
