@@ -65,10 +65,7 @@ class AvroSide:
         except (SchemaParseException, ValueError, TypeError, KeyError) as error:
             raise InputConfigError(f"{name} is not a valid Avro schema: {error}") from None
         if isinstance(loaded, dict) and loaded.get("type") == "record":
-            fields = tuple(
-                (str(spec["name"]), _numpy_dtype(spec["type"], name)) for spec in loaded["fields"]
-            )
-            return cls(loaded, parsed, fields, None)
+            return cls(loaded, parsed, _record_fields(loaded, name), None)
         return cls(loaded, parsed, None, _numpy_dtype(loaded, name))
 
     @classmethod
@@ -176,6 +173,15 @@ def _load_schema(schema: Any, name: str) -> Any:
         return json.loads(schema.replace("'", '"'))
     except ValueError:
         raise InputConfigError(f"{name} is not Avro schema JSON") from None
+
+
+def _record_fields(schema: dict[str, Any], name: str) -> tuple[tuple[str, Any], ...]:
+    specs = schema.get("fields")
+    if not isinstance(specs, list) or not all(
+        isinstance(spec, dict) and "name" in spec and "type" in spec for spec in specs
+    ):
+        raise InputConfigError(f"{name} is not a valid Avro schema: a record needs its fields")
+    return tuple((str(spec["name"]), _numpy_dtype(spec["type"], name)) for spec in specs)
 
 
 def _numpy_dtype(avro_type: Any, name: str) -> np.dtype[Any] | None:
