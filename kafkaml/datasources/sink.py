@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -144,7 +144,7 @@ class KafkaMLSink:
         finally:
             self._watcher.close()
 
-    def __enter__(self) -> KafkaMLSink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -202,21 +202,30 @@ class KafkaMLSink:
         return Codec(self.input_format, data, label)
 
     def _produce(self, topic: str, values: list[bytes], keys: list[bytes]) -> None:
-        produce, poll = self._producer.produce, self._producer.poll
-        report, partition = self._on_delivery, self._partition
+        produce, report, partition = self._producer.produce, self._on_delivery, self._partition
         try:
             for value, key in zip(values, keys, strict=True):
-                while True:
-                    try:
-                        produce(topic, value, key, partition, on_delivery=report)
-                        break
-                    except BufferError:  # the local queue is full: let deliveries drain it
-                        poll(0.05)
+                try:
+                    produce(topic, value, key, partition, on_delivery=report)
+                except BufferError:  # the local queue is full
+                    self._produce_when_room(topic, value, key)
         except KafkaException as error:
             raise DeliveryError(f"the producer refused a record for {topic}: {error}") from None
-        poll(0)
+        self._producer.poll(0)
         self._sent[topic] += len(values)
         self._raise_failures()
+
+    def _produce_when_room(self, topic: str, value: bytes, key: bytes) -> None:
+        """Serve delivery reports until the queue takes the record."""
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._producer.produce(
+                    topic, value, key, self._partition, on_delivery=self._on_delivery
+                )
+                return
+            except BufferError:
+                continue
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:  # only failures are reported (delivery.report.only.error)
