@@ -64,7 +64,8 @@ def _measure(settings: KafkaSettings, sink_class: type[KafkaMLSink], count: int)
             f"batches of {BATCH:,}; {count / read_cpu:,.0f} per CPU-second)"
         )
     finally:
-        admin.delete_topics([topic, control])
+        for future in admin.delete_topics([topic, control]).values():
+            future.result(timeout=30)
 
 
 def _sink(

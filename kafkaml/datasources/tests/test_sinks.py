@@ -269,3 +269,22 @@ def test_avro_sink_reads_kafka_ml_schema_files_and_sends_dict_records(
     x, y = _read_back(kafka_settings, message)
     np.testing.assert_array_equal(x, [[1.0, 61.0], [0.0, 35.5]])
     assert y.tolist() == [True, False]
+
+
+def test_partitioning_by_key_like_kafka_ml_announces_every_partitions_range(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str],
+    consumer_factory: ConsumerFactory,
+) -> None:  # fmt: skip
+    data, control = new_topic(partitions=3), new_topic()
+    x = np.arange(600, dtype=np.float64).reshape(300, 2)
+    y = np.arange(300, dtype=np.int64) % 7
+    with RawSink(kafka_settings.bootstrap_servers, data, 4, control_topic=control,
+                 partition=None, progress=False) as sink:  # fmt: skip
+        sink.send_many(x, y)
+    _, message = _announced(consumer_factory, control)
+    assert sorted(r.partition for r in message.ranges) == [0, 1, 2]
+    assert message.total_msg == 300 and sum(r.size for r in message.ranges) == 300
+    x_back, y_back = _read_back(kafka_settings, message)
+    order = np.argsort(x_back[:, 0])
+    np.testing.assert_array_equal(x_back[order], x)
+    np.testing.assert_array_equal(y_back[order], y)
