@@ -145,8 +145,9 @@ def test_online_sink_announces_the_bare_topic_before_its_first_sample(
     consumer_factory: ConsumerFactory,
 ) -> None:  # fmt: skip
     data, control = new_topic(), new_topic()
-    sink = OnlineRawSink(kafka_settings.bootstrap_servers, data, 1000, control_topic=control,
-                         validation_rate=0.1, progress=False)  # fmt: skip
+    # Kafka-ML's positional order: ..., data_reshape, label_reshape, control_topic
+    sink = OnlineRawSink(kafka_settings.bootstrap_servers, data, 1000, None, None, "", None,
+                         None, control, validation_rate=0.1, progress=False)  # fmt: skip
     sink.send(np.array([1.0, 2.0], np.float32), np.float32(0.5))
     key, message = _announced(consumer_factory, control)  # before close()
     assert decode_key(key) == 1000
