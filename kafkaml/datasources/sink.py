@@ -73,6 +73,8 @@ class KafkaMLSink:
             raise ValueError("a sink needs the topic to write samples to")
         if deployment_id is None:
             raise ValueError("a sink needs the deployment_id its control message is for")
+        if unsupervised_topic == topic:
+            raise ValueError("unlabeled samples need a topic of their own, not the labeled one")
         encode_deployment_id(deployment_id)
         _check_rates(validation_rate, test_rate)
         self.topic = topic
