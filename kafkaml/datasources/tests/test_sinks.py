@@ -16,13 +16,14 @@ from kafkaml.datasources import (
     DeliveryError,
     JsonSink,
     KafkaMLSink,
+    OnlineAvroSink,
     OnlineJsonSink,
     OnlineRawSink,
     RawSink,
     SinkError,
 )
 from kafkaml.kafka import KafkaSettings, make_producer
-from kafkaml.protocol import ControlMessage, EncodeError, read_ranges
+from kafkaml.protocol import ControlMessage, EncodeError, decode_batch, read_ranges
 
 ConsumerFactory = Callable[..., Consumer]
 
@@ -81,6 +82,7 @@ def test_100k_samples_sent_read_back_identical_and_in_order(
     assert message.topic == f"{data}:0:0:{SAMPLES},{data}:1:0:0,{data}:2:0:0"
     x_back, y_back = _read_back(kafka_settings, message)
     assert x_back.dtype == np.float32 and y_back.dtype == np.int32
+    assert y_back is not None
     np.testing.assert_array_equal(x_back, x)
     np.testing.assert_array_equal(y_back, y)
 
@@ -289,3 +291,24 @@ def test_partitioning_by_key_like_kafka_ml_announces_every_partitions_range(
     order = np.argsort(x_back[:, 0])
     np.testing.assert_array_equal(x_back[order], x)
     np.testing.assert_array_equal(y_back[order], y)
+
+
+@pytest.mark.parametrize("sink_class", [OnlineAvroSink, OnlineJsonSink])
+def test_online_avro_and_json_sinks_announce_first_and_stream_decodable_records(
+    sink_class: type[KafkaMLSink], kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str], consumer_factory: ConsumerFactory,
+) -> None:  # fmt: skip
+    data, control = new_topic(), new_topic()
+    x = np.arange(12, dtype=np.float64).reshape(4, 3)
+    y = np.array([0, 1, 0, 1], dtype=np.int64)
+    with sink_class(kafka_settings.bootstrap_servers, data, 12, control_topic=control,
+                    progress=False) as sink:  # fmt: skip
+        sink.send_many(x, y)
+    _, message = _announced(consumer_factory, control)
+    assert message.topic == data and message.incremental and message.total_msg is None
+    records = _records(consumer_factory, data, 4)
+    values, keys = [r.value() for r in records], [r.key() for r in records]
+    x_back, y_back = decode_batch(message.input_format, message.input_config, values, keys)
+    assert y_back is not None
+    np.testing.assert_array_equal(x_back, x)
+    np.testing.assert_array_equal(y_back, y)

@@ -350,3 +350,26 @@ def test_avro_rows_fill_records_of_scalar_fields_in_schema_order(row: list[float
     side = AvroSide.from_schema(HCOPD_DATA, "data_scheme")
     values = side.encode(np.array([row], dtype=np.float32), "data")
     assert values == [struct.pack("<fff", *row)]
+
+
+MIXED_RECORD = {"type": "record", "name": "reading", "fields": [
+    {"name": "count", "type": "int"}, {"name": "level", "type": "double"},
+    {"name": "alarm", "type": "boolean"}]}  # fmt: skip
+mixed_records = st.fixed_dictionaries(
+    {
+        "count": st.integers(min_value=-(2**31), max_value=2**31 - 1),
+        "level": st.floats(allow_nan=False),
+        "alarm": st.booleans(),
+    }
+)
+
+
+@given(st.lists(mixed_records, min_size=1, max_size=6))
+def test_avro_dict_records_round_trip_to_columns_in_schema_order(records: list[Any]) -> None:
+    from kafkaml.protocol.avro import AvroSide
+
+    side = AvroSide.from_schema(MIXED_RECORD, "data_scheme")
+    x, _ = decode_batch("AVRO", side.config("data"), side.encode(records, "data"))
+    expected = [[r["count"], r["level"], r["alarm"]] for r in records]
+    assert x.dtype == np.float64
+    np.testing.assert_array_equal(x, np.array(expected, dtype=np.float64))
