@@ -21,7 +21,7 @@ import numpy as np
 from fastavro.schema import SchemaParseException
 
 from kafkaml.protocol.errors import DecodeError, EncodeError, InputConfigError
-from kafkaml.protocol.sides import Array, Role, part_name
+from kafkaml.protocol.sides import Array, Role, part_name, strict_array
 
 _PRIMITIVE_DTYPES: dict[str, str | None] = {
     "boolean": "bool",
@@ -221,8 +221,8 @@ def _avro_type(dtype: np.dtype[Any]) -> str:
 
 def _column(values: list[Any], dtype: np.dtype[Any] | None, role: Role, what: str) -> Array:
     try:
-        column = np.asarray(values, dtype=dtype)
-    except (ValueError, TypeError) as error:
+        column = strict_array(values, dtype)
+    except (ValueError, TypeError, OverflowError) as error:
         index = _first_odd_shape(values)
         raise DecodeError(
             f"{role} {what} of record {index} does not fit the others in the batch: {error}",

@@ -17,7 +17,7 @@ import numpy as np
 
 from kafkaml.protocol.errors import DecodeError, EncodeError, InputConfigError
 from kafkaml.protocol.raw import parse_reshape
-from kafkaml.protocol.sides import Array, Role, part_name, shape_text
+from kafkaml.protocol.sides import Array, Role, part_name, shape_text, strict_array
 
 _UNKNOWN = -1
 
@@ -112,7 +112,7 @@ class JsonSide:
 
     def _array(self, samples: list[Any], role: Role) -> Array:
         try:
-            array = np.asarray(samples, dtype=self.dtype)
+            array = strict_array(samples, self.dtype)
         except (ValueError, TypeError, OverflowError) as error:
             index = _first_misfit(samples, self.dtype)
             raise DecodeError(
@@ -185,7 +185,7 @@ def _first_misfit(samples: list[Any], dtype: np.dtype[Any] | None) -> int:
     first = np.shape(samples[0]) if samples else ()
     for index, sample in enumerate(samples):
         try:
-            if np.shape(np.asarray(sample, dtype=dtype)) != first:
+            if np.shape(strict_array(sample, dtype)) != first:
                 return index
         except (ValueError, TypeError, OverflowError):
             return index
