@@ -373,3 +373,27 @@ def test_avro_dict_records_round_trip_to_columns_in_schema_order(records: list[A
     expected = [[r["count"], r["level"], r["alarm"]] for r in records]
     assert x.dtype == np.float64
     np.testing.assert_array_equal(x, np.array(expected, dtype=np.float64))
+
+
+def _varint(number: int) -> bytes:
+    value, out = (number << 1) ^ (number >> 63), bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    return bytes([*out, value])
+
+
+def test_avro_arrays_split_into_blocks_by_another_writer_decode_like_one_block() -> None:
+    from kafkaml.protocol.avro import AvroSide
+
+    side = AvroSide.from_schema(
+        {"type": "record", "name": "Data", "fields": [
+            {"name": "data", "type": {"type": "array", "items": "float"}}]},
+        "data_scheme",
+    )  # fmt: skip
+    one_block = side.encode(np.array([[1, 2, 3]], np.float32), "data")[0]
+    assert one_block == _varint(3) + struct.pack("<fff", 1, 2, 3) + b"\x00"
+    two_blocks = _varint(2) + struct.pack("<ff", 4, 5) + _varint(1) + struct.pack("<f", 6) + b"\x00"
+    sized_block = _varint(-3) + _varint(12) + struct.pack("<fff", 7, 8, 9) + b"\x00"
+    x, _ = decode_batch("AVRO", side.config("data"), [one_block, two_blocks, sized_block])
+    np.testing.assert_array_equal(x, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])

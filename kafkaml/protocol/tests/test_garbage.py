@@ -13,6 +13,9 @@ from kafkaml.protocol import DecodeError, ProtocolError, decode_batch
 
 SCHEMAS = [
     {"type": "record", "name": "d", "fields": [
+        {"name": "v", "type": {"type": "array", "items": "float"}}]},
+    {"type": "record", "name": "d", "fields": [{"name": "x", "type": "double"}]},
+    {"type": "record", "name": "d", "fields": [
         {"name": "a", "type": "float"}, {"name": "b", "type": "int"}]},
     {"type": "record", "name": "d", "fields": [
         {"name": "s", "type": "string"},
