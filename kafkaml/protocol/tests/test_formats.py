@@ -397,3 +397,25 @@ def test_avro_arrays_split_into_blocks_by_another_writer_decode_like_one_block()
     sized_block = _varint(-3) + _varint(12) + struct.pack("<fff", 7, 8, 9) + b"\x00"
     x, _ = decode_batch("AVRO", side.config("data"), [one_block, two_blocks, sized_block])
     np.testing.assert_array_equal(x, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+
+
+@given(
+    hnp.arrays(
+        st.sampled_from(["float32", "float64"]),
+        st.tuples(st.integers(1, 4), st.integers(0, 70)),
+        elements=st.floats(width=32, allow_nan=False),
+    )
+)
+def test_vectorized_avro_writes_the_bytes_fastavro_writes(x: Any) -> None:
+    side: Any = infer_side(InputFormat.AVRO, x[0], "data")
+    expected = []
+    for row in x:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, side.parsed, {"data": row.tolist()})
+        expected.append(buffer.getvalue())
+    assert side.encode(x, "data") == expected
+    records: list[Any] = [
+        fastavro.schemaless_reader(io.BytesIO(value), side.parsed, None) for value in expected
+    ]
+    x_back, _ = decode_batch("AVRO", side.config("data"), expected)
+    np.testing.assert_array_equal(x_back, [record["data"] for record in records])
