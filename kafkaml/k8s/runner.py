@@ -1,0 +1,197 @@
+"""Start, scale, stop and read the logs of kafkaml workloads on Kubernetes.
+
+`KubernetesRunner` is synchronous and stateless: everything it needs to find a workload again is in
+the workload's labels, so a restarted backend picks up where the old one left. Creates are sent
+with `fieldValidation=Strict` (an unknown field is an error, not silently dropped); a create that
+answers 409 means an earlier call already created the object and counts as success; deletes
+propagate in the background and a 404 means the object is already gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubernetes import client, config
+from kubernetes.client import ApiClient, V1Deployment, V1Job, V1Pod
+from kubernetes.client.exceptions import ApiException
+
+from kafkaml.k8s import objects
+from kafkaml.k8s.errors import RunnerError, SpecError, WorkloadNotFoundError, api_error
+from kafkaml.k8s.specs import InferenceSpec, TrainingJobSpec, WorkloadKind
+
+T = TypeVar("T")
+
+STRICT = "Strict"
+BACKGROUND = "Background"
+
+
+def load_api_client(kubeconfig: str | None = None) -> ApiClient:
+    """An ApiClient for the cluster this process runs in, or for `kubeconfig` outside one.
+
+    Raises RunnerError when neither an in-cluster service account nor a kubeconfig is found.
+    """
+    configuration = client.Configuration()
+    try:
+        if kubeconfig is None:
+            config.load_incluster_config(client_configuration=configuration)
+        else:
+            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+    except config.ConfigException as error:
+        raise RunnerError(f"no Kubernetes configuration: {error}") from error
+    return ApiClient(configuration)
+
+
+class KubernetesRunner:
+    """The workloads of one namespace. Every method raises a `RunnerError` subclass on failure."""
+
+    def __init__(self, api_client: ApiClient, *, namespace: str) -> None:
+        self.namespace = namespace
+        self._batch = client.BatchV1Api(api_client)
+        self._apps = client.AppsV1Api(api_client)
+        self._core = client.CoreV1Api(api_client)
+
+    def start_training(self, spec: TrainingJobSpec) -> str:
+        """Create the Job for `spec` and its token Secret; return the Job's name.
+
+        Idempotent: starting a job that already exists changes nothing. Success means the API
+        server accepted the Job, not that a pod is scheduled or running.
+        """
+        job = objects.build_training_job(spec, self.namespace)
+        uid = self._create_owner(job, self._batch.create_namespaced_job, self._read_job_uid)
+        self._create_secret(objects.build_token_secret(job, spec.job_token, uid))
+        return str(job.metadata.name)
+
+    def stop_training(self, result_id: int) -> list[str]:
+        """Delete the Job(s) training `result_id` (their pods go with them); return their names.
+
+        A result with no Job (never started, already cleaned up) is not an error.
+        """
+        jobs = self._list(
+            "list", "jobs", self._batch.list_namespaced_job, WorkloadKind.RESULT, result_id
+        )
+        names = [str(job.metadata.name) for job in jobs]
+        for name in names:
+            self._delete("jobs", self._batch.delete_namespaced_job, name)
+        return names
+
+    def start_inference(self, spec: InferenceSpec) -> str:
+        """Create the Deployment for `spec` and its token Secret; return the Deployment's name.
+
+        Idempotent like `start_training`; an existing Deployment keeps its replica count.
+        """
+        deployment = objects.build_inference_deployment(spec, self.namespace)
+        create = self._apps.create_namespaced_deployment
+        uid = self._create_owner(deployment, create, self._read_deployment_uid)
+        self._create_secret(objects.build_token_secret(deployment, spec.job_token, uid))
+        return str(deployment.metadata.name)
+
+    def scale_inference(self, inference_id: int, replicas: int) -> None:
+        """Set the replica count of a running inference through its scale subresource.
+
+        Raises WorkloadNotFoundError when the inference has no Deployment.
+        """
+        if replicas < 0:
+            raise SpecError("must be 0 or more", field="replicas")
+        name = objects.inference_name(inference_id)
+        body = {"spec": {"replicas": replicas}}
+        try:
+            self._apps.patch_namespaced_deployment_scale(name, self.namespace, body)
+        except ApiException as error:
+            if error.status == 404:
+                raise WorkloadNotFoundError("inference", inference_id, "Deployment") from error
+            raise api_error(error, "patch", "deployments/scale") from error
+
+    def stop_inference(self, inference_id: int) -> bool:
+        """Delete an inference's Deployment; its pods and Secret follow. False if none existed."""
+        name = objects.inference_name(inference_id)
+        return self._delete("deployments", self._apps.delete_namespaced_deployment, name)
+
+    def logs(self, kind: WorkloadKind, object_id: int, tail_lines: int = 200) -> str:
+        """The last `tail_lines` lines of a result's newest pod, or of each inference replica.
+
+        Replicas' logs are concatenated, each under a `==> <pod name> <==` line. A container that
+        has not started yet contributes nothing. Raises WorkloadNotFoundError when no pod exists.
+        """
+        pods = self._list("list", "pods", self._core.list_namespaced_pod, kind, object_id)
+        pods.sort(key=lambda pod: (pod.metadata.creation_timestamp or 0, pod.metadata.name))
+        if not pods:
+            raise WorkloadNotFoundError(kind.value, object_id, "pod")
+        if kind is WorkloadKind.RESULT:
+            return self._pod_log(pods[-1], tail_lines)
+        parts = [f"==> {pod.metadata.name} <==\n{self._pod_log(pod, tail_lines)}" for pod in pods]
+        return "\n".join(parts)
+
+    def _create_owner(
+        self,
+        body: V1Job | V1Deployment,
+        create: Callable[..., Any],
+        read_uid: Callable[[str], str | None],
+    ) -> str | None:
+        """Create `body`, or find it already there (409); return its uid."""
+        resource = f"{body.kind.lower()}s"
+        try:
+            created = create(self.namespace, body, field_validation=STRICT)
+        except ApiException as error:
+            if error.status != 409:
+                raise api_error(error, "create", resource) from error
+            return read_uid(str(body.metadata.name))
+        return created.metadata.uid if created.metadata is not None else None
+
+    def _read_job_uid(self, name: str) -> str | None:
+        job = _call("get", "jobs", self._batch.read_namespaced_job, name, self.namespace)
+        return job.metadata.uid
+
+    def _read_deployment_uid(self, name: str) -> str | None:
+        read = self._apps.read_namespaced_deployment
+        deployment = _call("get", "deployments", read, name, self.namespace)
+        return deployment.metadata.uid
+
+    def _create_secret(self, secret: client.V1Secret) -> None:
+        try:
+            self._core.create_namespaced_secret(self.namespace, secret, field_validation=STRICT)
+        except ApiException as error:
+            if error.status != 409:
+                raise api_error(error, "create", "secrets") from error
+
+    def _delete(self, resource: str, delete: Callable[..., Any], name: str) -> bool:
+        try:
+            delete(name, self.namespace, propagation_policy=BACKGROUND)
+        except ApiException as error:
+            if error.status == 404:
+                return False
+            raise api_error(error, "delete", resource) from error
+        return True
+
+    def _list(
+        self,
+        verb: str,
+        resource: str,
+        list_fn: Callable[..., Any],
+        kind: WorkloadKind,
+        object_id: int,
+    ) -> list[Any]:
+        label_selector = objects.selector(kind, object_id)
+        answer = _call(verb, resource, list_fn, self.namespace, label_selector=label_selector)
+        return list(answer.items)
+
+    def _pod_log(self, pod: V1Pod, tail_lines: int) -> str:
+        name = str(pod.metadata.name)
+        try:
+            return str(
+                self._core.read_namespaced_pod_log(
+                    name, self.namespace, container=objects.CONTAINER_NAME, tail_lines=tail_lines
+                )
+            )
+        except ApiException as error:
+            # 400: the container is still waiting to start; 404: the pod just went away.
+            if error.status in (400, 404):
+                return ""
+            raise api_error(error, "get", "pods/log") from error
+
+
+def _call(verb: str, resource: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as error:
+        raise api_error(error, verb, resource) from error
