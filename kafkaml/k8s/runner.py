@@ -63,17 +63,15 @@ class KubernetesRunner:
         return str(job.metadata.name)
 
     def stop_training(self, result_id: int) -> list[str]:
-        """Delete the Job(s) training `result_id` (their pods go with them); return their names.
-
-        A result with no Job (never started, already cleaned up) is not an error.
+        """Delete the Job(s) training `result_id` (their pods go with them); return the names of
+        those this call deleted. A result with no Job (never started, already cleaned up, deleted
+        concurrently) is not an error.
         """
-        jobs = self._list(
-            "list", "jobs", self._batch.list_namespaced_job, WorkloadKind.RESULT, result_id
-        )
+        jobs = self._list("jobs", self._batch.list_namespaced_job, WorkloadKind.RESULT, result_id)
         names = [str(job.metadata.name) for job in jobs]
-        for name in names:
-            self._delete("jobs", self._batch.delete_namespaced_job, name)
-        return names
+        return [
+            name for name in names if self._delete("jobs", self._batch.delete_namespaced_job, name)
+        ]
 
     def start_inference(self, spec: InferenceSpec) -> str:
         """Create the Deployment for `spec` and its token Secret; return the Deployment's name.
@@ -113,7 +111,7 @@ class KubernetesRunner:
         Replicas' logs are concatenated, each under a `==> <pod name> <==` line. A container that
         has not started yet contributes nothing. Raises WorkloadNotFoundError when no pod exists.
         """
-        pods = self._list("list", "pods", self._core.list_namespaced_pod, kind, object_id)
+        pods = self._list("pods", self._core.list_namespaced_pod, kind, object_id)
         pods.sort(key=lambda pod: (pod.metadata.creation_timestamp or 0, pod.metadata.name))
         if not pods:
             raise WorkloadNotFoundError(kind.value, object_id, "pod")
@@ -165,14 +163,13 @@ class KubernetesRunner:
 
     def _list(
         self,
-        verb: str,
         resource: str,
         list_fn: Callable[..., Any],
         kind: WorkloadKind,
         object_id: int,
     ) -> list[Any]:
         label_selector = objects.selector(kind, object_id)
-        answer = _call(verb, resource, list_fn, self.namespace, label_selector=label_selector)
+        answer = _call("list", resource, list_fn, self.namespace, label_selector=label_selector)
         return list(answer.items)
 
     def _pod_log(self, pod: V1Pod, tail_lines: int) -> str:

@@ -1,0 +1,250 @@
+"""The objects the runner builds: their exact shape, and strict validity for Kubernetes 1.37."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from kubernetes.client import ApiClient
+
+from kafkaml.k8s import objects
+from kafkaml.k8s.errors import SpecError
+from kafkaml.k8s.specs import HttpProbe, PodOptions, Resources, TrainingJobSpec
+from kafkaml.k8s.tests.conftest import NAMESPACE, inference_spec, training_spec
+
+# The Kubernetes version every object and manifest is validated against (current at writing).
+KUBERNETES_VERSION = "1.37.0"
+
+TRAINING_LABELS = {
+    "app.kubernetes.io/name": "kafkaml",
+    "app.kubernetes.io/component": "training",
+    "app.kubernetes.io/managed-by": "kafkaml-runner",
+    "kafkaml.io/deployment-id": "3",
+    "kafkaml.io/result-7": "true",
+    "kafkaml.io/result-8": "true",
+}
+HARDENED_CONTAINER = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
+NON_ROOT_POD = {
+    "fsGroup": 10001,
+    "runAsGroup": 10001,
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+EXPECTED_TRAINING_JOB: dict[str, Any] = {
+    "apiVersion": "batch/v1",
+    "kind": "Job",
+    "metadata": {
+        "name": "kafkaml-training-7",
+        "namespace": "kafkaml",
+        "labels": TRAINING_LABELS,
+        "annotations": {"kafkaml.io/result-ids": "7,8"},
+    },
+    "spec": {
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": 3600,
+        "template": {
+            "metadata": {
+                "labels": TRAINING_LABELS,
+                "annotations": {"kafkaml.io/result-ids": "7,8"},
+            },
+            "spec": {
+                "automountServiceAccountToken": False,
+                "restartPolicy": "Never",
+                "securityContext": NON_ROOT_POD,
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+                "containers": [
+                    {
+                        "name": "worker",
+                        "image": "ghcr.io/kafkaml/model-training:0.1.0",
+                        "imagePullPolicy": "IfNotPresent",
+                        "env": [
+                            {"name": "KAFKAML_BACKEND_URL", "value": "http://kafkaml-backend:8000"},
+                            {"name": "KAFKAML_RESULT_IDS", "value": "7,8"},
+                            {"name": "KAFKAML_DEPLOYMENT_ID", "value": "3"},
+                            {
+                                "name": "KAFKAML_JOB_TOKEN",
+                                "valueFrom": {
+                                    "secretKeyRef": {
+                                        "name": "kafkaml-training-7-token",
+                                        "key": "token",
+                                    }
+                                },
+                            },
+                        ],
+                        "envFrom": [
+                            {"configMapRef": {"name": "kafkaml-config"}},
+                            {"secretRef": {"name": "kafkaml-kafka"}},
+                        ],
+                        "resources": {
+                            "requests": {"cpu": "1", "memory": "2Gi"},
+                            "limits": {"memory": "3Gi"},
+                        },
+                        "securityContext": HARDENED_CONTAINER,
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    }
+                ],
+            },
+        },
+    },
+}
+
+
+def serialize(obj: Any) -> dict[str, Any]:
+    return dict(ApiClient().sanitize_for_serialization(obj))
+
+
+def gpu_training_spec() -> TrainingJobSpec:
+    pod = PodOptions(
+        image="ghcr.io/kafkaml/model-training:0.1.0-gpu",
+        resources=Resources(cpu_request="4", cpu_limit="8", memory_limit="16Gi", gpus=2),
+        service_account_name="kafkaml-worker",
+    )
+    return training_spec(pod=pod, backoff_limit=2, active_deadline_seconds=86400)
+
+
+BUILT_OBJECTS = {
+    "training job": lambda: objects.build_training_job(training_spec(), NAMESPACE),
+    "gpu training job": lambda: objects.build_training_job(gpu_training_spec(), NAMESPACE),
+    "inference deployment": lambda: objects.build_inference_deployment(inference_spec(), NAMESPACE),
+    "inference without probe": lambda: objects.build_inference_deployment(
+        inference_spec(probe=None, replicas=0), NAMESPACE
+    ),
+    "owned token secret": lambda: objects.build_token_secret(
+        objects.build_training_job(training_spec(), NAMESPACE), "secret-token", "0f1e-uid"
+    ),
+    "unowned token secret": lambda: objects.build_token_secret(
+        objects.build_inference_deployment(inference_spec(), NAMESPACE), "secret-token", None
+    ),
+}
+
+
+def test_training_job_is_exactly_the_documented_job() -> None:
+    job = objects.build_training_job(training_spec(), NAMESPACE)
+
+    assert serialize(job) == EXPECTED_TRAINING_JOB
+
+
+@pytest.mark.parametrize("name", sorted(BUILT_OBJECTS))
+def test_every_built_object_passes_strict_validation_for_current_kubernetes(name: str) -> None:
+    body = serialize(BUILT_OBJECTS[name]())
+
+    assert kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True) == "1.37"
+
+
+def test_strict_validation_rejects_a_field_kubernetes_does_not_know() -> None:
+    body = serialize(objects.build_training_job(training_spec(), NAMESPACE))
+    body["spec"]["template"]["spec"]["containers"][0]["gpus"] = 1
+
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
+
+
+def test_gpu_job_requests_and_limits_whole_nvidia_gpus_and_tolerates_the_gpu_taint() -> None:
+    body = serialize(objects.build_training_job(gpu_training_spec(), NAMESPACE))
+    pod = body["spec"]["template"]["spec"]
+
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "4", "memory": "1Gi", "nvidia.com/gpu": "2"},
+        "limits": {"cpu": "8", "memory": "16Gi", "nvidia.com/gpu": "2"},
+    }
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    assert pod["serviceAccountName"] == "kafkaml-worker"
+    assert body["spec"]["backoffLimit"] == 2
+    assert body["spec"]["activeDeadlineSeconds"] == 86400
+
+
+def test_inference_deployment_runs_the_replicas_with_probes_resources_and_its_token() -> None:
+    body = serialize(objects.build_inference_deployment(inference_spec(), NAMESPACE))
+    pod = body["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    probe = {"httpGet": {"path": "/metrics", "port": 9100}, "periodSeconds": 10}
+
+    assert body["metadata"]["name"] == "kafkaml-inference-5"
+    assert body["spec"]["replicas"] == 3
+    assert container["livenessProbe"] == {**probe, "initialDelaySeconds": 30, "failureThreshold": 3}
+    assert container["readinessProbe"] == {**probe, "initialDelaySeconds": 5, "failureThreshold": 3}
+    assert container["resources"] == {
+        "requests": {"cpu": "500m", "memory": "1Gi"},
+        "limits": {"memory": "4Gi"},
+    }
+    assert container["env"] == [
+        {"name": "KAFKAML_INFERENCE_ID", "value": "5"},
+        {
+            "name": "KAFKAML_JOB_TOKEN",
+            "valueFrom": {"secretKeyRef": {"name": "kafkaml-inference-5-token", "key": "token"}},
+        },
+    ]
+    assert pod["restartPolicy"] == "Always"
+    assert pod["terminationGracePeriodSeconds"] == 60
+
+
+def test_deployment_selector_selects_its_own_pods_and_no_other_inference() -> None:
+    body = serialize(objects.build_inference_deployment(inference_spec(), NAMESPACE))
+    selected = body["spec"]["selector"]["matchLabels"]
+    pod_labels = body["spec"]["template"]["metadata"]["labels"]
+    other = serialize(objects.build_inference_deployment(inference_spec(inference_id=6), NAMESPACE))
+
+    assert selected.items() <= pod_labels.items()
+    assert not selected.items() <= other["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_token_secret_is_owned_by_its_job_so_it_is_collected_with_it() -> None:
+    job = objects.build_training_job(training_spec(), NAMESPACE)
+    body = serialize(objects.build_token_secret(job, "secret-token", "0f1e-uid"))
+
+    assert body["metadata"]["name"] == "kafkaml-training-7-token"
+    assert body["metadata"]["labels"] == TRAINING_LABELS
+    assert body["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": "kafkaml-training-7",
+            "uid": "0f1e-uid",
+            "blockOwnerDeletion": False,
+        }
+    ]
+    assert body["stringData"] == {"token": "secret-token"}
+
+
+def test_selector_of_a_result_finds_the_chain_job_from_any_of_its_results() -> None:
+    labels = serialize(objects.build_training_job(training_spec(), NAMESPACE))["metadata"]["labels"]
+
+    for result_id in (7, 8):
+        terms = objects.selector(objects.WorkloadKind.RESULT, result_id).split(",")
+        assert all(labels.get(k) == v for k, v in (term.split("=") for term in terms))
+    assert "kafkaml.io/result-9=true" in objects.selector(objects.WorkloadKind.RESULT, 9)
+
+
+@pytest.mark.parametrize(
+    ("build", "field"),
+    [
+        (lambda: training_spec(result_ids=()), "result_ids"),
+        (lambda: training_spec(result_ids=(4, 4)), "result_ids"),
+        (lambda: training_spec(deployment_id=0), "deployment_id"),
+        (lambda: training_spec(job_token=""), "job_token"),
+        (lambda: training_spec(backoff_limit=-1), "backoff_limit"),
+        (lambda: PodOptions(image=" "), "image"),
+        (lambda: PodOptions(image="i", env={"KAFKAML_JOB_TOKEN": "x"}), "env"),
+        (lambda: PodOptions(image="i", env={"1BAD": "x"}), "env"),
+        (lambda: PodOptions(image="i", env_from_secrets=("Not_A_Name",)), "env_from"),
+        (lambda: PodOptions(image="i", image_pull_policy="Sometimes"), "image_pull_policy"),
+        (lambda: Resources(memory_limit="4 GB"), "memory_limit"),
+        (lambda: Resources(cpu_request="half"), "cpu_request"),
+        (lambda: Resources(gpus=-1), "gpus"),
+        (lambda: HttpProbe(port=0), "probe.port"),
+        (lambda: inference_spec(replicas=-1), "replicas"),
+    ],
+)
+def test_invalid_spec_raises_spec_error_naming_the_field(build: Any, field: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        build()
+
+    assert caught.value.field == field

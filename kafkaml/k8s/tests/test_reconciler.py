@@ -1,0 +1,304 @@
+"""The reconciler over real HTTP against kmock: list, watch, re-list after 410, report failures.
+
+The tests play the Kubernetes controllers: they patch a Job's status or a pod's container
+statuses through the API, exactly as the Job controller and the kubelet would.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import kmock
+import pytest
+from kubernetes import client
+from kubernetes.client import ApiClient
+
+from kafkaml.k8s import objects
+from kafkaml.k8s.errors import RunnerPermissionError
+from kafkaml.k8s.reconciler import Reconciler
+from kafkaml.k8s.runner import KubernetesRunner
+from kafkaml.k8s.specs import WorkloadKind
+from kafkaml.k8s.tests.conftest import NAMESPACE, EmulatedApiServer, inference_spec, training_spec
+
+JOBS = kmock.resource("batch/v1/jobs")
+PODS = kmock.resource("v1/pods")
+LIST, WATCH = kmock.action.LIST, kmock.action.WATCH
+DEADLINE_S = 20.0
+BACKOFF_LIMIT_REACHED = "BackoffLimitExceeded: Job has reached the specified backoff limit"
+
+Failure = tuple[WorkloadKind, int, str]
+
+
+class RunningReconciler:
+    """A Reconciler running in a thread, its reports collected in a queue."""
+
+    def __init__(self, api_client: ApiClient) -> None:
+        self.reports: queue.Queue[Failure] = queue.Queue()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.reconciler = Reconciler(
+            api_client,
+            namespace=NAMESPACE,
+            on_failed=lambda kind, object_id, reason: self.reports.put((kind, object_id, reason)),
+            # Short idle timeouts so the watch threads notice `stop` quickly in tests.
+            idle_timeout_seconds=1.0,
+            retry_delay_seconds=0.05,
+        )
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.reconciler.run(self.stop)
+        except BaseException as error:
+            self.error = error
+
+    def next_report(self) -> Failure:
+        return self.reports.get(timeout=DEADLINE_S)
+
+    def no_more_reports(self) -> bool:
+        return self.reports.empty()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=DEADLINE_S)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def start_reconciler(api_client: ApiClient) -> Iterator[Any]:
+    started: list[RunningReconciler] = []
+
+    def start() -> RunningReconciler:
+        running = RunningReconciler(api_client)
+        running.thread.start()
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        running.close()
+
+
+def wait_until_watching(apiserver: EmulatedApiServer, resource: kmock.resource) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not apiserver.requests("watch", resource):
+        assert time.monotonic() < deadline, f"the reconciler never watched {resource}"
+        time.sleep(0.01)
+
+
+def fail_job(api_client: ApiClient, name: str) -> None:
+    """What the Job controller writes when the backoff limit is reached."""
+    condition = {
+        "type": "Failed",
+        "status": "True",
+        "reason": "BackoffLimitExceeded",
+        "message": "Job has reached the specified backoff limit",
+    }
+    body = {"status": {"conditions": [condition], "failed": 1}}
+    client.BatchV1Api(api_client).patch_namespaced_job_status(name, NAMESPACE, body)
+
+
+def complete_job(api_client: ApiClient, name: str) -> None:
+    condition = {"type": "Complete", "status": "True"}
+    body = {"status": {"conditions": [condition], "succeeded": 1}}
+    client.BatchV1Api(api_client).patch_namespaced_job_status(name, NAMESPACE, body)
+
+
+def create_pod(api_client: ApiClient, name: str, metadata: client.V1ObjectMeta) -> None:
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": metadata.labels,
+            "annotations": metadata.annotations,
+        },
+        "spec": {"containers": [{"name": "worker", "image": "kafkaml"}]},
+    }
+    client.CoreV1Api(api_client).create_namespaced_pod(NAMESPACE, body)
+
+
+def oom_kill(api_client: ApiClient, pod_name: str) -> None:
+    """What the kubelet reports after the kernel killed the container for its memory."""
+    terminated = {"reason": "OOMKilled", "exitCode": 137}
+    status = {
+        "name": "worker",
+        "image": "kafkaml",
+        "imageID": "",
+        "ready": False,
+        "restartCount": 1,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": terminated},
+    }
+    body = {"status": {"phase": "Running", "containerStatuses": [status]}}
+    client.CoreV1Api(api_client).patch_namespaced_pod_status(pod_name, NAMESPACE, body)
+
+
+def test_failed_condition_on_a_job_marks_every_result_of_its_chain_failed(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    KubernetesRunner(api_client, namespace=NAMESPACE).start_training(training_spec())
+    running = start_reconciler()
+    wait_until_watching(apiserver, JOBS)
+
+    fail_job(api_client, "kafkaml-training-7")
+
+    reports = {running.next_report(), running.next_report()}
+    assert reports == {
+        (WorkloadKind.RESULT, 7, BACKOFF_LIMIT_REACHED),
+        (WorkloadKind.RESULT, 8, BACKOFF_LIMIT_REACHED),
+    }
+
+
+def test_reconciler_watches_only_the_runners_workloads(
+    apiserver: EmulatedApiServer, start_reconciler: Any
+) -> None:
+    start_reconciler()
+    wait_until_watching(apiserver, JOBS)
+    wait_until_watching(apiserver, PODS)
+
+    [job_watch] = apiserver.requests("watch", JOBS)[:1]
+    [pod_watch] = apiserver.requests("watch", PODS)[:1]
+    assert job_watch.params["labelSelector"] == objects.selector(WorkloadKind.RESULT)
+    assert pod_watch.params["labelSelector"] == "app.kubernetes.io/managed-by=kafkaml-runner"
+    assert job_watch.params["allowWatchBookmarks"] == "true"
+
+
+def test_a_job_failed_while_no_one_watched_is_found_by_the_first_list(
+    api_client: ApiClient, start_reconciler: Any
+) -> None:
+    KubernetesRunner(api_client, namespace=NAMESPACE).start_training(training_spec(result_ids=(4,)))
+    fail_job(api_client, "kafkaml-training-4")
+
+    running = start_reconciler()
+
+    assert running.next_report() == (WorkloadKind.RESULT, 4, BACKOFF_LIMIT_REACHED)
+
+
+def test_expired_watch_410_is_followed_by_a_fresh_list_that_finds_the_failure(
+    apiserver: EmulatedApiServer,
+    api_client: ApiClient,
+    start_reconciler: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="kafkaml.k8s.reconciler")
+    KubernetesRunner(api_client, namespace=NAMESPACE).start_training(training_spec(result_ids=(4,)))
+    fail_job(api_client, "kafkaml-training-4")
+    # The first list predates the failure; the first watch has expired (410 Gone).
+    apiserver.emulator["list", JOBS] << once({"metadata": {"resourceVersion": "1"}, "items": []})
+    gone = {"type": "ERROR", "object": gone_status()}
+    apiserver.emulator["watch", JOBS] << once((gone,))
+
+    running = start_reconciler()
+
+    assert running.next_report() == (WorkloadKind.RESULT, 4, BACKOFF_LIMIT_REACHED)
+    reads = [r.action for r in apiserver.requests(JOBS) if r.action in (LIST, WATCH)]
+    assert reads[:3] == [LIST, WATCH, LIST]
+    assert "watch of jobs expired (410 Gone); listing again" in caplog.messages
+
+
+def test_a_job_deleted_before_it_finished_marks_its_results_failed(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    runner = KubernetesRunner(api_client, namespace=NAMESPACE)
+    runner.start_training(training_spec(result_ids=(4,)))
+    running = start_reconciler()
+    wait_until_watching(apiserver, JOBS)
+
+    client.BatchV1Api(api_client).delete_namespaced_job("kafkaml-training-4", NAMESPACE)
+
+    reason = "Job kafkaml-training-4 was deleted before it finished"
+    assert running.next_report() == (WorkloadKind.RESULT, 4, reason)
+
+
+def test_a_completed_job_removed_after_its_ttl_is_no_failure(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    runner = KubernetesRunner(api_client, namespace=NAMESPACE)
+    runner.start_training(training_spec(result_ids=(4,)))
+    runner.start_training(training_spec(result_ids=(5,)))
+    running = start_reconciler()
+    wait_until_watching(apiserver, JOBS)
+
+    complete_job(api_client, "kafkaml-training-4")
+    client.BatchV1Api(api_client).delete_namespaced_job("kafkaml-training-4", NAMESPACE)
+    # A failure after those events: once it is reported, the earlier events were handled.
+    fail_job(api_client, "kafkaml-training-5")
+
+    assert running.next_report() == (WorkloadKind.RESULT, 5, BACKOFF_LIMIT_REACHED)
+    assert running.no_more_reports()
+
+
+def test_an_oom_killed_training_pod_marks_its_results_failed(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    job = objects.build_training_job(training_spec(), NAMESPACE)
+    create_pod(api_client, "kafkaml-training-7-abcde", job.spec.template.metadata)
+    running = start_reconciler()
+    wait_until_watching(apiserver, PODS)
+
+    oom_kill(api_client, "kafkaml-training-7-abcde")
+
+    reason = "OOMKilled: container worker of pod kafkaml-training-7-abcde exceeded its memory limit"
+    assert {running.next_report(), running.next_report()} == {
+        (WorkloadKind.RESULT, 7, reason),
+        (WorkloadKind.RESULT, 8, reason),
+    }
+
+
+def test_an_oom_killed_inference_replica_marks_the_inference_failed_once(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    deployment = objects.build_inference_deployment(inference_spec(), NAMESPACE)
+    create_pod(api_client, "kafkaml-inference-5-xyz", deployment.spec.template.metadata)
+    running = start_reconciler()
+    wait_until_watching(apiserver, PODS)
+
+    oom_kill(api_client, "kafkaml-inference-5-xyz")
+    oom_kill(api_client, "kafkaml-inference-5-xyz")
+
+    reason = "OOMKilled: container worker of pod kafkaml-inference-5-xyz exceeded its memory limit"
+    assert running.next_report() == (WorkloadKind.INFERENCE, 5, reason)
+    # The second kill is the same failure of the same pod: not reported twice.
+    assert len(apiserver.requests("patch", PODS)) == 2
+    assert running.no_more_reports()
+
+
+def test_a_reconciler_without_permission_to_list_stops_with_permission_error(
+    apiserver: EmulatedApiServer, start_reconciler: Any
+) -> None:
+    forbidden = {"kind": "Status", "code": 403, "message": 'pods is forbidden: cannot list "pods"'}
+    apiserver.emulator["list", PODS] << 403 << forbidden
+
+    running = start_reconciler()
+    running.thread.join(timeout=DEADLINE_S)
+
+    assert isinstance(running.error, RunnerPermissionError)
+    assert (running.error.verb, running.error.resource) == ("list", "pods")
+
+
+def gone_status() -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "metadata": {},
+        "status": "Failure",
+        "code": 410,
+        "reason": "Expired",
+        "message": "too old resource version: 1 (2000)",
+    }
+
+
+def once(payload: Any) -> Any:
+    """A kmock reaction that answers the first matching request only, then steps aside."""
+    answers = [payload]
+
+    def answer() -> Any:
+        return answers.pop() if answers else NotImplemented
+
+    return answer
