@@ -13,6 +13,7 @@ from kafkaml.k8s.errors import (
 )
 from kafkaml.k8s.reconciler import FailureCallback, Reconciler
 from kafkaml.k8s.runner import KubernetesRunner, load_api_client
+from kafkaml.k8s.settings import KubernetesRunnerSettings
 from kafkaml.k8s.specs import (
     HttpProbe,
     InferenceSpec,
@@ -28,6 +29,7 @@ __all__ = [
     "InferenceSpec",
     "KubernetesApiError",
     "KubernetesRunner",
+    "KubernetesRunnerSettings",
     "PodOptions",
     "Reconciler",
     "Resources",

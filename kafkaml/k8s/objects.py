@@ -208,7 +208,8 @@ def _container(pod: PodOptions, runner_env: dict[str, str], secret_name: str) ->
         for n in pod.env_from_config_maps
     ]
     env_from += [
-        V1EnvFromSource(secret_ref=V1SecretEnvSource(name=n)) for n in pod.env_from_secrets
+        V1EnvFromSource(secret_ref=V1SecretEnvSource(name=n, optional=True))
+        for n in pod.env_from_secrets
     ]
     return V1Container(
         name=CONTAINER_NAME,
@@ -259,6 +260,9 @@ def _pod_spec(pod: PodOptions, container: V1Container, restart_policy: str) -> V
             seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
         ),
         tolerations=tolerations,
+        node_selector=dict(pod.node_selector) or None,
+        # Service links would inject KAFKAML_KAFKA_PORT and the like into our settings' prefix.
+        enable_service_links=False,
         volumes=[V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource())],
     )
 

@@ -21,6 +21,10 @@ RESERVED_ENV = frozenset(
 
 # A Kubernetes resource quantity: "500m", "2", "1.5", "4Gi", "1e3".
 _QUANTITY = re.compile(r"^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i|[mkMGTPE])?$")
+# A label key: optional DNS subdomain prefix and a name of up to 63 characters.
+_LABEL_KEY = re.compile(
+    r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # DNS-1123 subdomain, the rule for Secret and ConfigMap names.
 _OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -74,7 +78,10 @@ class HttpProbe:
 
 @dataclass(frozen=True)
 class PodOptions:
-    """What both kinds of workload share: image, environment, resources, service account."""
+    """What both kinds of workload share: image, environment, resources, service account.
+
+    Secrets in `env_from_secrets` are optional (a cluster without Kafka credentials has none).
+    """
 
     image: str
     env: Mapping[str, str] = field(default_factory=dict)
@@ -83,6 +90,7 @@ class PodOptions:
     resources: Resources = field(default_factory=Resources)
     service_account_name: str | None = None
     image_pull_policy: str = "IfNotPresent"
+    node_selector: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _require(bool(self.image.strip()), "must name an image", field="image")
@@ -91,6 +99,8 @@ class PodOptions:
             _require(name not in RESERVED_ENV, f"{name} is set by the runner", field="env")
         for name in (*self.env_from_config_maps, *self.env_from_secrets):
             _require(bool(_OBJECT_NAME.match(name)), f"{name!r} is not an object name", "env_from")
+        for key in self.node_selector:
+            _require(bool(_LABEL_KEY.match(key)), f"{key!r} is not a label key", "node_selector")
         allowed = ("Always", "IfNotPresent", "Never")
         _require(
             self.image_pull_policy in allowed, f"must be one of {allowed}", "image_pull_policy"

@@ -10,6 +10,7 @@ from kubernetes.client import ApiClient
 
 from kafkaml.k8s import objects
 from kafkaml.k8s.errors import SpecError
+from kafkaml.k8s.settings import KubernetesRunnerSettings
 from kafkaml.k8s.specs import HttpProbe, PodOptions, Resources, TrainingJobSpec
 from kafkaml.k8s.tests.conftest import NAMESPACE, inference_spec, training_spec
 
@@ -55,6 +56,7 @@ EXPECTED_TRAINING_JOB: dict[str, Any] = {
             },
             "spec": {
                 "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
                 "restartPolicy": "Never",
                 "securityContext": NON_ROOT_POD,
                 "volumes": [{"name": "tmp", "emptyDir": {}}],
@@ -79,7 +81,7 @@ EXPECTED_TRAINING_JOB: dict[str, Any] = {
                         ],
                         "envFrom": [
                             {"configMapRef": {"name": "kafkaml-config"}},
-                            {"secretRef": {"name": "kafkaml-kafka"}},
+                            {"secretRef": {"name": "kafkaml-kafka", "optional": True}},
                         ],
                         "resources": {
                             "requests": {"cpu": "1", "memory": "2Gi"},
@@ -236,6 +238,7 @@ def test_selector_of_a_result_finds_the_chain_job_from_any_of_its_results() -> N
         (lambda: PodOptions(image="i", env={"1BAD": "x"}), "env"),
         (lambda: PodOptions(image="i", env_from_secrets=("Not_A_Name",)), "env_from"),
         (lambda: PodOptions(image="i", image_pull_policy="Sometimes"), "image_pull_policy"),
+        (lambda: PodOptions(image="i", node_selector={"bad key!": "x"}), "node_selector"),
         (lambda: Resources(memory_limit="4 GB"), "memory_limit"),
         (lambda: Resources(cpu_request="half"), "cpu_request"),
         (lambda: Resources(gpus=-1), "gpus"),
@@ -248,3 +251,36 @@ def test_invalid_spec_raises_spec_error_naming_the_field(build: Any, field: str)
         build()
 
     assert caught.value.field == field
+
+
+def test_runner_settings_build_gpu_training_pods_pinned_to_gpu_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKAML_K8S_TRAINING_IMAGE", "registry.example/kafkaml/training:1.2")
+    monkeypatch.setenv("KAFKAML_K8S_GPU_NODE_SELECTOR", "nvidia.com/gpu.present=true")
+    monkeypatch.setenv("KAFKAML_K8S_TRAINING_MEMORY_LIMIT", "24Gi")
+    settings = KubernetesRunnerSettings()
+
+    spec = training_spec(pod=settings.training_pod(gpus=1))
+    body = serialize(objects.build_training_job(spec, settings.namespace))
+    pod = body["spec"]["template"]["spec"]
+
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert pod["serviceAccountName"] == "kafkaml-worker"
+    assert pod["containers"][0]["image"] == "registry.example/kafkaml/training:1.2"
+    assert pod["containers"][0]["resources"]["limits"] == {"memory": "24Gi", "nvidia.com/gpu": "1"}
+    assert pod["containers"][0]["envFrom"] == [
+        {"configMapRef": {"name": "kafkaml-config"}},
+        {"secretRef": {"name": "kafkaml-kafka-credentials", "optional": True}},
+    ]
+    assert kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True) == "1.37"
+
+
+def test_runner_settings_keep_cpu_only_pods_off_the_gpu_node_selector(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKAML_K8S_GPU_NODE_SELECTOR", "nvidia.com/gpu.present=true")
+    settings = KubernetesRunnerSettings()
+
+    assert settings.training_pod(gpus=0).node_selector == {}
+    assert settings.inference_pod().node_selector == {}
