@@ -28,6 +28,7 @@ from kubernetes.client import (
     V1LabelSelector,
     V1ObjectMeta,
     V1OwnerReference,
+    V1Pod,
     V1PodSecurityContext,
     V1PodSpec,
     V1PodTemplateSpec,
@@ -58,6 +59,13 @@ GPU_RESOURCE = "nvidia.com/gpu"
 RUN_AS_USER = 10001
 
 COMPONENT = {WorkloadKind.RESULT: "training", WorkloadKind.INFERENCE: "inference"}
+
+
+def metadata_of(obj: V1Job | V1Deployment | V1Pod) -> V1ObjectMeta:
+    """The object's metadata; every object the API server returns or we build has it."""
+    if obj.metadata is None:
+        raise ValueError(f"{type(obj).__name__} without metadata")
+    return obj.metadata
 
 
 def result_label(result_id: int) -> str:
@@ -162,14 +170,15 @@ def build_token_secret(
 
     Owned, it is garbage-collected with the Job (after ttlSecondsAfterFinished) or Deployment.
     """
-    meta = workload.metadata
+    meta = metadata_of(workload)
+    name = str(meta.name)
     owners = None
     if owner_uid is not None:
         owners = [
             V1OwnerReference(
-                api_version=workload.api_version,
-                kind=workload.kind,
-                name=meta.name,
+                api_version=str(workload.api_version),
+                kind=str(workload.kind),
+                name=name,
                 uid=owner_uid,
                 block_owner_deletion=False,
             )
@@ -178,9 +187,9 @@ def build_token_secret(
         api_version="v1",
         kind="Secret",
         metadata=V1ObjectMeta(
-            name=token_secret_name(meta.name),
+            name=token_secret_name(name),
             namespace=meta.namespace,
-            labels=dict(meta.labels),
+            labels=dict(meta.labels or {}),
             owner_references=owners,
         ),
         type="Opaque",

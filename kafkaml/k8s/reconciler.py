@@ -116,26 +116,27 @@ class Reconciler:
         failed = conditions.get("Failed")
         if failed is not None and failed.status == "True":
             reason = f"{failed.reason or 'Failed'}: {failed.message or 'the training Job failed'}"
-            self._report_results(job.metadata, reason)
+            self._report_results(objects.metadata_of(job), reason)
         elif event_type == "DELETED" and not _finished(conditions):
-            reason = f"Job {job.metadata.name} was deleted before it finished"
-            self._report_results(job.metadata, reason)
+            reason = f"Job {objects.metadata_of(job).name} was deleted before it finished"
+            self._report_results(objects.metadata_of(job), reason)
 
     def handle_pod(self, pod: V1Pod, event_type: str) -> None:
         """Report the pod's result(s) or inference failed if one of its containers was OOMKilled."""
         killed = _oom_killed_container(pod)
         if killed is None:
             return
+        metadata = objects.metadata_of(pod)
         reason = (
-            f"{OOM_KILLED}: container {killed} of pod {pod.metadata.name} exceeded its memory limit"
+            f"{OOM_KILLED}: container {killed} of pod {metadata.name} exceeded its memory limit"
         )
-        labels = pod.metadata.labels or {}
+        labels = metadata.labels or {}
         if labels.get(objects.LABEL_COMPONENT) == objects.COMPONENT[WorkloadKind.INFERENCE]:
             inference_id = labels.get(objects.LABEL_INFERENCE_ID, "")
             if inference_id.isdigit():
-                self._report(WorkloadKind.INFERENCE, int(inference_id), pod.metadata.name, reason)
+                self._report(WorkloadKind.INFERENCE, int(inference_id), str(metadata.name), reason)
         else:
-            self._report_results(pod.metadata, reason)
+            self._report_results(metadata, reason)
 
     def _list_and_handle(
         self,
@@ -158,7 +159,8 @@ class Reconciler:
         stop: threading.Event,
     ) -> None:
         # timeout_seconds also tells the client's Watch not to retry a 410 itself: we re-list.
-        watcher = watch.Watch()
+        # Watch carries no type annotations.
+        watcher: Any = watch.Watch()  # type: ignore[no-untyped-call]
         events: Iterable[dict[str, Any]] = watcher.stream(
             list_fn,
             self.namespace,

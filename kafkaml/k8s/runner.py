@@ -32,11 +32,14 @@ def load_api_client(kubeconfig: str | None = None) -> ApiClient:
     Raises RunnerError when neither an in-cluster service account nor a kubeconfig is found.
     """
     configuration = client.Configuration()
+    # The config loaders carry no type annotations.
+    load_incluster: Callable[..., None] = config.load_incluster_config
+    load_kubeconfig: Callable[..., None] = config.load_kube_config
     try:
         if kubeconfig is None:
-            config.load_incluster_config(client_configuration=configuration)
+            load_incluster(client_configuration=configuration)
         else:
-            config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
+            load_kubeconfig(config_file=kubeconfig, client_configuration=configuration)
     except config.ConfigException as error:
         raise RunnerError(f"no Kubernetes configuration: {error}") from error
     return ApiClient(configuration)
@@ -60,7 +63,7 @@ class KubernetesRunner:
         job = objects.build_training_job(spec, self.namespace)
         uid = self._create_owner(job, self._batch.create_namespaced_job, self._read_job_uid)
         self._create_secret(objects.build_token_secret(job, spec.job_token, uid))
-        return str(job.metadata.name)
+        return objects.training_job_name(spec)
 
     def stop_training(self, result_id: int) -> list[str]:
         """Delete the Job(s) training `result_id` (their pods go with them); return the names of
@@ -68,7 +71,7 @@ class KubernetesRunner:
         concurrently) is not an error.
         """
         jobs = self._list("jobs", self._batch.list_namespaced_job, WorkloadKind.RESULT, result_id)
-        names = [str(job.metadata.name) for job in jobs]
+        names = [str(objects.metadata_of(job).name) for job in jobs]
         return [
             name for name in names if self._delete("jobs", self._batch.delete_namespaced_job, name)
         ]
@@ -82,7 +85,7 @@ class KubernetesRunner:
         create = self._apps.create_namespaced_deployment
         uid = self._create_owner(deployment, create, self._read_deployment_uid)
         self._create_secret(objects.build_token_secret(deployment, spec.job_token, uid))
-        return str(deployment.metadata.name)
+        return objects.inference_name(spec.inference_id)
 
     def scale_inference(self, inference_id: int, replicas: int) -> None:
         """Set the replica count of a running inference through its scale subresource.
@@ -112,12 +115,12 @@ class KubernetesRunner:
         has not started yet contributes nothing. Raises WorkloadNotFoundError when no pod exists.
         """
         pods = self._list("pods", self._core.list_namespaced_pod, kind, object_id)
-        pods.sort(key=lambda pod: (pod.metadata.creation_timestamp or 0, pod.metadata.name))
+        pods.sort(key=_age_order)
         if not pods:
             raise WorkloadNotFoundError(kind.value, object_id, "pod")
         if kind is WorkloadKind.RESULT:
             return self._pod_log(pods[-1], tail_lines)
-        parts = [f"==> {pod.metadata.name} <==\n{self._pod_log(pod, tail_lines)}" for pod in pods]
+        parts = [f"==> {_name(pod)} <==\n{self._pod_log(pod, tail_lines)}" for pod in pods]
         return "\n".join(parts)
 
     def _create_owner(
@@ -127,23 +130,23 @@ class KubernetesRunner:
         read_uid: Callable[[str], str | None],
     ) -> str | None:
         """Create `body`, or find it already there (409); return its uid."""
-        resource = f"{body.kind.lower()}s"
+        resource = f"{str(body.kind).lower()}s"
         try:
             created = create(self.namespace, body, field_validation=STRICT)
         except ApiException as error:
             if error.status != 409:
                 raise api_error(error, "create", resource) from error
-            return read_uid(str(body.metadata.name))
-        return created.metadata.uid if created.metadata is not None else None
+            return read_uid(_name(body))
+        return objects.metadata_of(created).uid
 
     def _read_job_uid(self, name: str) -> str | None:
         job = _call("get", "jobs", self._batch.read_namespaced_job, name, self.namespace)
-        return job.metadata.uid
+        return objects.metadata_of(job).uid
 
     def _read_deployment_uid(self, name: str) -> str | None:
         read = self._apps.read_namespaced_deployment
         deployment = _call("get", "deployments", read, name, self.namespace)
-        return deployment.metadata.uid
+        return objects.metadata_of(deployment).uid
 
     def _create_secret(self, secret: client.V1Secret) -> None:
         try:
@@ -173,7 +176,7 @@ class KubernetesRunner:
         return list(answer.items)
 
     def _pod_log(self, pod: V1Pod, tail_lines: int) -> str:
-        name = str(pod.metadata.name)
+        name = _name(pod)
         try:
             return str(
                 self._core.read_namespaced_pod_log(
@@ -192,3 +195,13 @@ def _call(verb: str, resource: str, fn: Callable[..., T], *args: Any, **kwargs: 
         return fn(*args, **kwargs)
     except ApiException as error:
         raise api_error(error, verb, resource) from error
+
+
+def _name(obj: V1Job | V1Deployment | V1Pod) -> str:
+    return str(objects.metadata_of(obj).name)
+
+
+def _age_order(pod: V1Pod) -> tuple[str, str]:
+    # Oldest first; ISO timestamps order as strings, and a pod not yet stamped sorts first.
+    created = objects.metadata_of(pod).creation_timestamp
+    return (created.isoformat() if created is not None else "", _name(pod))

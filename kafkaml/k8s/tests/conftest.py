@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
@@ -91,7 +91,14 @@ def apiserver() -> Iterator[EmulatedApiServer]:
 def api_client(apiserver: EmulatedApiServer) -> Iterator[ApiClient]:
     client = apiserver.api_client()
     yield client
-    client.close()
+    close: Callable[[], None] = client.close  # untyped in the client library
+    close()
+
+
+def serialize(obj: Any) -> dict[str, Any]:
+    """`obj` as JSON-ready data, exactly as the kubernetes client sends it."""
+    sanitize: Callable[[Any], dict[str, Any]] = ApiClient().sanitize_for_serialization
+    return sanitize(obj)
 
 
 def training_spec(**overrides: Any) -> TrainingJobSpec:

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes_validate
 import pytest
-from kubernetes.client import ApiClient
 
 from kafkaml.k8s import objects
 from kafkaml.k8s.errors import SpecError
 from kafkaml.k8s.settings import KubernetesRunnerSettings
-from kafkaml.k8s.specs import HttpProbe, PodOptions, Resources, TrainingJobSpec
-from kafkaml.k8s.tests.conftest import NAMESPACE, inference_spec, training_spec
+from kafkaml.k8s.specs import HttpProbe, PodOptions, Resources, TrainingJobSpec, WorkloadKind
+from kafkaml.k8s.tests.conftest import NAMESPACE, inference_spec, serialize, training_spec
 
 # The Kubernetes version every object and manifest is validated against (current at writing).
 KUBERNETES_VERSION = "1.37.0"
@@ -97,10 +97,6 @@ EXPECTED_TRAINING_JOB: dict[str, Any] = {
 }
 
 
-def serialize(obj: Any) -> dict[str, Any]:
-    return dict(ApiClient().sanitize_for_serialization(obj))
-
-
 def gpu_training_spec() -> TrainingJobSpec:
     pod = PodOptions(
         image="ghcr.io/kafkaml/model-training:0.1.0-gpu",
@@ -110,7 +106,7 @@ def gpu_training_spec() -> TrainingJobSpec:
     return training_spec(pod=pod, backoff_limit=2, active_deadline_seconds=86400)
 
 
-BUILT_OBJECTS = {
+BUILT_OBJECTS: dict[str, Callable[[], Any]] = {
     "training job": lambda: objects.build_training_job(training_spec(), NAMESPACE),
     "gpu training job": lambda: objects.build_training_job(gpu_training_spec(), NAMESPACE),
     "inference deployment": lambda: objects.build_inference_deployment(inference_spec(), NAMESPACE),
@@ -220,9 +216,9 @@ def test_selector_of_a_result_finds_the_chain_job_from_any_of_its_results() -> N
     labels = serialize(objects.build_training_job(training_spec(), NAMESPACE))["metadata"]["labels"]
 
     for result_id in (7, 8):
-        terms = objects.selector(objects.WorkloadKind.RESULT, result_id).split(",")
+        terms = objects.selector(WorkloadKind.RESULT, result_id).split(",")
         assert all(labels.get(k) == v for k, v in (term.split("=") for term in terms))
-    assert "kafkaml.io/result-9=true" in objects.selector(objects.WorkloadKind.RESULT, 9)
+    assert "kafkaml.io/result-9=true" in objects.selector(WorkloadKind.RESULT, 9)
 
 
 @pytest.mark.parametrize(

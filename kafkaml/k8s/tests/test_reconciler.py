@@ -109,15 +109,14 @@ def complete_job(api_client: ApiClient, name: str) -> None:
     client.BatchV1Api(api_client).patch_namespaced_job_status(name, NAMESPACE, body)
 
 
-def create_pod(api_client: ApiClient, name: str, metadata: client.V1ObjectMeta) -> None:
-    body = {
+def create_pod(
+    api_client: ApiClient, name: str, labels: dict[str, str], annotations: dict[str, str]
+) -> None:
+    """A pod as the Job or ReplicaSet controller creates it from the workload's template."""
+    body: Any = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "labels": metadata.labels,
-            "annotations": metadata.annotations,
-        },
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
         "spec": {"containers": [{"name": "worker", "image": "kafkaml"}]},
     }
     client.CoreV1Api(api_client).create_namespaced_pod(NAMESPACE, body)
@@ -237,8 +236,9 @@ def test_a_completed_job_removed_after_its_ttl_is_no_failure(
 def test_an_oom_killed_training_pod_marks_its_results_failed(
     apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
 ) -> None:
-    job = objects.build_training_job(training_spec(), NAMESPACE)
-    create_pod(api_client, "kafkaml-training-7-abcde", job.spec.template.metadata)
+    labels = objects.training_labels(training_spec())
+    annotations = {objects.ANNOTATION_RESULT_IDS: "7,8"}
+    create_pod(api_client, "kafkaml-training-7-abcde", labels, annotations)
     running = start_reconciler()
     wait_until_watching(apiserver, PODS)
 
@@ -254,8 +254,8 @@ def test_an_oom_killed_training_pod_marks_its_results_failed(
 def test_an_oom_killed_inference_replica_marks_the_inference_failed_once(
     apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
 ) -> None:
-    deployment = objects.build_inference_deployment(inference_spec(), NAMESPACE)
-    create_pod(api_client, "kafkaml-inference-5-xyz", deployment.spec.template.metadata)
+    labels = objects.inference_labels(inference_spec())
+    create_pod(api_client, "kafkaml-inference-5-xyz", labels, {})
     running = start_reconciler()
     wait_until_watching(apiserver, PODS)
 

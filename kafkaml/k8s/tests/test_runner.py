@@ -17,6 +17,7 @@ from kafkaml.k8s.tests.conftest import (
     NAMESPACE,
     EmulatedApiServer,
     inference_spec,
+    serialize,
     training_spec,
 )
 
@@ -59,9 +60,7 @@ def test_start_training_posts_the_exact_job_with_strict_field_validation(
     name = runner.start_training(training_spec())
 
     [post] = apiserver.requests("post", JOBS)
-    expected = ApiClient().sanitize_for_serialization(
-        objects.build_training_job(training_spec(), NAMESPACE)
-    )
+    expected = serialize(objects.build_training_job(training_spec(), NAMESPACE))
     assert name == "kafkaml-training-7"
     assert post.url.path == "/apis/batch/v1/namespaces/kafkaml/jobs"
     assert dict(post.params) == {"fieldValidation": "Strict"}
@@ -172,9 +171,7 @@ def test_start_inference_posts_the_exact_deployment_and_its_token_secret(
 
     [post] = apiserver.requests("post", DEPLOYMENTS)
     [secret] = apiserver.requests("post", SECRETS)
-    expected = ApiClient().sanitize_for_serialization(
-        objects.build_inference_deployment(inference_spec(), NAMESPACE)
-    )
+    expected = serialize(objects.build_inference_deployment(inference_spec(), NAMESPACE))
     assert name == "kafkaml-inference-5"
     assert dict(post.params) == {"fieldValidation": "Strict"}
     assert post.data == expected
@@ -218,7 +215,7 @@ def test_stop_inference_deletes_in_the_background_and_a_second_stop_finds_nothin
 
 def create_pod(api_client: ApiClient, name: str, labels: dict[str, str], created: str) -> None:
     """A pod as the Job or ReplicaSet controller would create it."""
-    body = {
+    body: Any = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "labels": labels, "creationTimestamp": created},
@@ -231,7 +228,7 @@ def serve_pod_logs(apiserver: EmulatedApiServer) -> None:
     def answer(request: kmock.Request) -> bytes:
         return f"last lines of {request.name}\n".encode()
 
-    text_plain = kmock.headers({"Content-Type": "text/plain; charset=utf-8"})
+    text_plain: Any = kmock.headers({"Content-Type": "text/plain; charset=utf-8"})
     apiserver.emulator["get", PODS, kmock.subresource("log")] << text_plain << answer
 
 
