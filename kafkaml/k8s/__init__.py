@@ -10,6 +10,7 @@ from kafkaml.k8s.errors import (
     RunnerPermissionError,
     SpecError,
     WorkloadNotFoundError,
+    WorkloadTerminatingError,
 )
 from kafkaml.k8s.reconciler import FailureCallback, Reconciler
 from kafkaml.k8s.runner import KubernetesRunner, load_api_client
@@ -39,5 +40,6 @@ __all__ = [
     "TrainingJobSpec",
     "WorkloadKind",
     "WorkloadNotFoundError",
+    "WorkloadTerminatingError",
     "load_api_client",
 ]

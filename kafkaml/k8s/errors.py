@@ -37,6 +37,17 @@ class WorkloadNotFoundError(RunnerError):
         self.object_id = object_id
 
 
+class WorkloadTerminatingError(RunnerError):
+    """A Job or Deployment of the same name is still being deleted; start again once it is gone."""
+
+    def __init__(self, resource: str, name: str) -> None:
+        super().__init__(
+            f"{resource} {name} is still being deleted; start it again once it is gone"
+        )
+        self.resource = resource
+        self.name = name
+
+
 class KubernetesApiError(RunnerError):
     """Any other failed API call, with the HTTP status and the server's message."""
 

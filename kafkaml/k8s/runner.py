@@ -17,7 +17,13 @@ from kubernetes.client import ApiClient, V1Deployment, V1Job, V1Pod
 from kubernetes.client.exceptions import ApiException
 
 from kafkaml.k8s import objects
-from kafkaml.k8s.errors import RunnerError, SpecError, WorkloadNotFoundError, api_error
+from kafkaml.k8s.errors import (
+    RunnerError,
+    SpecError,
+    WorkloadNotFoundError,
+    WorkloadTerminatingError,
+    api_error,
+)
 from kafkaml.k8s.specs import InferenceSpec, TrainingJobSpec, WorkloadKind
 
 T = TypeVar("T")
@@ -58,11 +64,14 @@ class KubernetesRunner:
         """Create the Job for `spec` and its token Secret; return the Job's name.
 
         Idempotent: starting a job that already exists changes nothing. Success means the API
-        server accepted the Job, not that a pod is scheduled or running.
+        server accepted the Job, not that a pod is scheduled or running. Raises
+        WorkloadTerminatingError while a Job of the same name is still being deleted. When the
+        Secret cannot be created, the Job is deleted again before the error is raised.
         """
         job = objects.build_training_job(spec, self.namespace)
-        uid = self._create_owner(job, self._batch.create_namespaced_job, self._read_job_uid)
-        self._create_secret(objects.build_token_secret(job, spec.job_token, uid))
+        uid = self._create_owner(job, self._batch.create_namespaced_job, self._read_job)
+        secret = objects.build_token_secret(job, spec.job_token, uid)
+        self._create_secret_or_undo(secret, job, self._batch.delete_namespaced_job)
         return objects.training_job_name(spec)
 
     def stop_training(self, result_id: int) -> list[str]:
@@ -79,12 +88,14 @@ class KubernetesRunner:
     def start_inference(self, spec: InferenceSpec) -> str:
         """Create the Deployment for `spec` and its token Secret; return the Deployment's name.
 
-        Idempotent like `start_training`; an existing Deployment keeps its replica count.
+        Idempotent like `start_training`, with the same errors; an existing Deployment keeps its
+        replica count.
         """
         deployment = objects.build_inference_deployment(spec, self.namespace)
         create = self._apps.create_namespaced_deployment
-        uid = self._create_owner(deployment, create, self._read_deployment_uid)
-        self._create_secret(objects.build_token_secret(deployment, spec.job_token, uid))
+        uid = self._create_owner(deployment, create, self._read_deployment)
+        secret = objects.build_token_secret(deployment, spec.job_token, uid)
+        self._create_secret_or_undo(secret, deployment, self._apps.delete_namespaced_deployment)
         return objects.inference_name(spec.inference_id)
 
     def scale_inference(self, inference_id: int, replicas: int) -> None:
@@ -114,6 +125,8 @@ class KubernetesRunner:
         Replicas' logs are concatenated, each under a `==> <pod name> <==` line. A container that
         has not started yet contributes nothing. Raises WorkloadNotFoundError when no pod exists.
         """
+        if tail_lines < 1:
+            raise SpecError("must be 1 or more", field="tail_lines")
         pods = self._list("pods", self._core.list_namespaced_pod, kind, object_id)
         pods.sort(key=_age_order)
         if not pods:
@@ -127,33 +140,41 @@ class KubernetesRunner:
         self,
         body: V1Job | V1Deployment,
         create: Callable[..., Any],
-        read_uid: Callable[[str], str | None],
+        read: Callable[[str], V1Job | V1Deployment],
     ) -> str | None:
         """Create `body`, or find it already there (409); return its uid."""
-        resource = f"{str(body.kind).lower()}s"
+        resource = _resource(body)
         try:
             created = create(self.namespace, body, field_validation=STRICT)
         except ApiException as error:
             if error.status != 409:
                 raise api_error(error, "create", resource) from error
-            return read_uid(_name(body))
+            created = read(_name(body))
+            if objects.metadata_of(created).deletion_timestamp is not None:
+                raise WorkloadTerminatingError(resource, _name(body)) from error
         return objects.metadata_of(created).uid
 
-    def _read_job_uid(self, name: str) -> str | None:
-        job = _call("get", "jobs", self._batch.read_namespaced_job, name, self.namespace)
-        return objects.metadata_of(job).uid
+    def _read_job(self, name: str) -> V1Job:
+        return _call("get", "jobs", self._batch.read_namespaced_job, name, self.namespace)
 
-    def _read_deployment_uid(self, name: str) -> str | None:
+    def _read_deployment(self, name: str) -> V1Deployment:
         read = self._apps.read_namespaced_deployment
-        deployment = _call("get", "deployments", read, name, self.namespace)
-        return objects.metadata_of(deployment).uid
+        return _call("get", "deployments", read, name, self.namespace)
 
-    def _create_secret(self, secret: client.V1Secret) -> None:
+    def _create_secret_or_undo(
+        self,
+        secret: client.V1Secret,
+        owner: V1Job | V1Deployment,
+        delete_owner: Callable[..., Any],
+    ) -> None:
+        """Create the token Secret; on failure delete its owner, whose pods could never start."""
         try:
             self._core.create_namespaced_secret(self.namespace, secret, field_validation=STRICT)
         except ApiException as error:
-            if error.status != 409:
-                raise api_error(error, "create", "secrets") from error
+            if error.status == 409:
+                return
+            self._delete(_resource(owner), delete_owner, _name(owner))
+            raise api_error(error, "create", "secrets") from error
 
     def _delete(self, resource: str, delete: Callable[..., Any], name: str) -> bool:
         try:
@@ -195,6 +216,11 @@ def _call(verb: str, resource: str, fn: Callable[..., T], *args: Any, **kwargs: 
         return fn(*args, **kwargs)
     except ApiException as error:
         raise api_error(error, verb, resource) from error
+
+
+def _resource(obj: V1Job | V1Deployment) -> str:
+    """The plural resource name, as in RBAC rules and error messages: "jobs", "deployments"."""
+    return f"{str(obj.kind).lower()}s"
 
 
 def _name(obj: V1Job | V1Deployment | V1Pod) -> str:

@@ -10,7 +10,13 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from kafkaml.k8s import objects
-from kafkaml.k8s.errors import KubernetesApiError, RunnerPermissionError, WorkloadNotFoundError
+from kafkaml.k8s.errors import (
+    KubernetesApiError,
+    RunnerPermissionError,
+    SpecError,
+    WorkloadNotFoundError,
+    WorkloadTerminatingError,
+)
 from kafkaml.k8s.runner import KubernetesRunner
 from kafkaml.k8s.specs import WorkloadKind
 from kafkaml.k8s.tests.conftest import (
@@ -280,3 +286,46 @@ def test_logs_of_a_container_not_started_yet_are_empty(
 def test_logs_without_any_pod_raise_workload_not_found(runner: KubernetesRunner) -> None:
     with pytest.raises(WorkloadNotFoundError, match="no pod found for inference 9"):
         runner.logs(WorkloadKind.INFERENCE, 9)
+
+
+def test_a_job_whose_secret_is_refused_is_deleted_again_before_the_error(
+    apiserver: EmulatedApiServer, runner: KubernetesRunner
+) -> None:
+    message = 'secrets is forbidden: User "system:serviceaccount:kafkaml:kafkaml" cannot create'
+    apiserver.emulator["post", SECRETS] << 403 << status(403, "Forbidden", message)
+
+    with pytest.raises(RunnerPermissionError) as caught:
+        runner.start_training(training_spec())
+
+    [delete] = apiserver.requests("delete", JOBS)
+    assert (caught.value.verb, caught.value.resource) == ("create", "secrets")
+    assert delete.url.path == "/apis/batch/v1/namespaces/kafkaml/jobs/kafkaml-training-7"
+    assert dict(delete.params) == {"propagationPolicy": "Background"}
+    with pytest.raises(KeyError):
+        apiserver.stored("batch/v1/jobs", "kafkaml-training-7")
+
+
+def test_starting_a_job_still_being_deleted_raises_workload_terminating(
+    apiserver: EmulatedApiServer, runner: KubernetesRunner, api_client: ApiClient
+) -> None:
+    # A Job held by a finalizer: deleting it only stamps its deletionTimestamp.
+    held: Any = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "kafkaml-training-7", "finalizers": ["orphan"]},
+    }
+    batch = client.BatchV1Api(api_client)
+    batch.create_namespaced_job(NAMESPACE, held)
+    batch.delete_namespaced_job("kafkaml-training-7", NAMESPACE)
+
+    with pytest.raises(WorkloadTerminatingError, match="jobs kafkaml-training-7 is still being"):
+        runner.start_training(training_spec())
+
+    assert apiserver.requests("post", SECRETS) == []
+
+
+def test_logs_with_a_tail_of_no_lines_is_a_spec_error(runner: KubernetesRunner) -> None:
+    with pytest.raises(SpecError) as caught:
+        runner.logs(WorkloadKind.RESULT, 7, tail_lines=0)
+
+    assert caught.value.field == "tail_lines"
