@@ -1,10 +1,12 @@
 """Turn failed Kubernetes workloads into failed results and inferences.
 
-The reconciler lists, then watches, the runner's Jobs and pods (by their ownership labels) and
-calls `on_failed(kind, id, reason)` when:
+The reconciler lists, then watches, the runner's Jobs, Deployments and pods (by their ownership
+labels) and calls `on_failed(kind, id, reason)` when:
 
 - a training Job gets the condition `Failed` (backoff limit reached, deadline exceeded, ...);
 - a training Job is deleted before it completed or failed (it vanished);
+- an inference Deployment stops progressing (ProgressDeadlineExceeded) or cannot create pods
+  (ReplicaFailure, e.g. a quota);
 - a container of a training or inference pod was killed for exceeding its memory (OOMKilled).
 
 A watch that expires (410 Gone) or breaks is followed by a fresh list, so no change is missed.
@@ -22,7 +24,7 @@ from typing import Any
 
 import urllib3
 from kubernetes import client, watch
-from kubernetes.client import ApiClient, V1Job, V1Pod
+from kubernetes.client import ApiClient, V1Deployment, V1Job, V1Pod
 from kubernetes.client.exceptions import ApiException
 
 from kafkaml.k8s import objects
@@ -32,6 +34,8 @@ from kafkaml.k8s.specs import WorkloadKind
 log = logging.getLogger(__name__)
 
 FailureCallback = Callable[[WorkloadKind, int, str], None]
+# Handles one object of a list ("LISTED") or watch event ("ADDED", "MODIFIED", "DELETED").
+Handler = Callable[[Any, str], None]
 
 HTTP_GONE = 410
 OOM_KILLED = "OOMKilled"
@@ -63,26 +67,25 @@ class Reconciler:
         self._retry_delay = retry_delay_seconds
         self._batch = client.BatchV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
+        self._apps = client.AppsV1Api(api_client)
         self._reported: set[tuple[WorkloadKind, int, str]] = set()
         self._lock = threading.Lock()
 
     def run(self, stop: threading.Event) -> None:
-        """Follow Jobs and pods until `stop` is set. Re-raises what ends either watch early
-        (e.g. RunnerPermissionError when the Role lacks list or watch)."""
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="kafkaml-reconciler") as pool:
-            futures = [
-                pool.submit(
-                    self.follow,
-                    "jobs",
-                    self._batch.list_namespaced_job,
-                    WorkloadKind.RESULT,
-                    self.handle_job,
-                    stop,
-                ),
-                pool.submit(
-                    self.follow, "pods", self._core.list_namespaced_pod, None, self.handle_pod, stop
-                ),
-            ]
+        """Follow Jobs, Deployments and pods until `stop` is set. Re-raises what ends a watch
+        early (e.g. RunnerPermissionError when the Role lacks list or watch)."""
+        follows: list[tuple[str, Callable[..., Any], WorkloadKind | None, Handler]] = [
+            ("jobs", self._batch.list_namespaced_job, WorkloadKind.RESULT, self.handle_job),
+            (
+                "deployments",
+                self._apps.list_namespaced_deployment,
+                WorkloadKind.INFERENCE,
+                self.handle_deployment,
+            ),
+            ("pods", self._core.list_namespaced_pod, None, self.handle_pod),
+        ]
+        with ThreadPoolExecutor(len(follows), thread_name_prefix="kafkaml-reconciler") as pool:
+            futures = [pool.submit(self.follow, *follow, stop) for follow in follows]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             stop.set()
             for future in done:
@@ -93,7 +96,7 @@ class Reconciler:
         resource: str,
         list_fn: Callable[..., Any],
         kind: WorkloadKind | None,
-        handle: Callable[[Any, str], None],
+        handle: Handler,
         stop: threading.Event,
     ) -> None:
         """List, then watch from the list's resourceVersion; list again whenever a watch ends."""
@@ -120,6 +123,18 @@ class Reconciler:
         elif event_type == "DELETED" and not _finished(conditions):
             reason = f"Job {objects.metadata_of(job).name} was deleted before it finished"
             self._report_results(objects.metadata_of(job), reason)
+
+    def handle_deployment(self, deployment: V1Deployment, event_type: str) -> None:
+        """Report an inference failed when its rollout stopped making progress (pods that never
+        become ready within progressDeadlineSeconds) or its ReplicaSet cannot create pods."""
+        status = deployment.status
+        conditions = {c.type: c for c in (status.conditions or [])} if status else {}
+        stalled = conditions.get("Progressing")
+        refused = conditions.get("ReplicaFailure")
+        if stalled is not None and stalled.status == "False":
+            self._report_inference(deployment, stalled.reason, stalled.message)
+        elif refused is not None and refused.status == "True":
+            self._report_inference(deployment, refused.reason, refused.message)
 
     def handle_pod(self, pod: V1Pod, event_type: str) -> None:
         """Report the pod's result(s) or inference failed if one of its containers was OOMKilled."""
@@ -175,6 +190,15 @@ class Reconciler:
                 handle(event["object"], event["type"])
             if stop.is_set():
                 watcher.stop()
+
+    def _report_inference(
+        self, deployment: V1Deployment, reason: str | None, message: str | None
+    ) -> None:
+        metadata = objects.metadata_of(deployment)
+        inference_id = (metadata.labels or {}).get(objects.LABEL_INFERENCE_ID, "")
+        if inference_id.isdigit():
+            text = f"{reason or 'Failed'}: {message or 'the inference Deployment failed'}"
+            self._report(WorkloadKind.INFERENCE, int(inference_id), str(metadata.name), text)
 
     def _report_results(self, metadata: client.V1ObjectMeta, reason: str) -> None:
         annotations = metadata.annotations or {}

@@ -26,6 +26,7 @@ from kafkaml.k8s.specs import WorkloadKind
 from kafkaml.k8s.tests.conftest import NAMESPACE, EmulatedApiServer, inference_spec, training_spec
 
 JOBS = kmock.resource("batch/v1/jobs")
+DEPLOYMENTS = kmock.resource("apps/v1/deployments")
 PODS = kmock.resource("v1/pods")
 LIST, WATCH = kmock.action.LIST, kmock.action.WATCH
 DEADLINE_S = 20.0
@@ -158,12 +159,14 @@ def test_reconciler_watches_only_the_runners_workloads(
     apiserver: EmulatedApiServer, start_reconciler: Any
 ) -> None:
     start_reconciler()
-    wait_until_watching(apiserver, JOBS)
-    wait_until_watching(apiserver, PODS)
+    for resource in (JOBS, DEPLOYMENTS, PODS):
+        wait_until_watching(apiserver, resource)
 
     [job_watch] = apiserver.requests("watch", JOBS)[:1]
+    [deployment_watch] = apiserver.requests("watch", DEPLOYMENTS)[:1]
     [pod_watch] = apiserver.requests("watch", PODS)[:1]
     assert job_watch.params["labelSelector"] == objects.selector(WorkloadKind.RESULT)
+    assert deployment_watch.params["labelSelector"] == objects.selector(WorkloadKind.INFERENCE)
     assert pod_watch.params["labelSelector"] == "app.kubernetes.io/managed-by=kafkaml-runner"
     assert job_watch.params["allowWatchBookmarks"] == "true"
 
@@ -266,6 +269,54 @@ def test_an_oom_killed_inference_replica_marks_the_inference_failed_once(
     assert running.next_report() == (WorkloadKind.INFERENCE, 5, reason)
     # The second kill is the same failure of the same pod: not reported twice.
     assert len(apiserver.requests("patch", PODS)) == 2
+    assert running.no_more_reports()
+
+
+def test_a_stalled_inference_rollout_marks_the_inference_failed(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    KubernetesRunner(api_client, namespace=NAMESPACE).start_inference(inference_spec())
+    running = start_reconciler()
+    wait_until_watching(apiserver, DEPLOYMENTS)
+
+    # What the Deployment controller writes when replicas never became ready in time.
+    message = 'ReplicaSet "kafkaml-inference-5-6d4f" has timed out progressing.'
+    stalled = {
+        "type": "Progressing",
+        "status": "False",
+        "reason": "ProgressDeadlineExceeded",
+        "message": message,
+    }
+    body = {"status": {"conditions": [stalled]}}
+    apps = client.AppsV1Api(api_client)
+    apps.patch_namespaced_deployment_status("kafkaml-inference-5", NAMESPACE, body)
+
+    reason = f"ProgressDeadlineExceeded: {message}"
+    assert running.next_report() == (WorkloadKind.INFERENCE, 5, reason)
+
+
+def test_a_progressing_inference_is_no_failure(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    runner = KubernetesRunner(api_client, namespace=NAMESPACE)
+    runner.start_inference(inference_spec())
+    runner.start_inference(inference_spec(inference_id=6))
+    running = start_reconciler()
+    wait_until_watching(apiserver, DEPLOYMENTS)
+    apps = client.AppsV1Api(api_client)
+
+    progressing = {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}
+    apps.patch_namespaced_deployment_status(
+        "kafkaml-inference-5", NAMESPACE, {"status": {"conditions": [progressing]}}
+    )
+    # A failure after it: once reported, the earlier event was handled.
+    quota = {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate"}
+    apps.patch_namespaced_deployment_status(
+        "kafkaml-inference-6", NAMESPACE, {"status": {"conditions": [quota]}}
+    )
+
+    failure = "FailedCreate: the inference Deployment failed"
+    assert running.next_report() == (WorkloadKind.INFERENCE, 6, failure)
     assert running.no_more_reports()
 
 
