@@ -149,7 +149,7 @@ class Reconciler:
         if labels.get(objects.LABEL_COMPONENT) == objects.COMPONENT[WorkloadKind.INFERENCE]:
             inference_id = labels.get(objects.LABEL_INFERENCE_ID, "")
             if inference_id.isdigit():
-                self._report(WorkloadKind.INFERENCE, int(inference_id), str(metadata.name), reason)
+                self._report(WorkloadKind.INFERENCE, int(inference_id), metadata, reason)
         else:
             self._report_results(metadata, reason)
 
@@ -198,23 +198,30 @@ class Reconciler:
         inference_id = (metadata.labels or {}).get(objects.LABEL_INFERENCE_ID, "")
         if inference_id.isdigit():
             text = f"{reason or 'Failed'}: {message or 'the inference Deployment failed'}"
-            self._report(WorkloadKind.INFERENCE, int(inference_id), str(metadata.name), text)
+            self._report(WorkloadKind.INFERENCE, int(inference_id), metadata, text)
 
     def _report_results(self, metadata: client.V1ObjectMeta, reason: str) -> None:
         annotations = metadata.annotations or {}
         ids = annotations.get(objects.ANNOTATION_RESULT_IDS, "")
         for text in ids.split(","):
             if text.strip().isdigit():
-                self._report(WorkloadKind.RESULT, int(text), str(metadata.name), reason)
+                self._report(WorkloadKind.RESULT, int(text), metadata, reason)
 
-    def _report(self, kind: WorkloadKind, object_id: int, source: str, reason: str) -> None:
-        key = (kind, object_id, source)
+    def _report(
+        self, kind: WorkloadKind, object_id: int, source: client.V1ObjectMeta, reason: str
+    ) -> None:
+        """Call on_failed once per failed object (by uid: a restarted workload may fail anew).
+
+        An exception from on_failed ends `run`; the failure counts as unreported until then.
+        """
+        key = (kind, object_id, str(source.uid or source.name))
         with self._lock:
             if key in self._reported:
                 return
-            self._reported.add(key)
         log.warning("%s %s failed: %s", kind.value, object_id, reason)
         self._on_failed(kind, object_id, reason)
+        with self._lock:
+            self._reported.add(key)
 
 
 def _selector(kind: WorkloadKind | None) -> str:

@@ -38,14 +38,15 @@ Failure = tuple[WorkloadKind, int, str]
 class RunningReconciler:
     """A Reconciler running in a thread, its reports collected in a queue."""
 
-    def __init__(self, api_client: ApiClient) -> None:
+    def __init__(self, api_client: ApiClient, on_failed: Any = None) -> None:
         self.reports: queue.Queue[Failure] = queue.Queue()
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.reconciler = Reconciler(
             api_client,
             namespace=NAMESPACE,
-            on_failed=lambda kind, object_id, reason: self.reports.put((kind, object_id, reason)),
+            on_failed=on_failed
+            or (lambda kind, id_, reason: self.reports.put((kind, id_, reason))),
             # Short idle timeouts so the watch threads notice `stop` quickly in tests.
             idle_timeout_seconds=1.0,
             retry_delay_seconds=0.05,
@@ -74,8 +75,8 @@ class RunningReconciler:
 def start_reconciler(api_client: ApiClient) -> Iterator[Any]:
     started: list[RunningReconciler] = []
 
-    def start() -> RunningReconciler:
-        running = RunningReconciler(api_client)
+    def start(on_failed: Any = None) -> RunningReconciler:
+        running = RunningReconciler(api_client, on_failed)
         running.thread.start()
         started.append(running)
         return running
@@ -353,3 +354,19 @@ def once(payload: Any) -> Any:
         return answers.pop() if answers else NotImplemented
 
     return answer
+
+
+def test_an_exception_from_on_failed_ends_run_with_it(
+    api_client: ApiClient, start_reconciler: Any
+) -> None:
+    KubernetesRunner(api_client, namespace=NAMESPACE).start_training(training_spec(result_ids=(4,)))
+    fail_job(api_client, "kafkaml-training-4")
+
+    def refuse(kind: WorkloadKind, object_id: int, reason: str) -> None:
+        raise LookupError(f"no {kind.value} {object_id} in the database")
+
+    running = start_reconciler(refuse)
+    running.thread.join(timeout=DEADLINE_S)
+
+    assert isinstance(running.error, LookupError)
+    assert str(running.error) == "no result 4 in the database"
