@@ -39,6 +39,8 @@ Handler = Callable[[Any, str], None]
 
 HTTP_GONE = 410
 OOM_KILLED = "OOMKilled"
+JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
 class Reconciler:
@@ -119,10 +121,13 @@ class Reconciler:
         failed = conditions.get("Failed")
         if failed is not None and failed.status == "True":
             reason = f"{failed.reason or 'Failed'}: {failed.message or 'the training Job failed'}"
-            self._report_results(objects.metadata_of(job), reason)
+            self._report_results(
+                objects.metadata_of(job), _identity(objects.metadata_of(job)), reason
+            )
         elif event_type == "DELETED" and not _finished(conditions):
-            reason = f"Job {objects.metadata_of(job).name} was deleted before it finished"
-            self._report_results(objects.metadata_of(job), reason)
+            metadata = objects.metadata_of(job)
+            reason = f"Job {metadata.name} was deleted before it finished"
+            self._report_results(metadata, _identity(metadata), reason)
 
     def handle_deployment(self, deployment: V1Deployment, event_type: str) -> None:
         """Report an inference failed when its rollout stopped making progress (pods that never
@@ -149,9 +154,9 @@ class Reconciler:
         if labels.get(objects.LABEL_COMPONENT) == objects.COMPONENT[WorkloadKind.INFERENCE]:
             inference_id = labels.get(objects.LABEL_INFERENCE_ID, "")
             if inference_id.isdigit():
-                self._report(WorkloadKind.INFERENCE, int(inference_id), metadata, reason)
+                self._report(WorkloadKind.INFERENCE, int(inference_id), _identity(metadata), reason)
         else:
-            self._report_results(metadata, reason)
+            self._report_results(metadata, _job_of_pod(metadata), reason)
 
     def _list_and_handle(
         self,
@@ -198,23 +203,23 @@ class Reconciler:
         inference_id = (metadata.labels or {}).get(objects.LABEL_INFERENCE_ID, "")
         if inference_id.isdigit():
             text = f"{reason or 'Failed'}: {message or 'the inference Deployment failed'}"
-            self._report(WorkloadKind.INFERENCE, int(inference_id), metadata, text)
+            self._report(WorkloadKind.INFERENCE, int(inference_id), _identity(metadata), text)
 
-    def _report_results(self, metadata: client.V1ObjectMeta, reason: str) -> None:
+    def _report_results(self, metadata: client.V1ObjectMeta, job: str, reason: str) -> None:
         annotations = metadata.annotations or {}
         ids = annotations.get(objects.ANNOTATION_RESULT_IDS, "")
         for text in ids.split(","):
             if text.strip().isdigit():
-                self._report(WorkloadKind.RESULT, int(text), metadata, reason)
+                self._report(WorkloadKind.RESULT, int(text), job, reason)
 
-    def _report(
-        self, kind: WorkloadKind, object_id: int, source: client.V1ObjectMeta, reason: str
-    ) -> None:
-        """Call on_failed once per failed object (by uid: a restarted workload may fail anew).
+    def _report(self, kind: WorkloadKind, object_id: int, source: str, reason: str) -> None:
+        """Call on_failed once per result or inference and failed `source` workload.
 
-        An exception from on_failed ends `run`; the failure counts as unreported until then.
+        A training Job whose pod was OOMKilled and that then fails is one report (the first
+        reason); a workload started again later (a new uid) may fail anew. An exception from
+        on_failed ends `run`; the failure counts as unreported until then.
         """
-        key = (kind, object_id, str(source.uid or source.name))
+        key = (kind, object_id, source)
         with self._lock:
             if key in self._reported:
                 return
@@ -222,6 +227,18 @@ class Reconciler:
         self._on_failed(kind, object_id, reason)
         with self._lock:
             self._reported.add(key)
+
+
+def _identity(metadata: client.V1ObjectMeta) -> str:
+    """What tells one workload from an earlier one of the same name: its uid."""
+    return str(metadata.uid or metadata.name)
+
+
+def _job_of_pod(metadata: client.V1ObjectMeta) -> str:
+    """The identity of the Job that created a training pod, from the labels the Job controller
+    puts on its pods (the Job's uid and name)."""
+    labels = metadata.labels or {}
+    return labels.get(JOB_UID_LABEL) or labels.get(JOB_NAME_LABEL) or _identity(metadata)
 
 
 def _selector(kind: WorkloadKind | None) -> str:

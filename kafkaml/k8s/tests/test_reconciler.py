@@ -370,3 +370,31 @@ def test_an_exception_from_on_failed_ends_run_with_it(
 
     assert isinstance(running.error, LookupError)
     assert str(running.error) == "no result 4 in the database"
+
+
+def test_a_job_failing_after_its_pod_was_oom_killed_is_reported_once_with_the_oom(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    runner = KubernetesRunner(api_client, namespace=NAMESPACE)
+    runner.start_training(training_spec(result_ids=(7,)))
+    runner.start_training(training_spec(result_ids=(4,)))
+    # The Job controller labels the pods it creates with their Job's name (and uid).
+    labels = {
+        **objects.training_labels(training_spec(result_ids=(7,))),
+        "batch.kubernetes.io/job-name": "kafkaml-training-7",
+    }
+    create_pod(api_client, "kafkaml-training-7-q2w3e", labels, {objects.ANNOTATION_RESULT_IDS: "7"})
+    running = start_reconciler()
+    wait_until_watching(apiserver, PODS)
+    wait_until_watching(apiserver, JOBS)
+
+    oom_kill(api_client, "kafkaml-training-7-q2w3e")
+    first = running.next_report()
+    fail_job(api_client, "kafkaml-training-7")
+    # A later failure on the same watch: once it is reported, Job 7's failure was handled.
+    fail_job(api_client, "kafkaml-training-4")
+
+    oom = "OOMKilled: container worker of pod kafkaml-training-7-q2w3e exceeded its memory limit"
+    assert first == (WorkloadKind.RESULT, 7, oom)
+    assert running.next_report() == (WorkloadKind.RESULT, 4, BACKOFF_LIMIT_REACHED)
+    assert running.no_more_reports()
