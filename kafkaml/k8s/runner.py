@@ -123,7 +123,8 @@ class KubernetesRunner:
         """The last `tail_lines` lines of a result's newest pod, or of each inference replica.
 
         Replicas' logs are concatenated, each under a `==> <pod name> <==` line. A container that
-        has not started yet contributes nothing. Raises WorkloadNotFoundError when no pod exists.
+        has not started yet contributes one line saying why it waits (unschedulable, pulling its
+        image, ...). Raises WorkloadNotFoundError when no pod exists.
         """
         if tail_lines < 1:
             raise SpecError("must be 1 or more", field="tail_lines")
@@ -205,8 +206,10 @@ class KubernetesRunner:
                 )
             )
         except ApiException as error:
-            # 400: the container is still waiting to start; 404: the pod just went away.
-            if error.status in (400, 404):
+            # 400: the container has not started yet; 404: the pod just went away.
+            if error.status == 400:
+                return f"(no logs yet: {waiting_reason(pod)})\n"
+            if error.status == 404:
                 return ""
             raise api_error(error, "get", "pods/log") from error
 
@@ -216,6 +219,20 @@ def _call(verb: str, resource: str, fn: Callable[..., T], *args: Any, **kwargs: 
         return fn(*args, **kwargs)
     except ApiException as error:
         raise api_error(error, verb, resource) from error
+
+
+def waiting_reason(pod: V1Pod) -> str:
+    """Why `pod` is not running, from its status: a waiting container's reason and message, an
+    unschedulable pod's scheduler message, or else its phase."""
+    status = pod.status
+    for container in (status.container_statuses or []) if status else []:
+        waiting = container.state.waiting if container.state else None
+        if waiting is not None:
+            return ": ".join(part for part in (waiting.reason, waiting.message) if part)
+    for condition in (status.conditions or []) if status else []:
+        if condition.type == "PodScheduled" and condition.status == "False":
+            return ": ".join(part for part in (condition.reason, condition.message) if part)
+    return f"pod is {status.phase if status and status.phase else 'Pending'}"
 
 
 def _resource(obj: V1Job | V1Deployment) -> str:

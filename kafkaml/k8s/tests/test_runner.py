@@ -271,16 +271,51 @@ def test_logs_of_an_inference_gather_every_replica_under_its_name(
     )
 
 
-def test_logs_of_a_container_not_started_yet_are_empty(
-    apiserver: EmulatedApiServer, runner: KubernetesRunner, api_client: ApiClient
-) -> None:
-    labels = objects.training_labels(training_spec())
-    create_pod(api_client, "kafkaml-training-7-x", labels, "2026-01-01T10:00:00Z")
+def refuse_logs_of_waiting_containers(apiserver: EmulatedApiServer) -> None:
     waiting = 'container "worker" in pod "kafkaml-training-7-x" is waiting to start'
     log_reads = apiserver.emulator["get", PODS, kmock.subresource("log")]
     log_reads << 400 << status(400, "BadRequest", waiting)
 
-    assert runner.logs(WorkloadKind.RESULT, 7) == ""
+
+def test_logs_of_an_unschedulable_pod_say_why_it_waits(
+    apiserver: EmulatedApiServer, runner: KubernetesRunner, api_client: ApiClient
+) -> None:
+    labels = objects.training_labels(training_spec())
+    create_pod(api_client, "kafkaml-training-7-x", labels, "2026-01-01T10:00:00Z")
+    unschedulable = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
+    }
+    body = {"status": {"phase": "Pending", "conditions": [unschedulable]}}
+    client.CoreV1Api(api_client).patch_namespaced_pod_status(
+        "kafkaml-training-7-x", NAMESPACE, body
+    )
+    refuse_logs_of_waiting_containers(apiserver)
+
+    assert runner.logs(WorkloadKind.RESULT, 7) == (
+        "(no logs yet: Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.)\n"
+    )
+
+
+def test_logs_of_a_container_that_cannot_pull_its_image_say_so(
+    apiserver: EmulatedApiServer, runner: KubernetesRunner, api_client: ApiClient
+) -> None:
+    labels = objects.training_labels(training_spec())
+    create_pod(api_client, "kafkaml-training-7-x", labels, "2026-01-01T10:00:00Z")
+    waiting = {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "kafkaml:x"'}
+    container = {"name": "worker", "image": "kafkaml:x", "imageID": "", "ready": False}
+    container |= {"restartCount": 0, "state": {"waiting": waiting}}
+    body = {"status": {"phase": "Pending", "containerStatuses": [container]}}
+    client.CoreV1Api(api_client).patch_namespaced_pod_status(
+        "kafkaml-training-7-x", NAMESPACE, body
+    )
+    refuse_logs_of_waiting_containers(apiserver)
+
+    assert runner.logs(WorkloadKind.RESULT, 7) == (
+        '(no logs yet: ImagePullBackOff: Back-off pulling image "kafkaml:x")\n'
+    )
 
 
 def test_logs_without_any_pod_raise_workload_not_found(runner: KubernetesRunner) -> None:
