@@ -15,6 +15,7 @@ from kubernetes.client import (
     V1Capabilities,
     V1ConfigMapEnvSource,
     V1Container,
+    V1ContainerPort,
     V1Deployment,
     V1DeploymentSpec,
     V1DeploymentStrategy,
@@ -142,8 +143,12 @@ def build_inference_deployment(spec: InferenceSpec, namespace: str) -> V1Deploym
     name = inference_name(spec.inference_id)
     labels = inference_labels(spec)
     env = {"KAFKAML_INFERENCE_ID": str(spec.inference_id)}
+    if spec.probe is not None:
+        # The replica serves Prometheus /metrics on this port, which the probes also ask.
+        env["KAFKAML_INFERENCE_METRICS_PORT"] = str(spec.probe.port)
     container = _container(spec.pod, env, token_secret_name(name))
     if spec.probe is not None:
+        container.ports = [V1ContainerPort(name="metrics", container_port=spec.probe.port)]
         container.liveness_probe = _probe(spec.probe, initial_delay_seconds=30)
         container.readiness_probe = _probe(spec.probe, initial_delay_seconds=5)
     pod_spec = _pod_spec(spec.pod, container, restart_policy="Always")
@@ -278,7 +283,7 @@ def _pod_spec(pod: PodOptions, container: V1Container, restart_policy: str) -> V
 
 def _probe(probe: HttpProbe, initial_delay_seconds: int) -> V1Probe:
     return V1Probe(
-        http_get=V1HTTPGetAction(path=probe.path, port=probe.port),
+        http_get=V1HTTPGetAction(path=probe.path, port="metrics"),
         initial_delay_seconds=initial_delay_seconds,
         period_seconds=probe.period_seconds,
         failure_threshold=probe.failure_threshold,

@@ -16,7 +16,13 @@ from kafkaml.k8s.errors import SpecError
 
 # Environment variables the runner sets itself; a spec's `env` may not override them.
 RESERVED_ENV = frozenset(
-    {"KAFKAML_JOB_TOKEN", "KAFKAML_RESULT_IDS", "KAFKAML_DEPLOYMENT_ID", "KAFKAML_INFERENCE_ID"}
+    {
+        "KAFKAML_JOB_TOKEN",
+        "KAFKAML_RESULT_IDS",
+        "KAFKAML_DEPLOYMENT_ID",
+        "KAFKAML_INFERENCE_ID",
+        "KAFKAML_INFERENCE_METRICS_PORT",
+    }
 )
 
 # A Kubernetes resource quantity: "500m", "2", "1.5", "4Gi", "1e3".
@@ -62,7 +68,10 @@ class Resources:
 
 @dataclass(frozen=True)
 class HttpProbe:
-    """An HTTP GET the kubelet sends to a replica to decide whether it is alive and ready."""
+    """An HTTP GET the kubelet sends to a replica to decide whether it is alive and ready.
+
+    The replica is told to serve its Prometheus metrics on `port` (KAFKAML_INFERENCE_METRICS_PORT).
+    """
 
     path: str = "/metrics"
     port: int = 9100

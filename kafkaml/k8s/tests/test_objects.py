@@ -163,7 +163,7 @@ def test_inference_deployment_runs_the_replicas_with_probes_resources_and_its_to
     body = serialize(objects.build_inference_deployment(inference_spec(), NAMESPACE))
     pod = body["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    probe = {"httpGet": {"path": "/metrics", "port": 9100}, "periodSeconds": 10}
+    probe = {"httpGet": {"path": "/metrics", "port": "metrics"}, "periodSeconds": 10}
 
     assert body["metadata"]["name"] == "kafkaml-inference-5"
     assert body["spec"]["replicas"] == 3
@@ -173,8 +173,10 @@ def test_inference_deployment_runs_the_replicas_with_probes_resources_and_its_to
         "requests": {"cpu": "500m", "memory": "1Gi"},
         "limits": {"memory": "4Gi"},
     }
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9100}]
     assert container["env"] == [
         {"name": "KAFKAML_INFERENCE_ID", "value": "5"},
+        {"name": "KAFKAML_INFERENCE_METRICS_PORT", "value": "9100"},
         {
             "name": "KAFKAML_JOB_TOKEN",
             "valueFrom": {"secretKeyRef": {"name": "kafkaml-inference-5-token", "key": "token"}},
@@ -182,6 +184,15 @@ def test_inference_deployment_runs_the_replicas_with_probes_resources_and_its_to
     ]
     assert pod["restartPolicy"] == "Always"
     assert pod["terminationGracePeriodSeconds"] == 60
+
+
+def test_inference_without_probe_serves_no_metrics_port() -> None:
+    body = serialize(objects.build_inference_deployment(inference_spec(probe=None), NAMESPACE))
+    container = body["spec"]["template"]["spec"]["containers"][0]
+
+    assert "livenessProbe" not in container
+    assert "ports" not in container
+    assert [e["name"] for e in container["env"]] == ["KAFKAML_INFERENCE_ID", "KAFKAML_JOB_TOKEN"]
 
 
 def test_deployment_selector_selects_its_own_pods_and_no_other_inference() -> None:
