@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PYTHON_IMAGES = {
     "backend": [
         *("gunicorn", "--bind", "0.0.0.0:8000", "--workers", "2", "--threads", "4"),
-        *("--access-logfile", "-", "kafkaml_backend.wsgi"),
+        *("--access-logfile", "-", "backend.kafkaml_backend.wsgi:application"),
     ],
     "mlcode_executor": ["python", "-m", "mlcode_executor"],
     "model_training": ["python", "-m", "model_training"],
