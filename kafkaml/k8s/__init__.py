@@ -13,7 +13,7 @@ from kafkaml.k8s.errors import (
     WorkloadTerminatingError,
 )
 from kafkaml.k8s.reconciler import FailureCallback, Reconciler
-from kafkaml.k8s.runner import KubernetesRunner, load_api_client
+from kafkaml.k8s.runner import KubernetesRunner, WorkloadState, WorkloadStatus, load_api_client
 from kafkaml.k8s.settings import KubernetesRunnerSettings
 from kafkaml.k8s.specs import (
     HttpProbe,
@@ -40,6 +40,8 @@ __all__ = [
     "TrainingJobSpec",
     "WorkloadKind",
     "WorkloadNotFoundError",
+    "WorkloadState",
+    "WorkloadStatus",
     "WorkloadTerminatingError",
     "load_api_client",
 ]

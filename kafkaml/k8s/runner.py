@@ -10,6 +10,8 @@ propagate in the background and a 404 means the object is already gone.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from kubernetes import client, config
@@ -27,6 +29,23 @@ from kafkaml.k8s.errors import (
 from kafkaml.k8s.specs import InferenceSpec, TrainingJobSpec, WorkloadKind
 
 T = TypeVar("T")
+
+
+class WorkloadState(StrEnum):
+    """Where the workload behind a result or inference is, as far as Kubernetes knows."""
+
+    NOT_STARTED = "not-started"
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class WorkloadStatus:
+    """A workload's state and a one-line detail for people ("2/3 replicas ready")."""
+
+    state: WorkloadState
+    detail: str = ""
+
 
 STRICT = "Strict"
 BACKGROUND = "Background"
@@ -118,6 +137,27 @@ class KubernetesRunner:
         """Delete an inference's Deployment; its pods and Secret follow. False if none existed."""
         name = objects.inference_name(inference_id)
         return self._delete("deployments", self._apps.delete_namespaced_deployment, name)
+
+    def status(self, kind: WorkloadKind, object_id: int) -> WorkloadStatus:
+        """What Kubernetes knows of the workload behind a result or an inference.
+
+        A result's Job is EXITED once it completed or failed (the detail says which and why) and
+        RUNNING before; an inference's Deployment is RUNNING while it exists. No workload (never
+        started, stopped, or removed after its TTL) is NOT_STARTED.
+        """
+        if kind is WorkloadKind.RESULT:
+            jobs = self._list("jobs", self._batch.list_namespaced_job, kind, object_id)
+            if not jobs:
+                return WorkloadStatus(WorkloadState.NOT_STARTED, "no Job")
+            return _job_status(max(jobs, key=_age_order))
+        name = objects.inference_name(object_id)
+        try:
+            deployment = self._apps.read_namespaced_deployment(name, self.namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return WorkloadStatus(WorkloadState.NOT_STARTED, "no Deployment")
+            raise api_error(error, "get", "deployments") from error
+        return _deployment_status(deployment)
 
     def logs(self, kind: WorkloadKind, object_id: int, tail_lines: int = 200) -> str:
         """The last `tail_lines` lines of a result's newest pod, or of each inference replica.
@@ -244,7 +284,23 @@ def _name(obj: V1Job | V1Deployment | V1Pod) -> str:
     return str(objects.metadata_of(obj).name)
 
 
-def _age_order(pod: V1Pod) -> tuple[str, str]:
-    # Oldest first; ISO timestamps order as strings, and a pod not yet stamped sorts first.
-    created = objects.metadata_of(pod).creation_timestamp
-    return (created.isoformat() if created is not None else "", _name(pod))
+def _age_order(obj: V1Job | V1Pod) -> tuple[str, str]:
+    # Oldest first; ISO timestamps order as strings, and an object not yet stamped sorts first.
+    created = objects.metadata_of(obj).creation_timestamp
+    return (created.isoformat() if created is not None else "", _name(obj))
+
+
+def _job_status(job: V1Job) -> WorkloadStatus:
+    status = job.status
+    for condition in (status.conditions or []) if status else []:
+        if condition.type in ("Complete", "Failed") and condition.status == "True":
+            why = ": ".join(part for part in (condition.reason, condition.message) if part)
+            return WorkloadStatus(WorkloadState.EXITED, f"{condition.type} {why}".strip())
+    active = status.active if status and status.active else 0
+    return WorkloadStatus(WorkloadState.RUNNING, f"{active} active pod(s)")
+
+
+def _deployment_status(deployment: V1Deployment) -> WorkloadStatus:
+    wanted = deployment.spec.replicas if deployment.spec and deployment.spec.replicas else 0
+    ready = deployment.status.ready_replicas if deployment.status else None
+    return WorkloadStatus(WorkloadState.RUNNING, f"{ready or 0}/{wanted} replicas ready")

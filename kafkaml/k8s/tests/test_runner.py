@@ -17,7 +17,7 @@ from kafkaml.k8s.errors import (
     WorkloadNotFoundError,
     WorkloadTerminatingError,
 )
-from kafkaml.k8s.runner import KubernetesRunner
+from kafkaml.k8s.runner import KubernetesRunner, WorkloadState, WorkloadStatus
 from kafkaml.k8s.specs import WorkloadKind
 from kafkaml.k8s.tests.conftest import (
     NAMESPACE,
@@ -364,3 +364,40 @@ def test_logs_with_a_tail_of_no_lines_is_a_spec_error(runner: KubernetesRunner) 
         runner.logs(WorkloadKind.RESULT, 7, tail_lines=0)
 
     assert caught.value.field == "tail_lines"
+
+
+def test_status_of_a_result_follows_its_job_from_running_to_exited(
+    runner: KubernetesRunner, api_client: ApiClient
+) -> None:
+    assert runner.status(WorkloadKind.RESULT, 7) == WorkloadStatus(
+        WorkloadState.NOT_STARTED, "no Job"
+    )
+    runner.start_training(training_spec())
+    batch = client.BatchV1Api(api_client)
+    batch.patch_namespaced_job_status("kafkaml-training-7", NAMESPACE, {"status": {"active": 1}})
+
+    assert runner.status(WorkloadKind.RESULT, 8) == WorkloadStatus(
+        WorkloadState.RUNNING, "1 active pod(s)"
+    )
+
+    failed = {"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}
+    body = {"status": {"active": 0, "conditions": [failed]}}
+    batch.patch_namespaced_job_status("kafkaml-training-7", NAMESPACE, body)
+
+    assert runner.status(WorkloadKind.RESULT, 7) == WorkloadStatus(
+        WorkloadState.EXITED, "Failed DeadlineExceeded"
+    )
+
+
+def test_status_of_an_inference_counts_its_ready_replicas(
+    runner: KubernetesRunner, api_client: ApiClient
+) -> None:
+    assert runner.status(WorkloadKind.INFERENCE, 5).state is WorkloadState.NOT_STARTED
+    runner.start_inference(inference_spec(replicas=3))
+    apps = client.AppsV1Api(api_client)
+    body = {"status": {"replicas": 3, "readyReplicas": 2}}
+    apps.patch_namespaced_deployment_status("kafkaml-inference-5", NAMESPACE, body)
+
+    assert runner.status(WorkloadKind.INFERENCE, 5) == WorkloadStatus(
+        WorkloadState.RUNNING, "2/3 replicas ready"
+    )
