@@ -135,6 +135,12 @@ def test_every_built_object_passes_strict_validation_for_current_kubernetes(name
     assert kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True) == "1.37"
 
 
+@pytest.mark.parametrize("version", ["1.33.0", "1.34.0", "1.35.0", "1.36.0"])
+def test_every_built_object_is_also_valid_for_the_still_supported_releases(version: str) -> None:
+    for build in BUILT_OBJECTS.values():
+        assert kubernetes_validate.validate(serialize(build()), version, strict=True) == version[:4]
+
+
 def test_strict_validation_rejects_a_field_kubernetes_does_not_know() -> None:
     body = serialize(objects.build_training_job(training_spec(), NAMESPACE))
     body["spec"]["template"]["spec"]["containers"][0]["gpus"] = 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import kmock
@@ -12,12 +14,13 @@ from kubernetes.client import ApiClient
 from kafkaml.k8s import objects
 from kafkaml.k8s.errors import (
     KubernetesApiError,
+    RunnerError,
     RunnerPermissionError,
     SpecError,
     WorkloadNotFoundError,
     WorkloadTerminatingError,
 )
-from kafkaml.k8s.runner import KubernetesRunner, WorkloadState, WorkloadStatus
+from kafkaml.k8s.runner import KubernetesRunner, WorkloadState, WorkloadStatus, load_api_client
 from kafkaml.k8s.specs import WorkloadKind
 from kafkaml.k8s.tests.conftest import (
     NAMESPACE,
@@ -401,3 +404,36 @@ def test_status_of_an_inference_counts_its_ready_replicas(
     assert runner.status(WorkloadKind.INFERENCE, 5) == WorkloadStatus(
         WorkloadState.RUNNING, "2/3 replicas ready"
     )
+
+
+def test_a_runner_from_a_kubeconfig_authenticates_with_its_token(
+    apiserver: EmulatedApiServer, tmp_path: Path
+) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": str(apiserver.server.url)}}],
+                "users": [{"name": "u", "user": {"token": "token-of-kafkaml-backend"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+
+    runner = KubernetesRunner(load_api_client(str(kubeconfig)), namespace=NAMESPACE)
+    runner.start_inference(inference_spec())
+
+    [post] = apiserver.requests("post", DEPLOYMENTS)
+    assert post.headers["Authorization"] == "Bearer token-of-kafkaml-backend"
+
+
+def test_loading_the_in_cluster_config_outside_a_cluster_raises_runner_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+
+    with pytest.raises(RunnerError, match="no Kubernetes configuration"):
+        load_api_client()
