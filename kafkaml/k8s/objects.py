@@ -45,7 +45,14 @@ from kubernetes.client import (
     V1VolumeMount,
 )
 
-from kafkaml.k8s.specs import HttpProbe, InferenceSpec, PodOptions, TrainingJobSpec, WorkloadKind
+from kafkaml.k8s.specs import (
+    HttpProbe,
+    InferenceSpec,
+    PodOptions,
+    TrainingJobSpec,
+    WorkloadKind,
+    quantity_bytes,
+)
 
 MANAGED_BY = "kafkaml-runner"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -56,10 +63,18 @@ ANNOTATION_RESULT_IDS = "kafkaml.io/result-ids"
 TOKEN_KEY = "token"
 CONTAINER_NAME = "worker"
 GPU_RESOURCE = "nvidia.com/gpu"
+# model_training's threshold (MB) above which it spills its training data to a file.
+SPILL_ENV = "KAFKAML_TRAINING_MEMORY_LIMIT_MB"
 # Non-root user of every kafkaml image (see the Dockerfiles).
 RUN_AS_USER = 10001
 
 COMPONENT = {WorkloadKind.RESULT: "training", WorkloadKind.INFERENCE: "inference"}
+
+
+def spill_threshold_mb(memory_limit: str) -> int:
+    """Training data beyond half the container's memory limit goes to disk instead of memory,
+    so a large data set slows the job down rather than getting it OOMKilled."""
+    return max(64, quantity_bytes(memory_limit) // 2 // 2**20)
 
 
 def metadata_of(obj: V1Job | V1Deployment | V1Pod) -> V1ObjectMeta:
@@ -119,6 +134,8 @@ def build_training_job(spec: TrainingJobSpec, namespace: str) -> V1Job:
         "KAFKAML_RESULT_IDS": annotations[ANNOTATION_RESULT_IDS],
         "KAFKAML_DEPLOYMENT_ID": str(spec.deployment_id),
     }
+    if SPILL_ENV not in spec.pod.env:
+        env[SPILL_ENV] = str(spill_threshold_mb(spec.pod.resources.memory_limit))
     container = _container(spec.pod, env, token_secret_name(name))
     pod_spec = _pod_spec(spec.pod, container, restart_policy="Never")
     return V1Job(

@@ -120,8 +120,9 @@ class PodOptions:
 class TrainingJobSpec:
     """One training Job: the result(s) it trains (several for a distributed chain).
 
-    `job_token` is the bearer token scoped to these results; the runner stores it in a Secret
-    owned by the Job and hands it to the container as KAFKAML_JOB_TOKEN.
+    `job_token` is the bearer token scoped to these results (one token, or comma-separated tokens
+    in `result_ids` order, as model_training reads KAFKAML_JOB_TOKEN); the runner stores it in a
+    Secret owned by the Job and hands it to the container as KAFKAML_JOB_TOKEN.
     """
 
     result_ids: tuple[int, ...]
@@ -162,6 +163,26 @@ class InferenceSpec:
         _require(bool(self.job_token), "must not be empty", field="job_token")
         grace = self.termination_grace_period_seconds
         _require(grace >= 0, "must be 0 or more", field="termination_grace_period_seconds")
+
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A memory quantity ("4Gi", "512M", "1e9", "3000000") in bytes, rounded down.
+
+    Raises SpecError for text that is not a Kubernetes quantity.
+    """
+    if not _QUANTITY.match(quantity):
+        raise SpecError(f"{quantity!r} is not a Kubernetes quantity", field="quantity")
+    for suffixes in (_BINARY, _DECIMAL):
+        for suffix, factor in suffixes.items():
+            if quantity.endswith(suffix):
+                return int(float(quantity.removesuffix(suffix)) * factor)
+    if quantity.endswith("m"):
+        return int(float(quantity[:-1]) / 1000)
+    return int(float(quantity))
 
 
 def _require(condition: bool, message: str, field: str) -> None:

@@ -11,7 +11,14 @@ import pytest
 from kafkaml.k8s import objects
 from kafkaml.k8s.errors import SpecError
 from kafkaml.k8s.settings import KubernetesRunnerSettings
-from kafkaml.k8s.specs import HttpProbe, PodOptions, Resources, TrainingJobSpec, WorkloadKind
+from kafkaml.k8s.specs import (
+    HttpProbe,
+    PodOptions,
+    Resources,
+    TrainingJobSpec,
+    WorkloadKind,
+    quantity_bytes,
+)
 from kafkaml.k8s.tests.conftest import NAMESPACE, inference_spec, serialize, training_spec
 
 # The Kubernetes version every object and manifest is validated against (current at writing).
@@ -69,6 +76,8 @@ EXPECTED_TRAINING_JOB: dict[str, Any] = {
                             {"name": "KAFKAML_BACKEND_URL", "value": "http://kafkaml-backend:8000"},
                             {"name": "KAFKAML_RESULT_IDS", "value": "7,8"},
                             {"name": "KAFKAML_DEPLOYMENT_ID", "value": "3"},
+                            # Half of the 3Gi memory limit.
+                            {"name": "KAFKAML_TRAINING_MEMORY_LIMIT_MB", "value": "1536"},
                             {
                                 "name": "KAFKAML_JOB_TOKEN",
                                 "valueFrom": {
@@ -297,3 +306,34 @@ def test_runner_settings_keep_cpu_only_pods_off_the_gpu_node_selector(
 
     assert settings.training_pod(gpus=0).node_selector == {}
     assert settings.inference_pod().node_selector == {}
+
+
+@pytest.mark.parametrize(
+    ("quantity", "expected"),
+    [
+        ("4Gi", 4 * 2**30),
+        ("512Mi", 512 * 2**20),
+        ("1.5Gi", 3 * 2**29),
+        ("2G", 2 * 10**9),
+        ("300k", 300_000),
+        ("1e9", 10**9),
+        ("3000000", 3_000_000),
+        ("2000m", 2),
+    ],
+)
+def test_memory_quantities_convert_to_bytes(quantity: str, expected: int) -> None:
+    assert quantity_bytes(quantity) == expected
+
+
+def test_training_spills_data_beyond_half_its_memory_limit_unless_told_otherwise() -> None:
+    big = PodOptions(image="i", resources=Resources(memory_limit="16Gi"))
+    told = PodOptions(image="i", env={"KAFKAML_TRAINING_MEMORY_LIMIT_MB": "100"})
+
+    def env_of(pod: PodOptions) -> dict[str, str]:
+        body = serialize(objects.build_training_job(training_spec(pod=pod), NAMESPACE))
+        env = body["spec"]["template"]["spec"]["containers"][0]["env"]
+        return {e["name"]: e.get("value") for e in env}
+
+    assert env_of(big)["KAFKAML_TRAINING_MEMORY_LIMIT_MB"] == "8192"
+    assert env_of(told)["KAFKAML_TRAINING_MEMORY_LIMIT_MB"] == "100"
+    assert list(env_of(told)).count("KAFKAML_TRAINING_MEMORY_LIMIT_MB") == 1
