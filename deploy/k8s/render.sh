@@ -15,13 +15,15 @@ install_kustomize() {
   if [ -x "$kustomize" ] && [ "$("$kustomize" version 2>/dev/null)" = "$KUSTOMIZE_VERSION" ]; then
     return
   fi
-  if ! command -v go >/dev/null; then
-    echo "render.sh: kustomize $KUSTOMIZE_VERSION is missing and no Go toolchain is on PATH" >&2
+  local go
+  go=$(command -v go || echo /usr/local/go/bin/go)
+  if [ ! -x "$go" ]; then
+    echo "render.sh: kustomize $KUSTOMIZE_VERSION is missing and there is no Go 1.24+ to build it" >&2
     exit 2
   fi
   mkdir -p "$bin"
   echo "render.sh: installing kustomize $KUSTOMIZE_VERSION into $bin" >&2
-  GOBIN="$bin" GOTOOLCHAIN=local go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
+  GOBIN="$bin" GOTOOLCHAIN=local "$go" install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION" >&2
 }
 
 case "${1:-}" in
