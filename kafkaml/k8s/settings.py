@@ -6,10 +6,12 @@ without any setting but the two images.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kafkaml.k8s.specs import PodOptions, Resources
+from kafkaml.k8s.specs import InferenceSpec, PodOptions, Resources, TrainingJobSpec
 
 
 class KubernetesRunnerSettings(BaseSettings):
@@ -62,6 +64,33 @@ class KubernetesRunnerSettings(BaseSettings):
     job_ttl_seconds: int = Field(
         default=3600, description="Seconds a finished Job (and its logs) is kept before deletion."
     )
+
+    def training_job(
+        self,
+        *,
+        result_ids: Sequence[int],
+        deployment_id: int,
+        job_token: str,
+        gpus: int = 0,
+    ) -> TrainingJobSpec:
+        """The spec of the Job training `result_ids` (one result, or a chain edge first)."""
+        return TrainingJobSpec(
+            result_ids=tuple(result_ids),
+            deployment_id=deployment_id,
+            job_token=job_token,
+            pod=self.training_pod(gpus=gpus),
+            backoff_limit=self.job_backoff_limit,
+            ttl_seconds_after_finished=self.job_ttl_seconds,
+        )
+
+    def inference(self, *, inference_id: int, replicas: int, job_token: str) -> InferenceSpec:
+        """The spec of the Deployment running `replicas` replicas of an inference."""
+        return InferenceSpec(
+            inference_id=inference_id,
+            replicas=replicas,
+            job_token=job_token,
+            pod=self.inference_pod(),
+        )
 
     def training_pod(self, *, gpus: int = 0) -> PodOptions:
         """Pod options of a training Job asking for `gpus` whole GPUs."""

@@ -337,3 +337,27 @@ def test_training_spills_data_beyond_half_its_memory_limit_unless_told_otherwise
     assert env_of(big)["KAFKAML_TRAINING_MEMORY_LIMIT_MB"] == "8192"
     assert env_of(told)["KAFKAML_TRAINING_MEMORY_LIMIT_MB"] == "100"
     assert list(env_of(told)).count("KAFKAML_TRAINING_MEMORY_LIMIT_MB") == 1
+
+
+def test_runner_settings_build_whole_specs_with_their_retry_and_cleanup_policy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKAML_K8S_JOB_BACKOFF_LIMIT", "2")
+    monkeypatch.setenv("KAFKAML_K8S_JOB_TTL_SECONDS", "600")
+    monkeypatch.setenv("KAFKAML_K8S_INFERENCE_IMAGE", "registry.example/kafkaml/inference:1.2")
+    settings = KubernetesRunnerSettings()
+
+    job = settings.training_job(result_ids=[4, 5], deployment_id=2, job_token="t4,t5", gpus=1)
+    inference = settings.inference(inference_id=9, replicas=2, job_token="t9")
+
+    assert (job.result_ids, job.backoff_limit, job.ttl_seconds_after_finished) == ((4, 5), 2, 600)
+    assert job.pod.resources.gpus == 1
+    assert (inference.replicas, inference.pod.image) == (
+        2,
+        "registry.example/kafkaml/inference:1.2",
+    )
+    for body in (
+        serialize(objects.build_training_job(job, settings.namespace)),
+        serialize(objects.build_inference_deployment(inference, settings.namespace)),
+    ):
+        assert kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True) == "1.37"
