@@ -11,10 +11,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
+from kafkaml.k8s import objects
 from kafkaml.k8s.settings import KubernetesRunnerSettings
+from kafkaml.k8s.tests.conftest import serialize
 
 ROOT = Path(__file__).resolve().parents[3]
 RENDER = ROOT / "deploy" / "k8s" / "render.sh"
@@ -218,3 +221,25 @@ def test_dev_overlay_runs_in_its_own_namespace_with_dev_images(rendered: dict[st
 
     assert {doc["metadata"]["namespace"] for doc in namespaced} == {"kafkaml-dev"}
     assert {image.rsplit(":", 1)[1] for image in images} == {"dev"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_runner_settings_of_each_overlay_build_valid_gpu_jobs_and_inferences(
+    overlay: str, rendered: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [config] = find(documents(rendered[overlay]), "ConfigMap", "kafkaml-backend-config")
+    runner_keys = {key for key in config["data"] if key.startswith("KAFKAML_K8S_")}
+    known = {f"KAFKAML_K8S_{name.upper()}" for name in KubernetesRunnerSettings.model_fields}
+    assert runner_keys <= known, runner_keys - known
+    for key in runner_keys:
+        monkeypatch.setenv(key, config["data"][key])
+    settings = KubernetesRunnerSettings()
+
+    job = settings.training_job(result_ids=[1], deployment_id=1, job_token="t", gpus=1)
+    inference = settings.inference(inference_id=1, replicas=2, job_token="t")
+
+    for body in (
+        serialize(objects.build_training_job(job, settings.namespace)),
+        serialize(objects.build_inference_deployment(inference, settings.namespace)),
+    ):
+        assert kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True) == "1.37"
