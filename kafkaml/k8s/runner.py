@@ -88,6 +88,8 @@ class KubernetesRunner:
         Secret cannot be created, the Job is deleted again before the error is raised.
         """
         job = objects.build_training_job(spec, self.namespace)
+        # The Secret comes second so that it can be owned by the Job; the kubelet holds the pod
+        # (CreateContainerConfigError, retried) until the Secret exists, moments later.
         uid = self._create_owner(job, self._batch.create_namespaced_job, self._read_job)
         secret = objects.build_token_secret(job, spec.job_token, uid)
         self._create_secret_or_undo(secret, job, self._batch.delete_namespaced_job)
