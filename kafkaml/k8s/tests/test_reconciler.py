@@ -205,6 +205,27 @@ def test_expired_watch_410_is_followed_by_a_fresh_list_that_finds_the_failure(
     assert "watch of jobs expired (410 Gone); listing again" in caplog.messages
 
 
+def test_a_watch_refused_with_http_410_is_followed_by_a_fresh_list(
+    apiserver: EmulatedApiServer,
+    api_client: ApiClient,
+    start_reconciler: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="kafkaml.k8s.reconciler")
+    KubernetesRunner(api_client, namespace=NAMESPACE).start_training(training_spec(result_ids=(4,)))
+    fail_job(api_client, "kafkaml-training-4")
+    apiserver.emulator["list", JOBS] << once({"metadata": {"resourceVersion": "1"}, "items": []})
+    # This time the API server refuses the watch request itself rather than within its stream.
+    apiserver.emulator["watch", JOBS] << once(kmock.Response(status=410, payload=gone_status()))
+
+    running = start_reconciler()
+
+    assert running.next_report() == (WorkloadKind.RESULT, 4, BACKOFF_LIMIT_REACHED)
+    reads = [r.action for r in apiserver.requests(JOBS) if r.action in (LIST, WATCH)]
+    assert reads[:3] == [LIST, WATCH, LIST]
+    assert "watch of jobs expired (410 Gone); listing again" in caplog.messages
+
+
 def test_a_job_deleted_before_it_finished_marks_its_results_failed(
     apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
 ) -> None:
