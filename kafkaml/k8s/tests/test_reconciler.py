@@ -15,6 +15,7 @@ from typing import Any
 
 import kmock
 import pytest
+from kmock._internal.rendering import Response  # not re-exported by kmock 0.8
 from kubernetes import client
 from kubernetes.client import ApiClient
 
@@ -216,7 +217,7 @@ def test_a_watch_refused_with_http_410_is_followed_by_a_fresh_list(
     fail_job(api_client, "kafkaml-training-4")
     apiserver.emulator["list", JOBS] << once({"metadata": {"resourceVersion": "1"}, "items": []})
     # This time the API server refuses the watch request itself rather than within its stream.
-    apiserver.emulator["watch", JOBS] << once(kmock.Response(status=410, payload=gone_status()))
+    apiserver.emulator["watch", JOBS] << once(Response(status=410, payload=gone_status()))
 
     running = start_reconciler()
 
