@@ -123,7 +123,9 @@ def check_input(x: np.ndarray, expected: Sequence[int | None]) -> None:
 
     wanted = tuple(expected[1:])
     got = tuple(np.shape(x))[1:]
-    if np.ndim(x) != len(expected) or any(w is not None and w != g for w, g in zip(wanted, got)):
+    if np.ndim(x) != len(expected) or any(
+        w is not None and w != g for w, g in zip(wanted, got, strict=False)
+    ):
         raise InputShapeError(
             f"expected a batch of samples of shape {list(wanted)}, got an array of shape "
             f"{list(np.shape(x))}"

@@ -33,7 +33,7 @@ from kafkaml.frameworks.errors import (
     OnnxExportUnavailable,
     TrainingSettingsError,
 )
-from kafkaml.frameworks.usercode import error_from, run_user_code
+from kafkaml.frameworks.usercode import run_user_code
 
 # Arguments the training job owns: data, batching, splitting and callbacks come from Kafka.
 _RESERVED_FIT = {"x", "y", "batch_size", "validation_data", "validation_split", "callbacks"}
