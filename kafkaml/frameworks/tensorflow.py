@@ -7,6 +7,7 @@ compiled unless it is an early-exit sub-model (the chain is compiled as a whole)
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,10 @@ class TensorFlowFramework:
         data = _dataset(train, model.model)
         val = _dataset(validation, model.model) if validation is not None else None
         try:
-            model.model.fit(data, validation_data=val, callbacks=[callback], **kwargs)
+            with warnings.catch_warnings():
+                # A generator's length is unknown until its first epoch ends; Keras warns then.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                model.model.fit(data, validation_data=val, callbacks=[callback], **kwargs)
         except (TypeError, ValueError) as exc:
             raise TrainingSettingsError(f"Keras fit failed: {exc}", field="fit_kwargs") from exc
         return history
