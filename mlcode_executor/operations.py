@@ -34,14 +34,19 @@ _WARM_UP = {
 }
 
 
-def warm_up(framework: str) -> None:
-    """Import the framework and train a tiny model once, so its thread pools and allocators
-    exist before the memory limit is measured and set."""
-    impl = get_framework(framework)
-    model = impl.build(*_WARM_UP[framework])
-    data = [(np.zeros((4, 2), "float32"), np.zeros((4, 1), "float32"))]
-    impl.fit(model, lambda: iter(data), fit_kwargs={"epochs": 1})
-    model.predict_batch(data[0][0])
+def warm_up(operation: str, request: Mapping[str, Any]) -> None:
+    """Import what the request needs and run a tiny model once, so the runtime's thread pools
+    and allocators exist before the memory limit is measured and set.
+
+    An ONNX artifact needs only onnxruntime; everything else needs the framework.
+    """
+    if operation == "validate_artifact" and request.get("artifact_format") == "onnx":
+        import onnxruntime  # noqa: F401
+
+        return
+    framework = request["framework"]
+    model = get_framework(framework).build(*_WARM_UP[framework])
+    model.predict_batch(np.zeros((4, 2), "float32"))
 
 
 def validate_model(request: Mapping[str, Any]) -> dict[str, Any]:

@@ -211,7 +211,7 @@ def _child_main(events_fd: int, memory_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     from mlcode_executor.operations import OPERATIONS, warm_up
 
-    warm_up(request["framework"])
+    warm_up(operation, request)
     _forbid_exit()
     limit = _address_space() + memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
