@@ -49,17 +49,20 @@ class TorchModel:
     def __init__(self, module: torch.nn.Module, input_shape: Sequence[int]) -> None:
         self.module = module
         self.input_shape = tuple(input_shape)
+        self._input_dtype: str | None = None
 
     def predict_batch(self, x: np.ndarray) -> Prediction:
         """Predict the whole batch in one forward pass, in eval mode, without autograd."""
         check_input(x, (None, *self.input_shape))
         was_training = self.module.training
-        self.module.eval()
+        if was_training:
+            self.module.eval()
         try:
             with torch.inference_mode():
                 out = self.module(torch.from_numpy(np.asarray(x, dtype=self._dtype())))
         finally:
-            self.module.train(was_training)
+            if was_training:
+                self.module.train()
         if isinstance(out, list | tuple):
             return tuple(o.numpy() for o in out)
         return out.numpy()  # type: ignore[no-any-return]
@@ -114,6 +117,12 @@ class TorchModel:
         return buffer.getvalue()
 
     def _dtype(self) -> str:
+        # The first floating parameter's dtype: inputs are cast to it (float32 usually).
+        if self._input_dtype is None:
+            self._input_dtype = self._find_dtype()
+        return self._input_dtype
+
+    def _find_dtype(self) -> str:
         for parameter in self.module.parameters():
             if parameter.is_floating_point():
                 return str(parameter.dtype).removeprefix("torch.")
