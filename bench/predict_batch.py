@@ -10,6 +10,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kafkaml.frameworks import get_framework
+from kafkaml.frameworks.base import Array
 from kafkaml.frameworks.onnx import OnnxModel
 
 SECONDS_PER_FIGURE = 2.0
@@ -61,7 +62,7 @@ def _report(name: str, batch: int, rate: float) -> None:
     print(f"predict_batch {name:<31} batch {batch:>4}: {rate:>12,.0f} samples/s", flush=True)
 
 
-def _samples_per_second(predict: Callable[[np.ndarray], object], batch: int) -> float:
+def _samples_per_second(predict: Callable[[Array], object], batch: int) -> float:
     x = np.random.default_rng(0).random((batch, 18), dtype=np.float32)
     for _ in range(20):  # tracing, allocator and thread-pool warm-up
         predict(x)

@@ -3,13 +3,13 @@ framework and executes user code."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
 from kafkaml.frameworks import get_framework, load_artifact
-from kafkaml.frameworks.base import Batch, BatchSource
+from kafkaml.frameworks.base import Array, Batch, BatchSource
 from kafkaml.frameworks.errors import FrameworkError, TrainingSettingsError
 from mlcode_executor.checks import artifact_bytes
 
@@ -64,7 +64,7 @@ def validate_training(request: Mapping[str, Any]) -> dict[str, Any]:
     """
     framework = get_framework(request["framework"])
     model = _build(request, training=True)
-    x = _samples(model.summary().to_dict()["input_shape"], request["batch_size"], model)
+    x = _samples(model.summary().to_dict()["input_shape"], request["batch_size"])
     batches = _labelled(framework, model, x)
     fit_kwargs = {**request["fit_kwargs"]}
     fit_kwargs["max_epochs" if "max_epochs" in fit_kwargs else "epochs"] = 1
@@ -96,10 +96,10 @@ OPERATIONS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 def _build(request: Mapping[str, Any], *, training: bool) -> Any:
     framework = get_framework(request["framework"])
     option = "require_compiled" if request["framework"] == "tensorflow" else "require_training"
-    return framework.build(request.get("imports", ""), request["code"], **{option: training})  # type: ignore[call-arg]
+    return framework.build(request.get("imports", ""), request["code"], **{option: training})
 
 
-def _samples(shape: list[int | None], batch_size: int, model: Any) -> np.ndarray:
+def _samples(shape: list[int | None], batch_size: int) -> Array:
     if any(d is None for d in shape[1:]):
         raise TrainingSettingsError(
             f"cannot dry-run a model whose input shape {shape} has unknown dimensions", field=None
@@ -109,7 +109,7 @@ def _samples(shape: list[int | None], batch_size: int, model: Any) -> np.ndarray
     return rng.random((count, *shape[1:]), dtype=np.float32)  # type: ignore[arg-type]
 
 
-def _labelled(framework: Any, model: Any, x: np.ndarray) -> BatchSource:
+def _labelled(framework: Any, model: Any, x: Array) -> BatchSource:
     """Batches of x with the first label form the model trains on without user arguments."""
     out = model.predict_batch(x)
     out = out[-1] if isinstance(out, tuple) else out
@@ -118,15 +118,22 @@ def _labelled(framework: Any, model: Any, x: np.ndarray) -> BatchSource:
         candidates.insert(0, np.argmax(out, axis=1).astype(np.int64))
     failure: Exception | None = None
     for y in candidates:
-        batches: list[Batch] = [(x, y)]
+        source = _source([(x, y)])
         try:
-            framework.fit(model, lambda b=batches: iter(b), fit_kwargs={"epochs": 1})
-            return lambda b=batches: iter(b)
+            framework.fit(model, source, fit_kwargs={"epochs": 1})
+            return source
         except Exception as exc:  # any framework error means: not this label form
             failure = exc
     raise TrainingSettingsError(
         f"the model cannot train on random samples of its input shape: {failure}", field=None
     )
+
+
+def _source(batches: list[Batch]) -> BatchSource:
+    def source() -> Iterator[Batch]:
+        return iter(batches)
+
+    return source
 
 
 def _attempt(field: str, step: Callable[[], Any]) -> None:

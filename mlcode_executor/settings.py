@@ -11,14 +11,18 @@ from mlcode_executor.checks import GIB
 class ExecutorSettings(BaseSettings):
     """How the model-code executor service listens and limits each validation."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_EXECUTOR_")
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_EXECUTOR_", extra="ignore")
 
-    host: str = Field("0.0.0.0", description="Address the executor's HTTP service binds.")
-    port: int = Field(8001, description="Port of the executor's HTTP service.")
-    timeout_s: float = Field(30.0, gt=0, description="Wall-time limit of one validation's code.")
+    host: str = Field(default="0.0.0.0", description="Address the executor's HTTP service binds.")
+    port: int = Field(default=8001, description="Port of the executor's HTTP service.")
+    timeout_s: float = Field(
+        default=30.0, gt=0, description="Wall-time limit of one validation's code."
+    )
     memory_bytes: int = Field(
-        2 * GIB, gt=0, description="Memory one validation's code may add to the framework's own."
+        default=2 * GIB,
+        gt=0,
+        description="Memory one validation's code may add to the framework's own.",
     )
     max_concurrent: int = Field(
-        2, ge=1, description="Validations run at once; further requests wait their turn."
+        default=2, ge=1, description="Validations run at once; further requests wait their turn."
     )

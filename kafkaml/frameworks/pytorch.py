@@ -20,6 +20,7 @@ import torch
 from ignite.engine import Engine, Events, create_supervised_evaluator, create_supervised_trainer
 
 from kafkaml.frameworks.base import (
+    Array,
     BatchSource,
     EpochCallback,
     History,
@@ -51,7 +52,7 @@ class TorchModel:
         self.input_shape = tuple(input_shape)
         self._input_dtype: str | None = None
 
-    def predict_batch(self, x: np.ndarray) -> Prediction:
+    def predict_batch(self, x: Array) -> Prediction:
         """Predict the whole batch in one forward pass, in eval mode, without autograd."""
         check_input(x, (None, *self.input_shape))
         was_training = self.module.training
@@ -107,7 +108,7 @@ class TorchModel:
             torch.onnx.export(
                 self.module,
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # torch writes to file-like objects too
                 dynamo=False,
                 input_names=["input"],
                 output_names=names,
@@ -310,7 +311,7 @@ def _input_shape(module: torch.nn.Module, namespace: Mapping[str, Any]) -> tuple
     )
 
 
-def _batch_shape(array: np.ndarray) -> Shape:
+def _batch_shape(array: Array) -> Shape:
     return [None, *(int(d) for d in array.shape[1:])]
 
 

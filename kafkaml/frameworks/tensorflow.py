@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from kafkaml.frameworks.base import (
+    Array,
     Batch,
     BatchSource,
     EpochCallback,
@@ -51,7 +52,7 @@ class KerasModel:
         self.custom_objects = dict(custom_objects or {})
         self._predict: Any = None
 
-    def predict_batch(self, x: np.ndarray) -> Prediction:
+    def predict_batch(self, x: Array) -> Prediction:
         """Predict the whole batch in one traced call (never `model.predict()` per sample)."""
         check_input(x, self.model.input_shape)
         if self._predict is None:

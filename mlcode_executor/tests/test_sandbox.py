@@ -1,5 +1,7 @@
 """The executor in local mode: every request runs in a fresh sandboxed child process."""
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -14,11 +16,11 @@ client = ExecutorClient(timeout_s=20, memory_bytes=512 * MIB)
 hurried = ExecutorClient(timeout_s=3, memory_bytes=512 * MIB)
 
 
-def tf_model(code):
+def tf_model(code: str) -> dict[str, Any]:
     return client.validate_model(framework="tensorflow", imports=models.TF_IMPORTS, code=code)
 
 
-def test_convolutional_pytorch_model_gives_its_summary():
+def test_convolutional_pytorch_model_gives_its_summary() -> None:
     summary = client.validate_model(
         framework="pytorch", imports=models.PT_IMPORTS, code=models.PT_CONV
     )
@@ -36,20 +38,22 @@ def test_convolutional_pytorch_model_gives_its_summary():
     ],
     ids=["edge", "fog", "cloud"],
 )
-def test_each_tier_of_a_three_tier_early_exit_chain_validates(code, output_shape):
+def test_each_tier_of_a_three_tier_early_exit_chain_validates(
+    code: str, output_shape: list[Any]
+) -> None:
     summary = client.validate_model(
         framework="tensorflow", imports=models.TF_IMPORTS, code=code, distributed=True
     )
     assert summary["output_shape"] == output_shape
 
 
-def test_syntax_error_reports_its_line_without_starting_a_process():
+def test_syntax_error_reports_its_line_without_starting_a_process() -> None:
     with pytest.raises(ModelCodeError) as caught:
         tf_model("model = keras.Sequential([\n    layers.Dense(3)\n    layers.Dense(1)])\n")
     assert (caught.value.field, caught.value.line) == ("code", 2)
 
 
-def test_exception_while_building_model_reports_its_line():
+def test_exception_while_building_model_reports_its_line() -> None:
     code = (
         "inputs = keras.Input(shape=(18,))\n"
         "hidden = layers.Dense(8)(inputs)\n"
@@ -77,14 +81,14 @@ def test_exception_while_building_model_reports_its_line():
     ],
     ids=["infinite-loop", "allocation-bomb", "sys-exit", "os-exit", "self-kill"],
 )
-def test_hostile_code_is_stopped_and_reported(code, message, line):
+def test_hostile_code_is_stopped_and_reported(code: str, message: str, line: int | None) -> None:
     with pytest.raises(ModelCodeError) as caught:
         hurried.validate_model(framework="tensorflow", imports="", code=code)
     assert message in caught.value.message
     assert caught.value.line == line
 
 
-def test_after_hostile_code_the_next_request_succeeds_with_a_dense_model_summary():
+def test_after_hostile_code_the_next_request_succeeds_with_a_dense_model_summary() -> None:
     with pytest.raises(ModelCodeError, match="time limit"):
         hurried.validate_model(framework="tensorflow", imports="", code="while True:\n    pass\n")
     summary = tf_model(models.TF_DENSE)
@@ -94,7 +98,7 @@ def test_after_hostile_code_the_next_request_succeeds_with_a_dense_model_summary
     assert [layer["type"] for layer in summary["layers"]] == ["Dense"] * 3
 
 
-def test_user_code_sees_none_of_the_callers_environment(monkeypatch):
+def test_user_code_sees_none_of_the_callers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKAML_DATABASE_URL", "postgresql://secret@db/kafkaml")
     code = (
         "import os\nassert 'KAFKAML_DATABASE_URL' not in os.environ, 'leaked'\n" + models.TF_DENSE
@@ -102,7 +106,7 @@ def test_user_code_sees_none_of_the_callers_environment(monkeypatch):
     assert tf_model(code)["output_shape"] == [None, 3]
 
 
-def test_training_settings_pass_a_dry_run_for_both_frameworks():
+def test_training_settings_pass_a_dry_run_for_both_frameworks() -> None:
     for framework, imports, code, fit in [
         ("tensorflow", models.TF_IMPORTS, models.TF_DENSE, {"epochs": 50, "shuffle": True}),
         ("pytorch", models.PT_IMPORTS, models.PT_DENSE, {"max_epochs": 50}),
@@ -142,7 +146,7 @@ def test_training_settings_pass_a_dry_run_for_both_frameworks():
         "bad-eval-arg",
     ],
 )
-def test_bad_training_settings_name_their_field(settings, field):
+def test_bad_training_settings_name_their_field(settings: dict[str, Any], field: str) -> None:
     with pytest.raises(TrainingSettingsError) as caught:
         client.validate_training(
             framework="tensorflow", imports=models.TF_IMPORTS, code=models.TF_DENSE, **settings
@@ -150,7 +154,7 @@ def test_bad_training_settings_name_their_field(settings, field):
     assert caught.value.field == field
 
 
-def test_imported_trained_models_validate_in_every_format():
+def test_imported_trained_models_validate_in_every_format() -> None:
     from kafkaml.frameworks import get_framework
 
     keras_model = get_framework("tensorflow").build(models.TF_IMPORTS, models.TF_DENSE)
@@ -172,13 +176,13 @@ def test_imported_trained_models_validate_in_every_format():
         assert summary["output_shape"] == [None, 3], artifact_format
 
 
-def test_an_artifact_that_is_not_a_model_is_an_artifact_error():
+def test_an_artifact_that_is_not_a_model_is_an_artifact_error() -> None:
     with pytest.raises(ArtifactError, match="ONNX"):
         client.validate_artifact(
             framework="pytorch", artifact=np.arange(9).tobytes(), artifact_format="onnx"
         )
 
 
-def test_unknown_framework_is_refused_before_any_process_starts():
+def test_unknown_framework_is_refused_before_any_process_starts() -> None:
     with pytest.raises(RequestError, match="framework"):
         client.validate_model(framework="sklearn", imports="", code="model = 1")

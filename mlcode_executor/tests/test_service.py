@@ -1,6 +1,7 @@
 """The executor's HTTP service over real HTTP, through the same client the backend uses."""
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 import requests
@@ -13,7 +14,7 @@ from mlcode_executor.settings import ExecutorSettings
 
 
 @pytest.fixture(scope="module")
-def url():
+def url() -> Iterator[str]:
     settings = ExecutorSettings(host="127.0.0.1", port=0, timeout_s=20, memory_bytes=2**29)
     server = make_server(settings)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -24,18 +25,18 @@ def url():
     thread.join()
 
 
-def test_settings_come_from_kafkaml_executor_variables(monkeypatch):
+def test_settings_come_from_kafkaml_executor_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKAML_EXECUTOR_TIMEOUT_S", "12.5")
     monkeypatch.setenv("KAFKAML_EXECUTOR_PORT", "9100")
     settings = ExecutorSettings()
     assert (settings.timeout_s, settings.port, settings.memory_bytes) == (12.5, 9100, 2 * 1024**3)
 
 
-def test_health_endpoint_answers(url):
+def test_health_endpoint_answers(url: str) -> None:
     assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "ok"}
 
 
-def test_valid_pytorch_model_gives_its_summary_over_http(url):
+def test_valid_pytorch_model_gives_its_summary_over_http(url: str) -> None:
     summary = ExecutorClient(url).validate_model(
         framework="pytorch", imports=models.PT_IMPORTS, code=models.PT_DENSE
     )
@@ -43,7 +44,7 @@ def test_valid_pytorch_model_gives_its_summary_over_http(url):
     assert summary["output_shape"] == [None, 3]
 
 
-def test_runtime_error_comes_back_with_its_line_over_http(url):
+def test_runtime_error_comes_back_with_its_line_over_http(url: str) -> None:
     code = "import math\nratio = math.sqrt(-1)\n"
     with pytest.raises(ModelCodeError) as caught:
         ExecutorClient(url).validate_model(framework="tensorflow", imports="", code=code)
@@ -51,7 +52,7 @@ def test_runtime_error_comes_back_with_its_line_over_http(url):
     assert "math domain error" in caught.value.message
 
 
-def test_error_body_has_the_project_error_shape(url):
+def test_error_body_has_the_project_error_shape(url: str) -> None:
     body = {"framework": "tensorflow", "imports": "", "code": "x = (\n"}
     response = requests.post(f"{url}/validate_model", json=body, timeout=10)
     assert response.status_code == 400
@@ -61,7 +62,7 @@ def test_error_body_has_the_project_error_shape(url):
     }
 
 
-def test_training_settings_error_names_its_field_over_http(url):
+def test_training_settings_error_names_its_field_over_http(url: str) -> None:
     with pytest.raises(TrainingSettingsError) as caught:
         ExecutorClient(url).validate_training(
             framework="pytorch",
@@ -74,13 +75,13 @@ def test_training_settings_error_names_its_field_over_http(url):
     assert caught.value.field == "batch_size"
 
 
-def test_a_body_that_is_not_a_json_object_is_refused(url):
+def test_a_body_that_is_not_a_json_object_is_refused(url: str) -> None:
     response = requests.post(f"{url}/validate_model", data=b"[1, 2]", timeout=10)
     assert response.status_code == 400
     assert response.json()["message"] == "body must be a JSON object"
 
 
-def test_an_unreachable_service_is_executor_unavailable():
+def test_an_unreachable_service_is_executor_unavailable() -> None:
     with pytest.raises(ExecutorUnavailable):
         ExecutorClient("http://127.0.0.1:9", timeout_s=1).validate_model(
             framework="tensorflow", imports="", code="model = 1"

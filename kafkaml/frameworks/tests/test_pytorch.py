@@ -1,58 +1,60 @@
+from typing import Any
+
 import numpy as np
 import pytest
 
 from kafkaml.frameworks import (
     ArtifactError,
+    BatchSource,
     InputShapeError,
     ModelCodeError,
     TrainingSettingsError,
-    get_framework,
     load_artifact,
 )
+from kafkaml.frameworks.pytorch import PyTorchFramework
 from kafkaml.frameworks.tests import models
 
-pytest.importorskip("torch")
-PT = get_framework("pytorch")
+PT = PyTorchFramework()
 RNG = np.random.default_rng(11)
 X = RNG.random((40, 18), dtype=np.float32)
 Y = RNG.integers(0, 3, 40)
 
 
-def batches(size=10):
+def batches(size: int = 10) -> BatchSource:
     return lambda: ((X[i : i + size], Y[i : i + size]) for i in range(0, len(X), size))
 
 
 @pytest.fixture(scope="module")
-def dense():
+def dense() -> Any:
     return PT.build(models.PT_IMPORTS, models.PT_DENSE)
 
 
-def test_dense_module_summary_has_shapes_params_and_leaf_layers(dense):
+def test_dense_module_summary_has_shapes_params_and_leaf_layers(dense: Any) -> None:
     summary = dense.summary()
     assert (summary.input_shape, summary.output_shape) == ([None, 18], [None, 3])
     assert summary.params == models.PT_DENSE_PARAMS
     assert [layer["type"] for layer in summary.layers] == ["Linear", "ReLU"] * 2 + ["Linear"]
 
 
-def test_convolutional_module_takes_its_declared_input_shape():
+def test_convolutional_module_takes_its_declared_input_shape() -> None:
     summary = PT.build(models.PT_IMPORTS, models.PT_CONV).summary()
     assert (summary.input_shape, summary.output_shape) == ([None, 1, 28, 28], [None, 10])
     assert summary.params == models.PT_CONV_PARAMS
 
 
-def test_module_whose_input_shape_cannot_be_inferred_is_refused():
+def test_module_whose_input_shape_cannot_be_inferred_is_refused() -> None:
     code = models.PT_CONV.replace("input_shape = (1, 28, 28)", "")
     with pytest.raises(ModelCodeError, match="input_shape"):
         PT.build(models.PT_IMPORTS, code)
 
 
-def test_metrics_without_loss_are_refused():
+def test_metrics_without_loss_are_refused() -> None:
     code = models.PT_DENSE.replace('"loss": Loss(self.loss_fn())', '"acc2": Accuracy()')
     with pytest.raises(ModelCodeError, match='"loss"'):
         PT.build(models.PT_IMPORTS, code)
 
 
-def test_error_inside_loss_fn_reports_its_line():
+def test_error_inside_loss_fn_reports_its_line() -> None:
     code = models.PT_DENSE.replace("return nn.CrossEntropyLoss()", "return nn.NoSuchLoss()")
     with pytest.raises(ModelCodeError) as caught:
         PT.build(models.PT_IMPORTS, code)
@@ -60,7 +62,7 @@ def test_error_inside_loss_fn_reports_its_line():
     assert "AttributeError" in caught.value.message
 
 
-def test_predict_batch_matches_the_module_and_refuses_wrong_shapes(dense):
+def test_predict_batch_matches_the_module_and_refuses_wrong_shapes(dense: Any) -> None:
     import torch
 
     with torch.no_grad():
@@ -70,21 +72,21 @@ def test_predict_batch_matches_the_module_and_refuses_wrong_shapes(dense):
         dense.predict_batch(X[:, :5])
 
 
-def test_save_load_predict_gives_identical_outputs(dense):
+def test_save_load_predict_gives_identical_outputs(dense: Any) -> None:
     loaded = load_artifact(
         "pytorch", dense.save(), "pytorch", imports=models.PT_IMPORTS, code=models.PT_DENSE
     )
     np.testing.assert_array_equal(loaded.predict_batch(X), dense.predict_batch(X))
 
 
-def test_weights_that_do_not_fit_the_code_are_an_artifact_error(dense):
+def test_weights_that_do_not_fit_the_code_are_an_artifact_error(dense: Any) -> None:
     with pytest.raises(ArtifactError, match="do not load"):
         load_artifact(
             "pytorch", dense.save(), "pytorch", imports=models.PT_IMPORTS, code=models.PT_CONV
         )
 
 
-def test_onnx_export_load_predict_is_identical_across_loads_and_matches_torch(dense):
+def test_onnx_export_load_predict_is_identical_across_loads_and_matches_torch(dense: Any) -> None:
     exported = dense.export_onnx()
     first = load_artifact("pytorch", exported, "onnx")
     second = load_artifact("pytorch", exported, "onnx")
@@ -93,7 +95,7 @@ def test_onnx_export_load_predict_is_identical_across_loads_and_matches_torch(de
     assert first.summary().input_shape == [None, 18]
 
 
-def test_fit_reports_every_epoch_and_evaluate_returns_the_module_metrics():
+def test_fit_reports_every_epoch_and_evaluate_returns_the_module_metrics() -> None:
     model = PT.build(models.PT_IMPORTS, models.PT_DENSE)
     seen = []
     history = PT.fit(
@@ -108,7 +110,7 @@ def test_fit_reports_every_epoch_and_evaluate_returns_the_module_metrics():
     assert set(PT.evaluate(model, batches(), eval_kwargs={})) == {"accuracy", "loss"}
 
 
-def test_unknown_fit_arguments_are_a_settings_error():
+def test_unknown_fit_arguments_are_a_settings_error() -> None:
     model = PT.build(models.PT_IMPORTS, models.PT_DENSE)
     with pytest.raises(TrainingSettingsError) as caught:
         PT.fit(model, batches(), fit_kwargs={"epochs": 1, "shuffle": True})
