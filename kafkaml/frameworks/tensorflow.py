@@ -91,7 +91,10 @@ class KerasModel:
                 f"Keras ONNX export needs tf2onnx and onnx, which cannot be imported here: {exc}"
             ) from exc
         spec = (tf.TensorSpec(self._signature_shape(), self._input_dtype(), name="input"),)
-        proto, _ = tf2onnx.convert.from_keras(self.model, input_signature=spec, opset=17)
+        # tf2onnx's from_keras predates Keras 3's tensor naming; converting the traced call works.
+        model = self.model
+        call = tf.function(lambda x: model(x, training=False))
+        proto, _ = tf2onnx.convert.from_function(call, input_signature=spec, opset=17)
         return proto.SerializeToString()  # type: ignore[no-any-return]
 
     def _trace(self) -> Any:
