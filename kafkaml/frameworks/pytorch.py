@@ -51,6 +51,7 @@ class TorchModel:
         self.module = module
         self.input_shape = tuple(input_shape)
         self._input_dtype: str | None = None
+        self._optimizer: Any = None
 
     def predict_batch(self, x: Array) -> Prediction:
         """Predict the whole batch in one forward pass, in eval mode, without autograd."""
@@ -116,6 +117,13 @@ class TorchModel:
                 opset_version=17,
             )
         return buffer.getvalue()
+
+    def optimizer(self) -> Any:
+        """The module's optimizer, made once: successive `fit` calls (incremental windows,
+        pseudo-label rounds) continue with the same optimizer state."""
+        if self._optimizer is None:
+            self._optimizer = _call(self.module.optimizer, "optimizer")
+        return self._optimizer
 
     def _dtype(self) -> str:
         # The first floating parameter's dtype: inputs are cast to it (float32 usually).
@@ -185,17 +193,17 @@ class PyTorchFramework:
         on_epoch_end: EpochCallback | None = None,
     ) -> History:
         """Train with an Ignite trainer; after each epoch, evaluate `model.metrics()` on the
-        training batches and on the validation batches.
+        training batches and on the validation batches. Calling it again continues training
+        (same optimizer state), as incremental training and pseudo-label rounds need.
 
         `fit_kwargs`: `epochs` (or Kafka-ML's `max_epochs`, default 1) and `epoch_length`.
         Raises TrainingSettingsError for other keys or bad values.
         """
         epochs, epoch_length = _fit_settings(fit_kwargs)
-        module = model.module
         trainer = create_supervised_trainer(
-            module,
-            _call(module.optimizer, "optimizer"),
-            _call(module.loss_fn, "loss_fn"),
+            model.module,
+            model.optimizer(),
+            _call(model.module.loss_fn, "loss_fn"),
             prepare_batch=_prepare(model),
         )
         history = History()

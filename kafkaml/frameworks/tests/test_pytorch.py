@@ -115,3 +115,13 @@ def test_unknown_fit_arguments_are_a_settings_error() -> None:
     with pytest.raises(TrainingSettingsError) as caught:
         PT.fit(model, batches(), fit_kwargs={"epochs": 1, "shuffle": True})
     assert caught.value.field == "fit_kwargs"
+
+
+def test_successive_fits_continue_with_the_same_optimizer_state() -> None:
+    model = PT.build(models.PT_IMPORTS, models.PT_DENSE)
+    PT.fit(model, batches(), fit_kwargs={"epochs": 1})
+    optimizer = model.optimizer()
+    steps = optimizer.state[next(model.module.parameters())]["step"].item()
+    PT.fit(model, batches(), fit_kwargs={"epochs": 1})
+    assert model.optimizer() is optimizer
+    assert optimizer.state[next(model.module.parameters())]["step"].item() == 2 * steps
