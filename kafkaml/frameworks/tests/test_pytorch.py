@@ -125,3 +125,24 @@ def test_successive_fits_continue_with_the_same_optimizer_state() -> None:
     PT.fit(model, batches(), fit_kwargs={"epochs": 1})
     assert model.optimizer() is optimizer
     assert optimizer.state[next(model.module.parameters())]["step"].item() == 2 * steps
+
+
+def test_early_exit_lower_tier_predicts_to_upper_and_prediction_also_through_onnx() -> None:
+    code = (
+        "class Edge(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.body, self.exit = nn.Linear(18, 8), nn.Linear(8, 3)\n"
+        "    def forward(self, x):\n"
+        "        hidden = torch.relu(self.body(x))\n"
+        "        return hidden, torch.softmax(self.exit(hidden), dim=1)\n"
+        "model = Edge()\n"
+    )
+    edge = PT.build(models.PT_IMPORTS, code, require_training=False)
+    assert edge.summary().output_shape == [[None, 8], [None, 3]]
+    to_upper, prediction = edge.predict_batch(X)
+    assert (to_upper.shape, prediction.shape) == ((40, 8), (40, 3))
+    served = load_artifact("pytorch", edge.export_onnx(), "onnx")
+    onnx_upper, onnx_prediction = served.predict_batch(X)
+    np.testing.assert_allclose(onnx_upper, to_upper, atol=1e-6)
+    np.testing.assert_allclose(onnx_prediction, prediction, atol=1e-6)
