@@ -9,11 +9,7 @@ import requests
 
 from kafkaml.frameworks.errors import FrameworkError
 from mlcode_executor.checks import GIB, encode_artifact
-from mlcode_executor.sandbox import error_from_dict, execute
-
-
-class ExecutorUnavailable(RuntimeError):
-    """The executor service could not be reached or answered something that is not JSON."""
+from mlcode_executor.sandbox import ExecutorUnavailable, Spares, error_from_dict, execute
 
 
 class ExecutorClient:
@@ -22,15 +18,36 @@ class ExecutorClient:
     `url=None` runs each request in a fresh child process on this machine (local mode); a URL
     sends it to the executor service, which runs the same code path there. Every method raises
     the framework errors (`ModelCodeError`, `TrainingSettingsError`, `ArtifactError`) for bad
-    input and ExecutorUnavailable when the service cannot answer.
+    input and ExecutorUnavailable when no validation could run.
+
+    `spares=True` (local mode, for a long-lived client) keeps one warmed-up child per framework
+    waiting, so a request does not wait for TensorFlow or PyTorch to import; call `close()` (or
+    use the client as a context manager) to end them.
     """
 
     def __init__(
-        self, url: str | None = None, *, timeout_s: float = 30, memory_bytes: int = 2 * GIB
+        self,
+        url: str | None = None,
+        *,
+        timeout_s: float = 30,
+        memory_bytes: int = 2 * GIB,
+        spares: bool = False,
     ) -> None:
         self.url = url.rstrip("/") if url else None
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
+        self.spares = Spares(memory_bytes) if spares and self.url is None else None
+
+    def close(self) -> None:
+        """End the waiting spare children, if any."""
+        if self.spares is not None:
+            self.spares.close()
+
+    def __enter__(self) -> ExecutorClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def validate_model(
         self, *, framework: str, imports: str, code: str, distributed: bool = False
@@ -71,7 +88,11 @@ class ExecutorClient:
     def _call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         if self.url is None:
             return execute(
-                operation, request, timeout_s=self.timeout_s, memory_bytes=self.memory_bytes
+                operation,
+                request,
+                timeout_s=self.timeout_s,
+                memory_bytes=self.memory_bytes,
+                spares=self.spares,
             )
         return self._post(operation, request)
 

@@ -34,18 +34,14 @@ _WARM_UP = {
 }
 
 
-def warm_up(operation: str, request: Mapping[str, Any]) -> None:
-    """Import what the request needs and run a tiny model once, so the runtime's thread pools
-    and allocators exist before the memory limit is measured and set.
-
-    An ONNX artifact needs only onnxruntime; everything else needs the framework.
-    """
-    if operation == "validate_artifact" and request.get("artifact_format") == "onnx":
+def warm_up(runtime: str) -> None:
+    """Import the runtime ("tensorflow", "pytorch" or "onnx") and run a tiny model once, so its
+    thread pools and allocators exist before the memory limit is measured and set."""
+    if runtime == "onnx":
         import onnxruntime  # noqa: F401
 
         return
-    framework = request["framework"]
-    model = get_framework(framework).build(*_WARM_UP[framework])
+    model = get_framework(runtime).build(*_WARM_UP[runtime])
     model.predict_batch(np.zeros((4, 2), "float32"))
 
 

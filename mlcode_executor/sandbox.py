@@ -19,10 +19,12 @@ import contextlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -49,33 +51,102 @@ _ERRORS: dict[str, type[FrameworkError]] = {
 }
 
 
+class ExecutorUnavailable(RuntimeError):
+    """No validation could run: the sandbox did not start, or the service did not answer."""
+
+
 def execute(
     operation: str,
     request: Mapping[str, Any],
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    spares: Spares | None = None,
 ) -> dict[str, Any]:
     """Run one operation in a fresh sandboxed child and return its result.
 
-    The one code path behind both the direct call and the HTTP service. Raises ModelCodeError
-    (bad code, time or memory limit, the code ended the process), TrainingSettingsError,
-    ArtifactError or RequestError; the calling process is unaffected by whatever the code does.
+    The one code path behind both the direct call and the HTTP service. With `spares`, the
+    child was started and warmed up ahead of time (its memory limit is the pool's); it still
+    serves this one request only. Raises ModelCodeError (bad code, time or memory limit, the
+    code ended the process), TrainingSettingsError, ArtifactError or RequestError, and
+    ExecutorUnavailable when no child could start; the caller is unaffected by the user's code.
     """
     check_request(operation, request)
-    with tempfile.TemporaryDirectory(prefix="kafkaml-sandbox-") as home:
-        child = _Child(Path(home), memory_bytes)
-        try:
-            child.send(operation, request)
-            event = child.wait_for(STARTUP_TIMEOUT_S)
-            if event.get("event") == "ready":
-                event = child.wait_for(timeout_s)
-        except TimeoutError:
-            what = f"did not finish within {timeout_s:g} s (time limit)"
-            raise _limit_error(operation, what) from None
-        finally:
-            child.kill()
+    runtime = runtime_for(operation, request)
+    child = spares.take(runtime) if spares else _Child(runtime, memory_bytes)
+    try:
+        event = _run(child, operation, request, timeout_s)
+    finally:
+        child.kill()
     return _outcome(operation, event, child)
+
+
+def runtime_for(operation: str, request: Mapping[str, Any]) -> str:
+    """What the child must load: "onnx" (onnxruntime only) for an ONNX artifact, else the
+    framework's name."""
+    if operation == "validate_artifact" and request.get("artifact_format") == "onnx":
+        return "onnx"
+    return str(request["framework"])
+
+
+class Spares:
+    """One started, warmed-up child per runtime, each waiting for its single request.
+
+    Taking one starts its replacement at once, so a long-lived caller (the HTTP service, a
+    backend process) does not pay the framework's import on every request. `close()` kills
+    the waiting children; a closed pool starts no more.
+    """
+
+    def __init__(self, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+        self.memory_bytes = memory_bytes
+        self._idle: dict[str, _Child] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self, runtime: str) -> _Child:
+        """A child for `runtime`, ready or starting; raises ExecutorUnavailable when closed."""
+        with self._lock:
+            if self._closed:
+                raise ExecutorUnavailable("the executor is shutting down")
+            child = self._idle.pop(runtime, None)
+            self._idle[runtime] = _Child(runtime, self.memory_bytes)
+        if child is not None and child.process.poll() is None:
+            return child
+        if child is not None:
+            child.kill()
+        return _Child(runtime, self.memory_bytes)
+
+    def pids(self) -> list[int]:
+        """Process ids of the waiting children."""
+        with self._lock:
+            return [child.process.pid for child in self._idle.values()]
+
+    def close(self) -> None:
+        """Kill every waiting child."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = list(self._idle.values()), {}
+        for child in idle:
+            child.kill()
+
+
+def _run(
+    child: _Child, operation: str, request: Mapping[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    try:
+        started = child.wait_for(STARTUP_TIMEOUT_S)
+    except TimeoutError:
+        raise ExecutorUnavailable(
+            f"the sandbox did not start within {STARTUP_TIMEOUT_S:g} s"
+        ) from None
+    if started.get("event") != "ready":
+        return started  # it died while starting; _outcome says how
+    child.send(operation, request)
+    try:
+        return child.wait_for(timeout_s)
+    except TimeoutError:
+        what = f"did not finish within {timeout_s:g} s (time limit)"
+        raise _limit_error(operation, what) from None
 
 
 def error_from_dict(data: Mapping[str, Any]) -> FrameworkError:
@@ -102,25 +173,28 @@ def error_to_dict(error: FrameworkError) -> dict[str, Any]:
 
 
 class _Child:
-    """The child process, its event pipe and its log file."""
+    """A child process for one runtime, its event pipe and its own temporary home."""
 
-    def __init__(self, home: Path, memory_bytes: int) -> None:
-        self.log_path = home / "child.log"
+    def __init__(self, runtime: str, memory_bytes: int) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="kafkaml-sandbox-"))
+        self.log_path = self.home / "child.log"
         read_fd, write_fd = os.pipe()
+        command = [sys.executable, "-m", "mlcode_executor.sandbox", str(write_fd)]
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "mlcode_executor.sandbox", str(write_fd), str(memory_bytes)],
+                [*command, str(memory_bytes), runtime],
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
-                cwd=home,
-                env=_child_env(home),
+                cwd=self.home,
+                env=_child_env(self.home),
                 pass_fds=(write_fd,),
                 start_new_session=True,
             )
         os.close(write_fd)
         self.events = os.fdopen(read_fd, "rb")
         self.buffer = b""
+        self.tail = ""  # the end of its output, kept by kill()
 
     def send(self, operation: str, request: Mapping[str, Any]) -> None:
         assert self.process.stdin is not None
@@ -128,7 +202,7 @@ class _Child:
             self.process.stdin.write(json.dumps({"operation": operation, **request}).encode())
             self.process.stdin.close()
         except BrokenPipeError:
-            pass  # the child died at start; wait_for reports how
+            pass  # the child died; wait_for and _outcome report how
 
     def wait_for(self, timeout_s: float) -> dict[str, Any]:
         """The next event, `{}` when the child closed the pipe, TimeoutError after timeout_s."""
@@ -153,8 +227,11 @@ class _Child:
         self.process.wait()
         if not self.events.closed:
             self.events.close()
+        if self.home.exists():
+            self.tail = self._read_log()
+            shutil.rmtree(self.home, ignore_errors=True)
 
-    def log_tail(self) -> str:
+    def _read_log(self) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-2000:]
         except OSError:
@@ -171,7 +248,7 @@ def _outcome(operation: str, event: Mapping[str, Any], child: _Child) -> dict[st
         how = f"was killed by signal {signal.Signals(-status).name}"
     else:
         how = f"exited with status {status}"
-    if any(s in child.log_tail() for s in ("bad_alloc", "MemoryError", "Cannot allocate memory")):
+    if any(s in child.tail for s in ("bad_alloc", "MemoryError", "Cannot allocate memory")):
         raise _limit_error(operation, f"exceeded the memory limit (the process {how})")
     raise _limit_error(operation, f"ended the validation process before it finished (it {how})")
 
@@ -202,28 +279,27 @@ def _child_env(home: Path) -> dict[str, str]:
 # --- the child -----------------------------------------------------------------------------
 
 
-def _child_main(events_fd: int, memory_bytes: int) -> None:
+def _child_main(events_fd: int, memory_bytes: int, runtime: str) -> None:
     import resource
 
-    events = os.fdopen(events_fd, "w", buffering=1)
-    request = json.loads(sys.stdin.read())
-    operation = request.pop("operation")
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    events = os.fdopen(events_fd, "w", buffering=1)
     from mlcode_executor.operations import OPERATIONS, warm_up
 
-    warm_up(operation, request)
+    warm_up(runtime)
+    events.write(json.dumps({"event": "ready"}) + "\n")
+    request = json.loads(sys.stdin.read())
+    operation = request.pop("operation")
     _forbid_exit()
     limit = _address_space() + memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    events.write(json.dumps({"event": "ready"}) + "\n")
     try:
         result: dict[str, Any] = {"result": OPERATIONS[operation](request)}
     except FrameworkError as exc:
         result = {"error": error_to_dict(exc)}
     except MemoryError:
-        result = {
-            "error": {"type": "ModelCodeError", "message": "the model exceeded the memory limit"}
-        }
+        message = "the model code exceeded the memory limit"
+        result = {"error": {"type": "ModelCodeError", "message": message}}
     events.write(json.dumps(result) + "\n")
     events.close()
 
@@ -247,4 +323,4 @@ def _address_space() -> int:
 
 
 if __name__ == "__main__":
-    _child_main(int(sys.argv[1]), int(sys.argv[2]))
+    _child_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])

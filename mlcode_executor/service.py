@@ -15,30 +15,38 @@ from typing import Any
 
 from kafkaml.frameworks.errors import FrameworkError
 from mlcode_executor.checks import OPERATIONS
-from mlcode_executor.sandbox import error_to_dict, execute
+from mlcode_executor.sandbox import ExecutorUnavailable, Spares, error_to_dict, execute
 from mlcode_executor.settings import ExecutorSettings
 
 # Base64 artifacts of imported models can be large, but not unbounded.
 MAX_BODY_BYTES = 512 * 1024 * 1024
 
 
-def make_server(settings: ExecutorSettings) -> ThreadingHTTPServer:
+class ExecutorServer(ThreadingHTTPServer):
+    """The HTTP server and the spare sandboxes it hands requests to."""
+
+    daemon_threads = True
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        self.settings = settings
+        self.slots = threading.BoundedSemaphore(settings.max_concurrent)
+        self.spares = Spares(settings.memory_bytes) if settings.spares else None
+        super().__init__((settings.host, settings.port), _Handler)
+
+    def server_close(self) -> None:
+        """Stop listening and end the waiting spare sandboxes."""
+        super().server_close()
+        if self.spares is not None:
+            self.spares.close()
+
+
+def make_server(settings: ExecutorSettings) -> ExecutorServer:
     """An HTTP server (not yet serving) that validates with the settings' limits."""
-    slots = threading.BoundedSemaphore(settings.max_concurrent)
-
-    class Handler(_Handler):
-        pass
-
-    Handler.settings = settings
-    Handler.slots = slots
-    server = ThreadingHTTPServer((settings.host, settings.port), Handler)
-    server.daemon_threads = True
-    return server
+    return ExecutorServer(settings)
 
 
 class _Handler(BaseHTTPRequestHandler):
-    settings: ExecutorSettings
-    slots: threading.BoundedSemaphore
+    server: ExecutorServer
     protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
@@ -57,17 +65,22 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._read_json()
         if request is None:
             return
-        with self.slots:
+        with self.server.slots:
             self._run(operation, request)
 
     def _run(self, operation: str, request: dict[str, Any]) -> None:
         try:
+            settings = self.server.settings
             result = execute(
                 operation,
                 request,
-                timeout_s=self.settings.timeout_s,
-                memory_bytes=self.settings.memory_bytes,
+                timeout_s=settings.timeout_s,
+                memory_bytes=settings.memory_bytes,
+                spares=self.server.spares,
             )
+        except ExecutorUnavailable as exc:
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"message": str(exc), "extra": {}})
+            return
         except FrameworkError as exc:
             error = error_to_dict(exc)
             body = {"message": error.pop("message"), "extra": error}

@@ -23,6 +23,9 @@ class ExecutorSettings(BaseSettings):
         gt=0,
         description="Memory one validation's code may add to the framework's own.",
     )
+    spares: bool = Field(
+        default=True, description="Keep one warmed-up sandbox per framework waiting for a request."
+    )
     max_concurrent: int = Field(
         default=2, ge=1, description="Validations run at once; further requests wait their turn."
     )

@@ -1,5 +1,7 @@
 """The executor in local mode: every request runs in a fresh sandboxed child process."""
 
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,16 +13,27 @@ from mlcode_executor.checks import RequestError
 from mlcode_executor.client import ExecutorClient
 
 MIB = 1024**2
-# Small limits keep the failure cases quick; the defaults are 30 s and 2 GiB.
-client = ExecutorClient(timeout_s=20, memory_bytes=512 * MIB)
-hurried = ExecutorClient(timeout_s=3, memory_bytes=512 * MIB)
 
 
-def tf_model(code: str) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def client() -> Iterator[ExecutorClient]:
+    """Small limits keep the failure cases quick (the defaults are 30 s and 2 GiB). No spares:
+    on two shared cores a spare's start-up competes with the request it should speed up."""
+    with ExecutorClient(timeout_s=20, memory_bytes=512 * MIB) as shared:
+        yield shared
+
+
+@pytest.fixture(scope="module")
+def hurried() -> Iterator[ExecutorClient]:
+    with ExecutorClient(timeout_s=3, memory_bytes=512 * MIB) as shared:
+        yield shared
+
+
+def tf_model(client: ExecutorClient, code: str) -> dict[str, Any]:
     return client.validate_model(framework="tensorflow", imports=models.TF_IMPORTS, code=code)
 
 
-def test_convolutional_pytorch_model_gives_its_summary() -> None:
+def test_convolutional_pytorch_model_gives_its_summary(client: ExecutorClient) -> None:
     summary = client.validate_model(
         framework="pytorch", imports=models.PT_IMPORTS, code=models.PT_CONV
     )
@@ -39,7 +52,7 @@ def test_convolutional_pytorch_model_gives_its_summary() -> None:
     ids=["edge", "fog", "cloud"],
 )
 def test_each_tier_of_a_three_tier_early_exit_chain_validates(
-    code: str, output_shape: list[Any]
+    client: ExecutorClient, code: str, output_shape: list[Any]
 ) -> None:
     summary = client.validate_model(
         framework="tensorflow", imports=models.TF_IMPORTS, code=code, distributed=True
@@ -47,13 +60,13 @@ def test_each_tier_of_a_three_tier_early_exit_chain_validates(
     assert summary["output_shape"] == output_shape
 
 
-def test_syntax_error_reports_its_line_without_starting_a_process() -> None:
+def test_syntax_error_reports_its_line_without_starting_a_process(client: ExecutorClient) -> None:
     with pytest.raises(ModelCodeError) as caught:
-        tf_model("model = keras.Sequential([\n    layers.Dense(3)\n    layers.Dense(1)])\n")
+        tf_model(client, "model = keras.Sequential([\n    layers.Dense(3)\n    layers.Dense(1)])\n")
     assert (caught.value.field, caught.value.line) == ("code", 2)
 
 
-def test_exception_while_building_model_reports_its_line() -> None:
+def test_exception_while_building_model_reports_its_line(client: ExecutorClient) -> None:
     code = (
         "inputs = keras.Input(shape=(18,))\n"
         "hidden = layers.Dense(8)(inputs)\n"
@@ -61,7 +74,7 @@ def test_exception_while_building_model_reports_its_line() -> None:
         "model = keras.Model(inputs, output)\n"
     )
     with pytest.raises(ModelCodeError) as caught:
-        tf_model(code)
+        tf_model(client, code)
     assert (caught.value.field, caught.value.line) == ("code", 3)
     assert "ValueError" in caught.value.message
 
@@ -81,32 +94,38 @@ def test_exception_while_building_model_reports_its_line() -> None:
     ],
     ids=["infinite-loop", "allocation-bomb", "sys-exit", "os-exit", "self-kill"],
 )
-def test_hostile_code_is_stopped_and_reported(code: str, message: str, line: int | None) -> None:
+def test_hostile_code_is_stopped_and_reported(
+    hurried: ExecutorClient, code: str, message: str, line: int | None
+) -> None:
     with pytest.raises(ModelCodeError) as caught:
         hurried.validate_model(framework="tensorflow", imports="", code=code)
     assert message in caught.value.message
     assert caught.value.line == line
 
 
-def test_after_hostile_code_the_next_request_succeeds_with_a_dense_model_summary() -> None:
+def test_after_hostile_code_the_next_request_succeeds_with_a_dense_model_summary(
+    hurried: ExecutorClient, client: ExecutorClient
+) -> None:
     with pytest.raises(ModelCodeError, match="time limit"):
         hurried.validate_model(framework="tensorflow", imports="", code="while True:\n    pass\n")
-    summary = tf_model(models.TF_DENSE)
+    summary = tf_model(client, models.TF_DENSE)
     assert summary["input_shape"] == [None, 18]
     assert summary["output_shape"] == [None, 3]
     assert summary["params"] == models.TF_DENSE_PARAMS
     assert [layer["type"] for layer in summary["layers"]] == ["Dense"] * 3
 
 
-def test_user_code_sees_none_of_the_callers_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_code_sees_none_of_the_callers_environment(
+    client: ExecutorClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("KAFKAML_DATABASE_URL", "postgresql://secret@db/kafkaml")
     code = (
         "import os\nassert 'KAFKAML_DATABASE_URL' not in os.environ, 'leaked'\n" + models.TF_DENSE
     )
-    assert tf_model(code)["output_shape"] == [None, 3]
+    assert tf_model(client, code)["output_shape"] == [None, 3]
 
 
-def test_training_settings_pass_a_dry_run_for_both_frameworks() -> None:
+def test_training_settings_pass_a_dry_run_for_both_frameworks(client: ExecutorClient) -> None:
     for framework, imports, code, fit in [
         ("tensorflow", models.TF_IMPORTS, models.TF_DENSE, {"epochs": 50, "shuffle": True}),
         ("pytorch", models.PT_IMPORTS, models.PT_DENSE, {"max_epochs": 50}),
@@ -146,7 +165,9 @@ def test_training_settings_pass_a_dry_run_for_both_frameworks() -> None:
         "bad-eval-arg",
     ],
 )
-def test_bad_training_settings_name_their_field(settings: dict[str, Any], field: str) -> None:
+def test_bad_training_settings_name_their_field(
+    client: ExecutorClient, settings: dict[str, Any], field: str
+) -> None:
     with pytest.raises(TrainingSettingsError) as caught:
         client.validate_training(
             framework="tensorflow", imports=models.TF_IMPORTS, code=models.TF_DENSE, **settings
@@ -154,7 +175,7 @@ def test_bad_training_settings_name_their_field(settings: dict[str, Any], field:
     assert caught.value.field == field
 
 
-def test_imported_trained_models_validate_in_every_format() -> None:
+def test_imported_trained_models_validate_in_every_format(client: ExecutorClient) -> None:
     from kafkaml.frameworks import get_framework
 
     keras_model = get_framework("tensorflow").build(models.TF_IMPORTS, models.TF_DENSE)
@@ -176,13 +197,30 @@ def test_imported_trained_models_validate_in_every_format() -> None:
         assert summary["output_shape"] == [None, 3], artifact_format
 
 
-def test_an_artifact_that_is_not_a_model_is_an_artifact_error() -> None:
+def test_an_artifact_that_is_not_a_model_is_an_artifact_error(client: ExecutorClient) -> None:
     with pytest.raises(ArtifactError, match="ONNX"):
         client.validate_artifact(
             framework="pytorch", artifact=np.arange(9).tobytes(), artifact_format="onnx"
         )
 
 
-def test_unknown_framework_is_refused_before_any_process_starts() -> None:
+def test_unknown_framework_is_refused_before_any_process_starts(client: ExecutorClient) -> None:
     with pytest.raises(RequestError, match="framework"):
         client.validate_model(framework="sklearn", imports="", code="model = 1")
+
+
+def test_a_spare_sandbox_serves_one_request_is_replaced_and_ends_with_the_client() -> None:
+    with ExecutorClient(spares=True) as pooled:
+        assert pooled.spares is not None
+        with pytest.raises(ModelCodeError, match="Keras model"):
+            pooled.validate_model(framework="tensorflow", imports="", code="model = None")
+        [spare] = pooled.spares.pids()
+        summary = pooled.validate_model(
+            framework="tensorflow", imports=models.TF_IMPORTS, code=models.TF_DENSE
+        )
+        assert summary["params"] == models.TF_DENSE_PARAMS
+        [replacement] = pooled.spares.pids()
+    assert replacement != spare
+    for pid in (spare, replacement):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
