@@ -218,3 +218,23 @@ def test_a_spare_sandbox_serves_one_request_is_replaced_and_ends_with_the_client
     for pid in (spare, replacement):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_processes_started_by_user_code_die_with_the_sandbox(hurried: ExecutorClient) -> None:
+    marker = f"{313 + os.getpid() % 1000}.25"  # a sleep length no other process uses
+    code = f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'])\nwhile True:\n    pass\n"
+    with pytest.raises(ModelCodeError, match="time limit"):
+        hurried.validate_model(framework="tensorflow", imports="", code=code)
+    assert not [cmd for cmd in _command_lines() if cmd == ["sleep", marker]]
+
+
+def _command_lines() -> list[list[str]]:
+    lines = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                    lines.append(cmdline.read().decode().split("\0")[:-1])
+            except OSError:
+                continue  # it ended while we looked
+    return lines

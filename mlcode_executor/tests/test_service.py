@@ -1,6 +1,11 @@
 """The executor's HTTP service over real HTTP, through the same client the backend uses."""
 
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -86,3 +91,36 @@ def test_an_unreachable_service_is_executor_unavailable() -> None:
         ExecutorClient("http://127.0.0.1:9", timeout_s=1).validate_model(
             framework="tensorflow", imports="", code="model = 1"
         )
+
+
+def test_python_m_mlcode_executor_serves_with_settings_from_the_environment() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "KAFKAML_EXECUTOR_HOST": "127.0.0.1",
+        "KAFKAML_EXECUTOR_PORT": str(port),
+        "KAFKAML_EXECUTOR_SPARES": "false",
+    }
+    service = subprocess.Popen([sys.executable, "-m", "mlcode_executor"], env=env)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_until_healthy(url, deadline=time.monotonic() + 60)
+        with pytest.raises(ModelCodeError) as caught:
+            ExecutorClient(url).validate_model(framework="pytorch", imports="", code="1 +\n")
+        assert caught.value.line == 1
+    finally:
+        service.terminate()
+        service.wait(30)
+
+
+def _wait_until_healthy(url: str, *, deadline: float) -> None:
+    while True:
+        try:
+            requests.get(f"{url}/healthz", timeout=1).raise_for_status()
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # polling a condition with a deadline, not standing in for one
