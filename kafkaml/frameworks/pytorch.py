@@ -30,6 +30,7 @@ from kafkaml.frameworks.base import (
     Shape,
     check_input,
 )
+from kafkaml.frameworks.chain import exit_prefix, split_metrics
 from kafkaml.frameworks.errors import (
     ArtifactError,
     ChainError,
@@ -232,16 +233,100 @@ class PyTorchFramework:
         return self._metrics(model, batches)
 
     def chain(self, models: Sequence[TorchModel], **_: Any) -> TorchModel:
-        """Not available: early-exit chains are TensorFlow-only, as in Kafka-ML."""
-        raise ChainError("early-exit chains are supported for TensorFlow models only")
+        """One trainable module out of an early-exit chain given bottom (edge) first.
+
+        Every lower tier's forward returns `(to_upper, prediction)`. The chain outputs the
+        prediction at every exit; its loss is the sum of each tier's `loss_fn()` on the one
+        label; its optimizer is the bottom tier's optimizer type and settings over all the
+        tiers' parameters; its metrics are each tier's `metrics()` on its exit, named
+        `exit_<i>_<name>` (split them with `split_metrics`). The tiers are shared, not copied.
+        Raises ChainError for fewer than two tiers.
+        """
+        if len(models) < 2:
+            raise ChainError("an early-exit chain needs at least two models")
+        return TorchModel(_EarlyExitChain([m.module for m in models]), models[0].input_shape)
+
+    @staticmethod
+    def split_metrics(metrics: Metrics, tiers: int) -> list[Metrics]:
+        """Split a chain's `exit_<i>_<name>` metrics into one dict per sub-model."""
+        return split_metrics(metrics, tiers)
 
     def _metrics(self, model: TorchModel, batches: BatchSource) -> Metrics:
-        metrics = _call(model.module.metrics, "metrics")
-        evaluator = create_supervised_evaluator(
-            model.module, metrics=metrics, prepare_batch=_prepare(model)
+        if isinstance(model.module, _EarlyExitChain):
+            return self._chain_metrics(model.module, model, batches)
+        return _evaluate(model.module, model.module, model, batches)
+
+    def _chain_metrics(
+        self, chain: _EarlyExitChain, model: TorchModel, batches: BatchSource
+    ) -> Metrics:
+        metrics: Metrics = {}
+        for index, tier in enumerate(chain.tiers):
+            view = _ExitView(chain, index)
+            for name, value in _evaluate(view, tier, model, batches).items():
+                metrics[exit_prefix(index) + name] = value
+        return metrics
+
+
+def _evaluate(
+    module: torch.nn.Module, owner: torch.nn.Module, model: TorchModel, batches: BatchSource
+) -> Metrics:
+    """`owner.metrics()` of `module`'s output over the batches."""
+    metrics = _call(owner.metrics, "metrics")
+    evaluator = create_supervised_evaluator(module, metrics=metrics, prepare_batch=_prepare(model))
+    state = evaluator.run(_Batches(batches))
+    return {name: float(value) for name, value in state.metrics.items()}
+
+
+class _EarlyExitChain(torch.nn.Module):
+    """Tiers run bottom first; the output is the prediction at every exit."""
+
+    def __init__(self, tiers: Sequence[torch.nn.Module]) -> None:
+        super().__init__()
+        self.tiers = torch.nn.ModuleList(tiers)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        exits = []
+        for tier in self.tiers[:-1]:
+            out = tier(x)
+            if not isinstance(out, list | tuple) or len(out) != 2:
+                raise ChainError("a lower tier must return (to_upper, prediction)")
+            x, prediction = out
+            exits.append(prediction)
+        exits.append(self.tiers[-1](x))
+        return tuple(exits)
+
+    def loss_fn(self) -> torch.nn.Module:
+        return _SumOfExitLosses([_call(t.loss_fn, "loss_fn") for t in self.tiers])
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        bottom = _call(self.tiers[0].optimizer, "optimizer")
+        optimizer: torch.optim.Optimizer = type(bottom)(self.parameters(), **bottom.defaults)
+        return optimizer
+
+
+class _SumOfExitLosses(torch.nn.Module):
+    def __init__(self, losses: Sequence[Any]) -> None:
+        super().__init__()
+        self.losses = list(losses)
+
+    def forward(self, outputs: Sequence[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        return sum(
+            (loss(out, y) for loss, out in zip(self.losses, outputs, strict=True)),
+            torch.zeros(()),
         )
-        state = evaluator.run(_Batches(batches))
-        return {name: float(value) for name, value in state.metrics.items()}
+
+
+class _ExitView(torch.nn.Module):
+    """The chain seen through one exit, for that tier's metrics."""
+
+    def __init__(self, chain: _EarlyExitChain, index: int) -> None:
+        super().__init__()
+        self.chain = chain
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prediction: torch.Tensor = self.chain(x)[self.index]
+        return prediction
 
 
 class _Batches:
