@@ -11,6 +11,7 @@ plus the user code that builds the module.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -106,17 +107,21 @@ class TorchModel:
         axes = {name: {0: "batch"} for name in ["input", *names]}
         buffer = io.BytesIO()
         self.module.eval()
-        with _without_onnx_package_step():
-            torch.onnx.export(
-                self.module,
-                (example,),
-                buffer,  # type: ignore[arg-type]  # torch writes to file-like objects too
-                dynamo=False,
-                input_names=["input"],
-                output_names=names,
-                dynamic_axes=axes,
-                opset_version=17,
-            )
+        # The TorchScript exporter is deprecated upstream but is the one that works with the
+        # pinned onnx; its deprecation warnings would flood every job's log.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with _without_onnx_package_step():
+                torch.onnx.export(
+                    self.module,
+                    (example,),
+                    buffer,  # type: ignore[arg-type]  # torch writes to file-like objects too
+                    dynamo=False,
+                    input_names=["input"],
+                    output_names=names,
+                    dynamic_axes=axes,
+                    opset_version=17,
+                )
         return buffer.getvalue()
 
     def optimizer(self) -> Any:
