@@ -64,3 +64,9 @@ def storable_json(value: Any) -> Any:
     """`value` if a database column can store it; ValidationError otherwise."""
     _check_storable(value)
     return value
+
+
+# The largest id (and Kafka offset) a 64-bit signed column holds; larger input is a 400.
+ID_MAX = 2**63 - 1
+# Kafka partitions and the other 32-bit settings.
+INT32_MAX = 2**31 - 1

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from backend.apps.datasources import selectors, services
 from backend.apps.datasources.models import Datasource
 from backend.apps.training.selectors import deployment_get
-from backend.kafkaml_backend.validation import validated
+from backend.kafkaml_backend.validation import ID_MAX, validated
 
 
 class DatasourceOutput(serializers.ModelSerializer):
@@ -40,7 +40,7 @@ class DatasourceOutput(serializers.ModelSerializer):
 
 
 class DatasourceFilter(serializers.Serializer):
-    deployment_id = serializers.IntegerField(required=False, min_value=1)
+    deployment_id = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
 
 
 class DatasourceListApi(APIView):
@@ -65,7 +65,7 @@ class DatasourceDetailApi(APIView):
 
 
 class ReplayInput(serializers.Serializer):
-    deployment_id = serializers.IntegerField(min_value=1)
+    deployment_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
 
 
 class DatasourceReplayApi(APIView):

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from backend.apps.inferences import selectors, services
 from backend.apps.inferences.models import Inference
 from backend.apps.training.selectors import result_get
-from backend.kafkaml_backend.validation import FiniteFloatField, JsonObjectField, validated
+from backend.kafkaml_backend.validation import ID_MAX, FiniteFloatField, JsonObjectField, validated
 
 INPUT_FORMATS = ["RAW", "AVRO", "JSON"]
 topic_name = RegexValidator(r"^[a-zA-Z0-9._-]{1,249}$", "Not a valid Kafka topic name.")
@@ -50,7 +50,7 @@ class InferenceOutput(serializers.ModelSerializer):
 
 
 class InferenceCreateInput(serializers.Serializer):
-    result_id = serializers.IntegerField(min_value=1)
+    result_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
     replicas = serializers.IntegerField(min_value=1, max_value=100, default=1)
     input_format = serializers.ChoiceField(choices=INPUT_FORMATS)
     input_config = JsonObjectField(default=dict)
@@ -128,7 +128,7 @@ class InferenceScaleApi(APIView):
 
 
 class SwapInput(serializers.Serializer):
-    result_id = serializers.IntegerField(min_value=1)
+    result_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
 
 
 class InferenceSwapApi(APIView):

@@ -32,7 +32,13 @@ from backend.kafkaml_backend.auth import (
     ResultJobAuthentication,
     ServiceAuthentication,
 )
-from backend.kafkaml_backend.validation import FiniteFloatField, storable_json, validated
+from backend.kafkaml_backend.validation import (
+    ID_MAX,
+    INT32_MAX,
+    FiniteFloatField,
+    storable_json,
+    validated,
+)
 
 
 class ResultJobApi(APIView):
@@ -136,7 +142,7 @@ class FinalMetrics(serializers.Serializer):
     )
     test = serializers.DictField(child=FiniteFloatField(), default=dict)
     confusion_matrix = serializers.ListField(
-        child=serializers.ListField(child=serializers.IntegerField(min_value=0)),
+        child=serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=ID_MAX)),
         allow_null=True,
         default=None,
     )
@@ -243,10 +249,10 @@ class InferenceArtifactApi(InferenceJobApi):
 
 
 class DatasourceRecordInput(serializers.Serializer):
-    deployment_id = serializers.IntegerField(min_value=0)
+    deployment_id = serializers.IntegerField(min_value=0, max_value=ID_MAX)
     control_topic = serializers.CharField(max_length=255)
-    partition = serializers.IntegerField(min_value=0)
-    offset = serializers.IntegerField(min_value=0)
+    partition = serializers.IntegerField(min_value=0, max_value=INT32_MAX)
+    offset = serializers.IntegerField(min_value=0, max_value=ID_MAX)
     sent_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     value = serializers.JSONField(help_text="The control message value as on the wire.")
 

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from backend.apps.mlmodels import selectors, services
 from backend.apps.mlmodels.models import Configuration, Framework, MLModel
 from backend.kafkaml_backend.errors import ApplicationError
-from backend.kafkaml_backend.validation import validated
+from backend.kafkaml_backend.validation import ID_MAX, validated
 
 
 class MLModelOutput(serializers.ModelSerializer):
@@ -47,7 +47,9 @@ class MLModelCreateInput(serializers.Serializer):
     imports = serializers.CharField(required=False, allow_blank=True, default="")
     code = serializers.CharField()
     distributed = serializers.BooleanField(required=False, default=False)
-    upper_id = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    upper_id = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX
+    )
 
 
 class MLModelUpdateInput(serializers.Serializer):
@@ -57,7 +59,9 @@ class MLModelUpdateInput(serializers.Serializer):
     imports = serializers.CharField(required=False, allow_blank=True)
     code = serializers.CharField(required=False)
     distributed = serializers.BooleanField(required=False)
-    upper_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    upper_id = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=ID_MAX
+    )
 
 
 def _upper(request: Request, upper_id: int | None) -> MLModel | None:
@@ -124,7 +128,9 @@ class ConfigurationCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     ml_model_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), allow_empty=False, max_length=100
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
+        allow_empty=False,
+        max_length=100,
     )
 
 
@@ -132,7 +138,7 @@ class ConfigurationUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(required=False, allow_blank=True)
     ml_model_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1),
+        child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
         allow_empty=False,
         max_length=100,
         required=False,

@@ -19,12 +19,21 @@ from backend.apps.training import selectors, services
 from backend.apps.training.models import ArtifactFormat, Deployment, TrainingMode, TrainingResult
 from backend.kafkaml_backend.errors import NotFoundError
 from backend.kafkaml_backend.runners import get_runner
-from backend.kafkaml_backend.validation import FiniteFloatField, JsonObjectField, validated
+from backend.kafkaml_backend.validation import (
+    ID_MAX,
+    INT32_MAX,
+    FiniteFloatField,
+    JsonObjectField,
+    validated,
+)
 
 
 class IncrementalOptions(serializers.Serializer):
     stream_timeout_ms = serializers.IntegerField(
-        min_value=1, default=60_000, help_text="Stop after this long without data."
+        min_value=1,
+        max_value=INT32_MAX,
+        default=60_000,
+        help_text="Stop after this long without data.",
     )
     indefinite = serializers.BooleanField(
         default=False, help_text="Never stop; snapshot on improvement."
@@ -57,7 +66,7 @@ class SemiSupervisedOptions(serializers.Serializer):
 
 class FederatedOptions(serializers.Serializer):
     rounds = serializers.IntegerField(min_value=1, max_value=10_000, default=15)
-    min_data = serializers.IntegerField(min_value=1, default=1)
+    min_data = serializers.IntegerField(min_value=1, max_value=INT32_MAX, default=1)
     data_restrictions = JsonObjectField(default=dict)
 
 
@@ -70,7 +79,7 @@ MODE_OPTIONS = {
 
 
 class DeploymentCreateInput(serializers.Serializer):
-    configuration_id = serializers.IntegerField(min_value=1)
+    configuration_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     mode = serializers.ChoiceField(choices=TrainingMode.choices, default=TrainingMode.CLASSIC)
     batch_size = serializers.IntegerField(min_value=1, max_value=1_000_000)
