@@ -14,19 +14,21 @@ from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consume
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = LoggerSettings()  # type: ignore[call-arg]  (the token comes from the environment)
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    kafka = KafkaSettings()
-    # Sinks may not have created the control topic yet; subscribing needs it to exist.
-    ensure_topics(make_admin(kafka), [settings.control_topic])
-    consumer = make_consumer(kafka, settings.control_logger_group_id)
-    backend = BackendClient(
-        settings.backend_url,
-        settings.service_token.get_secret_value(),
-        timeout_s=settings.backend_timeout_s,
-    )
+    try:
+        settings = LoggerSettings()
+        kafka = KafkaSettings()
+        backend = BackendClient(
+            settings.backend_url, settings.token(), timeout_s=settings.backend_timeout_s
+        )
+        # Sinks may not have created the control topic yet; subscribing needs it to exist.
+        ensure_topics(make_admin(kafka), [settings.control_topic])
+        consumer = make_consumer(kafka, settings.control_logger_group_id)
+    except Exception:
+        logging.exception("the control logger could not start")
+        return 1
     try:
         run(consumer, backend, settings.control_topic, stop, settings.backend_retry_max_s)
     except Exception:

@@ -157,6 +157,7 @@ def run(
     Raises BackendRefusedError (bad service token) and KafkaException for fatal consumer errors.
     """
     consumer.subscribe([topic])
+    log.info("recording the control messages of %s at %s", topic, backend.url)
     while not stop.is_set():
         record = consumer.poll(0.5)
         if record is None:
