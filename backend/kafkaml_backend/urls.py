@@ -73,6 +73,9 @@ urlpatterns = [
         name="inference-scale",
     ),
     path(
+        "api/inferences/<int:pk>/logs", inferences.InferenceLogsApi.as_view(), name="inference-logs"
+    ),
+    path(
         "api/inferences/<int:pk>/swap", inferences.InferenceSwapApi.as_view(), name="inference-swap"
     ),
     path("api/jobs/results/<int:pk>/spec", jobs.ResultSpecApi.as_view(), name="job-result-spec"),

@@ -13,7 +13,9 @@ from rest_framework.views import APIView
 
 from backend.apps.inferences import selectors, services
 from backend.apps.inferences.models import Inference
+from backend.apps.training.apis import LogsOutput
 from backend.apps.training.selectors import result_get
+from backend.kafkaml_backend.runners import get_runner
 from backend.kafkaml_backend.validation import ID_MAX, FiniteFloatField, JsonObjectField, validated
 
 INPUT_FORMATS = ["RAW", "AVRO", "JSON"]
@@ -141,6 +143,17 @@ class InferenceSwapApi(APIView):
         return Response(
             InferenceOutput(services.inference_swap(inference=inference, result=result)).data
         )
+
+
+class InferenceLogsApi(APIView):
+    """What the runner knows of the replicas: state, detail, recent log text."""
+
+    @extend_schema(responses=LogsOutput, operation_id="inferences_logs")
+    def get(self, request: Request, pk: int) -> Response:
+        inference = selectors.inference_get(user=request.user, inference_id=pk)
+        runner = get_runner()
+        job = runner.status(inference)
+        return Response({"state": job.state, "detail": job.detail, "logs": runner.logs(inference)})
 
 
 class InferenceDefaultsOutput(serializers.Serializer):

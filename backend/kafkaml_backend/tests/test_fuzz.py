@@ -18,7 +18,7 @@ from backend.testing import finished_result, stored_model
 # Operations that run the model code executor (seconds per request in a fresh child process):
 # the API tests cover them; fuzzing them would take minutes.
 EXECUTOR_OPERATIONS = {"POST /api/models", "PATCH /api/models/{pk}", "POST /api/models/import"}
-EXAMPLES_PER_OPERATION = 6
+EXAMPLES_PER_OPERATION = 5
 
 
 @pytest.fixture

@@ -142,3 +142,12 @@ def test_inference_defaults_come_from_the_previous_inference_of_the_result(
     )
     defaults = api.get(f"/api/results/{result.pk}/inference-defaults").json()
     assert defaults == {"input_format": "JSON", "input_config": {}}
+
+
+def test_the_none_runner_reports_the_replicas_as_not_started(
+    api: APIClient, user: Any, summaries: dict[str, Any]
+) -> None:
+    result = finished_result(user, stored_model(user, summaries))
+    inference = api.post("/api/inferences", inference_body(result.pk), format="json").json()
+    body = api.get(f"/api/inferences/{inference['id']}/logs").json()
+    assert (body["state"], body["logs"]) == ("not-started", "")
