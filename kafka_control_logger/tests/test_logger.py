@@ -90,7 +90,11 @@ def control_message(deployment_id: int, topic: str) -> ControlMessage:
 
 
 def committed(consumer_factory: Callable[..., Any], group_id: str, topic: str) -> int:
-    consumer = consumer_factory(group_id)
+    """The offset `group_id` committed on partition 0 of `topic` (negative: none yet)."""
+    return committed_offset(consumer_factory(group_id), topic)
+
+
+def committed_offset(consumer: Any, topic: str) -> int:
     [position] = consumer.committed([TopicPartition(topic, 0)], timeout=10)
     return int(position.offset)
 
@@ -126,7 +130,7 @@ def test_a_control_message_sent_by_a_raw_sink_appears_as_a_datasource_of_its_dep
     assert datasource.input_config == sent.input_config
 
 
-def test_a_malformed_control_message_is_skipped_and_does_not_stop_the_logger(
+def test_malformed_or_unknown_deployment_messages_are_skipped_without_stopping_the_logger(
     make_deployment: Callable[[], Any],
     backend_server: BackendServer,
     new_topic: Any,
@@ -141,7 +145,10 @@ def test_a_malformed_control_message_is_skipped_and_does_not_stop_the_logger(
     backend_server.start()
     producer = make_producer(kafka_settings)
     producer.produce(control_topic, key=encode_deployment_id(deployment.pk), value=b"{not json")
-    producer.produce(control_topic, *reversed(control_message(deployment.pk, "d").to_record()))
+    unknown_key, unknown_value = control_message(10**9, "d").to_record()
+    producer.produce(control_topic, key=unknown_key, value=unknown_value)
+    good_key, good_value = control_message(deployment.pk, "d").to_record()
+    producer.produce(control_topic, key=good_key, value=good_value)
     producer.flush(10)
     with caplog.at_level(logging.WARNING, logger="kafka_control_logger.logger"):
         logger = start_logger(control_topic, group_id)
@@ -150,11 +157,12 @@ def test_a_malformed_control_message_is_skipped_and_does_not_stop_the_logger(
             "the good message after the bad one",
         )
     assert logger.thread.is_alive() and logger.error is None
-    assert Datasource.objects.get().offset == 1
+    assert Datasource.objects.get().offset == 2
     assert any("malformed" in r.message and "@0" in r.message for r in caplog.records)
+    assert any("refused" in r.message and "@1" in r.message for r in caplog.records)
     logger.stop.set()
     logger.thread.join(30)
-    assert committed(consumer_factory, group_id, control_topic) == 2
+    assert committed(consumer_factory, group_id, control_topic) == 3
 
 
 def test_control_messages_sent_while_the_backend_is_down_are_recorded_once_when_it_returns(
@@ -188,8 +196,9 @@ def test_control_messages_sent_while_the_backend_is_down_are_recorded_once_when_
     assert committed(consumer_factory, group_id, control_topic) == 3
     # A second logger reading the topic from the start (a lost commit) records nothing twice.
     again = start_logger(control_topic, f"{group_id}-again")
+    watcher = consumer_factory(f"{group_id}-again")
     wait_for(
-        lambda: _committed_or_none(consumer_factory, f"{group_id}-again", control_topic) == 3,
+        lambda: committed_offset(watcher, control_topic) == 3,
         "the second logger to get through the topic",
     )
     again.stop.set()
@@ -197,10 +206,3 @@ def test_control_messages_sent_while_the_backend_is_down_are_recorded_once_when_
         d.pk for d in deployments
     )
     assert Datasource.objects.count() == 3
-
-
-def _committed_or_none(
-    consumer_factory: Callable[..., Any], group_id: str, topic: str
-) -> int | None:
-    offset = committed(consumer_factory, group_id, topic)
-    return offset if offset >= 0 else None
