@@ -93,6 +93,11 @@ urlpatterns = [
         name="job-result-artifact",
     ),
     path(
+        "api/jobs/results/<int:pk>/snapshots",
+        jobs.ResultSnapshotApi.as_view(),
+        name="job-result-snapshots",
+    ),
+    path(
         "api/jobs/results/<int:pk>/failure",
         jobs.ResultFailureApi.as_view(),
         name="job-result-failure",

@@ -72,6 +72,7 @@ def result_spec(result: TrainingResult) -> dict[str, Any]:
             "fit_kwargs": deployment.fit_kwargs,
             "eval_kwargs": deployment.eval_kwargs,
             "gpus": deployment.gpus,
+            "reader": deployment.reader,
             "confusion_matrix": deployment.confusion_matrix,
             "incremental": deployment.incremental,
             "distributed": deployment.distributed,
@@ -192,6 +193,27 @@ class ResultArtifactUploadApi(ResultJobApi):
             artifact_format=data.get("artifact_format"),
         )
         return Response(ResultOutput(result).data)
+
+
+class ResultSnapshotApi(ResultJobApi):
+    """An indefinite incremental job uploads a model that improved: a new finished result."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ArtifactInput},
+        responses={201: ResultOutput},
+        operation_id="jobs_results_snapshots",
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        data = validated(ArtifactInput, request.data)
+        snapshot = services.result_snapshot(
+            result_id=pk,
+            artifact=data["artifact"],
+            metrics=data["metrics"],
+            artifact_format=data.get("artifact_format"),
+        )
+        return Response(ResultOutput(snapshot).data, status=status.HTTP_201_CREATED)
 
 
 class FailureInput(serializers.Serializer):

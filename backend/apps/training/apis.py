@@ -40,6 +40,9 @@ class IncrementalOptions(serializers.Serializer):
     )
     monitoring_metric = serializers.CharField(max_length=100, allow_blank=True, default="")
     change = serializers.ChoiceField(choices=["up", "down"], default="up")
+    window = serializers.IntegerField(
+        min_value=1, max_value=INT32_MAX, default=1000, help_text="Samples per training window."
+    )
     improvement = FiniteFloatField(min_value=0, default=0.05)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
@@ -89,6 +92,7 @@ class DeploymentCreateInput(serializers.Serializer):
     )
     eval_kwargs = JsonObjectField(default=dict, help_text="Evaluation arguments.")
     gpus = serializers.IntegerField(min_value=0, max_value=16, default=0)
+    reader = serializers.ChoiceField(choices=["native", "tfio"], default="native")
     confusion_matrix = serializers.BooleanField(default=False)
     incremental = IncrementalOptions(required=False, allow_null=True, default=None)
     distributed = DistributedOptions(required=False, allow_null=True, default=None)
@@ -122,6 +126,7 @@ class DeploymentOutput(serializers.ModelSerializer):
             "fit_kwargs",
             "eval_kwargs",
             "gpus",
+            "reader",
             "confusion_matrix",
             "incremental",
             "distributed",
@@ -138,6 +143,7 @@ class DeploymentOutput(serializers.ModelSerializer):
 class ResultOutput(serializers.ModelSerializer):
     deployment_id = serializers.IntegerField(allow_null=True)
     model_id = serializers.IntegerField()
+    snapshot_of_id = serializers.IntegerField(allow_null=True)
     model_name = serializers.CharField(source="model.name")
     framework = serializers.CharField(source="model.framework")
     has_artifact = serializers.SerializerMethodField()
@@ -148,6 +154,7 @@ class ResultOutput(serializers.ModelSerializer):
             "id",
             "deployment_id",
             "model_id",
+            "snapshot_of_id",
             "model_name",
             "framework",
             "status",

@@ -44,6 +44,10 @@ class Deployment(models.Model):
     fit_kwargs = models.JSONField(default=dict)
     eval_kwargs = models.JSONField(default=dict)
     gpus = models.PositiveSmallIntegerField(default=0)
+    # How jobs read the training data: kafkaml's own reader, or tensorflow-io (TensorFlow only).
+    reader = models.CharField(
+        max_length=10, choices=[("native", "native"), ("tfio", "tfio")], default="native"
+    )
     confusion_matrix = models.BooleanField(default=False)
     incremental = models.JSONField(null=True, blank=True)
     distributed = models.JSONField(null=True, blank=True)
@@ -83,6 +87,10 @@ class TrainingResult(models.Model):
         Deployment, null=True, blank=True, on_delete=models.CASCADE, related_name="results"
     )
     model = models.ForeignKey(MLModel, on_delete=models.PROTECT)
+    # Set on the results an indefinite incremental job uploads each time its metric improved.
+    snapshot_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="snapshots"
+    )
     status = models.CharField(
         max_length=20, choices=ResultStatus.choices, default=ResultStatus.CREATED
     )

@@ -47,6 +47,7 @@ class TrainingSettings:
     eval_kwargs: dict[str, Any] = field(default_factory=dict)
     mode: str = TrainingMode.CLASSIC
     gpus: int = 0
+    reader: str = "native"
     confusion_matrix: bool = False
     incremental: dict[str, Any] | None = None
     distributed: dict[str, Any] | None = None
@@ -118,6 +119,11 @@ def _start(result_groups: Sequence[Sequence[TrainingResult]]) -> None:
 
 
 def _check_mode(training: TrainingSettings, groups: list[list[MLModel]]) -> None:
+    if training.reader == "tfio" and any(m.framework != "tensorflow" for g in groups for m in g):
+        raise ApplicationError(
+            "The tfio reader serves TensorFlow models only.",
+            {"fields": {"reader": ["a model is not TensorFlow"]}},
+        )
     has_chain = any(len(group) > 1 for group in groups)
     if has_chain and training.mode != TrainingMode.DISTRIBUTED:
         raise ApplicationError(
@@ -216,6 +222,36 @@ def result_finish(
         result.finished_at = timezone.now()
         result.save()
     return result
+
+
+def result_snapshot(
+    *, result_id: int, artifact: File, metrics: dict[str, Any], artifact_format: str | None = None
+) -> TrainingResult:
+    """Store an intermediate model of a running result (indefinite incremental training) as a
+    new finished result of the same deployment and model, deployable on its own."""
+    with transaction.atomic():
+        parent = _locked(result_id)
+        if parent.status != ResultStatus.RUNNING:
+            raise _refuse(parent, "snapshot")
+        fmt = artifact_format or DEFAULT_ARTIFACT_FORMAT[parent.model.framework]
+        snapshot = TrainingResult.objects.create(
+            owner_id=parent.owner_id,
+            deployment_id=parent.deployment_id,
+            model=parent.model,
+            snapshot_of=parent,
+            status=ResultStatus.FINISHED,
+            artifact_format=fmt,
+            started_at=parent.started_at,
+            finished_at=timezone.now(),
+            train_metrics=metrics.get("train") or {},
+            validation_metrics=metrics.get("validation") or {},
+            test_metrics=metrics.get("test") or {},
+            confusion_matrix=metrics.get("confusion_matrix"),
+            training_time_s=metrics.get("training_time_s"),
+        )
+        suffix = ARTIFACT_SUFFIX[ArtifactFormat(fmt)]
+        snapshot.artifact.save(f"{snapshot.pk}.{suffix}", artifact, save=True)
+    return snapshot
 
 
 def result_fail(*, result_id: int, reason: str) -> TrainingResult:

@@ -24,6 +24,7 @@ JOB_URL_NAMES = {
     "job-result-epochs",
     "job-result-artifact",
     "job-result-failure",
+    "job-result-snapshots",
     "job-inference-spec",
     "job-inference-artifact",
     "job-datasources",

@@ -146,7 +146,7 @@ def test_a_result_goes_created_running_finished_with_metrics_and_artifact(
     result = deployed(user, [stored_model(user, summaries)]).results.get()
     job = job_client(result)
     spec = job.get(f"/api/jobs/results/{result.pk}/spec").json()
-    assert spec["training"]["batch_size"] == 8
+    assert (spec["training"]["batch_size"], spec["training"]["reader"]) == (8, "native")
     assert spec["model"]["code"] == result.model.code
     assert spec["deployment_created_at"].startswith(str(result.deployment.created_at.year))
     assert job.post(f"/api/jobs/results/{result.pk}/running").json()["status"] == "running"
@@ -318,3 +318,39 @@ def test_an_imported_pytorch_model_becomes_a_finished_result_ready_for_inference
     )
     assert garbage.status_code == 400
     assert "weights" in garbage.json()["message"]
+
+
+def test_an_indefinite_job_snapshot_becomes_a_finished_result_of_the_same_deployment(
+    api: APIClient, user: Any, summaries: dict[str, Any]
+) -> None:
+    result = deployed(user, [stored_model(user, summaries)]).results.get()
+    job = job_client(result)
+    snapshot_of_created = job.post(
+        f"/api/jobs/results/{result.pk}/snapshots",
+        {"artifact": upload(b"w1"), "metrics": "{}"},
+        format="multipart",
+    )
+    assert snapshot_of_created.status_code == 409
+    job.post(f"/api/jobs/results/{result.pk}/running")
+    response = job.post(
+        f"/api/jobs/results/{result.pk}/snapshots",
+        {"artifact": upload(b"w1"), "metrics": json.dumps({"validation": {"loss": [0.3]}})},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.json()
+    snapshot = response.json()
+    assert (snapshot["status"], snapshot["snapshot_of_id"]) == ("finished", result.pk)
+    assert snapshot["deployment_id"] == result.deployment_id
+    download = api.get(f"/api/results/{snapshot['id']}/artifact")
+    assert b"".join(download.streaming_content) == b"w1"
+    assert api.get(f"/api/results/{result.pk}").json()["status"] == "running"
+
+
+def test_the_tfio_reader_is_refused_for_pytorch_models(
+    api: APIClient, user: Any, summaries: dict[str, Any]
+) -> None:
+    configuration = configuration_of(api, [stored_model(user, summaries, "pytorch").pk])
+    body = {"configuration_id": configuration, "batch_size": 4, "reader": "tfio"}
+    response = api.post("/api/deployments", body, format="json")
+    assert response.status_code == 400
+    assert "reader" in response.json()["extra"]["fields"]
