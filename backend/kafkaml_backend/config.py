@@ -39,9 +39,10 @@ class BackendSettings(BaseSettings):
     allowed_hosts: str = Field(
         default="*", description="Comma-separated host names the backend answers to."
     )
-    runner: Literal["none", ""] = Field(
+    runner: Literal["none", "local", "kubernetes"] = Field(
         default="none",
-        description="How jobs are started: `none` leaves deployments and inferences in `created`.",
+        description="How jobs are started: `none` leaves deployments and inferences in `created` "
+        "(the only runner of this build).",
     )
     executor_url: str | None = Field(
         default=None,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 if TYPE_CHECKING:
     from backend.apps.inferences.models import Inference
@@ -91,8 +92,11 @@ class NoRunner:
 
 
 def get_runner() -> Runner:
-    """The runner that `KAFKAML_RUNNER` names (`none` or unset: `NoRunner`)."""
-    name = settings.KAFKAML.runner or "none"
+    """The runner that `KAFKAML_RUNNER` names (`none`, the default: `NoRunner`).
+
+    Raises ImproperlyConfigured for a runner this build does not have yet (local, kubernetes).
+    """
+    name = settings.KAFKAML.runner
     if name == "none":
         return NoRunner()
-    raise ValueError(f"unknown KAFKAML_RUNNER {name!r}; this build knows: none")
+    raise ImproperlyConfigured(f"KAFKAML_RUNNER={name!r} is not available in this build; use none")
