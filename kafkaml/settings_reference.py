@@ -16,6 +16,8 @@ SETTINGS_CLASSES = [
     "kafkaml.kafka:KafkaSettings",
     "kafkaml.local:LocalSettings",
     "kafkaml.k8s.settings:KubernetesRunnerSettings",
+    "backend.kafkaml_backend.config:BackendSettings",
+    "kafka_control_logger.settings:LoggerSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
