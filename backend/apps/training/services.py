@@ -26,6 +26,7 @@ from backend.apps.training.models import (
     ResultStatus,
     TrainingMode,
     TrainingResult,
+    artifact_storage,
 )
 from backend.kafkaml_backend.errors import ApplicationError, ConflictError, NotFoundError
 from backend.kafkaml_backend.runners import get_runner
@@ -138,13 +139,23 @@ def _check_mode(training: TrainingSettings, groups: list[list[MLModel]]) -> None
 
 
 def deployment_delete(*, deployment: Deployment) -> None:
-    """Delete a deployment and its results, unless a result runs or serves an inference."""
+    """Delete a deployment, its results and their artifacts, unless a result runs or serves an
+    inference."""
     if deployment.results.filter(status=ResultStatus.RUNNING).exists():
         raise ConflictError("A result of this deployment is running; stop it first.")
+    names = [r.artifact.name for r in deployment.results.all() if r.artifact]
     try:
-        deployment.delete()
+        with transaction.atomic():
+            deployment.delete()
+            transaction.on_commit(lambda: _delete_artifacts(names))
     except ProtectedError as error:
         raise ConflictError("A result of this deployment serves an inference.") from error
+
+
+def _delete_artifacts(names: Sequence[str]) -> None:
+    storage = artifact_storage()
+    for name in names:
+        storage.delete(name)
 
 
 def _locked(result_id: int) -> TrainingResult:
@@ -283,11 +294,14 @@ def result_stop(*, result: TrainingResult) -> TrainingResult:
 
 
 def result_delete(*, result: TrainingResult) -> None:
-    """Delete a result that is not running and serves no inference."""
+    """Delete a result that is not running and serves no inference, and its artifact."""
     if result.status == ResultStatus.RUNNING:
         raise ConflictError("The result is running; stop it first.", {"status": result.status})
+    names = [r.artifact.name for r in (result, *result.snapshots.all()) if r.artifact]
     try:
-        result.delete()
+        with transaction.atomic():
+            result.delete()
+            transaction.on_commit(lambda: _delete_artifacts(names))
     except ProtectedError as error:
         raise ConflictError("The result serves an inference; delete that first.") from error
 

@@ -354,3 +354,18 @@ def test_the_tfio_reader_is_refused_for_pytorch_models(
     response = api.post("/api/deployments", body, format="json")
     assert response.status_code == 400
     assert "reader" in response.json()["extra"]["fields"]
+
+
+def test_deleting_a_finished_result_removes_its_artifact_file(
+    api: APIClient, user: Any, summaries: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    from backend.apps.training.models import artifact_storage
+    from backend.testing import finished_result
+
+    result = finished_result(user, stored_model(user, summaries))
+    name = result.artifact.name
+    assert artifact_storage().exists(name)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"/api/results/{result.pk}").status_code == 204
+    assert not artifact_storage().exists(name)
+    assert api.get(f"/api/results/{result.pk}").status_code == 404
