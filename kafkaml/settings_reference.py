@@ -7,6 +7,7 @@ Every component lists its pydantic-settings class in SETTINGS_CLASSES; `kafkaml 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic_settings import BaseSettings
@@ -17,22 +18,57 @@ SETTINGS_CLASSES = [
     "kafkaml.local:LocalSettings",
     "kafkaml.k8s.settings:KubernetesRunnerSettings",
     "mlcode_executor.settings:ExecutorSettings",
+    "backend.kafkaml_backend.config:BackendSettings",
+    "kafka_control_logger.settings:LoggerSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
 
 
-def render_table() -> str:
-    """The markdown table of every setting: env name, default, description."""
-    rows = ["| variable | default | what it sets |", "|---|---|---|"]
+@dataclass
+class Setting:
+    """One environment variable, with every component that reads it."""
+
+    env: str
+    default: str
+    description: str
+    readers: list[str] = field(default_factory=list)
+
+
+def settings() -> dict[str, Setting]:
+    """Every setting of the project by variable name, in README order."""
+    found: dict[str, Setting] = {}
     for target in SETTINGS_CLASSES:
         module, name = target.split(":")
         cls: type[BaseSettings] = getattr(importlib.import_module(module), name)
         prefix = str(cls.model_config.get("env_prefix", ""))
-        for field_name, field in cls.model_fields.items():
+        for field_name, info in cls.model_fields.items():
             env = (prefix + field_name).upper()
-            default = "" if field.is_required() else _shown_default(field.default)
-            rows.append(f"| `{env}` | {default} | {field.description or ''} |")
+            default = "" if info.is_required() else _shown_default(info.default)
+            setting = found.setdefault(env, Setting(env, default, info.description or ""))
+            setting.readers.append(module.split(".")[0])
+    return found
+
+
+def conflicting_defaults() -> dict[str, set[str]]:
+    """Variables that two components read with different defaults (a bug to fix)."""
+    seen: dict[str, set[str]] = {}
+    for target in SETTINGS_CLASSES:
+        module, name = target.split(":")
+        cls: type[BaseSettings] = getattr(importlib.import_module(module), name)
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for field_name, info in cls.model_fields.items():
+            default = "" if info.is_required() else _shown_default(info.default)
+            seen.setdefault((prefix + field_name).upper(), set()).add(default)
+    return {env: values for env, values in seen.items() if len(values) > 1}
+
+
+def render_table() -> str:
+    """The markdown table of every setting: env name, default, readers, description."""
+    rows = ["| variable | default | read by | what it sets |", "|---|---|---|---|"]
+    for setting in settings().values():
+        readers = ", ".join(dict.fromkeys(setting.readers))
+        rows.append(f"| `{setting.env}` | {setting.default} | {readers} | {setting.description} |")
     return "\n".join(rows)
 
 

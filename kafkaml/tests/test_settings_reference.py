@@ -1,7 +1,12 @@
 import re
 
 from kafkaml.local import PROJECT_ROOT
-from kafkaml.settings_reference import SETTINGS_CLASSES, readme_with_table, render_table
+from kafkaml.settings_reference import (
+    SETTINGS_CLASSES,
+    conflicting_defaults,
+    readme_with_table,
+    render_table,
+)
 
 
 def test_readme_settings_table_matches_the_settings_classes() -> None:
@@ -25,3 +30,7 @@ def test_every_settings_class_in_the_project_is_in_the_table() -> None:
             module = ".".join(relative.with_suffix("").parts)
             found.add(f"{module}:{name}")
     assert found <= set(SETTINGS_CLASSES), found - set(SETTINGS_CLASSES)
+
+
+def test_components_reading_the_same_variable_agree_on_its_default() -> None:
+    assert conflicting_defaults() == {}

@@ -1,0 +1,93 @@
+"""Session login for the UI, API tokens for programs, and the public health check."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate, login, logout
+from django.db import connection
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import ensure_csrf_cookie
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backend.apps.accounts.services import user_api_token
+from backend.kafkaml_backend.errors import ApplicationError
+from backend.kafkaml_backend.validation import validated
+
+
+class LoginInput(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class UserOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    is_staff = serializers.BooleanField()
+
+
+class TokenOutput(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class LoginApi(APIView):
+    """Public: starts a session (cookie) for the web UI."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=LoginInput, responses=UserOutput, operation_id="auth_login")
+    @method_decorator(ensure_csrf_cookie)
+    def post(self, request: Request) -> Response:
+        data = validated(LoginInput, request.data)
+        user = authenticate(request._request, username=data["username"], password=data["password"])
+        if user is None:
+            raise AuthenticationFailedError("Wrong user name or password.")
+        login(request._request, user)
+        return Response(UserOutput(user).data)
+
+
+class AuthenticationFailedError(ApplicationError):
+    status_code = status.HTTP_401_UNAUTHORIZED
+
+
+class LogoutApi(APIView):
+    @extend_schema(request=None, responses={204: None}, operation_id="auth_logout")
+    def post(self, request: Request) -> Response:
+        logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeApi(APIView):
+    @extend_schema(responses=UserOutput, operation_id="auth_me")
+    def get(self, request: Request) -> Response:
+        return Response(UserOutput(request.user).data)
+
+
+class TokenApi(APIView):
+    """The signed-in user's API token, for `Authorization: Token <key>`."""
+
+    @extend_schema(request=None, responses=TokenOutput, operation_id="auth_token")
+    def post(self, request: Request) -> Response:
+        return Response({"token": user_api_token(user=request.user)})
+
+
+class HealthOutput(serializers.Serializer):
+    status = serializers.CharField()
+    database = serializers.CharField()
+
+
+class HealthApi(APIView):
+    """Public: the backend answers and reaches its database."""
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses=HealthOutput, operation_id="health")
+    def get(self, request: Request) -> Response:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return Response({"status": "ok", "database": "ok"})

@@ -1,0 +1,71 @@
+"""Reads of inferences, limited to what a user may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from backend.apps.datasources.selectors import datasource_first_of_deployment
+from backend.apps.inferences.models import Inference
+from backend.apps.training.models import TrainingResult
+from backend.kafkaml_backend.errors import NotFoundError
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def inference_list(*, user: User) -> QuerySet[Inference]:
+    inferences = Inference.objects.select_related("result", "result__model")
+    return inferences if user.is_staff else inferences.filter(owner=user)
+
+
+def inference_get(*, user: User, inference_id: int) -> Inference:
+    """One visible inference; NotFoundError (404) otherwise."""
+    try:
+        return inference_list(user=user).get(pk=inference_id)
+    except Inference.DoesNotExist as error:
+        raise NotFoundError("Inference not found.", {"id": inference_id}) from error
+
+
+def inference_for_job(*, inference_id: int) -> Inference:
+    """The inference a job token names (the view's permission checked the token)."""
+    try:
+        return Inference.objects.select_related("result", "result__model").get(pk=inference_id)
+    except Inference.DoesNotExist as error:
+        raise NotFoundError("Inference not found.", {"id": inference_id}) from error
+
+
+def inference_defaults(*, result: TrainingResult) -> dict[str, Any]:
+    """Input format and config to pre-fill an inference form for `result`.
+
+    From the last inference of the result, else from the datasource its deployment trained on.
+    A lower tier's upper model reads what the tier below forwards: float32 of its input shape.
+    """
+    previous = Inference.objects.filter(result=result).order_by("-id").first()
+    if previous is not None:
+        defaults = {
+            "input_format": previous.input_format,
+            "input_config": dict(previous.input_config),
+        }
+    else:
+        datasource = (
+            datasource_first_of_deployment(deployment_id=result.deployment_id)
+            if result.deployment_id
+            else None
+        )
+        defaults = {
+            "input_format": datasource.input_format if datasource else "RAW",
+            "input_config": dict(datasource.input_config) if datasource else {},
+        }
+    if hasattr(result.model, "lower") and result.model.summary.get("input_shape"):
+        shape = [d for d in result.model.summary["input_shape"] if d is not None]
+        defaults = {
+            "input_format": "RAW",
+            "input_config": {
+                **defaults["input_config"],
+                "data_type": "float32",
+                "data_reshape": " ".join(str(d) for d in shape),
+            },
+        }
+    return defaults

@@ -1,0 +1,312 @@
+"""REST endpoints of deployments, training results and model import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from backend.apps.mlmodels.models import Framework
+from backend.apps.mlmodels.selectors import configuration_get
+from backend.apps.training import selectors, services
+from backend.apps.training.models import ArtifactFormat, Deployment, TrainingMode, TrainingResult
+from backend.kafkaml_backend.errors import NotFoundError
+from backend.kafkaml_backend.runners import get_runner
+from backend.kafkaml_backend.validation import (
+    ID_MAX,
+    INT32_MAX,
+    FiniteFloatField,
+    JsonObjectField,
+    validated,
+)
+
+
+class IncrementalOptions(serializers.Serializer):
+    stream_timeout_ms = serializers.IntegerField(
+        min_value=1,
+        max_value=INT32_MAX,
+        default=60_000,
+        help_text="Stop after this long without data.",
+    )
+    indefinite = serializers.BooleanField(
+        default=False, help_text="Never stop; snapshot on improvement."
+    )
+    monitoring_metric = serializers.CharField(max_length=100, allow_blank=True, default="")
+    change = serializers.ChoiceField(choices=["up", "down"], default="up")
+    window = serializers.IntegerField(
+        min_value=1, max_value=INT32_MAX, default=1000, help_text="Samples per training window."
+    )
+    improvement = FiniteFloatField(min_value=0, default=0.05)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["indefinite"] and not attrs["monitoring_metric"]:
+            raise serializers.ValidationError(
+                {"monitoring_metric": ["required for indefinite training"]}
+            )
+        return attrs
+
+
+class DistributedOptions(serializers.Serializer):
+    optimizer = serializers.CharField(max_length=50, default="adam")
+    learning_rate = FiniteFloatField(min_value=0, default=0.001)
+    loss = serializers.CharField(max_length=100, default="sparse_categorical_crossentropy")
+    metrics = serializers.ListField(
+        child=serializers.CharField(max_length=100), default=["accuracy"], max_length=20
+    )
+
+
+class SemiSupervisedOptions(serializers.Serializer):
+    rounds = serializers.IntegerField(min_value=1, max_value=1000, default=5)
+    confidence = FiniteFloatField(min_value=0, max_value=1, default=0.9)
+
+
+class FederatedOptions(serializers.Serializer):
+    rounds = serializers.IntegerField(min_value=1, max_value=10_000, default=15)
+    min_data = serializers.IntegerField(min_value=1, max_value=INT32_MAX, default=1)
+    data_restrictions = JsonObjectField(default=dict)
+
+
+MODE_OPTIONS = {
+    "incremental": (TrainingMode.INCREMENTAL, IncrementalOptions),
+    "distributed": (TrainingMode.DISTRIBUTED, DistributedOptions),
+    "semi_supervised": (TrainingMode.SEMI_SUPERVISED, SemiSupervisedOptions),
+    "federated": (TrainingMode.FEDERATED, FederatedOptions),
+}
+
+
+class DeploymentCreateInput(serializers.Serializer):
+    configuration_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    mode = serializers.ChoiceField(choices=TrainingMode.choices, default=TrainingMode.CLASSIC)
+    batch_size = serializers.IntegerField(min_value=1, max_value=1_000_000)
+    fit_kwargs = JsonObjectField(
+        default=dict,
+        help_text='Keras fit / Ignite run arguments, e.g. {"epochs": 5, "shuffle": true}.',
+    )
+    eval_kwargs = JsonObjectField(default=dict, help_text="Evaluation arguments.")
+    gpus = serializers.IntegerField(min_value=0, max_value=16, default=0)
+    reader = serializers.ChoiceField(choices=["native", "tfio"], default="native")
+    confusion_matrix = serializers.BooleanField(default=False)
+    incremental = IncrementalOptions(required=False, allow_null=True, default=None)
+    distributed = DistributedOptions(required=False, allow_null=True, default=None)
+    semi_supervised = SemiSupervisedOptions(required=False, allow_null=True, default=None)
+    federated = FederatedOptions(required=False, allow_null=True, default=None)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # The options object of the chosen mode always exists, with its defaults filled in.
+        for name, (mode, options_class) in MODE_OPTIONS.items():
+            if attrs["mode"] == mode and attrs.get(name) is None:
+                options = options_class(data={})
+                options.is_valid(raise_exception=True)
+                attrs[name] = dict(options.validated_data)
+            elif attrs.get(name) is not None:
+                attrs[name] = dict(attrs[name])
+        return attrs
+
+
+class DeploymentOutput(serializers.ModelSerializer):
+    configuration_id = serializers.IntegerField()
+    result_ids = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "configuration_id",
+            "description",
+            "mode",
+            "batch_size",
+            "fit_kwargs",
+            "eval_kwargs",
+            "gpus",
+            "reader",
+            "confusion_matrix",
+            "incremental",
+            "distributed",
+            "semi_supervised",
+            "federated",
+            "result_ids",
+            "created_at",
+        ]
+
+    def get_result_ids(self, deployment: Deployment) -> list[int]:
+        return sorted(result.pk for result in deployment.results.all())
+
+
+class ResultOutput(serializers.ModelSerializer):
+    deployment_id = serializers.IntegerField(allow_null=True)
+    model_id = serializers.IntegerField()
+    snapshot_of_id = serializers.IntegerField(allow_null=True)
+    model_name = serializers.CharField(source="model.name")
+    framework = serializers.CharField(source="model.framework")
+    has_artifact = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingResult
+        fields = [
+            "id",
+            "deployment_id",
+            "model_id",
+            "snapshot_of_id",
+            "model_name",
+            "framework",
+            "status",
+            "epochs",
+            "train_metrics",
+            "validation_metrics",
+            "test_metrics",
+            "confusion_matrix",
+            "training_time_s",
+            "error",
+            "artifact_format",
+            "has_artifact",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+    def get_has_artifact(self, result: TrainingResult) -> bool:
+        return bool(result.artifact)
+
+
+class DeploymentListApi(APIView):
+    @extend_schema(responses=DeploymentOutput(many=True), operation_id="deployments_list")
+    def get(self, request: Request) -> Response:
+        deployments = selectors.deployment_list(user=request.user)
+        return Response(DeploymentOutput(deployments, many=True).data)
+
+    @extend_schema(
+        request=DeploymentCreateInput,
+        responses={201: DeploymentOutput},
+        operation_id="deployments_create",
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(DeploymentCreateInput, request.data)
+        configuration = configuration_get(
+            user=request.user, configuration_id=data.pop("configuration_id")
+        )
+        description = data.pop("description")
+        deployment = services.deployment_create(
+            owner=request.user,
+            configuration=configuration,
+            description=description,
+            training=services.TrainingSettings(**data),
+        )
+        return Response(DeploymentOutput(deployment).data, status=status.HTTP_201_CREATED)
+
+
+class DeploymentDetailApi(APIView):
+    @extend_schema(responses=DeploymentOutput, operation_id="deployments_retrieve")
+    def get(self, request: Request, pk: int) -> Response:
+        deployment = selectors.deployment_get(user=request.user, deployment_id=pk)
+        return Response(DeploymentOutput(deployment).data)
+
+    @extend_schema(responses={204: None}, operation_id="deployments_destroy")
+    def delete(self, request: Request, pk: int) -> Response:
+        deployment = selectors.deployment_get(user=request.user, deployment_id=pk)
+        services.deployment_delete(deployment=deployment)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DeploymentResultsApi(APIView):
+    @extend_schema(responses=ResultOutput(many=True), operation_id="deployments_results")
+    def get(self, request: Request, pk: int) -> Response:
+        deployment = selectors.deployment_get(user=request.user, deployment_id=pk)
+        results = selectors.result_list(user=request.user, deployment_id=deployment.pk)
+        return Response(ResultOutput(results, many=True).data)
+
+
+class ResultListApi(APIView):
+    @extend_schema(responses=ResultOutput(many=True), operation_id="results_list")
+    def get(self, request: Request) -> Response:
+        return Response(ResultOutput(selectors.result_list(user=request.user), many=True).data)
+
+
+class ResultDetailApi(APIView):
+    @extend_schema(responses=ResultOutput, operation_id="results_retrieve")
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(ResultOutput(selectors.result_get(user=request.user, result_id=pk)).data)
+
+    @extend_schema(responses={204: None}, operation_id="results_destroy")
+    def delete(self, request: Request, pk: int) -> Response:
+        services.result_delete(result=selectors.result_get(user=request.user, result_id=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ResultStopApi(APIView):
+    @extend_schema(request=None, responses=ResultOutput, operation_id="results_stop")
+    def post(self, request: Request, pk: int) -> Response:
+        result = selectors.result_get(user=request.user, result_id=pk)
+        return Response(ResultOutput(services.result_stop(result=result)).data)
+
+
+class ResultArtifactApi(APIView):
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No artifact yet."),
+        },
+        operation_id="results_artifact",
+    )
+    def get(self, request: Request, pk: int) -> FileResponse:
+        result = selectors.result_get(user=request.user, result_id=pk)
+        return artifact_response(result)
+
+
+def artifact_response(result: TrainingResult) -> FileResponse:
+    """The result's artifact as a download; NotFoundError while it has none."""
+    if not result.artifact:
+        raise NotFoundError("The result has no trained model yet.", {"status": result.status})
+    name = f"{result.model.name}-{result.pk}.{result.artifact.name.rsplit('.', 1)[-1]}"
+    return FileResponse(
+        result.artifact.open("rb"),
+        as_attachment=True,
+        filename=name,
+        content_type="application/octet-stream",
+    )
+
+
+class LogsOutput(serializers.Serializer):
+    state = serializers.CharField()
+    detail = serializers.CharField()
+    logs = serializers.CharField()
+
+
+class ResultLogsApi(APIView):
+    @extend_schema(responses=LogsOutput, operation_id="results_logs")
+    def get(self, request: Request, pk: int) -> Response:
+        result = selectors.result_get(user=request.user, result_id=pk)
+        runner = get_runner()
+        job = runner.status(result)
+        return Response({"state": job.state, "detail": job.detail, "logs": runner.logs(result)})
+
+
+class ModelImportInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    framework = serializers.ChoiceField(choices=Framework.choices)
+    artifact_format = serializers.ChoiceField(choices=ArtifactFormat.choices)
+    artifact = serializers.FileField(max_length=300)
+    imports = serializers.CharField(required=False, allow_blank=True, default="")
+    code = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ModelImportApi(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        request={"multipart/form-data": ModelImportInput},
+        responses={201: ResultOutput},
+        operation_id="models_import",
+    )
+    def post(self, request: Request) -> Response:
+        data = validated(ModelImportInput, request.data)
+        result = services.result_import(owner=request.user, **data)
+        return Response(ResultOutput(result).data, status=status.HTTP_201_CREATED)

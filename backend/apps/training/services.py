@@ -1,0 +1,350 @@
+"""Writes of deployments and training results, and the status machine of a result.
+
+A result moves created -> running -> finished | failed | stopped; created may also fail or stop.
+Transitions lock the row, so a job's report and a user's stop cannot both win.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import File
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from backend.apps.mlmodels import executor
+from backend.apps.mlmodels.models import Configuration, MLModel
+from backend.apps.mlmodels.services import model_create_validated
+from backend.apps.training.models import (
+    ArtifactFormat,
+    Deployment,
+    ResultStatus,
+    TrainingMode,
+    TrainingResult,
+    artifact_storage,
+)
+from backend.kafkaml_backend.errors import ApplicationError, ConflictError, NotFoundError
+from backend.kafkaml_backend.runners import get_runner
+
+ARTIFACT_SUFFIX = {
+    ArtifactFormat.KERAS: "keras",
+    ArtifactFormat.PYTORCH: "pt",
+    ArtifactFormat.ONNX: "onnx",
+}
+DEFAULT_ARTIFACT_FORMAT = {"tensorflow": ArtifactFormat.KERAS, "pytorch": ArtifactFormat.PYTORCH}
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """Every training setting of a deployment; mode options are validated JSON objects."""
+
+    batch_size: int
+    fit_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_kwargs: dict[str, Any] = field(default_factory=dict)
+    mode: str = TrainingMode.CLASSIC
+    gpus: int = 0
+    reader: str = "native"
+    confusion_matrix: bool = False
+    incremental: dict[str, Any] | None = None
+    distributed: dict[str, Any] | None = None
+    semi_supervised: dict[str, Any] | None = None
+    federated: dict[str, Any] | None = None
+
+
+def training_groups(models: Iterable[MLModel]) -> list[list[MLModel]]:
+    """The models one job each trains: a plain model alone, a chain whole (edge to cloud)."""
+    by_id = {model.pk: model for model in models}
+    groups: list[list[MLModel]] = []
+    for model in sorted(by_id.values(), key=lambda m: m.pk):
+        if model.upper_id in by_id:
+            continue  # trained with the chain of its top model
+        chain = [model]
+        while (lower := _lower_in(chain[-1], by_id)) is not None:
+            chain.append(lower)
+        groups.append(list(reversed(chain)))
+    return groups
+
+
+def _lower_in(model: MLModel, by_id: dict[int, MLModel]) -> MLModel | None:
+    return next((m for m in by_id.values() if m.upper_id == model.pk), None)
+
+
+def deployment_create(
+    *,
+    owner: AbstractBaseUser,
+    configuration: Configuration,
+    training: TrainingSettings,
+    description: str = "",
+) -> Deployment:
+    """Store a deployment with one result per model and start one job per model or chain.
+
+    The jobs start through the runner after the transaction commits. Raises ApplicationError for
+    settings that do not fit the configuration or that the executor's dry run refuses.
+    """
+    groups = training_groups(configuration.ml_models.all())
+    _check_mode(training, groups)
+    if settings.KAFKAML.validate_training_settings:
+        for model in (m for group in groups for m in group):
+            executor.validate_training(
+                framework=model.framework,
+                imports=model.imports,
+                code=model.code,
+                batch_size=training.batch_size,
+                fit_kwargs=training.fit_kwargs,
+                eval_kwargs=training.eval_kwargs,
+            )
+    with transaction.atomic():
+        deployment = Deployment.objects.create(
+            owner=owner, configuration=configuration, description=description, **vars(training)
+        )
+        result_groups = [
+            [
+                TrainingResult.objects.create(owner=owner, deployment=deployment, model=model)
+                for model in group
+            ]
+            for group in groups
+        ]
+        transaction.on_commit(lambda: _start(result_groups))
+    return deployment
+
+
+def _start(result_groups: Sequence[Sequence[TrainingResult]]) -> None:
+    runner = get_runner()
+    for results in result_groups:
+        runner.start_training(results)
+
+
+def _check_mode(training: TrainingSettings, groups: list[list[MLModel]]) -> None:
+    if training.reader == "tfio" and any(m.framework != "tensorflow" for g in groups for m in g):
+        raise ApplicationError(
+            "The tfio reader serves TensorFlow models only.",
+            {"fields": {"reader": ["a model is not TensorFlow"]}},
+        )
+    has_chain = any(len(group) > 1 for group in groups)
+    if has_chain and training.mode != TrainingMode.DISTRIBUTED:
+        raise ApplicationError(
+            "The configuration holds a distributed chain: use mode 'distributed'.",
+            {"fields": {"mode": ["distributed expected"]}},
+        )
+    if training.mode == TrainingMode.DISTRIBUTED and not has_chain:
+        raise ApplicationError(
+            "Mode 'distributed' needs a chain of distributed models.",
+            {"fields": {"mode": ["no chain in the configuration"]}},
+        )
+
+
+def deployment_delete(*, deployment: Deployment) -> None:
+    """Delete a deployment, its results and their artifacts, unless a result runs or serves an
+    inference."""
+    if deployment.results.filter(status=ResultStatus.RUNNING).exists():
+        raise ConflictError("A result of this deployment is running; stop it first.")
+    names = [r.artifact.name for r in deployment.results.all() if r.artifact]
+    try:
+        with transaction.atomic():
+            deployment.delete()
+            transaction.on_commit(lambda: _delete_artifacts(names))
+    except ProtectedError as error:
+        raise ConflictError("A result of this deployment serves an inference.") from error
+
+
+def _delete_artifacts(names: Sequence[str]) -> None:
+    storage = artifact_storage()
+    for name in names:
+        storage.delete(name)
+
+
+def _locked(result_id: int) -> TrainingResult:
+    try:
+        return TrainingResult.objects.select_for_update().select_related("model").get(pk=result_id)
+    except TrainingResult.DoesNotExist as error:
+        raise NotFoundError("Training result not found.", {"id": result_id}) from error
+
+
+def _refuse(result: TrainingResult, action: str) -> ConflictError:
+    return ConflictError(
+        f"Cannot {action} a result that is {result.status}.", {"status": result.status}
+    )
+
+
+def result_mark_running(*, result_id: int) -> TrainingResult:
+    """created -> running (a job started); repeating it while running changes nothing."""
+    with transaction.atomic():
+        result = _locked(result_id)
+        if result.status == ResultStatus.RUNNING:
+            return result
+        if result.status != ResultStatus.CREATED:
+            raise _refuse(result, "start")
+        result.status = ResultStatus.RUNNING
+        result.started_at = timezone.now()
+        result.save(update_fields=["status", "started_at"])
+    return result
+
+
+def result_record_epoch(
+    *, result_id: int, epoch: int, train: dict[str, float], validation: dict[str, float]
+) -> TrainingResult:
+    """Record one epoch's metrics of a running result; a repeated epoch replaces the earlier."""
+    with transaction.atomic():
+        result = _locked(result_id)
+        if result.status != ResultStatus.RUNNING:
+            raise _refuse(result, "record metrics of")
+        epochs = [e for e in result.epochs if e["epoch"] != epoch]
+        epochs.append({"epoch": epoch, "train": train, "validation": validation})
+        epochs.sort(key=lambda e: e["epoch"])
+        result.epochs = epochs
+        result.train_metrics = _per_metric(e["train"] for e in epochs)
+        result.validation_metrics = _per_metric(e["validation"] for e in epochs)
+        result.save(update_fields=["epochs", "train_metrics", "validation_metrics"])
+    return result
+
+
+def _per_metric(rows: Iterable[dict[str, float]]) -> dict[str, list[float]]:
+    series: dict[str, list[float]] = {}
+    for row in rows:
+        for metric, value in row.items():
+            series.setdefault(metric, []).append(value)
+    return series
+
+
+def result_finish(
+    *, result_id: int, artifact: File, metrics: dict[str, Any], artifact_format: str | None = None
+) -> TrainingResult:
+    """running -> finished: store the trained artifact and the final metrics."""
+    with transaction.atomic():
+        result = _locked(result_id)
+        if result.status != ResultStatus.RUNNING:
+            raise _refuse(result, "finish")
+        fmt = artifact_format or DEFAULT_ARTIFACT_FORMAT[result.model.framework]
+        result.artifact.save(
+            f"{result.pk}.{ARTIFACT_SUFFIX[ArtifactFormat(fmt)]}", artifact, save=False
+        )
+        result.artifact_format = fmt
+        result.train_metrics = metrics.get("train") or result.train_metrics
+        result.validation_metrics = metrics.get("validation") or result.validation_metrics
+        result.test_metrics = metrics.get("test") or {}
+        result.confusion_matrix = metrics.get("confusion_matrix")
+        result.training_time_s = metrics.get("training_time_s")
+        result.status = ResultStatus.FINISHED
+        result.finished_at = timezone.now()
+        result.save()
+    return result
+
+
+def result_snapshot(
+    *, result_id: int, artifact: File, metrics: dict[str, Any], artifact_format: str | None = None
+) -> TrainingResult:
+    """Store an intermediate model of a running result (indefinite incremental training) as a
+    new finished result of the same deployment and model, deployable on its own."""
+    with transaction.atomic():
+        parent = _locked(result_id)
+        if parent.status != ResultStatus.RUNNING:
+            raise _refuse(parent, "snapshot")
+        fmt = artifact_format or DEFAULT_ARTIFACT_FORMAT[parent.model.framework]
+        snapshot = TrainingResult.objects.create(
+            owner_id=parent.owner_id,
+            deployment_id=parent.deployment_id,
+            model=parent.model,
+            snapshot_of=parent,
+            status=ResultStatus.FINISHED,
+            artifact_format=fmt,
+            started_at=parent.started_at,
+            finished_at=timezone.now(),
+            train_metrics=metrics.get("train") or {},
+            validation_metrics=metrics.get("validation") or {},
+            test_metrics=metrics.get("test") or {},
+            confusion_matrix=metrics.get("confusion_matrix"),
+            training_time_s=metrics.get("training_time_s"),
+        )
+        suffix = ARTIFACT_SUFFIX[ArtifactFormat(fmt)]
+        snapshot.artifact.save(f"{snapshot.pk}.{suffix}", artifact, save=True)
+    return snapshot
+
+
+def result_fail(*, result_id: int, reason: str) -> TrainingResult:
+    """created | running -> failed with the reason; repeating it while failed changes nothing."""
+    with transaction.atomic():
+        result = _locked(result_id)
+        if result.status == ResultStatus.FAILED:
+            return result
+        if result.status not in (ResultStatus.CREATED, ResultStatus.RUNNING):
+            raise _refuse(result, "fail")
+        result.status = ResultStatus.FAILED
+        result.error = reason
+        result.finished_at = timezone.now()
+        result.save(update_fields=["status", "error", "finished_at"])
+    return result
+
+
+def result_stop(*, result: TrainingResult) -> TrainingResult:
+    """created | running -> stopped; the runner stops the job after the commit."""
+    with transaction.atomic():
+        locked = _locked(result.pk)
+        if locked.status not in (ResultStatus.CREATED, ResultStatus.RUNNING):
+            raise _refuse(locked, "stop")
+        locked.status = ResultStatus.STOPPED
+        locked.finished_at = timezone.now()
+        locked.save(update_fields=["status", "finished_at"])
+        transaction.on_commit(lambda: get_runner().stop_training(locked))
+    return locked
+
+
+def result_delete(*, result: TrainingResult) -> None:
+    """Delete a result that is not running and serves no inference, and its artifact."""
+    if result.status == ResultStatus.RUNNING:
+        raise ConflictError("The result is running; stop it first.", {"status": result.status})
+    names = [r.artifact.name for r in (result, *result.snapshots.all()) if r.artifact]
+    try:
+        with transaction.atomic():
+            result.delete()
+            transaction.on_commit(lambda: _delete_artifacts(names))
+    except ProtectedError as error:
+        raise ConflictError("The result serves an inference; delete that first.") from error
+
+
+def result_import(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    framework: str,
+    artifact: File,
+    artifact_format: str,
+    imports: str = "",
+    code: str = "",
+    description: str = "",
+) -> TrainingResult:
+    """Import a trained model: the executor loads it, then it is stored as a model with a
+    finished result (no deployment) that can be deployed for inference."""
+    content = artifact.read()
+    artifact.seek(0)
+    summary = executor.validate_artifact(
+        framework=framework,
+        artifact=content,
+        artifact_format=artifact_format,
+        imports=imports,
+        code=code,
+    )
+    with transaction.atomic():
+        model = model_create_validated(
+            owner=owner,
+            name=name,
+            framework=framework,
+            imports=imports,
+            code=code,
+            description=description,
+            summary=summary,
+        )
+        result = TrainingResult.objects.create(
+            owner=owner,
+            model=model,
+            status=ResultStatus.FINISHED,
+            artifact_format=artifact_format,
+            finished_at=timezone.now(),
+        )
+        suffix = ARTIFACT_SUFFIX[ArtifactFormat(artifact_format)]
+        result.artifact.save(f"{result.pk}.{suffix}", artifact, save=True)
+    return result

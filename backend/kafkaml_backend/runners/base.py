@@ -1,0 +1,102 @@
+"""The runner interface and the one implementation that starts nothing.
+
+Services call a runner inside `transaction.on_commit`, so a job never starts for a row that was
+rolled back. A runner starts jobs with the job environment (`KAFKAML_BACKEND_URL`,
+`KAFKAML_JOB_TOKEN` from `issue_job_token`, the Kafka settings); the jobs then move their own
+result or inference through the job API. Runners that really start processes (local child
+processes, Kubernetes Jobs and Deployments) come with the Runners issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from backend.apps.inferences.models import Inference
+    from backend.apps.training.models import TrainingResult
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What the runner knows about a job: `state` is one of not-started, running, exited."""
+
+    state: str
+    detail: str = ""
+
+
+class Runner(Protocol):
+    """Starts, changes and stops the jobs behind training results and inferences."""
+
+    def start_training(self, results: Sequence[TrainingResult]) -> None:
+        """Start one training job for `results`: one result, or the results of one chain
+        (edge to cloud). Returns once the job is submitted, not when it has started."""
+
+    def stop_training(self, result: TrainingResult) -> None:
+        """Stop the job that trains `result`; nothing when none is running."""
+
+    def start_inference(self, inference: Inference) -> None:
+        """Start `inference.replicas` replicas of the inference."""
+
+    def scale_inference(self, inference: Inference, replicas: int) -> None:
+        """Run `replicas` replicas of a started inference."""
+
+    def stop_inference(self, inference: Inference) -> None:
+        """Stop every replica of the inference; nothing when none is running."""
+
+    def swap_inference_model(self, inference: Inference) -> None:
+        """Make the replicas load the inference's current model (its `model_version` changed)."""
+
+    def status(self, obj: TrainingResult | Inference) -> JobStatus:
+        """The runner's view of the job behind a result or inference."""
+
+    def logs(self, obj: TrainingResult | Inference) -> str:
+        """The job's recent log text ("" when there is none)."""
+
+
+class NoRunner:
+    """The runner of `KAFKAML_RUNNER=none` (the default until the real runners land).
+
+    It starts nothing: deployments' results and inferences stay in `created` until a job (or a
+    person holding a job token) moves them through the job API. Stopping, scaling and swapping
+    only change the database rows.
+    """
+
+    def start_training(self, results: Sequence[TrainingResult]) -> None:
+        return None
+
+    def stop_training(self, result: TrainingResult) -> None:
+        return None
+
+    def start_inference(self, inference: Inference) -> None:
+        return None
+
+    def scale_inference(self, inference: Inference, replicas: int) -> None:
+        return None
+
+    def stop_inference(self, inference: Inference) -> None:
+        return None
+
+    def swap_inference_model(self, inference: Inference) -> None:
+        return None
+
+    def status(self, obj: TrainingResult | Inference) -> JobStatus:
+        return JobStatus(state="not-started", detail="KAFKAML_RUNNER is none: jobs are not run.")
+
+    def logs(self, obj: TrainingResult | Inference) -> str:
+        return ""
+
+
+def get_runner() -> Runner:
+    """The runner that `KAFKAML_RUNNER` names (`none`, the default: `NoRunner`).
+
+    Raises ImproperlyConfigured for a runner this build does not have yet (local, kubernetes).
+    """
+    name = settings.KAFKAML.runner
+    if name == "none":
+        return NoRunner()
+    raise ImproperlyConfigured(f"KAFKAML_RUNNER={name!r} is not available in this build; use none")

@@ -1,0 +1,120 @@
+"""Django settings of the kafkaml backend, built from `BackendSettings` (the `KAFKAML_` names)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+
+from backend.kafkaml_backend.config import BackendSettings
+from kafkaml.kafka import KafkaSettings
+
+KAFKAML = BackendSettings()
+KAFKA = KafkaSettings()
+
+SECRET_KEY = KAFKAML.resolved_secret_key()
+DEBUG = KAFKAML.debug
+ALLOWED_HOSTS = [host.strip() for host in KAFKAML.allowed_hosts.split(",") if host.strip()]
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_prometheus",
+    "backend.apps.accounts",
+    "backend.apps.mlmodels",
+    "backend.apps.training",
+    "backend.apps.datasources",
+    "backend.apps.inferences",
+    "backend.apps.jobs",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "backend.kafkaml_backend.urls"
+WSGI_APPLICATION = "backend.kafkaml_backend.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+DATABASES: dict[str, Any] = {
+    "default": dj_database_url.parse(KAFKAML.resolved_database_url(), conn_max_age=60)
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers (API workers, live test servers) wait instead of failing at once.
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+STORAGES = {
+    "default": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(KAFKAML.data_dir / "files")},
+    },
+    # Trained and imported model files; swap this backend for an object store.
+    "artifacts": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(KAFKAML.data_dir / "artifacts")},
+    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+STATIC_URL = "static/"
+STATIC_ROOT = str(KAFKAML.data_dir / "static")
+# whitenoise serves the collected UI from here; it warns at every start when it is missing.
+Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+
+REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header turns a missing credential into 401, not 403.
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "backend.kafkaml_backend.auth.UserTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "backend.kafkaml_backend.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": None,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "kafkaml API",
+    "DESCRIPTION": "Models, configurations, training deployments and results, datasources and "
+    "streaming inferences of kafkaml. Errors always have the shape "
+    '`{"message": str, "extra": {...}}`.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+}

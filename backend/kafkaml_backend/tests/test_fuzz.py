@@ -1,0 +1,123 @@
+"""schemathesis against the live OpenAPI document: no generated request gets a 5xx answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hypothesis
+import hypothesis.errors
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase
+from schemathesis import GenerationMode
+
+from backend.apps.accounts.services import user_api_token
+from backend.kafkaml_backend.auth import issue_job_token
+from backend.testing import finished_result, stored_model
+
+# Operations that run the model code executor (seconds per request in a fresh child process):
+# the API tests cover them; fuzzing them would take minutes.
+EXECUTOR_OPERATIONS = {"POST /api/models", "PATCH /api/models/{pk}", "POST /api/models/import"}
+EXAMPLES_PER_OPERATION = 5
+
+
+@pytest.fixture
+def seeded(user: Any, summaries: dict[str, Any]) -> dict[str, int]:
+    """Objects for the generated requests to find: ids per kind of path."""
+    from django.test import Client
+
+    result = finished_result(user, stored_model(user, summaries))
+    client = Client(HTTP_AUTHORIZATION=f"Token {user_api_token(user=user)}")
+    inference = client.post(
+        "/api/inferences",
+        {"result_id": result.pk, "input_format": "RAW", "input_topic": "i", "output_topic": "o"},
+        content_type="application/json",
+    ).json()
+    return {
+        "models": result.model_id,
+        "configurations": result.deployment.configuration_id,
+        "deployments": result.deployment_id,
+        "results": result.pk,
+        "inferences": inference["id"],
+        "datasources": 1,
+    }
+
+
+def headers_for(path: str, pk: int | None, user_token: str) -> dict[str, str]:
+    if path.startswith("/api/jobs/results/"):
+        return {"Authorization": f"Bearer {issue_job_token('result', pk or 0)}"}
+    if path.startswith("/api/jobs/inferences/"):
+        return {"Authorization": f"Bearer {issue_job_token('inference', pk or 0)}"}
+    if path.startswith("/api/jobs/"):
+        return {"Authorization": f"Bearer {issue_job_token('service')}"}
+    return {"Authorization": f"Token {user_token}"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_fuzzing_the_live_openapi_document_finds_no_server_error(
+    live_server: Any,
+    user: Any,
+    seeded: dict[str, int],
+    settings: Any,
+    kafka_settings: Any,
+    topic: str,
+) -> None:
+    # Datasource replays publish to the test broker's fresh topic, not to a default broker.
+    settings.KAFKA = kafka_settings
+    settings.KAFKAML = settings.KAFKAML.model_copy(update={"control_topic": topic})
+    schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/")
+    token = user_api_token(user=user)
+    server_errors: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 30
+    for operation in operations:
+        if f"{operation.method.upper()} {operation.path}" in EXECUTOR_OPERATIONS:
+            continue
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            try:
+                fuzz_operation(operation, mode, live_server.url, token, seeded, server_errors)
+            except hypothesis.errors.Unsatisfiable:
+                # No request of this mode exists (e.g. no invalid body for a body-less call).
+                assert mode is GenerationMode.NEGATIVE, operation.label
+    assert not server_errors, "\n".join(server_errors[:20])
+
+
+def fuzz_operation(
+    operation: Any,
+    mode: GenerationMode,
+    base_url: str,
+    token: str,
+    seeded: dict[str, int],
+    server_errors: list[str],
+) -> None:
+    @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+    @hypothesis.settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def check(case: Any) -> None:
+        pk = None
+        if "{pk}" in operation.path:
+            # Aim at a real object half of the time, so request bodies reach the services.
+            pk = (
+                seeded.get(_kind(operation.path))
+                if case.path_parameters.get("pk", 0) % 2 == 0
+                else case.path_parameters.get("pk")
+            )
+            case.path_parameters["pk"] = pk
+        response = case.call(base_url=base_url, headers=headers_for(operation.path, pk, token))
+        if response.status_code >= 500:
+            server_errors.append(
+                f"{operation.method.upper()} {operation.path} ({mode.value}) "
+                f"-> {response.status_code}: {response.text[:300]}"
+            )
+
+    check()
+
+
+def _kind(path: str) -> str:
+    parts = path.strip("/").split("/")
+    return parts[2] if parts[1] == "jobs" else parts[1]
