@@ -1,0 +1,95 @@
+"""Settings of one inference replica, read once from `KAFKAML_*` environment variables."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class InferenceSettings(BaseSettings):
+    """How one inference replica finds its model and paces its micro-batches."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_INFERENCE_", extra="ignore")
+
+    id: int | None = Field(
+        default=None,
+        description="Inference id; names the consumer group `kafkaml-inference-<id>` "
+        "(backend mode: required; spec-file mode: overrides the file's `inference_id`).",
+    )
+    backend_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKAML_BACKEND_URL"),
+        description="Base URL of the backend's job API (backend mode).",
+    )
+    job_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKAML_JOB_TOKEN"),
+        description="Bearer token scoped to this inference (backend mode).",
+    )
+    spec_file: Path | None = Field(
+        default=None,
+        description="Spec-file mode: a JSON inference spec with `artifact_path`, used instead of "
+        "the backend; editing its `model_version` and `artifact_path` swaps the model.",
+    )
+    max_batch: int = Field(
+        default=10_000, ge=1, description="Most records consumed, predicted and committed at once."
+    )
+    max_wait_ms: int = Field(
+        default=20,
+        ge=0,
+        description="Longest wait for a micro-batch to fill before it is processed.",
+    )
+    spec_poll_s: float = Field(
+        default=5.0, gt=0, description="Seconds between two checks of the spec for a model swap."
+    )
+    replica: str = Field(
+        default_factory=socket.gethostname,
+        description="Stable name of this replica in its transactional.id "
+        "`kafkaml-inference-<id>-<replica>`; a restarted replica with the same name fences "
+        "its predecessor at once (default: the host name).",
+    )
+    transaction_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="How long the broker keeps a transaction of a vanished replica open "
+        "before aborting it.",
+    )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=1000,
+        description="How long the group waits for a silent (crashed) replica before its "
+        "partitions go to the others.",
+    )
+    linger_ms: int = Field(
+        default=5, ge=0, description="Producer linger: the commit of each batch waits for it."
+    )
+    dlq_topic: str | None = Field(
+        default=None, description="Dead-letter topic (default: `<input topic>.dlq`)."
+    )
+    input_bootstrap: str | None = Field(
+        default=None, description="Brokers of the input topic; overrides the spec's."
+    )
+    output_bootstrap: str | None = Field(
+        default=None, description="Brokers of the output topic; overrides the spec's."
+    )
+    upper_bootstrap: str | None = Field(
+        default=None, description="Brokers of the early-exit upper topic; overrides the spec's."
+    )
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0: off."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> InferenceSettings:
+        """Exactly one place to take the spec from: a file, or the backend with id and token."""
+        if self.spec_file is None and (
+            self.backend_url is None or self.job_token is None or self.id is None
+        ):
+            raise ValueError(
+                "set KAFKAML_INFERENCE_SPEC_FILE, or all of KAFKAML_BACKEND_URL, "
+                "KAFKAML_JOB_TOKEN and KAFKAML_INFERENCE_ID"
+            )
+        return self
