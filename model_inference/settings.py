@@ -66,6 +66,12 @@ class InferenceSettings(BaseSettings):
     linger_ms: int = Field(
         default=5, ge=0, description="Producer linger: the commit of each batch waits for it."
     )
+    model_threads: int = Field(
+        default=1,
+        ge=1,
+        description="CPU threads of one PyTorch prediction call; more than 1 pays only on "
+        "cores the broker does not share.",
+    )
     dlq_topic: str | None = Field(
         default=None, description="Dead-letter topic (default: `<input topic>.dlq`)."
     )

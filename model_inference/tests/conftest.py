@@ -16,9 +16,10 @@ from confluent_kafka import Consumer, Message
 from kafkaml.frameworks import get_framework, load_artifact
 from kafkaml.kafka import KafkaSettings, make_producer
 from model_inference.clients import build_service
-from model_inference.service import MODEL_VERSION_HEADER, InferenceService
+from model_inference.service import InferenceService
 from model_inference.settings import InferenceSettings
 from model_inference.spec import FileSpecSource
+from model_inference.transactions import MODEL_VERSION_HEADER
 
 FEATURES = 18
 RAW_CONFIG = {"data_type": "float32", "data_reshape": str(FEATURES)}
