@@ -70,7 +70,7 @@ def forward_mask(prediction: np.ndarray, limit: float) -> np.ndarray:
 
     Kafka-ML compares the limit with `max(prediction_row)` (a softmax confidence).
     """
-    rows = prediction.reshape(len(prediction), -1)
+    rows = _flat_rows(prediction)
     if rows.shape[1] == 0:
         raise ModelOutputError("the early-exit prediction has no values to compare with the limit")
     return np.asarray(rows.max(axis=1) < limit)
@@ -78,9 +78,14 @@ def forward_mask(prediction: np.ndarray, limit: float) -> np.ndarray:
 
 def tensor_rows(tensor: np.ndarray) -> list[bytes]:
     """Each row of an intermediate tensor as float32 bytes (C order), for the upper tier."""
-    rows = np.ascontiguousarray(tensor, dtype=np.float32).reshape(len(tensor), -1)
+    rows = np.ascontiguousarray(_flat_rows(tensor), dtype=np.float32)
     data, size = rows.tobytes(), rows.shape[1] * 4
     return [data[index * size : (index + 1) * size] for index in range(len(rows))]
+
+
+def _flat_rows(array: np.ndarray) -> np.ndarray:
+    """The array as (rows, values per row), also when it has no rows."""
+    return array.reshape(len(array), int(np.prod(array.shape[1:], dtype=np.int64)))
 
 
 def split_output(
