@@ -15,7 +15,7 @@ from types import FrameType
 from kafkaml.kafka import KafkaSettings
 from model_inference.backend import JobApiClient
 from model_inference.clients import build_service
-from model_inference.settings import InferenceSettings
+from model_inference.settings import InferenceSettings, JobApiSettings, SettingsError
 from model_inference.spec import BackendSpecSource, FileSpecSource, SpecSource
 
 log = logging.getLogger("model_inference")
@@ -26,7 +26,7 @@ def main() -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        run(InferenceSettings(), KafkaSettings())
+        run(InferenceSettings(), JobApiSettings(), KafkaSettings())
     except Exception as error:  # the top of the process: report the reason, exit non-zero
         log.exception("inference failed")
         print(f"inference failed: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
@@ -34,10 +34,10 @@ def main() -> int:
     return 0
 
 
-def run(settings: InferenceSettings, kafka: KafkaSettings) -> None:
+def run(settings: InferenceSettings, job: JobApiSettings, kafka: KafkaSettings) -> None:
     """Serve until SIGTERM or SIGINT. Raises whatever makes the inference stop."""
     stop = _stop_on_signals()
-    spec, service = build_service(settings, kafka, spec_source(settings))
+    spec, service = build_service(settings, kafka, spec_source(settings, job))
     if settings.metrics_port:
         service.metrics.serve(settings.metrics_port)
     log.info("inference %s replica %s serving model %s: %s -> %s",
@@ -51,12 +51,19 @@ def run(settings: InferenceSettings, kafka: KafkaSettings) -> None:
     log.info("stopped")
 
 
-def spec_source(settings: InferenceSettings) -> SpecSource:
-    """The spec file when one is set, otherwise the backend's job API."""
+def spec_source(settings: InferenceSettings, job: JobApiSettings) -> SpecSource:
+    """The spec file when one is set, otherwise the backend's job API.
+
+    Raises SettingsError when neither is configured completely.
+    """
     if settings.spec_file is not None:
         return FileSpecSource(settings.spec_file, settings.id)
-    assert settings.backend_url and settings.job_token and settings.id is not None  # validated
-    client = JobApiClient(settings.backend_url, settings.job_token.get_secret_value())
+    if job.backend_url is None or job.job_token is None or settings.id is None:
+        raise SettingsError(
+            "set KAFKAML_INFERENCE_SPEC_FILE, or all of KAFKAML_BACKEND_URL, "
+            "KAFKAML_JOB_TOKEN and KAFKAML_INFERENCE_ID"
+        )
+    client = JobApiClient(job.backend_url, job.job_token.get_secret_value())
     return BackendSpecSource(client, settings.id)
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from confluent_kafka import Message
 
-from kafkaml.protocol import DecodeError
+from kafkaml.protocol import DecodeError, InputConfigError
 from model_inference.predictions import format_values, forward_mask, split_output, tensor_rows
 from model_inference.swap import Predictor
 
@@ -83,9 +83,12 @@ def decode_separating(
 
     The whole batch is decoded in one call; only a batch with bad records takes the slow
     path, which drops the records the decoder names by index, then tests the rest one by one.
+    Raises InputConfigError (no record can be decoded with this configuration).
     """
     try:
         return messages, decode([message.value() for message in messages]), []
+    except InputConfigError:
+        raise  # no record can be decoded: the inference is misconfigured
     except DecodeError:
         pass  # the slow path below finds the bad records
     kept, dead = _separate(messages, decode)

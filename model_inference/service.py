@@ -31,7 +31,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from kafkaml.protocol import InputFormat, decode_batch
+from kafkaml.protocol import decode_batch, side_from_config
 from model_inference.answers import Answers, Decoder, Routes, answer_batch
 from model_inference.metrics import InferenceMetrics
 from model_inference.swap import ModelSwapper, ServingModel
@@ -49,12 +49,13 @@ class InferenceError(RuntimeError):
 def decoder_for(input_format: str, input_config: Mapping[str, Any]) -> Decoder:
     """The protocol's batch decoder for an input format and its configuration.
 
-    Raises ValueError for an unknown format name.
+    Raises InputConfigError now for an unknown format or an unusable input_config, rather
+    than for every batch later.
     """
-    chosen = InputFormat(input_format)
+    side_from_config(input_format, input_config, "data")
 
     def decode(values: Sequence[bytes]) -> np.ndarray:
-        x, _ = decode_batch(chosen, input_config, values)
+        x, _ = decode_batch(input_format, input_config, values)
         return x
 
     return decode

@@ -5,8 +5,12 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """The settings do not say where to take the inference spec from."""
 
 
 class InferenceSettings(BaseSettings):
@@ -18,16 +22,6 @@ class InferenceSettings(BaseSettings):
         default=None,
         description="Inference id; names the consumer group `kafkaml-inference-<id>` "
         "(backend mode: required; spec-file mode: overrides the file's `inference_id`).",
-    )
-    backend_url: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("KAFKAML_BACKEND_URL"),
-        description="Base URL of the backend's job API (backend mode).",
-    )
-    job_token: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("KAFKAML_JOB_TOKEN"),
-        description="Bearer token scoped to this inference (backend mode).",
     )
     spec_file: Path | None = Field(
         default=None,
@@ -88,14 +82,13 @@ class InferenceSettings(BaseSettings):
         default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0: off."
     )
 
-    @model_validator(mode="after")
-    def _one_source(self) -> InferenceSettings:
-        """Exactly one place to take the spec from: a file, or the backend with id and token."""
-        if self.spec_file is None and (
-            self.backend_url is None or self.job_token is None or self.id is None
-        ):
-            raise ValueError(
-                "set KAFKAML_INFERENCE_SPEC_FILE, or all of KAFKAML_BACKEND_URL, "
-                "KAFKAML_JOB_TOKEN and KAFKAML_INFERENCE_ID"
-            )
-        return self
+
+class JobApiSettings(BaseSettings):
+    """How a job reaches the backend's job API (backend mode)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore")
+
+    backend_url: str | None = Field(default=None, description="Base URL of the backend's job API.")
+    job_token: SecretStr | None = Field(
+        default=None, description="Bearer token scoped to the job's training result or inference."
+    )

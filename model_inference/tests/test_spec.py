@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
-from model_inference.settings import InferenceSettings
-from model_inference.spec import FileSpecSource, InferenceSpec, SpecError
+from model_inference.__main__ import spec_source
+from model_inference.settings import InferenceSettings, JobApiSettings, SettingsError
+from model_inference.spec import BackendSpecSource, FileSpecSource, InferenceSpec, SpecError
 
 SPEC: dict[str, Any] = {
     "inference_id": 7,
@@ -81,17 +81,19 @@ def test_an_unreadable_spec_file_raises_spec_error(tmp_path: Path) -> None:
 
 
 def test_settings_need_a_spec_file_or_the_backend_with_token_and_id(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name in ("KAFKAML_INFERENCE_SPEC_FILE", "KAFKAML_BACKEND_URL", "KAFKAML_JOB_TOKEN",
                  "KAFKAML_INFERENCE_ID"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
-    with pytest.raises(ValidationError, match="KAFKAML_INFERENCE_SPEC_FILE"):
-        InferenceSettings()
+    with pytest.raises(SettingsError, match="KAFKAML_INFERENCE_SPEC_FILE"):
+        spec_source(InferenceSettings(), JobApiSettings())
     monkeypatch.setenv("KAFKAML_BACKEND_URL", "http://backend")
     monkeypatch.setenv("KAFKAML_JOB_TOKEN", "secret")
     monkeypatch.setenv("KAFKAML_INFERENCE_ID", "4")
     monkeypatch.setenv("KAFKAML_INFERENCE_MAX_BATCH", "250")
-    settings = InferenceSettings()
-    assert (settings.id, settings.max_batch, settings.backend_url) == (4, 250, "http://backend")
-    assert settings.job_token is not None and settings.job_token.get_secret_value() == "secret"
+    settings, job = InferenceSettings(), JobApiSettings()
+    assert (settings.id, settings.max_batch, job.backend_url) == (4, 250, "http://backend")
+    assert isinstance(spec_source(settings, job), BackendSpecSource)
+    monkeypatch.setenv("KAFKAML_INFERENCE_SPEC_FILE", str(tmp_path / "spec.json"))
+    assert isinstance(spec_source(InferenceSettings(), job), FileSpecSource)
