@@ -7,15 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from confluent_kafka import Message
+from numpy.typing import NDArray
 
 from kafkaml.protocol import DecodeError, InputConfigError
 from model_inference.predictions import format_values, forward_mask, split_output, tensor_rows
 from model_inference.swap import Predictor
 
-Decoder = Callable[[Sequence[bytes]], np.ndarray]
+Decoder = Callable[[Sequence[bytes | None]], NDArray[Any]]
 """Values of a batch to the model's input (leading batch axis); raises DecodeError."""
 
 # After this many bad records named by index, the rest of a batch is decoded one by one.
@@ -78,7 +80,7 @@ def answer_batch(
 
 def decode_separating(
     messages: list[Message], decode: Decoder
-) -> tuple[list[Message], np.ndarray | None, list[tuple[Message, DecodeError]]]:
+) -> tuple[list[Message], NDArray[Any] | None, list[tuple[Message, DecodeError]]]:
     """(decodable messages, their decoded batch or None if none, the rest with their error).
 
     The whole batch is decoded in one call; only a batch with bad records takes the slow
@@ -100,7 +102,7 @@ def decode_separating(
 def _separate(
     messages: list[Message], decode: Decoder
 ) -> tuple[list[Message], list[tuple[Message, DecodeError]]]:
-    kept, dead = list(messages), []
+    kept, dead = list(messages), list[tuple[Message, DecodeError]]()
     for _ in range(_INDEXED_RETRIES):
         try:
             decode([message.value() for message in kept])

@@ -86,12 +86,13 @@ class JobApiClient:
 
 def _error_from(response: requests.Response, url: str) -> BackendError:
     """A BackendError from the backend's uniform error body, or the bare status."""
-    message, extra = f"GET {url} answered {response.status_code}", {}
+    message, extra = f"GET {url} answered {response.status_code}", dict[str, Any]()
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         message = f"{message}: {body['message']}"
-        extra = body.get("extra") if isinstance(body.get("extra"), dict) else {}
+        if isinstance(body.get("extra"), dict):
+            extra = body["extra"]
     return BackendError(message, status=response.status_code, extra=extra)

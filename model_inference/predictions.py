@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 # Enough significant digits that the printed number parses back to the same value of the dtype.
 _FLOAT_DIGITS = {np.dtype(np.float16): 5, np.dtype(np.float32): 9, np.dtype(np.float64): 17}
@@ -21,7 +22,7 @@ class ModelOutputError(RuntimeError):
     """The model's output does not fit the batch or the inference's configuration."""
 
 
-def format_values(prediction: np.ndarray) -> list[bytes]:
+def format_values(prediction: NDArray[Any]) -> list[bytes]:
     """One `{"values": [...]}` JSON document per row of `prediction` (leading axis = batch).
 
     A 1-D prediction gives one-element lists; rows of more than one dimension keep their nesting
@@ -40,7 +41,7 @@ def format_values(prediction: np.ndarray) -> list[bytes]:
     return text[:-1].split(b"\n")
 
 
-def _row_template(prediction: np.ndarray) -> bytes | None:
+def _row_template(prediction: NDArray[Any]) -> bytes | None:
     """A `%`-format for one row with a newline, or None when the fast path does not apply."""
     if prediction.ndim != 2:
         return None
@@ -65,7 +66,7 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
-def forward_mask(prediction: np.ndarray, limit: float) -> np.ndarray:
+def forward_mask(prediction: NDArray[Any], limit: float) -> NDArray[Any]:
     """Which rows an early-exit tier forwards upwards: those whose highest value is below `limit`.
 
     Kafka-ML compares the limit with `max(prediction_row)` (a softmax confidence).
@@ -76,21 +77,21 @@ def forward_mask(prediction: np.ndarray, limit: float) -> np.ndarray:
     return np.asarray(rows.max(axis=1) < limit)
 
 
-def tensor_rows(tensor: np.ndarray) -> list[bytes]:
+def tensor_rows(tensor: NDArray[Any]) -> list[bytes]:
     """Each row of an intermediate tensor as float32 bytes (C order), for the upper tier."""
     rows = np.ascontiguousarray(_flat_rows(tensor), dtype=np.float32)
     data, size = rows.tobytes(), rows.shape[1] * 4
     return [data[index * size : (index + 1) * size] for index in range(len(rows))]
 
 
-def _flat_rows(array: np.ndarray) -> np.ndarray:
+def _flat_rows(array: NDArray[Any]) -> NDArray[Any]:
     """The array as (rows, values per row), also when it has no rows."""
     return array.reshape(len(array), int(np.prod(array.shape[1:], dtype=np.int64)))
 
 
 def split_output(
-    output: np.ndarray | tuple[np.ndarray, ...], batch_size: int, early_exit: bool
-) -> tuple[np.ndarray | None, np.ndarray]:
+    output: NDArray[Any] | tuple[NDArray[Any], ...], batch_size: int, early_exit: bool
+) -> tuple[NDArray[Any] | None, NDArray[Any]]:
     """`(to_upper, prediction)` from what `predict_batch` returned, checked against the batch.
 
     An early-exit tier must return a pair; a pair given to a tier without an upper topic is

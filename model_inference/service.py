@@ -21,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
@@ -30,6 +29,7 @@ from confluent_kafka import (
     Message,
     TopicPartition,
 )
+from numpy.typing import NDArray
 
 from kafkaml.protocol import decode_batch, side_from_config
 from model_inference.answers import Answers, Decoder, Routes, answer_batch
@@ -54,7 +54,7 @@ def decoder_for(input_format: str, input_config: Mapping[str, Any]) -> Decoder:
     """
     side_from_config(input_format, input_config, "data")
 
-    def decode(values: Sequence[bytes]) -> np.ndarray:
+    def decode(values: Sequence[bytes | None]) -> NDArray[Any]:
         x, _ = decode_batch(input_format, input_config, values)
         return x
 
@@ -178,8 +178,9 @@ class InferenceService:
         good = [message for message in messages if message.error() is None]
         if len(good) != len(messages):
             for message in messages:
-                if message.error() is not None:
-                    self._consumer_error(message.error())
+                error = message.error()
+                if error is not None:
+                    self._consumer_error(error)
         return good
 
     def _consumer_error(self, error: KafkaError) -> None:

@@ -6,9 +6,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-import numpy as np
+from numpy.typing import NDArray
 
 from kafkaml.frameworks import load_artifact
 from model_inference.spec import InferenceSpec, ModelArtifact, SpecSource
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 class Predictor(Protocol):
     """A loaded model: one call per micro-batch (the frameworks' `predict_batch`)."""
 
-    def predict_batch(self, x: np.ndarray) -> np.ndarray | tuple[np.ndarray, ...]: ...
+    def predict_batch(self, x: NDArray[Any]) -> NDArray[Any] | tuple[NDArray[Any], ...]: ...
 
 
 ModelLoader = Callable[[InferenceSpec, ModelArtifact], Predictor]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +27,7 @@ ERROR_HEADER = "kafkaml-error"
 SOURCE_HEADER = "kafkaml-source"
 _DEAD_LETTERS_LOGGED_PER_BATCH = 10
 
-Headers = list[tuple[str, bytes | None]]
+Headers = list[tuple[str, str | bytes | None]]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
@@ -75,7 +75,7 @@ class BatchWriter:
         ForeignDeliveryError.
         """
         self._producers.transactional.begin_transaction()
-        version = [(MODEL_VERSION_HEADER, model_version.encode())]
+        version: Headers = [(MODEL_VERSION_HEADER, model_version.encode())]
         self._produce(self._producers.output, self._routes.output_topic, answers.output, version)
         if answers.upper.messages and self._routes.upper_topic is not None:
             self._produce(self._producers.upper, self._routes.upper_topic, answers.upper, version)
@@ -128,14 +128,15 @@ class BatchWriter:
         if error is not None:
             self._foreign_failures.append(error)
 
-    def _produce_dead(self, dead: list[tuple[Message, Exception]]) -> None:
+    def _produce_dead(self, dead: Sequence[tuple[Message, Exception]]) -> None:
         """Each undecodable record, unchanged, with the error and its source in headers."""
         for count, (message, error) in enumerate(dead):
             source = f"{message.topic()}:{message.partition()}:{message.offset()}"
             if count < _DEAD_LETTERS_LOGGED_PER_BATCH:
                 log.warning("undecodable record %s sent to %s: %s",
                             source, self._routes.dlq_topic, error)  # fmt: skip
-            headers = [*(message.headers() or []), (ERROR_HEADER, str(error).encode()),
+            original: Headers = message.headers() or []  # type: ignore[assignment]
+            headers = [*original, (ERROR_HEADER, str(error).encode()),
                        (SOURCE_HEADER, source.encode())]  # fmt: skip
             _produce_one(self._producers.transactional, self._routes.dlq_topic,
                          message.value(), message.key(), headers)  # fmt: skip
@@ -163,8 +164,9 @@ def _produce_all(
     """Each record with its key, its headers plus `version` (the hot loop: keep it lean)."""
     produce = producer.produce
     for message, value in zip(routed.messages, routed.values, strict=True):
-        headers = message.headers()
-        headers = headers + version if headers else version
+        # Consumed headers are a list of (name, value) pairs, or None.
+        original: Any = message.headers()
+        headers = original + version if original else version
         try:
             if on_delivery is None:
                 produce(topic, value, message.key(), headers=headers)
