@@ -134,11 +134,10 @@ _LABELS = {
 
 def _throughputs(settings: KafkaSettings, workdir: Path, source: str) -> dict[str, list[float]]:
     """ROUNDS interleaved runs of (a) and (b): the shared machine's load drifts over minutes."""
-    specs = {
-        framework: _spec_file(workdir / framework, framework, imports, code, source,
-                              _topic(settings, f"bench-inference-{framework}"))  # fmt: skip
-        for framework, (imports, code) in (("pytorch", TORCH), ("tensorflow", KERAS))
-    }
+    specs = {}
+    for framework, (imports, code) in (("pytorch", TORCH), ("tensorflow", KERAS)):
+        target = _topic(settings, f"bench-inference-{framework}")
+        specs[framework] = _spec_file(workdir / framework, framework, imports, code, source, target)
     rates: dict[str, list[float]] = {name: [] for name in _LABELS}
     for _ in range(ROUNDS):
         for framework, spec in specs.items():
