@@ -23,7 +23,7 @@ $(INSTALLED): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "kafkaml needs Python 3.11"'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
-	$(PY) -m pip install --quiet -c requirements/constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet -c requirements/constraints.txt --config-settings editable_mode=compat -e ".[$(EXTRAS)]"
 	@touch $@
 
 install: $(INSTALLED)

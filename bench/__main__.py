@@ -17,8 +17,11 @@ from kafkaml.local import PROJECT_ROOT, scratch_broker
 
 
 def main() -> int:
-    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-                   if not m.name.startswith("_"))
+    names = sorted(
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if not m.name.startswith("_")
+    )
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("benchmarks", nargs="*", help=f"default: all of {names}")
     chosen = parser.parse_args().benchmarks or names

@@ -18,8 +18,12 @@ def run(bootstrap: str) -> None:
     ensure_topics(make_admin(settings), [topic], partitions=PARTITIONS)
     produce_s = _produce(settings, topic)
     consume_s = _consume(settings, topic)
-    print(f"produce: {RECORDS / produce_s:,.0f} records/s ({RECORDS:,} x 100 B in {produce_s:.2f} s)")
-    print(f"consume: {RECORDS / consume_s:,.0f} records/s ({RECORDS:,} x 100 B in {consume_s:.2f} s)")
+    print(
+        f"produce: {RECORDS / produce_s:,.0f} records/s ({RECORDS:,} x 100 B in {produce_s:.2f} s)"
+    )
+    print(
+        f"consume: {RECORDS / consume_s:,.0f} records/s ({RECORDS:,} x 100 B in {consume_s:.2f} s)"
+    )
     make_admin(settings).delete_topics([topic])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kafkaml import local
+from kafkaml import local, settings_reference
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -13,10 +13,21 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     stack = commands.add_parser("local", help="run the local stack (broker and services)")
     stack.add_argument("action", choices=["up", "down", "status"])
+    table = commands.add_parser("settings-table", help="print the README's settings table")
+    table.add_argument("--write", action="store_true", help="rewrite it in README.md")
     args = parser.parse_args(argv)
     if args.command == "local":
         return _local(args.action)
-    return 2
+    return _settings_table(write=args.write)
+
+
+def _settings_table(*, write: bool) -> int:
+    if not write:
+        print(settings_reference.render_table())
+        return 0
+    readme = local.PROJECT_ROOT / "README.md"
+    readme.write_text(settings_reference.readme_with_table(readme.read_text()))
+    return 0
 
 
 def _local(action: str) -> int:

@@ -12,16 +12,20 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 
-# Measured on the 2-core machine kind (DESIGN.md): librdkafka's default fetch.queue.backoff.ms
-# (1000 ms) caps a consumer at ~0.2 M msg/s; 10 ms lets it reach ~1.5 M msg/s.
+# Measured on the 2-core machine kind (DESIGN.md, bench/kafka_throughput.py): librdkafka's default
+# fetch.queue.backoff.ms (1000 ms) caps a consumer at ~0.2 M msg/s; 10 ms lets it pass 1 M msg/s.
+# Idempotent producing (no duplicates on retry) costs throughput; lz4 batches win most of it back.
+# Latency-sensitive producers (inference) override linger.ms.
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "linger.ms": 20,
+    "compression.type": "lz4",
     "batch.size": 1_000_000,
     "batch.num.messages": 100_000,
     "queue.buffering.max.messages": 2_000_000,
@@ -57,7 +61,8 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = Field(default=None, description="SASL user name.")
     sasl_password: SecretStr | None = Field(default=None, description="SASL password.")
     ssl_ca_location: str | None = Field(
-        default=None, description="Path of the CA certificate that signed the brokers' certificates."
+        default=None,
+        description="Path of the CA certificate that signed the brokers' certificates.",
     )
     ssl_certificate_location: str | None = Field(
         default=None, description="Path of the client certificate for mutual TLS."
@@ -132,7 +137,9 @@ def make_transactional_producer(
     return producer
 
 
-def make_consumer(settings: KafkaSettings, group_id: str | None = None, **overrides: Any) -> Consumer:
+def make_consumer(
+    settings: KafkaSettings, group_id: str | None = None, **overrides: Any
+) -> Consumer:
     """A consumer with the tuned defaults: manual commits, earliest reset, fast fetch backoff."""
     return Consumer(consumer_config(settings, group_id, **overrides))
 
@@ -155,13 +162,19 @@ def ensure_topics(
     Raises KafkaException when the cluster refuses a creation for another reason.
     """
     new = [
-        NewTopic(name, num_partitions=partitions, replication_factor=replication_factor,
-                 config=dict(config or {}))
+        NewTopic(
+            name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=dict(config or {}),
+        )
         for name in names
     ]
     if not new:
         return
-    for future in admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout).values():
+    for future in admin.create_topics(
+        new, operation_timeout=timeout, request_timeout=timeout
+    ).values():
         try:
             future.result(timeout=timeout)
         except KafkaException as error:

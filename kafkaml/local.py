@@ -71,10 +71,14 @@ def programs(settings: LocalSettings) -> list[Program]:
 
 def broker(command: str, settings: LocalSettings) -> subprocess.CompletedProcess[str]:
     """Run broker.sh with the stack's cache folder and port."""
-    env = {**os.environ, "KAFKAML_CACHE_DIR": str(settings.cache_dir),
-           "KAFKAML_BROKER_PORT": str(settings.broker_port)}
-    return subprocess.run(["bash", str(BROKER_SCRIPT), command], env=env, text=True,
-                          capture_output=True, check=False)
+    env = {
+        **os.environ,
+        "KAFKAML_CACHE_DIR": str(settings.cache_dir),
+        "KAFKAML_BROKER_PORT": str(settings.broker_port),
+    }
+    return subprocess.run(
+        ["bash", str(BROKER_SCRIPT), command], env=env, text=True, capture_output=True, check=False
+    )
 
 
 @contextlib.contextmanager
@@ -84,13 +88,20 @@ def scratch_broker(port: int, directory: Path) -> Iterator[str]:
     Reuses a broker already running from that directory; stops it afterwards only when this
     call started it. Raises LocalStackError when it cannot start.
     """
-    env = {**os.environ, "KAFKAML_BROKER_PORT": str(port), "KAFKAML_BROKER_DIR": str(directory),
-           "KAFKAML_CACHE_DIR": str(PROJECT_ROOT / ".cache")}
+    env = {
+        **os.environ,
+        "KAFKAML_BROKER_PORT": str(port),
+        "KAFKAML_BROKER_DIR": str(directory),
+        "KAFKAML_CACHE_DIR": str(PROJECT_ROOT / ".cache"),
+    }
     script = ["bash", str(BROKER_SCRIPT)]
-    was_running = subprocess.run([*script, "status"], env=env, capture_output=True,
-                                 check=False).returncode == 0
-    started = subprocess.run([*script, "start"], env=env, text=True, capture_output=True,
-                             check=False)
+    was_running = (
+        subprocess.run([*script, "status"], env=env, capture_output=True, check=False).returncode
+        == 0
+    )
+    started = subprocess.run(
+        [*script, "start"], env=env, text=True, capture_output=True, check=False
+    )
     if started.returncode != 0:
         raise LocalStackError(started.stderr.strip() or started.stdout.strip())
     try:
@@ -191,9 +202,12 @@ def _supervisord_start(settings: LocalSettings, progs: Sequence[Program]) -> Non
         _supervisorctl(settings, "update")
         _supervisorctl(settings, "start", "all")
         return
-    supervisord = shutil.which("supervisord", path=str(Path(sys.executable).parent)) or "supervisord"
-    result = subprocess.run([supervisord, "-c", str(config)], capture_output=True, text=True,
-                            check=False)
+    supervisord = (
+        shutil.which("supervisord", path=str(Path(sys.executable).parent)) or "supervisord"
+    )
+    result = subprocess.run(
+        [supervisord, "-c", str(config)], capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise LocalStackError(f"supervisord did not start: {result.stderr.strip()}")
 
@@ -201,8 +215,9 @@ def _supervisord_start(settings: LocalSettings, progs: Sequence[Program]) -> Non
 def _supervisorctl(settings: LocalSettings, *args: str) -> subprocess.CompletedProcess[str]:
     ctl = shutil.which("supervisorctl", path=str(Path(sys.executable).parent)) or "supervisorctl"
     config = settings.state_dir / "supervisord.conf"
-    return subprocess.run([ctl, "-c", str(config), *args], capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        [ctl, "-c", str(config), *args], capture_output=True, text=True, check=False
+    )
 
 
 def _supervisord_pid(settings: LocalSettings) -> int | None:

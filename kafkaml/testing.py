@@ -7,6 +7,7 @@ default 19092, data under .cache/test-kafka) and stops at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
@@ -94,15 +95,16 @@ def consumer_factory(kafka_settings: KafkaSettings) -> Iterator[Callable[..., Co
     consumers: list[Consumer] = []
 
     def create(group_id: str | None = None, **overrides: object) -> Consumer:
-        consumer = make_consumer(kafka_settings, group_id,
-                                 **{k.replace(".", "_"): v for k, v in TEST_CONSUMER_OVERRIDES.items()},
-                                 **overrides)
+        consumer = make_consumer(
+            kafka_settings,
+            group_id,
+            **{k.replace(".", "_"): v for k, v in TEST_CONSUMER_OVERRIDES.items()},
+            **overrides,
+        )
         consumers.append(consumer)
         return consumer
 
     yield create
     for consumer in consumers:
-        try:
+        with contextlib.suppress(RuntimeError):  # already closed by the test
             consumer.close()
-        except RuntimeError:
-            pass  # already closed by the test

@@ -9,8 +9,9 @@ from kafkaml.testing import broker_environment
 
 
 def _broker(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(BROKER_SCRIPT), command], env=env, text=True,
-                          capture_output=True, check=False)
+    return subprocess.run(
+        ["bash", str(BROKER_SCRIPT), command], env=env, text=True, capture_output=True, check=False
+    )
 
 
 def _free_port() -> int:
@@ -47,7 +48,10 @@ def test_start_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:
 
 
 def test_start_fails_clearly_without_java(tmp_path: Path) -> None:
-    env = {**broker_environment(_free_port(), tmp_path / "broker"), "KAFKAML_JAVA": "/nonexistent/java"}
+    env = {
+        **broker_environment(_free_port(), tmp_path / "broker"),
+        "KAFKAML_JAVA": "/nonexistent/java",
+    }
     result = _broker("start", env)
     assert result.returncode == 1
     assert "Java 17 or newer is needed" in result.stderr

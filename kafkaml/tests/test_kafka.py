@@ -34,7 +34,9 @@ def _consume_until(consumer: Consumer, count: int) -> list[bytes]:
         assert batch, f"no record within 10 s after {len(keys)} records"
         for message in batch:
             assert message.error() is None, message.error()
-            keys.append(message.key())
+            key = message.key()
+            assert key is not None
+            keys.append(key)
     consumer.commit(asynchronous=False)
     return keys
 
