@@ -16,6 +16,8 @@ SETTINGS_CLASSES = [
     "kafkaml.kafka:KafkaSettings",
     "kafkaml.local:LocalSettings",
     "kafkaml.k8s.settings:KubernetesRunnerSettings",
+    "model_inference.settings:InferenceSettings",
+    "model_inference.settings:JobApiSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"

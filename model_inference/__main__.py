@@ -41,7 +41,7 @@ def run(settings: InferenceSettings, job: JobApiSettings, kafka: KafkaSettings) 
     if settings.metrics_port:
         service.metrics.serve(settings.metrics_port)
     log.info("inference %s replica %s serving model %s: %s -> %s",
-             spec.inference_id, settings.replica, service.model_version,
+             spec.inference_id, settings.replica_name, service.model_version,
              spec.input_topic, spec.output_topic)  # fmt: skip
     service.subscribe(spec.input_topic)
     try:

@@ -129,7 +129,7 @@ def make_producers(
     """
     transactional = make_transactional_producer(
         clusters["input"],
-        transactional_id(inference_id, settings.replica),
+        transactional_id(inference_id, settings.replica_name),
         transaction_timeout_ms=settings.transaction_timeout_ms,
         linger_ms=settings.linger_ms,
         # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS

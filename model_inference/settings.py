@@ -39,8 +39,8 @@ class InferenceSettings(BaseSettings):
     spec_poll_s: float = Field(
         default=5.0, gt=0, description="Seconds between two checks of the spec for a model swap."
     )
-    replica: str = Field(
-        default_factory=socket.gethostname,
+    replica: str | None = Field(
+        default=None,
         description="Stable name of this replica in its transactional.id "
         "`kafkaml-inference-<id>-<replica>`; a restarted replica with the same name fences "
         "its predecessor at once (default: the host name).",
@@ -81,6 +81,11 @@ class InferenceSettings(BaseSettings):
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0: off."
     )
+
+    @property
+    def replica_name(self) -> str:
+        """The replica's name: the setting, else the host name (a Kubernetes pod's name)."""
+        return self.replica or socket.gethostname()
 
 
 class JobApiSettings(BaseSettings):
