@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import requests
 from confluent_kafka import Consumer, TopicPartition
 
 from kafkaml.kafka import KafkaSettings
@@ -36,14 +38,24 @@ def test_sigterm_commits_the_batch_in_hand_and_exits_zero(
     x = samples(50_000)
     produce_samples(kafka_settings, source, x)
     # Small batches: the stream takes long enough to be stopped in the middle.
-    replica = Replica(spec.path, kafka_settings, "0", tmp_path, KAFKAML_INFERENCE_MAX_BATCH="20")
+    port = _free_port()
+    replica = Replica(spec.path, kafka_settings, "0", tmp_path, KAFKAML_INFERENCE_MAX_BATCH="20",
+                      KAFKAML_INFERENCE_METRICS_PORT=str(port))  # fmt: skip
     successor = Replica(spec.path, kafka_settings, "0", tmp_path)
     try:
         with OutputReader(kafka_settings, target) as reader:
             replica.start()
             reader.wait_for(500, 120)
+            metrics = _scrape(port)
             status = replica.terminate()
         assert status == 0, replica.tail()
+        assert metrics["kafkaml_inference_records_in_total"] >= 500
+        assert metrics['kafkaml_inference_records_out_total{destination="output"}'] >= 500
+        assert metrics['kafkaml_inference_model_version{version="1"}'] == 1
+        for name in ("kafkaml_inference_batch_size_count", "kafkaml_inference_consumer_lag",
+                     "kafkaml_inference_processing_seconds_count",
+                     "kafkaml_inference_dead_letters_total"):  # fmt: skip
+            assert name in metrics
         group = consumer_factory(group_id(inference_id))
         committed = group.committed([TopicPartition(source, p) for p in (0, 1)], timeout=30)
         answered = sum(max(tp.offset, 0) for tp in committed)
@@ -72,3 +84,20 @@ def test_a_fatal_error_exits_non_zero_with_the_reason_on_the_last_line(
     last_line = replica.tail().strip().splitlines()[-1]
     assert last_line.startswith("inference failed: SpecError: cannot read the model artifact")
     assert "missing.pt" in last_line
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """The replica's /metrics as {sample name with labels: value}."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
