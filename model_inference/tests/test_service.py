@@ -12,7 +12,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from kafkaml.kafka import KafkaSettings, make_producer
-from model_inference.service import InferenceError
+from model_inference.service import InferenceError, InferenceService
 from model_inference.tests.conftest import (
     TinyModel,
     produce_samples,
@@ -251,3 +251,31 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60) -
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def test_an_output_on_another_cluster_gets_every_answer_through_its_own_producer(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+    closing: list[InferenceService],
+) -> None:
+    # The same broker under another address: the service must treat it as another cluster.
+    host, port = kafka_settings.bootstrap_servers.split(",")[0].rsplit(":", 1)
+    other = f"{'localhost' if host == '127.0.0.1' else '127.0.0.1'}:{port}"
+    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    x = samples(500)
+    produce_samples(kafka_settings, source, x)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id(), output_bootstrap=other)  # fmt: skip
+    service = start_service(spec, kafka_settings, max_batch=100)
+    closing.append(service)
+
+    run_until([service], lambda: service.committed_records >= len(x))
+
+    outputs = read_committed(consumer_factory, target, len(x))
+    assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
+    expected = torch_model.predictor().predict_batch(x)
+    for record in outputs:
+        assert_same_prediction(values_of(record), expected[int(record.key())])
