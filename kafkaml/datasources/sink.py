@@ -69,6 +69,10 @@ class KafkaMLSink:
         progress: bool = True,
         flush_timeout_s: float = 120.0,
     ) -> None:
+        """Connects and measures where the stream starts; see the class for the arguments.
+
+        `flush_timeout_s` bounds every wait on the brokers (metadata, offsets, delivery).
+        """
         if not topic:
             raise ValueError("a sink needs the topic to write samples to")
         if deployment_id is None:
@@ -313,16 +317,21 @@ class KafkaMLSink:
 
     def _end_offsets(self, topic: str) -> dict[int, tuple[int, int]]:
         """Each partition's (low, high) watermark; empty for a topic that does not exist yet."""
-        metadata = self._watcher.list_topics(topic, timeout=self._flush_timeout_s)
-        described = metadata.topics.get(topic)
-        if described is None or described.error is not None:
-            return {}
-        return {
-            partition: self._watcher.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=self._flush_timeout_s
-            )
-            for partition in described.partitions
-        }
+        try:
+            metadata = self._watcher.list_topics(topic, timeout=self._flush_timeout_s)
+            described = metadata.topics.get(topic)
+            if described is None or described.error is not None:
+                return {}
+            return {
+                partition: self._watcher.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=self._flush_timeout_s
+                )
+                for partition in described.partitions
+            }
+        except KafkaException as error:
+            raise SinkError(
+                f"cannot read the offsets of {topic} from the brokers: {error}"
+            ) from None
 
     def _unlabeled_topic(self) -> str:
         if not self.unsupervised_topic:

@@ -49,6 +49,7 @@ class RawSink(KafkaMLSink):
         partition: int | None = 0,
         kafka_settings: KafkaSettings | None = None,
         progress: bool = True,
+        flush_timeout_s: float = 120.0,
         boostrap_servers: str | None = None,
     ) -> None:
         super().__init__(
@@ -57,6 +58,7 @@ class RawSink(KafkaMLSink):
             test_rate=_test_rate(self, test_rate), control_topic=control_topic,
             unsupervised_topic=unsupervised_topic, dataset_restrictions=dataset_restrictions,
             partition=partition, kafka_settings=kafka_settings, progress=progress,
+            flush_timeout_s=flush_timeout_s,
         )  # fmt: skip
         self._given: dict[Role, tuple[str | None, str | None]] = {
             "data": (data_type, data_reshape),
@@ -106,6 +108,7 @@ class AvroSink(KafkaMLSink):
         partition: int | None = 0,
         kafka_settings: KafkaSettings | None = None,
         progress: bool = True,
+        flush_timeout_s: float = 120.0,
         boostrap_servers: str | None = None,
     ) -> None:
         super().__init__(
@@ -114,6 +117,7 @@ class AvroSink(KafkaMLSink):
             test_rate=_test_rate(self, test_rate), control_topic=control_topic,
             unsupervised_topic=unsupervised_topic, dataset_restrictions=dataset_restrictions,
             partition=partition, kafka_settings=kafka_settings, progress=progress,
+            flush_timeout_s=flush_timeout_s,
         )  # fmt: skip
         schemas: dict[Role, Any] = {
             "data": _schema(data_scheme, data_scheme_filename),
@@ -158,6 +162,7 @@ class JsonSink(KafkaMLSink):
         partition: int | None = 0,
         kafka_settings: KafkaSettings | None = None,
         progress: bool = True,
+        flush_timeout_s: float = 120.0,
         boostrap_servers: str | None = None,
     ) -> None:
         super().__init__(
@@ -166,6 +171,7 @@ class JsonSink(KafkaMLSink):
             test_rate=_test_rate(self, test_rate), control_topic=control_topic,
             unsupervised_topic=unsupervised_topic, dataset_restrictions=dataset_restrictions,
             partition=partition, kafka_settings=kafka_settings, progress=progress,
+            flush_timeout_s=flush_timeout_s,
         )  # fmt: skip
         self._given: dict[Role, tuple[str | None, str | None]] = {
             "data": (data_type, data_reshape),
@@ -214,6 +220,7 @@ class OnlineRawSink(RawSink):
         partition: int | None = 0,
         kafka_settings: KafkaSettings | None = None,
         progress: bool = True,
+        flush_timeout_s: float = 120.0,
         boostrap_servers: str | None = None,
     ) -> None:
         super().__init__(
@@ -221,6 +228,7 @@ class OnlineRawSink(RawSink):
             data_reshape, label_reshape, validation_rate, 0.0, control_topic, group_id,
             unsupervised_topic=unsupervised_topic, dataset_restrictions=dataset_restrictions,
             partition=partition, kafka_settings=kafka_settings, progress=progress,
+            flush_timeout_s=flush_timeout_s,
             boostrap_servers=boostrap_servers,
         )  # fmt: skip
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,7 @@ from kafkaml.datasources import (
     RawSink,
     SinkError,
 )
-from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.kafka import KafkaSettings, ensure_topics, make_producer
 from kafkaml.protocol import ControlMessage, EncodeError, decode_batch, read_ranges
 
 ConsumerFactory = Callable[..., Consumer]
@@ -312,3 +313,27 @@ def test_online_avro_and_json_sinks_announce_first_and_stream_decodable_records(
     assert y_back is not None
     np.testing.assert_array_equal(x_back, x)
     np.testing.assert_array_equal(y_back, y)
+
+
+def test_a_record_the_broker_rejects_after_sending_fails_the_close(
+    kafka_settings: KafkaSettings, kafka_admin: Any, new_topic: Callable[..., str],
+    consumer_factory: ConsumerFactory,
+) -> None:  # fmt: skip
+    control = new_topic()
+    data = f"test-small-{uuid.uuid4().hex[:12]}"
+    ensure_topics(kafka_admin, [data], config={"max.message.bytes": "200"})
+    try:
+        sink = RawSink(None, data, 1, control_topic=control, kafka_settings=kafka_settings,
+                       progress=False)  # fmt: skip
+        sink.send(np.random.default_rng(1).random(500), np.float64(1))  # 4 kB: over the limit
+        with pytest.raises(DeliveryError, match="not delivered"):
+            sink.close()
+    finally:
+        for future in kafka_admin.delete_topics([data]).values():
+            future.result(timeout=30)
+    assert _control_count(consumer_factory, control) == 0
+
+
+def test_unreachable_brokers_raise_a_sink_error_within_the_timeout() -> None:
+    with pytest.raises(SinkError, match="cannot read the offsets"):
+        JsonSink("127.0.0.1:9", "anything", 1, flush_timeout_s=2, progress=False)
