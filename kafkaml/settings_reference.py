@@ -16,6 +16,7 @@ SETTINGS_CLASSES = [
     "kafkaml.kafka:KafkaSettings",
     "kafkaml.local:LocalSettings",
     "kafkaml.k8s.settings:KubernetesRunnerSettings",
+    "mlcode_executor.settings:ExecutorSettings",
     "model_inference.settings:InferenceSettings",
     "model_inference.settings:JobApiSettings",
 ]
