@@ -20,6 +20,8 @@ SETTINGS_CLASSES = [
     "mlcode_executor.settings:ExecutorSettings",
     "backend.kafkaml_backend.config:BackendSettings",
     "kafka_control_logger.settings:LoggerSettings",
+    "model_inference.settings:InferenceSettings",
+    "model_inference.settings:JobApiSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"

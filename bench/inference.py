@@ -1,0 +1,385 @@
+"""Streaming inference on one broker, one 18 -> 64 -> 64 -> 1 MLP, RAW float32 records.
+
+(a) kafkaml's service with exactly-once on (one transaction per micro-batch), for Keras and
+    PyTorch; (b) the bare consume -> produce pipe with the same transactions and batches but no
+    decode and no model (the ceiling), and the same pipe without transactions; (c) Kafka-ML's
+    loop reproduced (poll one message, one Keras `model.predict()`, synchronous commit and flush
+    every 16 messages) for a fixed time; (d) p50/p99 latency from produce to a prediction
+    readable with read_committed, at a paced offered load, with `python -m model_inference`
+    running as its own process.
+
+(a) and (b) run KAFKAML_BENCH_INFERENCE_ROUNDS times (default 3), interleaved, over
+KAFKAML_BENCH_INFERENCE_RECORDS records (default 500,000); medians are reported.
+KAFKAML_BENCH_KAFKAML_SECONDS (c, default 20), KAFKAML_BENCH_LATENCY_SECONDS and
+KAFKAML_BENCH_LATENCY_RATE (d, 20 s at 10,000/s).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Producer
+
+from kafkaml.frameworks import get_framework
+from kafkaml.kafka import (
+    KafkaSettings,
+    ensure_topics,
+    make_admin,
+    make_consumer,
+    make_producer,
+    make_transactional_producer,
+)
+from model_inference.clients import build_service
+from model_inference.settings import InferenceSettings
+from model_inference.spec import FileSpecSource
+
+RECORDS = int(os.environ.get("KAFKAML_BENCH_INFERENCE_RECORDS", "500000"))
+ROUNDS = int(os.environ.get("KAFKAML_BENCH_INFERENCE_ROUNDS", "3"))
+KAFKAML_SECONDS = float(os.environ.get("KAFKAML_BENCH_KAFKAML_SECONDS", "20"))
+LATENCY_SECONDS = float(os.environ.get("KAFKAML_BENCH_LATENCY_SECONDS", "20"))
+LATENCY_RATE = int(os.environ.get("KAFKAML_BENCH_LATENCY_RATE", "10000"))
+PARTITIONS = 4
+MAX_BATCH = 10_000
+FEATURES = 18
+RAW_CONFIG = {"data_type": "float32", "data_reshape": str(FEATURES)}
+SENT_HEADER = "bench-sent-ns"
+
+KERAS = (
+    "import keras",
+    """\
+model = keras.Sequential([
+    keras.Input((18,)),
+    keras.layers.Dense(64, activation="relu"),
+    keras.layers.Dense(64, activation="relu"),
+    keras.layers.Dense(1, activation="sigmoid"),
+])
+model.compile(optimizer="adam", loss="binary_crossentropy")
+""",
+)
+TORCH = (
+    "import torch\nfrom torch import nn\nfrom ignite.metrics import Loss",
+    """\
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(18, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+            nn.Linear(64, 1), nn.Sigmoid(),
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def loss_fn(self):
+        return nn.BCELoss()
+
+    def optimizer(self):
+        return torch.optim.Adam(self.parameters())
+
+    def metrics(self):
+        return {"loss": Loss(self.loss_fn())}
+
+
+model = MLP()
+""",
+)
+
+
+def run(bootstrap: str) -> None:
+    settings = KafkaSettings(bootstrap_servers=bootstrap)
+    with tempfile.TemporaryDirectory(prefix="bench-inference-") as scratch:
+        workdir = Path(scratch)
+        source = _topic(settings, "bench-inference-in")
+        x = np.random.default_rng(0).normal(size=(RECORDS, FEATURES)).astype(np.float32)
+        _produce_samples(settings, source, x)
+        print(f"input: {RECORDS:,} RAW float32[18] records in {PARTITIONS} partitions; "
+              f"load average before: {_load()}")  # fmt: skip
+        rates = _throughputs(settings, workdir, source)
+        for name, label in _LABELS.items():
+            runs = ", ".join(f"{rate:,.0f}" for rate in rates[name])
+            print(f"{label}: {np.median(rates[name]):,.0f} records/s (median of {runs})")
+        kafka_ml = _kafka_ml_throughput(settings, source, workdir / "tensorflow")
+        print(f"(c) Kafka-ML's loop (predict per message, commit every 16): "
+              f"{kafka_ml:,.1f} predictions/s")  # fmt: skip
+        best = max(float(np.median(rates[name])) for name in ("pytorch", "tensorflow"))
+        ceiling = float(np.median(rates["pipe"]))
+        print(f"    (a)/(b) = {best / ceiling:.0%} (best framework, medians); "
+              f"(a)/(c) = {best / kafka_ml:,.0f}x")  # fmt: skip
+        p50, p99, answered = _latency(settings, workdir, bootstrap)
+        print(f"    load average after: {_load()} (the machine's cores are shared)")
+        print(f"(d) latency at {LATENCY_RATE:,} msg/s offered for {LATENCY_SECONDS:.0f} s "
+              f"({answered:,} answers), produce -> readable prediction: "
+              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms")  # fmt: skip
+
+
+_LABELS = {
+    "pytorch": "(a) kafkaml service, exactly-once, PyTorch",
+    "tensorflow": "(a) kafkaml service, exactly-once, Keras",
+    "pipe": "(b) bare consume -> produce pipe, exactly-once",
+    "plain": "    the same pipe without transactions",
+}
+
+
+def _throughputs(settings: KafkaSettings, workdir: Path, source: str) -> dict[str, list[float]]:
+    """ROUNDS interleaved runs of (a) and (b): the shared machine's load drifts over minutes."""
+    specs = {}
+    for framework, (imports, code) in (("pytorch", TORCH), ("tensorflow", KERAS)):
+        target = _topic(settings, f"bench-inference-{framework}")
+        specs[framework] = _spec_file(workdir / framework, framework, imports, code, source, target)
+    rates: dict[str, list[float]] = {name: [] for name in _LABELS}
+    for _ in range(ROUNDS):
+        for framework, spec in specs.items():
+            rates[framework].append(_service_throughput(settings, spec, RECORDS))
+        rates["pipe"].append(_pipe_throughput(settings, source, RECORDS, transactional=True))
+        rates["plain"].append(_pipe_throughput(settings, source, RECORDS, transactional=False))
+    return rates
+
+
+def _load() -> str:
+    """The 1-minute load average and the core count: these figures depend on both."""
+    return f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+
+
+def _topic(settings: KafkaSettings, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    ensure_topics(make_admin(settings), [name], partitions=PARTITIONS)
+    return name
+
+
+def _produce_samples(settings: KafkaSettings, topic: str, x: np.ndarray) -> None:
+    producer = make_producer(settings)
+    for number, row in enumerate(x):
+        _produce(producer, topic, row.tobytes(), str(number).encode())
+        if number % 50_000 == 0:
+            producer.poll(0)
+    if producer.flush(120):
+        raise RuntimeError("the input records were not delivered")
+
+
+def _produce(producer: Producer, topic: str, value: bytes, key: bytes, **kwargs: Any) -> None:
+    while True:
+        try:
+            producer.produce(topic, value, key, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.01)
+
+
+def _spec_file(
+    directory: Path, framework: str, imports: str, code: str, source: str, target: str
+) -> Path:
+    directory.mkdir(parents=True)
+    impl = get_framework(framework)
+    kwargs = {} if framework == "tensorflow" else {"require_training": False}
+    artifact = directory / f"model.{impl.artifact_format}"
+    artifact.write_bytes(impl.build(imports, code, **kwargs).save())
+    spec = {
+        "inference_id": int(time.time()) % 1_000_000,
+        "model_version": "1",
+        "framework": framework,
+        "artifact_format": impl.artifact_format,
+        "model": {"imports": imports, "code": code},
+        "input_format": "RAW",
+        "input_config": RAW_CONFIG,
+        "input_topic": source,
+        "output_topic": target,
+        "artifact_path": artifact.name,
+    }
+    path = directory / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def _service_throughput(settings: KafkaSettings, spec: Path, records: int) -> float:
+    """Predictions per second of one in-process service working through the input topic."""
+    inference = InferenceSettings(spec_file=spec, replica=uuid.uuid4().hex[:8],
+                                  max_batch=MAX_BATCH, id=int(time.time_ns() % 10**9))  # fmt: skip
+    _, service = build_service(inference, settings, FileSpecSource(spec, inference.id))
+    service.subscribe(json.loads(spec.read_text())["input_topic"])
+    started = None
+    while service.committed_records < records:
+        if service.process_batch() and started is None:
+            started = time.perf_counter()
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    service.close()
+    return records / elapsed
+
+
+def _pipe_throughput(
+    settings: KafkaSettings, source: str, records: int, transactional: bool
+) -> float:
+    """Records per second through consume -> produce of the unchanged records (no model).
+
+    The same batches as the service, and with transactions the same overlap of one batch's
+    commit with the next batch's consumption, so only decode, prediction and formatting differ.
+    """
+    target = _topic(settings, "bench-pipe-out")
+    consumer = make_consumer(settings, f"bench-pipe-{uuid.uuid4().hex[:8]}",
+                             isolation_level="read_committed")  # fmt: skip
+    if transactional:
+        producer = make_transactional_producer(settings, f"bench-pipe-{uuid.uuid4().hex[:8]}",
+                                               linger_ms=5, retry_backoff_ms=10)  # fmt: skip
+    else:
+        producer = make_producer(settings, linger_ms=5)
+    consumer.subscribe([source])
+    committer = ThreadPoolExecutor(max_workers=1)
+    in_flight: Future[None] | None = None
+    done, started = 0, None
+    while done < records:
+        messages = consumer.consume(MAX_BATCH, 0.02)
+        if not messages:
+            continue
+        started = started or time.perf_counter()
+        positions = consumer.position(consumer.assignment())
+        if in_flight is not None:
+            in_flight.result()
+        if transactional:
+            producer.begin_transaction()
+        produce = producer.produce
+        for message in messages:
+            produce(target, message.value(), message.key(), headers=message.headers())
+        if transactional:
+            metadata = consumer.consumer_group_metadata()
+            in_flight = committer.submit(_commit_pipe, producer, positions, metadata)
+        else:
+            producer.poll(0)
+            consumer.commit(offsets=positions, asynchronous=True)
+        done += len(messages)
+    if in_flight is not None:
+        in_flight.result()
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    producer.flush(60)
+    consumer.close()
+    return records / elapsed
+
+
+def _commit_pipe(producer: Producer, positions: list[Any], metadata: Any) -> None:
+    producer.send_offsets_to_transaction(positions, metadata)
+    producer.commit_transaction()
+
+
+def _kafka_ml_throughput(settings: KafkaSettings, source: str, keras_dir: Path) -> float:
+    """Kafka-ML's TensorFlow inference loop, reproduced, run for KAFKAML_SECONDS."""
+    import keras
+
+    model = keras.saving.load_model(keras_dir / "model.keras")
+    target = _topic(settings, "bench-kafka-ml-out")
+    consumer = make_consumer(settings, f"bench-kafka-ml-{uuid.uuid4().hex[:8]}")
+    producer = make_producer(settings)
+    consumer.subscribe([source])
+    done, started = 0, None
+    while started is None or time.perf_counter() - started < KAFKAML_SECONDS:
+        message = consumer.poll(1.0)
+        if message is None or message.error():
+            continue
+        started = started or time.perf_counter()
+        x = np.frombuffer(message.value(), dtype="float32").reshape(1, FEATURES)
+        prediction = model.predict(x, verbose=0)
+        value = json.dumps({"values": prediction[0].tolist()}).encode()
+        producer.produce(target, value, headers=message.headers())
+        done += 1
+        if done % 16 == 0:
+            producer.flush()
+            consumer.commit(asynchronous=False)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return done / elapsed
+
+
+def _latency(settings: KafkaSettings, workdir: Path, bootstrap: str) -> tuple[float, float, int]:
+    """(p50 ms, p99 ms, answers) with the service in its own process, at LATENCY_RATE."""
+    source = _topic(settings, "bench-latency-in")
+    target = _topic(settings, "bench-latency-out")
+    imports, code = TORCH
+    spec = _spec_file(workdir / "latency", "pytorch", imports, code, source, target)
+    env = {**os.environ, "KAFKAML_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "KAFKAML_INFERENCE_SPEC_FILE": str(spec), "KAFKAML_INFERENCE_REPLICA": "bench",
+           "KAFKAML_INFERENCE_MAX_WAIT_MS": "5"}  # fmt: skip
+    log = (workdir / "latency" / "service.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "model_inference"], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    latencies: list[float] = []
+    reader = threading.Thread(target=_read_latencies, args=(settings, target, latencies))
+    try:
+        reader.start()
+        _wait_until(lambda: _probe(settings, source, latencies), process, log.name)
+        latencies.clear()
+        _paced_load(settings, source, LATENCY_RATE, LATENCY_SECONDS)
+        expected = int(LATENCY_RATE * LATENCY_SECONDS)
+        _wait_until(lambda: len(latencies) >= expected, process, log.name)
+    finally:
+        process.terminate()
+        process.wait(60)
+        log.close()
+        _stop_reading.set()
+        reader.join(30)
+        _stop_reading.clear()
+    ms = np.array(latencies) / 1e6
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), len(ms)
+
+
+_stop_reading = threading.Event()
+
+
+def _read_latencies(settings: KafkaSettings, topic: str, latencies: list[float]) -> None:
+    consumer = make_consumer(settings, isolation_level="read_committed", fetch_wait_max_ms=5)
+    consumer.subscribe([topic])
+    while not _stop_reading.is_set():
+        for message in consumer.consume(1000, 0.1):
+            if message.error() is None:
+                received = time.time_ns()
+                sent = dict(message.headers() or [])[SENT_HEADER]
+                latencies.append(received - int(sent))
+    consumer.close()
+
+
+def _probe(settings: KafkaSettings, source: str, latencies: list[float]) -> bool:
+    producer = make_producer(settings, linger_ms=0)
+    _produce(producer, source, np.zeros(FEATURES, np.float32).tobytes(), b"probe",
+             headers=[(SENT_HEADER, str(time.time_ns()).encode())])  # fmt: skip
+    producer.flush(10)
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and not latencies:
+        time.sleep(0.05)
+    return bool(latencies)
+
+
+def _paced_load(settings: KafkaSettings, topic: str, rate: int, seconds: float) -> None:
+    """Produce `rate` records per second for `seconds`, in 1 ms steps, each stamped on sending."""
+    producer = make_producer(settings, linger_ms=1)
+    value = np.ones(FEATURES, np.float32).tobytes()
+    total, started = int(rate * seconds), time.perf_counter()
+    sent = 0
+    while sent < total:
+        due = min(int((time.perf_counter() - started) * rate), total)
+        for number in range(sent, due):
+            _produce(producer, topic, value, str(number).encode(),
+                     headers=[(SENT_HEADER, str(time.time_ns()).encode())])  # fmt: skip
+        sent = due
+        producer.poll(0)
+        time.sleep(0.001)
+    producer.flush(30)
+
+
+def _wait_until(condition: Callable[[], bool], process: subprocess.Popen[bytes], log: str) -> None:
+    """Poll `condition` until it holds; raises if the service exits or two minutes pass."""
+    deadline = time.monotonic() + 120
+    while not condition():
+        if process.poll() is not None:
+            tail = Path(log).read_text()[-2000:]
+            raise RuntimeError(f"the service exited {process.returncode}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for the service (log: {log})")
+        time.sleep(0.05)

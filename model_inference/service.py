@@ -1,0 +1,280 @@
+"""The inference loop: micro-batch consume, one prediction call, exactly-once produce.
+
+Each batch is one Kafka transaction on the input cluster: the outputs (and the dead letters)
+are produced in it and the consumed offsets are committed with it
+(`send_offsets_to_transaction`), so a consumer of the output topic that reads `read_committed`
+sees every input answered exactly once, whatever crashes, restarts and rebalances happen.
+
+While batch k commits (on the writer's helper thread), batch k+1 is consumed, decoded and
+predicted; it is produced once batch k's commit has settled. Rebalance callbacks run inside
+`consume()`; a revocation first settles the commit in flight, so no transaction outlives the
+ownership of its partitions. Offsets travel with the group generation (KIP-447): a replica that
+lost its partitions without noticing gets its offsets refused and its transaction aborted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+from numpy.typing import NDArray
+
+from kafkaml.protocol import decode_batch, side_from_config
+from model_inference.answers import Answers, Decoder, Routes, answer_batch
+from model_inference.metrics import InferenceMetrics
+from model_inference.swap import ModelSwapper, ServingModel
+from model_inference.transactions import BatchWriter, ForeignDeliveryError, Producers
+
+log = logging.getLogger(__name__)
+
+_LAG_INTERVAL_S = 1.0
+
+
+class InferenceError(RuntimeError):
+    """The inference cannot go on (fenced producer, broker refused, output undeliverable)."""
+
+
+def decoder_for(input_format: str, input_config: Mapping[str, Any]) -> Decoder:
+    """The protocol's batch decoder for an input format and its configuration.
+
+    Raises InputConfigError now for an unknown format or an unusable input_config, rather
+    than for every batch later.
+    """
+    side_from_config(input_format, input_config, "data")
+
+    def decode(values: Sequence[bytes | None]) -> NDArray[Any]:
+        x, _ = decode_batch(input_format, input_config, values)
+        return x
+
+    return decode
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What the metrics need of a batch whose commit is in flight."""
+
+    consumed: int
+    started: float
+    answers: Answers
+
+
+class InferenceService:
+    """One replica's loop over its share of the input topic's partitions.
+
+    Give it a consumer (its group is the inference's group), the producers, the routes, the
+    decoder of the input format and the model to serve; `subscribe`, then `run` until a stop
+    event, or call `process_batch` in a loop. `close` commits what is in flight and leaves the
+    group.
+    """
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        producers: Producers,
+        routes: Routes,
+        decode: Decoder,
+        model: ServingModel,
+        swapper: ModelSwapper | None = None,
+        max_batch: int = 10_000,
+        max_wait_ms: int = 20,
+        metrics: InferenceMetrics | None = None,
+        transaction_timeout_s: float = 30.0,
+    ) -> None:
+        self._consumer = consumer
+        self._writer = BatchWriter(producers, routes, transaction_timeout_s)
+        self._routes = routes
+        self._decode = decode
+        self._model = model
+        self._swapper = swapper
+        self._max_batch = max_batch
+        self._max_wait_s = max_wait_ms / 1000
+        self._timeout_s = transaction_timeout_s
+        self.metrics = metrics or InferenceMetrics()
+        self._in_flight: _Batch | None = None
+        self._next_lag = 0.0
+        self._closed = False
+        self.committed_records = 0
+        """Input records whose answers this service has committed (for tests and benchmarks)."""
+        self.metrics.serving(model.version, None)
+
+    @property
+    def model_version(self) -> str:
+        return self._model.version
+
+    def subscribe(self, input_topic: str) -> None:
+        """Join the consumer group on `input_topic`."""
+        self._consumer.subscribe(
+            [input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+
+    def assignment(self) -> list[TopicPartition]:
+        """The input partitions this replica owns now."""
+        return list(self._consumer.assignment())
+
+    def run(self, stop: threading.Event) -> None:
+        """Process batches until `stop` is set, then commit the batch in hand."""
+        while not stop.is_set():
+            self.process_batch()
+        self.settle()
+
+    def process_batch(self) -> int:
+        """Consume one micro-batch, answer it, start its commit. Returns the records consumed.
+
+        The commit of the previous batch settles before this one is produced. When a
+        transaction aborts, the service rewinds to the committed offsets and returns 0: the
+        records come again. Raises InferenceError when it cannot go on.
+        """
+        self._swap_if_due()
+        messages = self._consume()
+        if not messages:
+            self.settle()
+            self._measure_lag()
+            return 0
+        started = time.perf_counter()
+        offsets = self._positions()
+        answers = answer_batch(messages, self._decode, self._model.predictor, self._routes)
+        if not self.settle() or not self._write(answers):
+            return 0
+        self._writer.commit_async(offsets, self._consumer.consumer_group_metadata())
+        self._in_flight = _Batch(len(messages), started, answers)
+        self._measure_lag()
+        return len(messages)
+
+    def settle(self) -> bool:
+        """Wait for the commit in flight. False when it aborted (and the service rewound).
+
+        Afterwards `committed_records` counts every record consumed so far.
+        """
+        return self._settle(rewind=True)
+
+    def close(self) -> None:
+        """Commit what is in flight, stop the writer and leave the group."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._settle(rewind=False)
+        finally:
+            self._writer.close()
+            self._consumer.close()
+
+    # -- consuming ---------------------------------------------------------------------------
+
+    def _consume(self) -> list[Message]:
+        messages = self._consumer.consume(self._max_batch, self._max_wait_s)
+        good = [message for message in messages if message.error() is None]
+        if len(good) != len(messages):
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    self._consumer_error(error)
+        return good
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise InferenceError(f"the input consumer failed: {error}")
+        log.warning("input consumer: %s", error)
+
+    def _positions(self) -> list[TopicPartition]:
+        """The offsets to commit with this batch: the next position in each owned partition."""
+        positions = self._consumer.position(self._consumer.assignment())
+        return [tp for tp in positions if tp.offset >= 0]
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", _describe(partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # The commit in flight still owns these partitions: let it finish first. If it aborts,
+        # there is nothing to rewind: the next owner starts from the committed offsets.
+        self._settle(rewind=False)
+        log.info("revoked %s", _describe(partitions))
+
+    def _measure_lag(self) -> None:
+        now = time.monotonic()
+        if now < self._next_lag:
+            return
+        self._next_lag = now + _LAG_INTERVAL_S
+        lag = 0
+        for tp in self._positions():
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            lag += max(high - tp.offset, 0) if high >= 0 else 0
+        self.metrics.lag.set(lag)
+
+    # -- producing and committing --------------------------------------------------------------
+
+    def _write(self, answers: Answers) -> bool:
+        """Open the batch's transaction and produce into it; False if it had to abort."""
+        try:
+            self._writer.write(answers, self._model.version)
+        except KafkaException as exception:
+            self._transaction_failed(exception, rewind=True)
+            return False
+        except ForeignDeliveryError as error:
+            raise InferenceError(str(error)) from error
+        return True
+
+    def _settle(self, *, rewind: bool) -> bool:
+        batch, self._in_flight = self._in_flight, None
+        try:
+            committed_at = self._writer.settle()
+        except KafkaException as exception:
+            self._transaction_failed(exception, rewind=rewind)
+            return False
+        if batch is not None and committed_at is not None:
+            self._count(batch, committed_at)
+        return True
+
+    def _count(self, batch: _Batch, committed_at: float) -> None:
+        answers = batch.answers
+        self.committed_records += batch.consumed
+        self.metrics.latency.observe(committed_at - batch.started)
+        self.metrics.record_batch(batch.consumed, len(answers.output.messages),
+                                  len(answers.upper.messages), len(answers.dead))  # fmt: skip
+
+    def _transaction_failed(self, exception: KafkaException, *, rewind: bool) -> None:
+        """Abort and rewind on an abortable error; raise InferenceError on any other."""
+        error: KafkaError = exception.args[0]
+        if not error.txn_requires_abort():
+            raise InferenceError(f"the transaction failed: {error}") from exception
+        log.warning("aborting the transaction: %s", error)
+        self.metrics.aborted.inc()
+        self._writer.abort()
+        if rewind:
+            self._rewind()
+
+    def _rewind(self) -> None:
+        """Go back to the committed offsets of every owned partition."""
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return
+        for tp in self._consumer.committed(assignment, self._timeout_s):
+            if tp.offset < 0:
+                tp.offset = OFFSET_BEGINNING
+            self._consumer.seek(tp)
+
+    # -- model swap ---------------------------------------------------------------------------
+
+    def _swap_if_due(self) -> None:
+        if self._swapper is None:
+            return
+        swapped = self._swapper.poll(self._model)
+        if swapped is not None:
+            self.metrics.serving(swapped.version, self._model.version)
+            self._model = swapped
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"

@@ -1,0 +1,272 @@
+"""Fixtures of the inference tests: tiny real models, spec files, records in and out of Kafka."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from confluent_kafka import Consumer, Message
+
+from kafkaml.frameworks import get_framework, load_artifact
+from kafkaml.kafka import KafkaSettings, make_producer
+from model_inference.clients import build_service
+from model_inference.service import InferenceService
+from model_inference.settings import InferenceSettings
+from model_inference.spec import FileSpecSource
+from model_inference.transactions import MODEL_VERSION_HEADER
+
+FEATURES = 18
+RAW_CONFIG = {"data_type": "float32", "data_reshape": str(FEATURES)}
+
+KERAS_IMPORTS = "import keras"
+KERAS_CODE = """\
+model = keras.Sequential([
+    keras.Input((18,)),
+    keras.layers.Dense(16, activation="relu"),
+    keras.layers.Dense(3, activation="softmax"),
+])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+"""
+TORCH_IMPORTS = "import torch\nfrom torch import nn\nfrom ignite.metrics import Loss"
+TORCH_CODE = """\
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(18, 16), nn.ReLU(), nn.Linear(16, 3), nn.Softmax(dim=1)
+        )
+
+    def forward(self, x):
+        return self.layers(x)
+
+    def loss_fn(self):
+        return nn.CrossEntropyLoss()
+
+    def optimizer(self):
+        return torch.optim.Adam(self.parameters())
+
+    def metrics(self):
+        return {"loss": Loss(self.loss_fn())}
+
+
+model = Net()
+"""
+# An early-exit chain: the edge tier answers confident rows, forwards an 8-float tensor otherwise.
+EDGE_CODE = """\
+class Edge(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(18, 8), nn.ReLU())
+        self.exit = nn.Sequential(nn.Linear(8, 3), nn.Softmax(dim=1))
+
+    def forward(self, x):
+        hidden = self.body(x)
+        return hidden, self.exit(hidden)
+
+
+model = Edge()
+"""
+CLOUD_CODE = """\
+model = nn.Sequential(nn.Linear(8, 3), nn.Softmax(dim=1))
+input_shape = (8,)
+"""
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """A real model of one framework, saved as an artifact, with its code."""
+
+    framework: str
+    artifact_format: str
+    imports: str
+    code: str
+    artifact: bytes
+
+    def predictor(self) -> Any:
+        """The same artifact loaded in-process, to compute the expected predictions."""
+        return load_artifact(
+            self.framework, self.artifact, self.artifact_format, imports=self.imports,
+            code=self.code,
+        )  # fmt: skip
+
+
+def build_tiny_model(framework: str, imports: str, code: str) -> TinyModel:
+    """Run the code through the frameworks and save the fresh (randomly initialised) model."""
+    if framework == "tensorflow":
+        model = get_framework(framework).build(imports, code)
+    else:
+        model = get_framework(framework).build(imports, code, require_training=False)
+    fmt = get_framework(framework).artifact_format
+    return TinyModel(framework, fmt, imports, code, model.save())
+
+
+@pytest.fixture(scope="session")
+def torch_model() -> TinyModel:
+    return build_tiny_model("pytorch", TORCH_IMPORTS, TORCH_CODE)
+
+
+@pytest.fixture(scope="session")
+def other_torch_model() -> TinyModel:
+    """Same architecture, other weights: the model a hot swap brings in."""
+    return build_tiny_model("pytorch", TORCH_IMPORTS, TORCH_CODE)
+
+
+@pytest.fixture(scope="session")
+def keras_model() -> TinyModel:
+    return build_tiny_model("tensorflow", KERAS_IMPORTS, KERAS_CODE)
+
+
+@pytest.fixture(scope="session")
+def edge_and_cloud_models() -> tuple[TinyModel, TinyModel]:
+    return (
+        build_tiny_model("pytorch", TORCH_IMPORTS, EDGE_CODE),
+        build_tiny_model("pytorch", TORCH_IMPORTS, CLOUD_CODE),
+    )
+
+
+@dataclass
+class SpecFile:
+    """An inference spec on disk (spec-file mode) that a test can rewrite to swap the model."""
+
+    path: Path
+    value: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, model: TinyModel, version: str) -> None:
+        """Write the artifact, then atomically replace the spec naming it."""
+        artifact = self.path.parent / f"model-{version}.{model.artifact_format}"
+        artifact.write_bytes(model.artifact)
+        self.value.update(
+            model_version=version,
+            framework=model.framework,
+            artifact_format=model.artifact_format,
+            model={"imports": model.imports, "code": model.code},
+            artifact_path=artifact.name,
+        )
+        scratch = self.path.with_suffix(".tmp")
+        scratch.write_text(json.dumps(self.value))
+        scratch.replace(self.path)
+
+
+def spec_file(
+    directory: Path,
+    model: TinyModel,
+    *,
+    input_topic: str,
+    output_topic: str,
+    inference_id: int = 1,
+    version: str = "1",
+    input_config: dict[str, Any] | None = None,
+    **fields: Any,
+) -> SpecFile:
+    """A spec file for an inference of `model` from `input_topic` to `output_topic`."""
+    spec = SpecFile(
+        directory / f"inference-{inference_id}.json",
+        {
+            "inference_id": inference_id,
+            "input_format": "RAW",
+            "input_config": input_config or RAW_CONFIG,
+            "input_topic": input_topic,
+            "output_topic": output_topic,
+            **fields,
+        },
+    )
+    spec.write(model, version)
+    return spec
+
+
+def unique_inference_id() -> int:
+    """A fresh inference id per test, so group and transactional ids never meet old ones."""
+    return int(time.time_ns() // 1000 % 2_000_000_000)
+
+
+def start_service(
+    spec: SpecFile, kafka_settings: KafkaSettings, **settings: Any
+) -> InferenceService:
+    """A subscribed replica of the spec file's inference, built as `python -m` builds it."""
+    defaults: dict[str, Any] = {
+        "spec_file": spec.path, "replica": "0", "session_timeout_ms": 6000, "max_wait_ms": 50,
+        "spec_poll_s": 0.001,
+    }  # fmt: skip
+    _, service = build_service(
+        InferenceSettings(**{**defaults, **settings}), kafka_settings, FileSpecSource(spec.path)
+    )
+    service.subscribe(spec.value["input_topic"])
+    return service
+
+
+def samples(count: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(count, FEATURES)).astype(np.float32)
+
+
+def produce_samples(
+    kafka_settings: KafkaSettings,
+    topic: str,
+    x: np.ndarray,
+    *,
+    first_key: int = 0,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> None:
+    """One RAW record per row, keyed by its running number as text."""
+    producer = make_producer(kafka_settings)
+    for number, row in enumerate(x, start=first_key):
+        producer.produce(topic, row.tobytes(), str(number).encode(), headers=headers)
+        if number % 10_000 == 0:
+            producer.poll(0)
+    assert producer.flush(30) == 0
+
+
+def read_committed(
+    consumer_factory: Callable[..., Consumer], topic: str, count: int, timeout_s: float = 60
+) -> list[Message]:
+    """The first `count` records of `topic` visible to a read_committed consumer.
+
+    Keeps reading for a moment after `count` to catch any surplus record (a duplicate).
+    """
+    consumer = consumer_factory(isolation_level="read_committed")
+    consumer.subscribe([topic])
+    records: list[Message] = []
+    deadline = time.monotonic() + timeout_s
+    settle = None
+    while time.monotonic() < deadline:
+        batch = [m for m in consumer.consume(10_000, 0.5) if m.error() is None]
+        records.extend(batch)
+        if len(records) >= count:
+            settle = settle or time.monotonic() + 2.0
+            if time.monotonic() >= settle:
+                break
+    consumer.close()
+    return records
+
+
+def run_until(
+    services: list[InferenceService], done: Callable[[], bool], timeout_s: float = 60
+) -> None:
+    """Call process_batch on each service in turn until `done()` or the deadline (fails)."""
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        assert time.monotonic() < deadline, "the services did not finish in time"
+        for service in services:
+            service.process_batch()
+
+
+def version_of(record: Message) -> str:
+    return dict(record.headers() or [])[MODEL_VERSION_HEADER].decode()
+
+
+def values_of(record: Message) -> list[float]:
+    return json.loads(record.value())["values"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def closing() -> Iterator[list[InferenceService]]:
+    """Services to close at the end of the test (leaving their groups)."""
+    services: list[InferenceService] = []
+    yield services
+    for service in services:
+        service.close()

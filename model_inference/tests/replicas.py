@@ -1,0 +1,111 @@
+"""Replicas as real processes (`python -m model_inference`) and a read_committed output reader."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import Message
+
+from kafkaml.kafka import KafkaSettings, make_consumer
+from kafkaml.local import PROJECT_ROOT
+
+
+class Replica:
+    """One `python -m model_inference` process of a spec-file inference, logging to a file."""
+
+    def __init__(
+        self, spec: Path, kafka_settings: KafkaSettings, name: str, log_dir: Path, **env: str
+    ) -> None:
+        self.name = name
+        self.log = log_dir / f"replica-{name}.log"
+        self._env = {
+            **os.environ,
+            "KAFKAML_KAFKA_BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+            "KAFKAML_INFERENCE_SPEC_FILE": str(spec),
+            "KAFKAML_INFERENCE_REPLICA": name,
+            "KAFKAML_INFERENCE_SESSION_TIMEOUT_MS": "6000",
+            **env,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        with self.log.open("ab") as log:
+            log.write(f"--- start {self.starts}\n".encode())
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "model_inference"],
+                env=self._env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no batch finished, no commit, no goodbye to the group."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def terminate(self, timeout_s: float = 60) -> int:
+        """SIGTERM and the exit status."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout_s)
+
+    def stop(self) -> None:
+        """Make sure the process is gone (test clean-up)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+class OutputReader:
+    """Reads a topic read_committed on a thread, keeping every record's key and value."""
+
+    def __init__(self, kafka_settings: KafkaSettings, topic: str) -> None:
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+        self._consumer = make_consumer(kafka_settings, isolation_level="read_committed")
+        self._consumer.subscribe([topic])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+
+    def __enter__(self) -> OutputReader:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        self._consumer.close()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            batch: list[Message] = self._consumer.consume(10_000, 0.2)
+            self.records.extend((m.key(), m.value()) for m in batch if m.error() is None)
+
+    def wait_for(
+        self, count: int, timeout_s: float, alive: Callable[[], None] | None = None
+    ) -> None:
+        """Poll until `count` records were read; `alive` may raise to stop early."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.records) < count:
+            if alive is not None:
+                alive()
+            assert time.monotonic() < deadline, (
+                f"read {len(self.records)} of {count} records before the deadline"
+            )
+            time.sleep(0.05)

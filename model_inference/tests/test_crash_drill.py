@@ -1,0 +1,94 @@
+"""Crash drill: replicas as real processes, one SIGKILLed three times mid-stream and restarted.
+
+`make test` runs it with 20,000 inputs; the full drill is `KAFKAML_DRILL_RECORDS=200000
+KAFKAML_DRILL_SECONDS=40 pytest model_inference/tests/test_crash_drill.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from kafkaml.kafka import KafkaSettings, make_producer
+from model_inference.tests.conftest import (
+    TinyModel,
+    samples,
+    spec_file,
+    unique_inference_id,
+)
+from model_inference.tests.replicas import OutputReader, Replica
+
+RECORDS = int(os.environ.get("KAFKAML_DRILL_RECORDS", "20000"))
+PRODUCE_SECONDS = float(os.environ.get("KAFKAML_DRILL_SECONDS", "10"))
+KILLS = 3
+
+
+def test_replica_killed_three_times_mid_stream_loses_and_duplicates_nothing(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+) -> None:
+    source, target = new_topic(partitions=4), new_topic(partitions=4)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id())  # fmt: skip
+    replicas = [Replica(spec.path, kafka_settings, str(n), tmp_path,
+                        KAFKAML_INFERENCE_MAX_BATCH="500") for n in (0, 1)]  # fmt: skip
+    x = samples(RECORDS)
+    producer = threading.Thread(target=_produce_paced, args=(kafka_settings, source, x))
+    try:
+        with OutputReader(kafka_settings, target) as reader:
+            for replica in replicas:
+                replica.start()
+            producer.start()
+            for kill in range(1, KILLS + 1):
+                reader.wait_for(RECORDS * kill // (KILLS + 1), 300, _alive(replicas))
+                replicas[1].kill()
+                replicas[1].start()
+            producer.join()
+            reader.wait_for(RECORDS, 300, _alive(replicas))
+            time.sleep(3)  # a surplus (duplicate) answer would arrive within this window
+            answers = list(reader.records)
+        exit_codes = [replica.terminate() for replica in replicas]
+    finally:
+        for replica in replicas:
+            replica.stop()
+
+    keys = Counter(key for key, _ in answers)
+    assert replicas[1].starts == KILLS + 1
+    assert len(answers) == RECORDS, f"{len(answers) - RECORDS} answers too many"
+    assert keys == Counter(str(i).encode() for i in range(RECORDS))
+    expected = torch_model.predictor().predict_batch(x)
+    got = np.array([json.loads(value)["values"] for _, value in answers], dtype=np.float32)
+    rows = np.array([int(key) for key, _ in answers])
+    np.testing.assert_allclose(got, expected[rows], rtol=1e-5, atol=1e-7)
+    assert exit_codes == [0, 0], [replica.tail() for replica in replicas]
+
+
+def _produce_paced(kafka_settings: KafkaSettings, topic: str, x: np.ndarray) -> None:
+    """All rows within PRODUCE_SECONDS, so the kills land while records keep arriving."""
+    producer = make_producer(kafka_settings, linger_ms=5)
+    started = time.monotonic()
+    for number, row in enumerate(x):
+        producer.produce(topic, row.tobytes(), str(number).encode())
+        if number % 500 == 0:
+            producer.poll(0)
+            ahead = started + PRODUCE_SECONDS * number / len(x) - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)  # pacing the load, not waiting for a condition
+    assert producer.flush(60) == 0
+
+
+def _alive(replicas: list[Replica]) -> Callable[[], None]:
+    def check() -> None:
+        for replica in replicas:
+            assert replica.running(), f"replica {replica.name} died:\n{replica.tail()}"
+
+    return check

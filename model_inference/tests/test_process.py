@@ -1,0 +1,103 @@
+"""`python -m model_inference` as a process: SIGTERM, fatal errors, exit statuses."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from confluent_kafka import Consumer, TopicPartition
+
+from kafkaml.kafka import KafkaSettings
+from model_inference.clients import group_id
+from model_inference.tests.conftest import (
+    TinyModel,
+    produce_samples,
+    read_committed,
+    samples,
+    spec_file,
+    unique_inference_id,
+)
+from model_inference.tests.replicas import OutputReader, Replica
+
+
+def test_sigterm_commits_the_batch_in_hand_and_exits_zero(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+) -> None:
+    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    inference_id = unique_inference_id()
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=inference_id)  # fmt: skip
+    x = samples(50_000)
+    produce_samples(kafka_settings, source, x)
+    # Small batches: the stream takes long enough to be stopped in the middle.
+    port = _free_port()
+    replica = Replica(spec.path, kafka_settings, "0", tmp_path, KAFKAML_INFERENCE_MAX_BATCH="20",
+                      KAFKAML_INFERENCE_METRICS_PORT=str(port))  # fmt: skip
+    successor = Replica(spec.path, kafka_settings, "0", tmp_path)
+    try:
+        with OutputReader(kafka_settings, target) as reader:
+            replica.start()
+            reader.wait_for(500, 120)
+            metrics = _scrape(port)
+            status = replica.terminate()
+        assert status == 0, replica.tail()
+        assert metrics["kafkaml_inference_records_in_total"] >= 500
+        assert metrics['kafkaml_inference_records_out_total{destination="output"}'] >= 500
+        assert metrics['kafkaml_inference_model_version{version="1"}'] == 1
+        for name in ("kafkaml_inference_batch_size_count", "kafkaml_inference_consumer_lag",
+                     "kafkaml_inference_processing_seconds_count",
+                     "kafkaml_inference_dead_letters_total"):  # fmt: skip
+            assert name in metrics
+        group = consumer_factory(group_id(inference_id))
+        committed = group.committed([TopicPartition(source, p) for p in (0, 1)], timeout=30)
+        answered = sum(max(tp.offset, 0) for tp in committed)
+        assert 500 <= answered < len(x)  # stopped mid-stream
+        assert len(read_committed(consumer_factory, target, answered)) == answered
+
+        successor.start()  # the rest, exactly once
+        outputs = read_committed(consumer_factory, target, len(x), timeout_s=120)
+        assert successor.terminate() == 0, successor.tail()
+    finally:
+        replica.stop()
+        successor.stop()
+    assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
+
+
+def test_a_fatal_error_exits_non_zero_with_the_reason_on_the_last_line(
+    torch_model: TinyModel, kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    spec = spec_file(tmp_path, torch_model, input_topic="unused-in", output_topic="unused-out")
+    spec.value["artifact_path"] = "missing.pt"
+    spec.path.write_text(json.dumps(spec.value))
+    replica = Replica(spec.path, kafka_settings, "0", tmp_path)
+    replica.start()
+    assert replica.process is not None
+    assert replica.process.wait(120) == 1
+    last_line = replica.tail().strip().splitlines()[-1]
+    assert last_line.startswith("inference failed: SpecError: cannot read the model artifact")
+    assert "missing.pt" in last_line
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """The replica's /metrics as {sample name with labels: value}."""
+    text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples

@@ -1,0 +1,281 @@
+"""The inference loop on the real broker with real Keras and PyTorch models."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from confluent_kafka import Consumer
+
+from kafkaml.kafka import KafkaSettings, make_producer
+from model_inference.service import InferenceError, InferenceService
+from model_inference.tests.conftest import (
+    TinyModel,
+    produce_samples,
+    read_committed,
+    run_until,
+    samples,
+    spec_file,
+    start_service,
+    unique_inference_id,
+    values_of,
+    version_of,
+)
+from model_inference.transactions import ERROR_HEADER, SOURCE_HEADER
+
+
+@pytest.mark.parametrize("framework_fixture", ["torch_model", "keras_model"])
+def test_n_inputs_give_exactly_n_outputs_with_the_keys_and_values_of_the_model(
+    framework_fixture: str,
+    request: pytest.FixtureRequest,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+    closing: list,
+) -> None:
+    model: TinyModel = request.getfixturevalue(framework_fixture)
+    source, target = new_topic(partitions=3), new_topic(partitions=3)
+    x = samples(600)
+    produce_samples(kafka_settings, source, x, headers=[("trace", b"abc")])
+    spec = spec_file(tmp_path, model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id())  # fmt: skip
+    service = start_service(spec, kafka_settings, max_batch=128)
+    closing.append(service)
+
+    run_until([service], lambda: service.committed_records >= len(x))
+    outputs = read_committed(consumer_factory, target, len(x))
+
+    assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
+    expected = model.predictor().predict_batch(x)
+    for record in outputs:
+        row = int(record.key())
+        assert_same_prediction(values_of(record), expected[row])
+        assert ("trace", b"abc") in record.headers()
+        assert version_of(record) == "1"
+
+
+def test_two_replicas_split_the_partitions_and_answer_each_input_once(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+    closing: list,
+) -> None:
+    source, target = new_topic(partitions=4), new_topic(partitions=4)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id())  # fmt: skip
+    replicas = [start_service(spec, kafka_settings, replica=str(n), max_batch=100) for n in (0, 1)]
+    closing.extend(replicas)
+    stop = threading.Event()
+    threads = [threading.Thread(target=r.run, args=(stop,)) for r in replicas]
+    for thread in threads:
+        thread.start()
+    try:
+        _wait_for(lambda: all(r.assignment() for r in replicas), "both replicas to own partitions")
+        x = samples(2000)
+        produce_samples(kafka_settings, source, x)
+        _wait_for(lambda: sum(r.committed_records for r in replicas) >= len(x), "the answers")
+        owned = [{tp.partition for tp in r.assignment()} for r in replicas]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+
+    assert owned[0] and owned[1] and not owned[0] & owned[1]
+    assert owned[0] | owned[1] == {0, 1, 2, 3}
+    assert all(r.committed_records > 0 for r in replicas)
+    outputs = read_committed(consumer_factory, target, len(x))
+    assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
+
+
+def test_early_exit_chain_forwards_unconfident_rows_and_answers_the_rest(
+    edge_and_cloud_models: tuple[TinyModel, TinyModel],
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+    closing: list,
+) -> None:
+    edge, cloud = edge_and_cloud_models
+    source, edge_out, upper, cloud_out = (new_topic(partitions=2) for _ in range(4))
+    x = samples(400)
+    hidden, confidence = edge.predictor().predict_batch(x)
+    limit = float(np.median(confidence.max(axis=1)))
+    forwarded = confidence.max(axis=1) < limit
+    produce_samples(kafka_settings, source, x)
+    (tmp_path / "edge").mkdir()
+    (tmp_path / "cloud").mkdir()
+    edge_spec = spec_file(tmp_path / "edge", edge, input_topic=source, output_topic=edge_out,
+                          inference_id=unique_inference_id(), upper_topic=upper,
+                          limit=limit)  # fmt: skip
+    cloud_spec = spec_file(tmp_path / "cloud", cloud, input_topic=upper, output_topic=cloud_out,
+                           inference_id=unique_inference_id() + 1,
+                           input_config={"data_type": "float32", "data_reshape": "8"})  # fmt: skip
+    tiers = [start_service(edge_spec, kafka_settings), start_service(cloud_spec, kafka_settings)]
+    closing.extend(tiers)
+
+    run_until(tiers, lambda: tiers[0].committed_records >= len(x)
+              and tiers[1].committed_records >= forwarded.sum())  # fmt: skip
+
+    answered = read_committed(consumer_factory, edge_out, int((~forwarded).sum()))
+    assert sorted(int(r.key()) for r in answered) == list(np.flatnonzero(~forwarded))
+    for record in answered:
+        assert_same_prediction(values_of(record), confidence[int(record.key())])
+    sent_up = read_committed(consumer_factory, upper, int(forwarded.sum()))
+    assert sorted(int(r.key()) for r in sent_up) == list(np.flatnonzero(forwarded))
+    for record in sent_up:
+        assert record.value() == hidden[int(record.key())].astype(np.float32).tobytes()
+    final = read_committed(consumer_factory, cloud_out, int(forwarded.sum()))
+    expected = cloud.predictor().predict_batch(hidden)
+    assert sorted(int(r.key()) for r in final) == list(np.flatnonzero(forwarded))
+    for record in final:
+        assert_same_prediction(values_of(record), expected[int(record.key())])
+
+
+def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_are_answered(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+    closing: list,
+) -> None:
+    source, target = new_topic(partitions=1), new_topic(partitions=1)
+    x = samples(300)
+    bad = {3, 4, 150, 299}
+    producer = make_producer(kafka_settings)
+    for number, row in enumerate(x):
+        value = b"not a sample" if number in bad else row.tobytes()
+        producer.produce(source, value, str(number).encode(), headers=[("trace", b"t")])
+    assert producer.flush(30) == 0
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id())  # fmt: skip
+    service = start_service(spec, kafka_settings, max_batch=100)
+    closing.append(service)
+
+    run_until([service], lambda: service.committed_records >= len(x))
+
+    outputs = read_committed(consumer_factory, target, len(x) - len(bad))
+    assert sorted(int(r.key()) for r in outputs) == sorted(set(range(len(x))) - bad)
+    dead = read_committed(consumer_factory, f"{source}.dlq", len(bad))
+    assert sorted(int(r.key()) for r in dead) == sorted(bad)
+    for record in dead:
+        headers = dict(record.headers())
+        assert record.value() == b"not a sample"
+        assert headers["trace"] == b"t"
+        assert headers[ERROR_HEADER]
+        assert headers[SOURCE_HEADER] == f"{source}:0:{record.key().decode()}".encode()
+    assert service.metrics.dead_letters._value.get() == len(bad)
+
+
+def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_duplicate(
+    torch_model: TinyModel,
+    other_torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+    closing: list,
+) -> None:
+    source, target = new_topic(partitions=1), new_topic(partitions=1)
+    x = samples(1000)
+    produce_samples(kafka_settings, source, x)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id())  # fmt: skip
+    service = start_service(spec, kafka_settings, max_batch=64)
+    closing.append(service)
+
+    run_until([service], lambda: service.committed_records >= 300)
+    service.settle()  # the batch in flight was predicted by version 1 too
+    before_swap = service.committed_records
+    spec.write(other_torch_model, "2")
+    run_until([service], lambda: service.committed_records >= len(x))
+
+    outputs = read_committed(consumer_factory, target, len(x))
+    assert [int(r.key()) for r in outputs] == list(range(len(x)))
+    versions = [version_of(r) for r in outputs]
+    assert versions == ["1"] * before_swap + ["2"] * (len(x) - before_swap)
+    old = torch_model.predictor().predict_batch(x)
+    new = other_torch_model.predictor().predict_batch(x)
+    for record, version in zip(outputs, versions, strict=True):
+        expected = old if version == "1" else new
+        assert_same_prediction(values_of(record), expected[int(record.key())])
+
+
+def test_a_restarted_replica_fences_its_predecessor_and_nothing_is_answered_twice(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+    closing: list,
+) -> None:
+    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    x = samples(1000)
+    produce_samples(kafka_settings, source, x)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id())  # fmt: skip
+    zombie = start_service(spec, kafka_settings, max_batch=100)
+    closing.append(zombie)
+    run_until([zombie], lambda: zombie.committed_records >= 200)
+
+    successor = start_service(spec, kafka_settings, max_batch=100)  # same replica name
+    closing.append(successor)
+    with pytest.raises(InferenceError):
+        run_until([zombie], lambda: False, timeout_s=30)
+    zombie.close()  # as its process would on exiting: the group moves on without it
+    run_until([successor], lambda: successor.committed_records + zombie.committed_records >= len(x))
+
+    outputs = read_committed(consumer_factory, target, len(x))
+    assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
+
+
+def assert_same_prediction(values: list[float], expected: np.ndarray) -> None:
+    """The values of one output equal the in-process prediction, up to float32 rounding.
+
+    Keras kernels may round differently for another batch size, hence not bit equality.
+    """
+    np.testing.assert_allclose(np.float32(values), expected, rtol=1e-5, atol=1e-7)
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_an_output_on_another_cluster_gets_every_answer_through_its_own_producer(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Consumer],
+    tmp_path: Path,
+    closing: list[InferenceService],
+) -> None:
+    # The same broker under another address: the service must treat it as another cluster.
+    host, port = kafka_settings.bootstrap_servers.split(",")[0].rsplit(":", 1)
+    other = f"{'localhost' if host == '127.0.0.1' else '127.0.0.1'}:{port}"
+    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    x = samples(500)
+    produce_samples(kafka_settings, source, x)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id(), output_bootstrap=other)  # fmt: skip
+    service = start_service(spec, kafka_settings, max_batch=100)
+    closing.append(service)
+
+    run_until([service], lambda: service.committed_records >= len(x))
+
+    outputs = read_committed(consumer_factory, target, len(x))
+    assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
+    expected = torch_model.predictor().predict_batch(x)
+    for record in outputs:
+        assert_same_prediction(values_of(record), expected[int(record.key())])

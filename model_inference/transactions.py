@@ -1,0 +1,196 @@
+"""Writing answered batches: one Kafka transaction per batch, its commit overlapped with the next.
+
+The transaction of batch k is begun and filled on the caller's thread; its offsets are sent and
+it is committed on a helper thread while the caller consumes and predicts batch k+1. Batch k+1
+is produced only after batch k's commit has settled (a producer has one transaction at a time),
+so the order of the outputs is the order of the inputs and a failed commit is seen before
+anything of the next batch is written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from model_inference.answers import Answers, Routed, Routes
+
+log = logging.getLogger(__name__)
+
+MODEL_VERSION_HEADER = "kafkaml-model-version"
+ERROR_HEADER = "kafkaml-error"
+SOURCE_HEADER = "kafkaml-source"
+_DEAD_LETTERS_LOGGED_PER_BATCH = 10
+
+Headers = list[tuple[str, str | bytes | None]]
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
+
+
+class ForeignDeliveryError(RuntimeError):
+    """Records for a cluster outside the transaction could not be delivered."""
+
+
+@dataclass(frozen=True)
+class Producers:
+    """The transactional producer on the input cluster and the producers of each direction.
+
+    `output` and `upper` are the transactional producer itself when their topic lives on the
+    input cluster (exactly-once), or plain producers of another cluster (at-least-once: they
+    are flushed before the offsets are committed).
+    """
+
+    transactional: Producer
+    output: Producer
+    upper: Producer
+
+    def foreign(self) -> list[Producer]:
+        """The producers outside the transaction, each once."""
+        seen: list[Producer] = []
+        for producer in (self.output, self.upper):
+            if producer is not self.transactional and producer not in seen:
+                seen.append(producer)
+        return seen
+
+
+class BatchWriter:
+    """Produces answered batches and commits them with their input offsets, one at a time."""
+
+    def __init__(self, producers: Producers, routes: Routes, timeout_s: float) -> None:
+        self._producers = producers
+        self._routes = routes
+        self._timeout_s = timeout_s
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
+        self._in_flight: Future[float] | None = None
+        self._foreign_failures: list[KafkaError] = []
+
+    def write(self, answers: Answers, model_version: str) -> None:
+        """Begin a transaction and produce the batch's answers and dead letters into it.
+
+        Call `settle` first. Raises KafkaException (see `txn_requires_abort`) and
+        ForeignDeliveryError.
+        """
+        self._producers.transactional.begin_transaction()
+        version: Headers = [(MODEL_VERSION_HEADER, model_version.encode())]
+        self._produce(self._producers.output, self._routes.output_topic, answers.output, version)
+        if answers.upper.messages and self._routes.upper_topic is not None:
+            self._produce(self._producers.upper, self._routes.upper_topic, answers.upper, version)
+        if answers.dead:
+            self._produce_dead(answers.dead)
+        self._flush_foreign()
+
+    def commit_async(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
+        """Send the offsets to the open transaction and commit it, on the helper thread."""
+        self._in_flight = self._committer.submit(self._commit, offsets, group_metadata)
+
+    def settle(self) -> float | None:
+        """Wait for the commit in flight; its completion time (perf_counter), None if none.
+
+        Raises the commit's KafkaException; the transaction is then still open and must be
+        aborted when the error `txn_requires_abort`.
+        """
+        in_flight, self._in_flight = self._in_flight, None
+        return in_flight.result() if in_flight is not None else None
+
+    def abort(self) -> None:
+        """Abort the open transaction: none of its records will ever be read committed."""
+        self._producers.transactional.abort_transaction(self._timeout_s)
+
+    def close(self) -> None:
+        """Stop the helper thread and deliver what the foreign producers hold."""
+        self._committer.shutdown(wait=True)
+        for producer in self._producers.foreign():
+            producer.flush(self._timeout_s)
+
+    def _commit(self, offsets: list[TopicPartition], group_metadata: Any) -> float:
+        transactional = self._producers.transactional
+        transactional.send_offsets_to_transaction(offsets, group_metadata, self._timeout_s)
+        while True:
+            try:
+                transactional.commit_transaction(self._timeout_s)
+                return time.perf_counter()
+            except KafkaException as exception:
+                if not exception.args[0].retriable():
+                    raise
+                log.warning("retrying the commit: %s", exception.args[0])
+
+    def _produce(self, producer: Producer, topic: str, routed: Routed, version: Headers) -> None:
+        if producer is self._producers.transactional:
+            _produce_all(producer, topic, routed, version)
+        else:
+            _produce_all(producer, topic, routed, version, self._on_foreign_delivery)
+
+    def _on_foreign_delivery(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self._foreign_failures.append(error)
+
+    def _produce_dead(self, dead: Sequence[tuple[Message, Exception]]) -> None:
+        """Each undecodable record, unchanged, with the error and its source in headers."""
+        for count, (message, error) in enumerate(dead):
+            source = f"{message.topic()}:{message.partition()}:{message.offset()}"
+            if count < _DEAD_LETTERS_LOGGED_PER_BATCH:
+                log.warning("undecodable record %s sent to %s: %s",
+                            source, self._routes.dlq_topic, error)  # fmt: skip
+            original: Headers = message.headers() or []  # type: ignore[assignment]
+            headers = [*original, (ERROR_HEADER, str(error).encode()),
+                       (SOURCE_HEADER, source.encode())]  # fmt: skip
+            _produce_one(self._producers.transactional, self._routes.dlq_topic,
+                         message.value(), message.key(), headers)  # fmt: skip
+        if len(dead) > _DEAD_LETTERS_LOGGED_PER_BATCH:
+            log.warning("%d undecodable records in this batch", len(dead))
+
+    def _flush_foreign(self) -> None:
+        """Deliver the other clusters' records before the offsets are committed."""
+        for producer in self._producers.foreign():
+            if producer.flush(self._timeout_s) > 0:
+                raise ForeignDeliveryError("records for another cluster were not delivered in time")
+        if self._foreign_failures:
+            raise ForeignDeliveryError(
+                f"records for another cluster failed: {self._foreign_failures[0]}"
+            )
+
+
+def _produce_all(
+    producer: Producer,
+    topic: str,
+    routed: Routed,
+    version: Headers,
+    on_delivery: DeliveryCallback | None = None,
+) -> None:
+    """Each record with its key, its headers plus `version` (the hot loop: keep it lean)."""
+    produce = producer.produce
+    for message, value in zip(routed.messages, routed.values, strict=True):
+        # Consumed headers are a list of (name, value) pairs, or None.
+        original: Any = message.headers()
+        headers = original + version if original else version
+        try:
+            if on_delivery is None:
+                produce(topic, value, message.key(), headers=headers)
+            else:
+                produce(topic, value, message.key(), headers=headers, on_delivery=on_delivery)
+        except BufferError:
+            _produce_one(producer, topic, value, message.key(), headers, on_delivery)
+
+
+def _produce_one(
+    producer: Producer,
+    topic: str,
+    value: bytes | None,
+    key: bytes | None,
+    headers: Headers,
+    on_delivery: DeliveryCallback | None = None,
+) -> None:
+    """Produce one record, waiting for room in the producer's queue when it is full."""
+    while True:
+        try:
+            if on_delivery is None:
+                producer.produce(topic, value, key, headers=headers)
+            else:
+                producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.05)
