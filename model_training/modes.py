@@ -1,0 +1,265 @@
+"""The training modes, composed over the `Framework` hooks (build, fit, evaluate, chain).
+
+Every mode gets a `Job` (what to train, where to report, how to read) and the job's control
+message, trains, and ends by reporting each result finished, or raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Consumer
+
+from kafkaml.frameworks import Framework, Metrics
+from kafkaml.protocol import ControlMessage, TopicRange
+from model_training.control import Announcement
+from model_training.dataset import Samples, Split, array_batches, collect, split
+from model_training.evaluation import (
+    classes_of,
+    confidences_of,
+    confusion_matrix,
+    predict_all,
+)
+from model_training.online import assign_from, windows
+from model_training.progress import EpochReporter
+from model_training.readers import RangeReader
+from model_training.reporting import ResultSink
+from model_training.spec import JobSpec, ModelCode
+
+log = logging.getLogger(__name__)
+
+
+class ModeError(ValueError):
+    """The control message does not fit the deployment's mode (e.g. no unlabeled topic)."""
+
+
+@dataclass
+class Job:
+    """What one job trains and the clients it does it with."""
+
+    spec: JobSpec
+    framework: Framework
+    sinks: list[ResultSink]
+    reader: RangeReader
+    seed: int
+    memory_limit_bytes: int = 2 * 2**30
+    spill_dir: Path | None = None
+    online_consumer: Consumer | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+def train(job: Job, announcement: Announcement) -> None:
+    """Train in the spec's mode on the announced stream; every result ends finished or raises."""
+    message = announcement.message
+    mode = job.spec.mode
+    if mode == "incremental" or (message.incremental and not message.ranges):
+        train_incremental(job, announcement)
+    elif mode == "distributed":
+        train_chain(job, message)
+    elif mode == "semi-supervised":
+        train_semi_supervised(job, message)
+    else:
+        train_classic(job, message)
+
+
+def read_samples(job: Job, ranges: Sequence[TopicRange], message: ControlMessage) -> Samples:
+    """The samples of `ranges`, read once (labels only for the labeled topic)."""
+    if not ranges:
+        raise ModeError(f"the control message announces no ranges (topic {message.topic!r})")
+    labeled = ranges == message.ranges
+    batches = job.reader(ranges, message.input_format, message.input_config, labeled)
+    expected = sum(topic_range.size for topic_range in ranges)
+    samples = collect(
+        batches, expected, memory_limit_bytes=job.memory_limit_bytes, spill_dir=job.spill_dir
+    )
+    log.info("read %d samples from %d range(s)", len(samples), len(ranges))
+    return _framework_labels(job, samples)
+
+
+def _framework_labels(job: Job, samples: Samples) -> Samples:
+    """Labels of one value per sample become scalars for PyTorch (as Kafka-ML's PyTorch jobs
+    do), whose losses want `(batch,)` class targets; Keras takes either shape."""
+    y = samples.y
+    if job.framework.name == "pytorch" and y is not None and y.shape[1:] == (1,):
+        return Samples(samples.x, y.reshape(len(y)))
+    return samples
+
+
+def train_classic(job: Job, message: ControlMessage) -> None:
+    """Split by the message's rates, fit, evaluate the test part, upload the model."""
+    parts = _split(job, read_samples(job, message.ranges, message), message)
+    model = _build(job, job.spec.models[0])
+    reporter = EpochReporter(job.sinks)
+    _fit(job, model, parts, reporter)
+    _finish_single(job, model, parts, reporter)
+
+
+def train_semi_supervised(job: Job, message: ControlMessage) -> None:
+    """Fit on the labeled data, then `rounds` refits adding confident pseudo-labels."""
+    if not message.unsupervised_ranges:
+        raise ModeError("semi-supervised training needs an unsupervised_topic with ranges")
+    parts = _split(job, read_samples(job, message.ranges, message), message)
+    unlabeled = read_samples(job, message.unsupervised_ranges, message).x
+    model = _build(job, job.spec.models[0])
+    reporter = EpochReporter(job.sinks)
+    _fit(job, model, parts, reporter)
+    train_x, train_y = parts.train.arrays()
+    assert train_y is not None
+    options = job.spec.semi_supervised
+    for round_index in range(options.rounds):
+        scores = predict_all(model, unlabeled)[-1]
+        chosen = confidences_of(scores) >= options.confidence
+        pseudo = classes_of(scores[chosen]).astype(train_y.dtype).reshape(-1, *train_y.shape[1:])
+        log.info("round %d: %d pseudo-labels", round_index + 1, int(chosen.sum()))
+        x = np.concatenate([train_x, unlabeled[chosen]])
+        y = np.concatenate([train_y, pseudo])
+        _fit(job, model, parts, reporter, train_batches=array_batches(x, y, job.spec.batch_size))
+    _finish_single(job, model, parts, reporter)
+
+
+def train_chain(job: Job, message: ControlMessage) -> None:
+    """Train an early-exit chain as one model, every exit on the label; report per sub-model."""
+    parts = _split(job, read_samples(job, message.ranges, message), message)
+    subs = [_build(job, code, chained=True) for code in job.spec.models]
+    options = job.spec.distributed
+    rate = {"learning_rate": options.learning_rate}
+    optimizer = {"class_name": options.optimizer, "config": rate}
+    chain = job.framework.chain(
+        subs, optimizer=optimizer, loss=options.loss, metrics=list(options.metrics)
+    )
+    tiers = len(subs)
+    split_metrics = getattr(job.framework, "split_metrics")  # noqa: B009 - chain frameworks only
+
+    def per_exit(train: Metrics, validation: Metrics) -> list[tuple[Metrics, Metrics]]:
+        return list(zip(split_metrics(train, tiers), split_metrics(validation, tiers), strict=True))
+
+    reporter = EpochReporter(job.sinks, per_exit)
+    _fit(job, chain, parts, reporter)
+    test = _test_metrics(job, chain, parts)
+    tests = split_metrics(test, tiers) if test else [{} for _ in subs]
+    matrices = _confusion(job, chain, parts) or [None] * tiers
+    for index, (sub, sink) in enumerate(zip(subs, job.sinks, strict=True)):
+        metrics = _final_metrics(job, reporter, tests[index], matrices[index], parts.seed, index)
+        sink.finish(sub.save(), job.framework.artifact_format, metrics)
+
+
+def train_incremental(job: Job, announcement: Announcement) -> None:
+    """Train on windows of the online topic as they arrive, until `stream_timeout` passes.
+
+    Indefinite training never ends by itself; it publishes a snapshot whenever the monitored
+    validation metric improves by `improvement` in the direction `change`.
+    """
+    message = announcement.message
+    if job.online_consumer is None:
+        raise ModeError("incremental training needs a consumer for the online topic")
+    options = job.spec.incremental
+    assign_from(job.online_consumer, message.topic, announcement.timestamp_ms)
+    timeout = None if options.stream_timeout_ms is None else options.stream_timeout_ms / 1000
+    model = _build(job, job.spec.models[0])
+    reporter = EpochReporter(job.sinks)
+    best: float | None = None
+    stream = windows(
+        job.online_consumer, message.input_format, message.input_config, options.window, timeout
+    )
+    for index, window in enumerate(stream):
+        parts = split(_framework_labels(job, window), message.validation_rate, 0.0, job.seed + index)
+        _fit(job, model, parts, reporter)
+        log.info("trained on a window of %d samples", len(window))
+        if options.indefinite:
+            best = _snapshot_if_better(job, model, reporter, best, job.seed)
+    if reporter.next_epoch == 0:
+        raise ModeError(f"no sample arrived on the online topic {message.topic!r}")
+    metrics = _final_metrics(job, reporter, {}, None, job.seed, 0)
+    job.sinks[0].finish(model.save(), job.framework.artifact_format, metrics)
+
+
+def _snapshot_if_better(
+    job: Job, model: Any, reporter: EpochReporter, best: float | None, seed: int
+) -> float | None:
+    options = job.spec.incremental
+    value = reporter.last_validation(options.monitoring_metric)
+    if value is None:
+        raise ModeError(f"the model reports no metric {options.monitoring_metric!r}")
+    if best is None:
+        return value
+    gain = value - best if options.change == "up" else best - value
+    if gain < options.improvement:
+        return best
+    log.info("%s improved to %s: publishing a snapshot", options.monitoring_metric, value)
+    metrics = _final_metrics(job, reporter, {}, None, seed, 0)
+    job.sinks[0].snapshot(model.save(), job.framework.artifact_format, metrics)
+    return value
+
+
+def _split(job: Job, samples: Samples, message: ControlMessage) -> Split:
+    return split(samples, message.validation_rate, message.test_rate, job.seed)
+
+
+def _build(job: Job, code: ModelCode, *, chained: bool = False) -> Any:
+    if not chained:
+        return job.framework.build(code.imports, code.code)
+    # Sub-models of a chain are compiled as a whole by `chain`, so they need not be on their own.
+    option = "require_compiled" if job.framework.name == "tensorflow" else "require_training"
+    return job.framework.build(code.imports, code.code, **{option: False})  # type: ignore[call-arg]
+
+
+def _fit(
+    job: Job, model: Any, parts: Split, reporter: EpochReporter, *, train_batches: Any = None
+) -> None:
+    batch_size = job.spec.batch_size
+    job.framework.fit(
+        model,
+        train_batches or parts.train.batches(batch_size),
+        fit_kwargs=job.spec.fit_kwargs,
+        validation=parts.validation.batches(batch_size) if parts.validation else None,
+        on_epoch_end=reporter,
+    )
+
+
+def _test_metrics(job: Job, model: Any, parts: Split) -> Metrics:
+    if parts.test is None:
+        return {}
+    batches = parts.test.batches(job.spec.batch_size)
+    return job.framework.evaluate(model, batches, eval_kwargs=job.spec.eval_kwargs)
+
+
+def _confusion(job: Job, model: Any, parts: Split) -> list[list[list[int]] | None] | None:
+    """One confusion matrix per output on the test part, when asked for and there is one."""
+    if not job.spec.confusion_matrix or parts.test is None:
+        return None
+    x, y = parts.test.arrays()
+    assert y is not None
+    return [confusion_matrix(y, scores) for scores in predict_all(model, x)]
+
+
+def _finish_single(job: Job, model: Any, parts: Split, reporter: EpochReporter) -> None:
+    test = _test_metrics(job, model, parts)
+    matrices = _confusion(job, model, parts)
+    matrix = matrices[-1] if matrices else None
+    metrics = _final_metrics(job, reporter, test, matrix, parts.seed, 0)
+    job.sinks[0].finish(model.save(), job.framework.artifact_format, metrics)
+
+
+def _final_metrics(
+    job: Job,
+    reporter: EpochReporter,
+    test: Metrics,
+    matrix: list[list[int]] | None,
+    seed: int,
+    index: int,
+) -> dict[str, Any]:
+    history = reporter.histories[index]
+    return {
+        "train": history.train,
+        "validation": history.validation,
+        "test": dict(test),
+        "confusion_matrix": matrix,
+        "training_time_s": round(time.monotonic() - job.started, 3),
+        "seed": seed,
+    }
