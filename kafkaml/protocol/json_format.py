@@ -1,0 +1,192 @@
+"""JSON: a record's value is a JSON array (or number), or an object whose `data_field` holds it;
+its key is the label as JSON. `*_type` and `*_reshape` in input_config are optional.
+
+A batch is parsed with one `json.loads` of the joined values; only when that fails are the
+records parsed one by one, to name the bad one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from kafkaml.protocol.errors import DecodeError, EncodeError, InputConfigError
+from kafkaml.protocol.raw import parse_reshape
+from kafkaml.protocol.sides import Array, Role, part_name, shape_text
+
+_UNKNOWN = -1
+
+
+@dataclass(frozen=True)
+class JsonSide:
+    """JSON samples; `dtype` None lets numpy choose, `shape` None keeps the JSON's own nesting."""
+
+    type_name: str | None
+    dtype: np.dtype[Any] | None
+    shape: tuple[int, ...] | None
+    field: str | None
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], role: Role) -> JsonSide:
+        type_name = config.get(f"{role}_type")
+        reshape = config.get(f"{role}_reshape")
+        field = config.get(f"{role}_field")
+        if field is not None and not isinstance(field, str):
+            raise InputConfigError(f"{role}_field {field!r} must be a string")
+        return cls(
+            type_name,
+            json_dtype(type_name, f"{role}_type"),
+            None if reshape is None else parse_reshape(reshape, f"{role}_reshape"),
+            field,
+        )
+
+    @classmethod
+    def infer(cls, sample: Any, field: str | None = None) -> JsonSide:
+        """The side that carries samples like `sample`, announcing its dtype and shape."""
+        try:
+            array = np.asarray(sample)
+        except ValueError as error:
+            raise EncodeError(f"sample cannot be made into an array: {error}") from None
+        if array.dtype.hasobject or array.dtype.kind in "SVMm":
+            raise EncodeError(f"JSON cannot carry samples of dtype {array.dtype}")
+        return cls(array.dtype.name, array.dtype, array.shape, field)
+
+    def config(self, role: Role) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            f"{role}_type": self.type_name,
+            f"{role}_reshape": None if self.shape is None else shape_text(self.shape),
+        }
+        if self.field is not None:
+            config[f"{role}_field"] = self.field
+        return {key: value for key, value in config.items() if value is not None}
+
+    def encode(self, batch: Any, role: Role) -> list[bytes]:
+        if isinstance(batch, Sequence) and batch and isinstance(batch[0], Mapping):
+            return [_dumps(record, index, role) for index, record in enumerate(batch)]
+        rows = self._rows(batch, role)
+        if self.field is not None:
+            rows = [{self.field: row} for row in rows]
+        return [_dumps(row, index, role) for index, row in enumerate(rows)]
+
+    def decode(self, blobs: Sequence[bytes | None], role: Role) -> Array:
+        samples = _parse_all(blobs, role)
+        if self.field is not None:
+            samples = [self._pick(sample, index, role) for index, sample in enumerate(samples)]
+        array = self._array(samples, role)
+        if self.shape is None:
+            return array
+        return self._reshaped(array, role)
+
+    def _rows(self, batch: Any, role: Role) -> list[Any]:
+        try:
+            array = np.asarray(batch)
+        except ValueError as error:
+            raise EncodeError(f"{role} samples cannot be made into an array: {error}") from None
+        if self.dtype is not None:
+            if not np.can_cast(array.dtype, self.dtype, casting="same_kind"):
+                raise EncodeError(
+                    f"{role} samples of dtype {array.dtype} cannot be written as {role}_type "
+                    f"{self.type_name}"
+                )
+            array = array.astype(self.dtype, copy=False)
+        if self.shape is not None and math.prod(array.shape[1:]) != math.prod(self.shape):
+            raise EncodeError(
+                f"{role} samples of shape {array.shape[1:]} do not match {role}_reshape "
+                f"{shape_text(self.shape)!r}"
+            )
+        return list(array.tolist())
+
+    def _pick(self, sample: Any, index: int, role: Role) -> Any:
+        if not isinstance(sample, dict) or self.field not in sample:
+            raise DecodeError(
+                f"the {part_name(role)} of record {index} is not a JSON object with field "
+                f"{self.field!r}",
+                index=index,
+            )
+        return sample[self.field]
+
+    def _array(self, samples: list[Any], role: Role) -> Array:
+        try:
+            array = np.asarray(samples, dtype=self.dtype)
+        except (ValueError, TypeError, OverflowError) as error:
+            index = _first_misfit(samples, self.dtype)
+            raise DecodeError(
+                f"the {part_name(role)} of record {index} does not fit {role}_type "
+                f"{self.type_name} or the other records' shape: {error}",
+                index=index,
+            ) from None
+        if array.dtype.hasobject:
+            raise DecodeError(f"the {part_name(role)}s mix types across the batch")
+        return array
+
+    def _reshaped(self, array: Array, role: Role) -> Array:
+        assert self.shape is not None
+        count = len(array)
+        items = math.prod(array.shape[1:])
+        known = math.prod(d for d in self.shape if d != _UNKNOWN)
+        fits = items == known if _UNKNOWN not in self.shape else (known and items % known == 0)
+        if not fits:
+            raise DecodeError(
+                f"the {part_name(role)} of record 0 has {items} numbers, which "
+                f"{role}_reshape {shape_text(self.shape)!r} cannot hold",
+                index=0,
+            )
+        return array.reshape((count, *self.shape))
+
+
+def json_dtype(type_name: Any, field: str) -> np.dtype[Any] | None:
+    if type_name is None:
+        return None
+    try:
+        return np.dtype(
+            {"float": "float32", "half": "float16", "double": "float64"}.get(type_name, type_name)
+        )
+    except TypeError:
+        raise InputConfigError(f"{field} {type_name!r} is not a numpy dtype name") from None
+
+
+def _dumps(sample: Any, index: int, role: Role) -> bytes:
+    try:
+        return json.dumps(sample, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except (ValueError, TypeError) as error:
+        raise EncodeError(
+            f"{role} sample {index} cannot be written as JSON: {error}", index=index
+        ) from None
+
+
+def _parse_all(blobs: Sequence[bytes | None], role: Role) -> list[Any]:
+    try:
+        parsed = json.loads(b"[" + b",".join(blobs) + b"]")  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        parsed = None
+    if isinstance(parsed, list) and len(parsed) == len(blobs):
+        return parsed
+    # A bad record, or one like `1],[2` that parses as two: find it.
+    return [_parse_one(blob, index, role) for index, blob in enumerate(blobs)]
+
+
+def _parse_one(blob: bytes | None, index: int, role: Role) -> Any:
+    if blob is None:
+        raise DecodeError(f"record {index} has no {part_name(role)}", index=index)
+    try:
+        return json.loads(blob)
+    except ValueError as error:
+        raise DecodeError(
+            f"the {part_name(role)} of record {index} is not JSON: {error}", index=index
+        ) from None
+
+
+def _first_misfit(samples: list[Any], dtype: np.dtype[Any] | None) -> int:
+    first = np.shape(samples[0]) if samples else ()
+    for index, sample in enumerate(samples):
+        try:
+            if np.shape(np.asarray(sample, dtype=dtype)) != first:
+                return index
+        except (ValueError, TypeError, OverflowError):
+            return index
+    return 0
