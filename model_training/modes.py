@@ -168,7 +168,8 @@ def train_incremental(job: Job, announcement: Announcement) -> None:
         job.online_consumer, message.input_format, message.input_config, options.window, timeout
     )
     for index, window in enumerate(stream):
-        parts = split(_framework_labels(job, window), message.validation_rate, 0.0, job.seed + index)
+        samples = _framework_labels(job, window)
+        parts = split(samples, message.validation_rate, 0.0, job.seed + index)
         _fit(job, model, parts, reporter)
         log.info("trained on a window of %d samples", len(window))
         if options.indefinite:
