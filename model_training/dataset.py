@@ -1,7 +1,9 @@
 """The training data of one job: read from Kafka once, held in memory (or spilled to a file when
-it does not fit), then split into train / validation / test with a recorded seed.
+it does not fit), and split into train / validation / test with a recorded seed.
 
-Epochs iterate the held arrays, so the stream is read once per job, not once per epoch.
+The first training pass runs while the stream is read (`StreamedSplit`): each batch read is
+held and its training rows are trained on at once, so reading overlaps the first epoch. Later
+passes iterate the held arrays, so the stream is read once per job, not once per epoch.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -156,3 +160,163 @@ def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> BatchSource:
             yield x[start : start + batch_size], y[start : start + batch_size]
 
     return source
+
+
+TRAIN, VALIDATION, TEST = 0, 1, 2
+
+
+class StreamedSplit:
+    """A train / validation / test split of a stream that is still being read.
+
+    Every position of the `expected` samples gets its part up front from the seeded shuffle
+    (the same cut as `split`), so a sample can be trained on the moment it is read. A pass that
+    starts before the end of the stream yields the rows already held, then rows as they are
+    read (the first epoch sees the stream in read order, shuffled within each read batch); a
+    pass after the end iterates the held rows in shuffled order. A read error ends the stream:
+    it is kept in `error`, and `split()` and `raise_error()` raise it.
+    """
+
+    def __init__(
+        self,
+        batches: Iterable[ReadBatch],
+        expected: int,
+        validation_rate: float,
+        test_rate: float,
+        seed: int,
+        *,
+        memory_limit_bytes: int,
+        spill_dir: Path | None = None,
+    ) -> None:
+        self.seed = seed
+        self.expected = expected
+        self.error: BaseException | None = None
+        self._batches = iter(batches)
+        self._memory_limit_bytes = memory_limit_bytes
+        self._spill_dir = spill_dir
+        self._order = np.random.default_rng(seed).permutation(expected)
+        self._roles = _roles(self._order, validation_rate, test_rate)
+        self._x: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+        self._count = 0
+        self._done = False
+        self._lock = threading.Lock()
+        self._rates = (validation_rate, test_rate)
+
+    def batches(self, role: int, batch_size: int) -> BatchSource:
+        """A batch source of one part (TRAIN, VALIDATION or TEST) that streams until read."""
+
+        def source() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            if self._done:
+                if self.error is None:
+                    yield from self._held_batches(role, batch_size)
+                return
+            yield from self._streaming(role, batch_size)
+
+        return source
+
+    def split(self) -> Split:
+        """The complete split, reading the rest of the stream first. Raises the read error."""
+        while self._pull() is not None:
+            pass
+        self.raise_error()
+        if self._x is None or self._count == 0:
+            raise EmptyStreamError("the announced data stream holds no samples")
+        samples = Samples(self._x[: self._count], _cut(self._y, self._count))
+        parts = [self._indices(role) for role in (TRAIN, VALIDATION, TEST)]
+        if not len(parts[TRAIN]):
+            raise EmptyStreamError(
+                f"{self._count} samples with validation_rate {self._rates[0]} and test_rate "
+                f"{self._rates[1]} leave none to train on"
+            )
+        return Split(
+            train=Part(samples, parts[TRAIN]),
+            validation=Part(samples, parts[VALIDATION]) if len(parts[VALIDATION]) else None,
+            test=Part(samples, parts[TEST]) if len(parts[TEST]) else None,
+            seed=self.seed,
+        )
+
+    def raise_error(self) -> None:
+        """Raise the error that ended the read, if one did."""
+        if self.error is not None:
+            raise self.error
+
+    def has_role(self, role: int) -> bool:
+        """Whether the part gets any of the expected samples."""
+        return bool(np.any(self._roles == role))
+
+    def _indices(self, role: int) -> np.ndarray:
+        chosen = self._order[self._roles[self._order] == role]
+        return chosen[chosen < self._count]
+
+    def _held_batches(self, role: int, batch_size: int) -> Iterator[tuple[np.ndarray, Any]]:
+        x, y = self._x, self._y
+        assert x is not None and y is not None
+        indices = self._indices(role)
+        for start in range(0, len(indices), batch_size):
+            chosen = indices[start : start + batch_size]
+            yield x[chosen], y[chosen]
+
+    def _streaming(self, role: int, batch_size: int) -> Iterator[tuple[np.ndarray, Any]]:
+        waiting = np.empty(0, dtype=np.int64)
+        seen = 0
+        while True:
+            if seen < self._count:
+                rows = np.arange(seen, self._count)
+                rows = rows[self._roles[rows] == role]
+                np.random.default_rng(self.seed + seen).shuffle(rows)
+                waiting = np.concatenate([waiting, rows])
+                seen = self._count
+                while len(waiting) >= batch_size:
+                    yield self._rows(waiting[:batch_size])
+                    waiting = waiting[batch_size:]
+            elif self._pull() is None:
+                break
+        if len(waiting) and self.error is None:
+            yield self._rows(waiting)
+
+    def _rows(self, indices: np.ndarray) -> tuple[np.ndarray, Any]:
+        assert self._x is not None and self._y is not None
+        return self._x[indices], self._y[indices]
+
+    def _pull(self) -> int | None:
+        """Hold one more read batch; the new row count, or None at the end of the stream."""
+        with self._lock:
+            if self._done:
+                return None
+            try:
+                x, y = next(self._batches)
+            except StopIteration:
+                self._done = True
+                return None
+            except Exception as error:  # kept and raised by the job, not lost inside a framework
+                self.error = error
+                self._done = True
+                return None
+            self._hold(x, y)
+            return self._count
+
+    def _hold(self, x: np.ndarray, y: np.ndarray | None) -> None:
+        if y is None:
+            raise EmptyStreamError("unlabeled samples cannot train or evaluate a model")
+        if self._x is None:
+            self._x = _allocate(x, self.expected, self._memory_limit_bytes, self._spill_dir)
+            self._y = _allocate(y, self.expected, self._memory_limit_bytes, self._spill_dir)
+        assert self._y is not None
+        end = min(self._count + len(x), self.expected)
+        self._x[self._count : end] = x[: end - self._count]
+        self._y[self._count : end] = y[: end - self._count]
+        self._count = end
+
+
+def _roles(order: np.ndarray, validation_rate: float, test_rate: float) -> np.ndarray:
+    """The part of every position: the same cut of the shuffled order as `split` makes."""
+    test_size = int(len(order) * test_rate)
+    validation_size = int(len(order) * validation_rate)
+    roles = np.full(len(order), TRAIN, dtype=np.int8)
+    roles[order[:test_size]] = TEST
+    roles[order[test_size : test_size + validation_size]] = VALIDATION
+    return roles
+
+
+def _cut(y: np.ndarray | None, count: int) -> np.ndarray | None:
+    return None if y is None else y[:count]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,18 @@ import numpy as np
 from confluent_kafka import Consumer
 
 from kafkaml.frameworks import Framework, Metrics
-from kafkaml.protocol import ControlMessage, TopicRange
+from kafkaml.protocol import ControlMessage
 from model_training.control import Announcement
-from model_training.dataset import Samples, Split, array_batches, collect, split
+from model_training.dataset import (
+    TRAIN,
+    VALIDATION,
+    Samples,
+    Split,
+    StreamedSplit,
+    array_batches,
+    collect,
+    split,
+)
 from model_training.evaluation import (
     classes_of,
     confidences_of,
@@ -68,47 +76,51 @@ def train(job: Job, announcement: Announcement) -> None:
         train_classic(job, message)
 
 
-def read_samples(job: Job, ranges: Sequence[TopicRange], message: ControlMessage) -> Samples:
-    """The samples of `ranges`, read once (labels only for the labeled topic)."""
-    if not ranges:
-        raise ModeError(f"the control message announces no ranges (topic {message.topic!r})")
-    labeled = ranges == message.ranges
-    batches = job.reader(ranges, message.input_format, message.input_config, labeled)
+def read_unlabeled(job: Job, message: ControlMessage) -> Samples:
+    """The samples of the unsupervised ranges, read once and held (no labels)."""
+    ranges = message.unsupervised_ranges
+    batches = job.reader(ranges, message.input_format, message.input_config, False)
     expected = sum(topic_range.size for topic_range in ranges)
     samples = collect(
         batches, expected, memory_limit_bytes=job.memory_limit_bytes, spill_dir=job.spill_dir
     )
-    log.info("read %d samples from %d range(s)", len(samples), len(ranges))
-    return _framework_labels(job, samples)
+    log.info("read %d unlabeled samples from %d range(s)", len(samples), len(ranges))
+    return samples
 
 
 def _framework_labels(job: Job, samples: Samples) -> Samples:
+    return Samples(*_framework_batch(job, samples.x, samples.y))
+
+
+def _framework_batch(
+    job: Job, x: np.ndarray, y: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Labels of one value per sample become scalars for PyTorch (as Kafka-ML's PyTorch jobs
     do), whose losses want `(batch,)` class targets; Keras takes either shape."""
-    y = samples.y
     if job.framework.name == "pytorch" and y is not None and y.shape[1:] == (1,):
-        return Samples(samples.x, y.reshape(len(y)))
-    return samples
+        return x, y.reshape(len(y))
+    return x, y
 
 
 def train_classic(job: Job, message: ControlMessage) -> None:
     """Split by the message's rates, fit, evaluate the test part, upload the model."""
-    parts = _split(job, read_samples(job, message.ranges, message), message)
+    stream = _stream(job, message)
     model = _build(job, job.spec.models[0])
     reporter = EpochReporter(job.sinks)
-    _fit(job, model, parts, reporter)
-    _finish_single(job, model, parts, reporter)
+    _fit_stream(job, model, stream, reporter)
+    _finish_single(job, model, stream.split(), reporter)
 
 
 def train_semi_supervised(job: Job, message: ControlMessage) -> None:
     """Fit on the labeled data, then `rounds` refits adding confident pseudo-labels."""
     if not message.unsupervised_ranges:
         raise ModeError("semi-supervised training needs an unsupervised_topic with ranges")
-    parts = _split(job, read_samples(job, message.ranges, message), message)
-    unlabeled = read_samples(job, message.unsupervised_ranges, message).x
+    stream = _stream(job, message)
     model = _build(job, job.spec.models[0])
     reporter = EpochReporter(job.sinks)
-    _fit(job, model, parts, reporter)
+    _fit_stream(job, model, stream, reporter)
+    parts = stream.split()
+    unlabeled = read_unlabeled(job, message).x
     train_x, train_y = parts.train.arrays()
     assert train_y is not None
     options = job.spec.semi_supervised
@@ -125,7 +137,7 @@ def train_semi_supervised(job: Job, message: ControlMessage) -> None:
 
 def train_chain(job: Job, message: ControlMessage) -> None:
     """Train an early-exit chain as one model, every exit on the label; report per sub-model."""
-    parts = _split(job, read_samples(job, message.ranges, message), message)
+    stream = _stream(job, message)
     subs = [_build(job, code, chained=True) for code in job.spec.models]
     options = job.spec.distributed
     rate = {"learning_rate": options.learning_rate}
@@ -140,7 +152,8 @@ def train_chain(job: Job, message: ControlMessage) -> None:
         return list(zip(split_metrics(train, tiers), split_metrics(validation, tiers), strict=True))
 
     reporter = EpochReporter(job.sinks, per_exit)
-    _fit(job, chain, parts, reporter)
+    _fit_stream(job, chain, stream, reporter)
+    parts = stream.split()
     test = _test_metrics(job, chain, parts)
     tests = split_metrics(test, tiers) if test else [{} for _ in subs]
     matrices = _confusion(job, chain, parts) or [None] * tiers
@@ -198,8 +211,21 @@ def _snapshot_if_better(
     return value
 
 
-def _split(job: Job, samples: Samples, message: ControlMessage) -> Split:
-    return split(samples, message.validation_rate, message.test_rate, job.seed)
+def _stream(job: Job, message: ControlMessage) -> StreamedSplit:
+    """The labeled ranges as a split that fills while the first epoch trains on it."""
+    if not message.ranges:
+        raise ModeError(f"the control message announces no ranges (topic {message.topic!r})")
+    read = job.reader(message.ranges, message.input_format, message.input_config, True)
+    batches = (_framework_batch(job, x, y) for x, y in read)
+    return StreamedSplit(
+        batches,
+        sum(topic_range.size for topic_range in message.ranges),
+        message.validation_rate,
+        message.test_rate,
+        job.seed,
+        memory_limit_bytes=job.memory_limit_bytes,
+        spill_dir=job.spill_dir,
+    )
 
 
 def _build(job: Job, code: ModelCode, *, chained: bool = False) -> Any:
@@ -221,6 +247,23 @@ def _fit(
         validation=parts.validation.batches(batch_size) if parts.validation else None,
         on_epoch_end=reporter,
     )
+
+
+def _fit_stream(job: Job, model: Any, stream: StreamedSplit, reporter: EpochReporter) -> None:
+    """Fit while the stream fills; a read error that ended the stream is raised, not the
+    framework's complaint about the data running out."""
+    batch_size = job.spec.batch_size
+    validation = stream.batches(VALIDATION, batch_size) if stream.has_role(VALIDATION) else None
+    try:
+        job.framework.fit(
+            model,
+            stream.batches(TRAIN, batch_size),
+            fit_kwargs=job.spec.fit_kwargs,
+            validation=validation,
+            on_epoch_end=reporter,
+        )
+    finally:
+        stream.raise_error()
 
 
 def _test_metrics(job: Job, model: Any, parts: Split) -> Metrics:
