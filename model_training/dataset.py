@@ -166,10 +166,12 @@ TRAIN, VALIDATION, TEST = 0, 1, 2
 
 
 class StreamedSplit:
-    """A train / validation / test split of a stream that is still being read.
+    """A train / validation / test split of a stream that a background thread is reading.
 
-    Every position of the `expected` samples gets its part up front from the seeded shuffle
-    (the same cut as `split`), so a sample can be trained on the moment it is read. A pass that
+    The thread holds every read batch in arrays sized for `expected` samples (so reading ahead
+    costs no memory beyond the data itself) while training consumes what is held. Every
+    position of the `expected` samples gets its part up front from the seeded shuffle (the
+    same cut as `split`), so a sample can be trained on the moment it is read. A pass that
     starts before the end of the stream yields the rows already held, then rows as they are
     read (the first epoch sees the stream in read order, shuffled within each read batch); a
     pass after the end iterates the held rows in shuffled order. A read error ends the stream:
@@ -199,8 +201,10 @@ class StreamedSplit:
         self._y: np.ndarray | None = None
         self._count = 0
         self._done = False
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._rates = (validation_rate, test_rate)
+        self._reader = threading.Thread(target=self._fill, name="kafkaml-reader", daemon=True)
+        self._reader.start()
 
     def batches(self, role: int, batch_size: int) -> BatchSource:
         """A batch source of one part (TRAIN, VALIDATION or TEST) that streams until read."""
@@ -215,9 +219,10 @@ class StreamedSplit:
         return source
 
     def split(self) -> Split:
-        """The complete split, reading the rest of the stream first. Raises the read error."""
-        while self._pull() is not None:
-            pass
+        """The complete split, once the stream is read to its end. Raises the read error."""
+        with self._changed:
+            while not self._done:
+                self._changed.wait(0.5)
         self.raise_error()
         if self._x is None or self._count == 0:
             raise EmptyStreamError("the announced data stream holds no samples")
@@ -269,7 +274,7 @@ class StreamedSplit:
                 while len(waiting) >= batch_size:
                     yield self._rows(waiting[:batch_size])
                     waiting = waiting[batch_size:]
-            elif self._pull() is None:
+            elif not self._wait_beyond(seen):
                 break
         if len(waiting) and self.error is None:
             yield self._rows(waiting)
@@ -278,22 +283,26 @@ class StreamedSplit:
         assert self._x is not None and self._y is not None
         return self._x[indices], self._y[indices]
 
-    def _pull(self) -> int | None:
-        """Hold one more read batch; the new row count, or None at the end of the stream."""
-        with self._lock:
-            if self._done:
-                return None
-            try:
-                x, y = next(self._batches)
-            except StopIteration:
+    def _fill(self) -> None:
+        """The reader thread: hold every batch, then mark the end (or the error that ended it)."""
+        try:
+            for x, y in self._batches:
+                with self._changed:
+                    self._hold(x, y)
+                    self._changed.notify_all()
+        except Exception as error:  # kept and raised by the job, not lost in a framework thread
+            self.error = error
+        finally:
+            with self._changed:
                 self._done = True
-                return None
-            except Exception as error:  # kept and raised by the job, not lost inside a framework
-                self.error = error
-                self._done = True
-                return None
-            self._hold(x, y)
-            return self._count
+                self._changed.notify_all()
+
+    def _wait_beyond(self, seen: int) -> bool:
+        """Wait until more than `seen` rows are held (True) or the stream ended (False)."""
+        with self._changed:
+            while self._count == seen and not self._done:
+                self._changed.wait(0.5)
+            return self._count > seen
 
     def _hold(self, x: np.ndarray, y: np.ndarray | None) -> None:
         if y is None:
