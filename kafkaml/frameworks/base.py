@@ -13,15 +13,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
-Batch = tuple[np.ndarray, np.ndarray]
+Array = NDArray[Any]
+Batch = tuple[Array, Array]
 BatchSource = Callable[[], Iterable[Batch]]
 Metrics = dict[str, float]
 EpochCallback = Callable[[int, Metrics, Metrics], None]
 """Called after every epoch with (epoch starting at 0, train metrics, validation metrics)."""
 
 Shape = list[int | None]
-Prediction = np.ndarray | tuple[np.ndarray, ...]
+Prediction = Array | tuple[Array, ...]
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Model(Protocol):
 
     framework: str
 
-    def predict_batch(self, x: np.ndarray) -> Prediction:
+    def predict_batch(self, x: Array) -> Prediction:
         """Predict a whole micro-batch in one call; X has a leading batch dimension.
 
         Returns one array, or `(to_upper, prediction)` for an early-exit lower tier.
@@ -117,7 +119,7 @@ class Framework(Protocol):
         ...
 
 
-def check_input(x: np.ndarray, expected: Sequence[int | None]) -> None:
+def check_input(x: Array, expected: Sequence[int | None]) -> None:
     """Raise InputShapeError unless X is a batch of samples of the `expected` shape."""
     from kafkaml.frameworks.errors import InputShapeError
 

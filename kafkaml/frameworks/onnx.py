@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from kafkaml.frameworks.base import ModelSummary, Prediction, Shape, check_input
+from kafkaml.frameworks.base import Array, ModelSummary, Prediction, Shape, check_input
 from kafkaml.frameworks.errors import ArtifactError
 
 # onnxruntime names element types as "tensor(float)"; numpy names the same types differently.
@@ -40,7 +40,7 @@ class OnnxModel:
         self._input = inputs[0]
         self._dtype = _DTYPES.get(self._input.type, "float32")
 
-    def predict_batch(self, x: np.ndarray) -> Prediction:
+    def predict_batch(self, x: Array) -> Prediction:
         """Predict the batch in one session run; several outputs come back as a tuple."""
         check_input(x, _dims(self._input.shape))
         outputs = self.session.run(None, {self._input.name: np.asarray(x, dtype=self._dtype)})

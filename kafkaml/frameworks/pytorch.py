@@ -20,6 +20,7 @@ import torch
 from ignite.engine import Engine, Events, create_supervised_evaluator, create_supervised_trainer
 
 from kafkaml.frameworks.base import (
+    Array,
     BatchSource,
     EpochCallback,
     History,
@@ -49,17 +50,21 @@ class TorchModel:
     def __init__(self, module: torch.nn.Module, input_shape: Sequence[int]) -> None:
         self.module = module
         self.input_shape = tuple(input_shape)
+        self._input_dtype: str | None = None
+        self._optimizer: Any = None
 
-    def predict_batch(self, x: np.ndarray) -> Prediction:
+    def predict_batch(self, x: Array) -> Prediction:
         """Predict the whole batch in one forward pass, in eval mode, without autograd."""
         check_input(x, (None, *self.input_shape))
         was_training = self.module.training
-        self.module.eval()
+        if was_training:
+            self.module.eval()
         try:
             with torch.inference_mode():
                 out = self.module(torch.from_numpy(np.asarray(x, dtype=self._dtype())))
         finally:
-            self.module.train(was_training)
+            if was_training:
+                self.module.train()
         if isinstance(out, list | tuple):
             return tuple(o.numpy() for o in out)
         return out.numpy()  # type: ignore[no-any-return]
@@ -104,7 +109,7 @@ class TorchModel:
             torch.onnx.export(
                 self.module,
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]  # torch writes to file-like objects too
                 dynamo=False,
                 input_names=["input"],
                 output_names=names,
@@ -113,7 +118,20 @@ class TorchModel:
             )
         return buffer.getvalue()
 
+    def optimizer(self) -> Any:
+        """The module's optimizer, made once: successive `fit` calls (incremental windows,
+        pseudo-label rounds) continue with the same optimizer state."""
+        if self._optimizer is None:
+            self._optimizer = _call(self.module.optimizer, "optimizer")
+        return self._optimizer
+
     def _dtype(self) -> str:
+        # The first floating parameter's dtype: inputs are cast to it (float32 usually).
+        if self._input_dtype is None:
+            self._input_dtype = self._find_dtype()
+        return self._input_dtype
+
+    def _find_dtype(self) -> str:
         for parameter in self.module.parameters():
             if parameter.is_floating_point():
                 return str(parameter.dtype).removeprefix("torch.")
@@ -175,17 +193,17 @@ class PyTorchFramework:
         on_epoch_end: EpochCallback | None = None,
     ) -> History:
         """Train with an Ignite trainer; after each epoch, evaluate `model.metrics()` on the
-        training batches and on the validation batches.
+        training batches and on the validation batches. Calling it again continues training
+        (same optimizer state), as incremental training and pseudo-label rounds need.
 
         `fit_kwargs`: `epochs` (or Kafka-ML's `max_epochs`, default 1) and `epoch_length`.
         Raises TrainingSettingsError for other keys or bad values.
         """
         epochs, epoch_length = _fit_settings(fit_kwargs)
-        module = model.module
         trainer = create_supervised_trainer(
-            module,
-            _call(module.optimizer, "optimizer"),
-            _call(module.loss_fn, "loss_fn"),
+            model.module,
+            model.optimizer(),
+            _call(model.module.loss_fn, "loss_fn"),
             prepare_batch=_prepare(model),
         )
         history = History()
@@ -301,7 +319,7 @@ def _input_shape(module: torch.nn.Module, namespace: Mapping[str, Any]) -> tuple
     )
 
 
-def _batch_shape(array: np.ndarray) -> Shape:
+def _batch_shape(array: Array) -> Shape:
     return [None, *(int(d) for d in array.shape[1:])]
 
 

@@ -7,6 +7,7 @@ compiled unless it is an early-exit sub-model (the chain is compiled as a whole)
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from kafkaml.frameworks.base import (
+    Array,
     Batch,
     BatchSource,
     EpochCallback,
@@ -50,7 +52,7 @@ class KerasModel:
         self.custom_objects = dict(custom_objects or {})
         self._predict: Any = None
 
-    def predict_batch(self, x: np.ndarray) -> Prediction:
+    def predict_batch(self, x: Array) -> Prediction:
         """Predict the whole batch in one traced call (never `model.predict()` per sample)."""
         check_input(x, self.model.input_shape)
         if self._predict is None:
@@ -89,7 +91,10 @@ class KerasModel:
                 f"Keras ONNX export needs tf2onnx and onnx, which cannot be imported here: {exc}"
             ) from exc
         spec = (tf.TensorSpec(self._signature_shape(), self._input_dtype(), name="input"),)
-        proto, _ = tf2onnx.convert.from_keras(self.model, input_signature=spec, opset=17)
+        # tf2onnx's from_keras predates Keras 3's tensor naming; converting the traced call works.
+        model = self.model
+        call = tf.function(lambda x: model(x, training=False))
+        proto, _ = tf2onnx.convert.from_function(call, input_signature=spec, opset=17)
         return proto.SerializeToString()  # type: ignore[no-any-return]
 
     def _trace(self) -> Any:
@@ -164,7 +169,10 @@ class TensorFlowFramework:
         data = _dataset(train, model.model)
         val = _dataset(validation, model.model) if validation is not None else None
         try:
-            model.model.fit(data, validation_data=val, callbacks=[callback], **kwargs)
+            with warnings.catch_warnings():
+                # A generator's length is unknown until its first epoch ends; Keras warns then.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
+                model.model.fit(data, validation_data=val, callbacks=[callback], **kwargs)
         except (TypeError, ValueError) as exc:
             raise TrainingSettingsError(f"Keras fit failed: {exc}", field="fit_kwargs") from exc
         return history

@@ -31,6 +31,12 @@ def run_user_code(imports: str, code: str) -> dict[str, Any]:
     return namespace
 
 
+def check_syntax(imports: str, code: str) -> None:
+    """Raise ModelCodeError for a syntax error in either field, without running anything."""
+    for field, source in (("imports", imports), ("code", code)):
+        _parse(field, source)
+
+
 def error_from(exc: BaseException, *, context: str) -> ModelCodeError:
     """A ModelCodeError for `exc` raised while running user code, at its innermost user line.
 
@@ -40,25 +46,29 @@ def error_from(exc: BaseException, *, context: str) -> ModelCodeError:
     if isinstance(exc, MemoryError):
         message = f"the model code exceeded the memory limit while {context}"
     elif isinstance(exc, SystemExit):
-        message = f"the model code called sys.exit({exc.code!r}) while {context}"
+        call = getattr(exc, "call", f"sys.exit({exc.code!r})")
+        message = f"the model code called {call} while {context}"
     else:
         message = f"{type(exc).__name__} while {context}: {exc}"
     return ModelCodeError(message, line=line, field=field)
 
 
 def _exec_field(field: str, source: str, namespace: dict[str, Any]) -> None:
-    filename = FILENAMES[field]
-    try:
-        tree = ast.parse(source, filename=filename)
-    except SyntaxError as exc:
-        raise ModelCodeError(f"syntax error: {exc.msg}", line=exc.lineno, field=field) from None
+    tree = _parse(field, source)
     if field == "code":
         tree = _bind_last_expression(tree)
-    compiled = compile(tree, filename, "exec")
+    compiled = compile(tree, FILENAMES[field], "exec")
     try:
         exec(compiled, namespace)
     except (Exception, SystemExit) as exc:
         raise error_from(exc, context=f"running the {field}") from None
+
+
+def _parse(field: str, source: str) -> ast.Module:
+    try:
+        return ast.parse(source, filename=FILENAMES[field])
+    except SyntaxError as exc:
+        raise ModelCodeError(f"syntax error: {exc.msg}", line=exc.lineno, field=field) from None
 
 
 def _bind_last_expression(tree: ast.Module) -> ast.Module:

@@ -1,0 +1,148 @@
+from typing import Any
+
+import numpy as np
+import pytest
+
+from kafkaml.frameworks import (
+    ArtifactError,
+    BatchSource,
+    InputShapeError,
+    ModelCodeError,
+    TrainingSettingsError,
+    load_artifact,
+)
+from kafkaml.frameworks.pytorch import PyTorchFramework
+from kafkaml.frameworks.tests import models
+
+PT = PyTorchFramework()
+RNG = np.random.default_rng(11)
+X = RNG.random((40, 18), dtype=np.float32)
+Y = RNG.integers(0, 3, 40)
+
+
+def batches(size: int = 10) -> BatchSource:
+    return lambda: ((X[i : i + size], Y[i : i + size]) for i in range(0, len(X), size))
+
+
+@pytest.fixture(scope="module")
+def dense() -> Any:
+    return PT.build(models.PT_IMPORTS, models.PT_DENSE)
+
+
+def test_dense_module_summary_has_shapes_params_and_leaf_layers(dense: Any) -> None:
+    summary = dense.summary()
+    assert (summary.input_shape, summary.output_shape) == ([None, 18], [None, 3])
+    assert summary.params == models.PT_DENSE_PARAMS
+    assert [layer["type"] for layer in summary.layers] == ["Linear", "ReLU"] * 2 + ["Linear"]
+
+
+def test_convolutional_module_takes_its_declared_input_shape() -> None:
+    summary = PT.build(models.PT_IMPORTS, models.PT_CONV).summary()
+    assert (summary.input_shape, summary.output_shape) == ([None, 1, 28, 28], [None, 10])
+    assert summary.params == models.PT_CONV_PARAMS
+
+
+def test_module_whose_input_shape_cannot_be_inferred_is_refused() -> None:
+    code = models.PT_CONV.replace("input_shape = (1, 28, 28)", "")
+    with pytest.raises(ModelCodeError, match="input_shape"):
+        PT.build(models.PT_IMPORTS, code)
+
+
+def test_metrics_without_loss_are_refused() -> None:
+    code = models.PT_DENSE.replace('"loss": Loss(self.loss_fn())', '"acc2": Accuracy()')
+    with pytest.raises(ModelCodeError, match='"loss"'):
+        PT.build(models.PT_IMPORTS, code)
+
+
+def test_error_inside_loss_fn_reports_its_line() -> None:
+    code = models.PT_DENSE.replace("return nn.CrossEntropyLoss()", "return nn.NoSuchLoss()")
+    with pytest.raises(ModelCodeError) as caught:
+        PT.build(models.PT_IMPORTS, code)
+    assert caught.value.line == code.splitlines().index("        return nn.NoSuchLoss()") + 1
+    assert "AttributeError" in caught.value.message
+
+
+def test_predict_batch_matches_the_module_and_refuses_wrong_shapes(dense: Any) -> None:
+    import torch
+
+    with torch.no_grad():
+        expected = dense.module(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(dense.predict_batch(X), expected, rtol=1e-6)
+    with pytest.raises(InputShapeError):
+        dense.predict_batch(X[:, :5])
+
+
+def test_save_load_predict_gives_identical_outputs(dense: Any) -> None:
+    loaded = load_artifact(
+        "pytorch", dense.save(), "pytorch", imports=models.PT_IMPORTS, code=models.PT_DENSE
+    )
+    np.testing.assert_array_equal(loaded.predict_batch(X), dense.predict_batch(X))
+
+
+def test_weights_that_do_not_fit_the_code_are_an_artifact_error(dense: Any) -> None:
+    with pytest.raises(ArtifactError, match="do not load"):
+        load_artifact(
+            "pytorch", dense.save(), "pytorch", imports=models.PT_IMPORTS, code=models.PT_CONV
+        )
+
+
+def test_onnx_export_load_predict_is_identical_across_loads_and_matches_torch(dense: Any) -> None:
+    exported = dense.export_onnx()
+    first = load_artifact("pytorch", exported, "onnx")
+    second = load_artifact("pytorch", exported, "onnx")
+    np.testing.assert_array_equal(first.predict_batch(X), second.predict_batch(X))
+    np.testing.assert_allclose(first.predict_batch(X), dense.predict_batch(X), atol=1e-6)
+    assert first.summary().input_shape == [None, 18]
+
+
+def test_fit_reports_every_epoch_and_evaluate_returns_the_module_metrics() -> None:
+    model = PT.build(models.PT_IMPORTS, models.PT_DENSE)
+    seen = []
+    history = PT.fit(
+        model,
+        batches(),
+        fit_kwargs={"max_epochs": 2},
+        validation=batches(20),
+        on_epoch_end=lambda epoch, train, val: seen.append((epoch, set(train), set(val))),
+    )
+    assert seen == [(e, {"accuracy", "loss"}, {"accuracy", "loss"}) for e in range(2)]
+    assert len(history.train["loss"]) == 2
+    assert set(PT.evaluate(model, batches(), eval_kwargs={})) == {"accuracy", "loss"}
+
+
+def test_unknown_fit_arguments_are_a_settings_error() -> None:
+    model = PT.build(models.PT_IMPORTS, models.PT_DENSE)
+    with pytest.raises(TrainingSettingsError) as caught:
+        PT.fit(model, batches(), fit_kwargs={"epochs": 1, "shuffle": True})
+    assert caught.value.field == "fit_kwargs"
+
+
+def test_successive_fits_continue_with_the_same_optimizer_state() -> None:
+    model = PT.build(models.PT_IMPORTS, models.PT_DENSE)
+    PT.fit(model, batches(), fit_kwargs={"epochs": 1})
+    optimizer = model.optimizer()
+    steps = optimizer.state[next(model.module.parameters())]["step"].item()
+    PT.fit(model, batches(), fit_kwargs={"epochs": 1})
+    assert model.optimizer() is optimizer
+    assert optimizer.state[next(model.module.parameters())]["step"].item() == 2 * steps
+
+
+def test_early_exit_lower_tier_predicts_to_upper_and_prediction_also_through_onnx() -> None:
+    code = (
+        "class Edge(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.body, self.exit = nn.Linear(18, 8), nn.Linear(8, 3)\n"
+        "    def forward(self, x):\n"
+        "        hidden = torch.relu(self.body(x))\n"
+        "        return hidden, torch.softmax(self.exit(hidden), dim=1)\n"
+        "model = Edge()\n"
+    )
+    edge = PT.build(models.PT_IMPORTS, code, require_training=False)
+    assert edge.summary().output_shape == [[None, 8], [None, 3]]
+    to_upper, prediction = edge.predict_batch(X)
+    assert (to_upper.shape, prediction.shape) == ((40, 8), (40, 3))
+    served = load_artifact("pytorch", edge.export_onnx(), "onnx")
+    onnx_upper, onnx_prediction = served.predict_batch(X)
+    np.testing.assert_allclose(onnx_upper, to_upper, atol=1e-6)
+    np.testing.assert_allclose(onnx_prediction, prediction, atol=1e-6)

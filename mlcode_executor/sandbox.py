@@ -1,0 +1,326 @@
+"""One request, one fresh child process: spawn, limit, wait, collect.
+
+The parent (which never imports TensorFlow or PyTorch) starts `python -m mlcode_executor.sandbox`
+in a new session with a scrubbed environment (no database URL, no secrets, HOME and cwd in a
+fresh temporary directory), sends the request on stdin and reads JSON events from a dedicated
+pipe. The child imports the framework and warms it up, reports `ready`, sets RLIMIT_AS to its
+current address space plus the memory limit, runs the operation and reports the result or the
+error. The wall-time limit runs from `ready`, so a slow framework import on a busy machine is not
+charged to the user's code; the parent kills the whole process group when it expires.
+
+Why the memory limit is relative: TensorFlow maps ~2 GiB and PyTorch ~3.2 GiB of address space
+before any user code runs (measured here), so an absolute 2 GiB RLIMIT_AS would stop PyTorch
+from importing at all. `memory_bytes` is what the user's code may add on top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from kafkaml.frameworks.errors import (
+    ArtifactError,
+    FrameworkError,
+    ModelCodeError,
+    TrainingSettingsError,
+)
+from mlcode_executor.checks import GIB, RequestError, check_request
+
+DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MEMORY_BYTES = 2 * GIB
+# Importing TensorFlow takes ~5 s on two busy cores; this only bounds a hung start-up.
+STARTUP_TIMEOUT_S = 180.0
+_ROOT = Path(__file__).resolve().parent.parent
+_ERRORS: dict[str, type[FrameworkError]] = {
+    "ModelCodeError": ModelCodeError,
+    "ArtifactError": ArtifactError,
+    "TrainingSettingsError": TrainingSettingsError,
+    "RequestError": RequestError,
+}
+
+
+class ExecutorUnavailable(RuntimeError):
+    """No validation could run: the sandbox did not start, or the service did not answer."""
+
+
+def execute(
+    operation: str,
+    request: Mapping[str, Any],
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_bytes: int = DEFAULT_MEMORY_BYTES,
+    spares: Spares | None = None,
+) -> dict[str, Any]:
+    """Run one operation in a fresh sandboxed child and return its result.
+
+    The one code path behind both the direct call and the HTTP service. With `spares`, the
+    child was started and warmed up ahead of time (its memory limit is the pool's); it still
+    serves this one request only. Raises ModelCodeError (bad code, time or memory limit, the
+    code ended the process), TrainingSettingsError, ArtifactError or RequestError, and
+    ExecutorUnavailable when no child could start; the caller is unaffected by the user's code.
+    """
+    check_request(operation, request)
+    runtime = runtime_for(operation, request)
+    child = spares.take(runtime) if spares else _Child(runtime, memory_bytes)
+    try:
+        event = _run(child, operation, request, timeout_s)
+    finally:
+        child.kill()
+    return _outcome(operation, event, child)
+
+
+def runtime_for(operation: str, request: Mapping[str, Any]) -> str:
+    """What the child must load: "onnx" (onnxruntime only) for an ONNX artifact, else the
+    framework's name."""
+    if operation == "validate_artifact" and request.get("artifact_format") == "onnx":
+        return "onnx"
+    return str(request["framework"])
+
+
+class Spares:
+    """One started, warmed-up child per runtime, each waiting for its single request.
+
+    Taking one starts its replacement at once, so a long-lived caller (the HTTP service, a
+    backend process) does not pay the framework's import on every request. `close()` kills
+    the waiting children; a closed pool starts no more.
+    """
+
+    def __init__(self, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
+        self.memory_bytes = memory_bytes
+        self._idle: dict[str, _Child] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def take(self, runtime: str) -> _Child:
+        """A child for `runtime`, ready or starting; raises ExecutorUnavailable when closed."""
+        with self._lock:
+            if self._closed:
+                raise ExecutorUnavailable("the executor is shutting down")
+            child = self._idle.pop(runtime, None)
+            self._idle[runtime] = _Child(runtime, self.memory_bytes)
+        if child is not None and child.process.poll() is None:
+            return child
+        if child is not None:
+            child.kill()
+        return _Child(runtime, self.memory_bytes)
+
+    def pids(self) -> list[int]:
+        """Process ids of the waiting children."""
+        with self._lock:
+            return [child.process.pid for child in self._idle.values()]
+
+    def close(self) -> None:
+        """Kill every waiting child."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = list(self._idle.values()), {}
+        for child in idle:
+            child.kill()
+
+
+def _run(
+    child: _Child, operation: str, request: Mapping[str, Any], timeout_s: float
+) -> dict[str, Any]:
+    try:
+        started = child.wait_for(STARTUP_TIMEOUT_S)
+    except TimeoutError:
+        raise ExecutorUnavailable(
+            f"the sandbox did not start within {STARTUP_TIMEOUT_S:g} s"
+        ) from None
+    if started.get("event") != "ready":
+        return started  # it died while starting; _outcome says how
+    child.send(operation, request)
+    try:
+        return child.wait_for(timeout_s)
+    except TimeoutError:
+        what = f"did not finish within {timeout_s:g} s (time limit)"
+        raise _limit_error(operation, what) from None
+
+
+def error_from_dict(data: Mapping[str, Any]) -> FrameworkError:
+    """Rebuild an error sent as `{"type", "message", "line", "field"}` (child or HTTP)."""
+    kind = data.get("type", "ModelCodeError")
+    message = str(data.get("message", "validation failed"))
+    if kind == "TrainingSettingsError":
+        return TrainingSettingsError(message, field=data.get("field"))
+    if kind == "ArtifactError":
+        return ArtifactError(message)
+    if kind == "RequestError":
+        return RequestError(message)
+    return ModelCodeError(message, line=data.get("line"), field=data.get("field") or "code")
+
+
+def error_to_dict(error: FrameworkError) -> dict[str, Any]:
+    """The JSON form of an error, read back by `error_from_dict`."""
+    return {
+        "type": type(error).__name__ if type(error).__name__ in _ERRORS else "ModelCodeError",
+        "message": getattr(error, "message", str(error)),
+        "line": getattr(error, "line", None),
+        "field": getattr(error, "field", None),
+    }
+
+
+class _Child:
+    """A child process for one runtime, its event pipe and its own temporary home."""
+
+    def __init__(self, runtime: str, memory_bytes: int) -> None:
+        self.home = Path(tempfile.mkdtemp(prefix="kafkaml-sandbox-"))
+        self.log_path = self.home / "child.log"
+        read_fd, write_fd = os.pipe()
+        command = [sys.executable, "-m", "mlcode_executor.sandbox", str(write_fd)]
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [*command, str(memory_bytes), runtime],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=log,
+                cwd=self.home,
+                env=_child_env(self.home),
+                pass_fds=(write_fd,),
+                start_new_session=True,
+            )
+        os.close(write_fd)
+        self.events = os.fdopen(read_fd, "rb")
+        self.buffer = b""
+        self.tail = ""  # the end of its output, kept by kill()
+
+    def send(self, operation: str, request: Mapping[str, Any]) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps({"operation": operation, **request}).encode())
+            self.process.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died; wait_for and _outcome report how
+
+    def wait_for(self, timeout_s: float) -> dict[str, Any]:
+        """The next event, `{}` when the child closed the pipe, TimeoutError after timeout_s."""
+        deadline = time.monotonic() + timeout_s
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self.events], [], [], left)
+            if ready:
+                chunk = os.read(self.events.fileno(), 65536)
+                if not chunk:
+                    return {}
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def kill(self) -> None:
+        """Kill the whole process group: whatever the user's code started goes with it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        if not self.events.closed:
+            self.events.close()
+        if self.home.exists():
+            self.tail = self._read_log()
+            shutil.rmtree(self.home, ignore_errors=True)
+
+    def _read_log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
+
+
+def _outcome(operation: str, event: Mapping[str, Any], child: _Child) -> dict[str, Any]:
+    if "result" in event:
+        return dict(event["result"])
+    if "error" in event:
+        raise error_from_dict(event["error"])
+    status = child.process.returncode
+    if status is not None and status < 0:
+        how = f"was killed by signal {signal.Signals(-status).name}"
+    else:
+        how = f"exited with status {status}"
+    if any(s in child.tail for s in ("bad_alloc", "MemoryError", "Cannot allocate memory")):
+        raise _limit_error(operation, f"exceeded the memory limit (the process {how})")
+    raise _limit_error(operation, f"ended the validation process before it finished (it {how})")
+
+
+def _limit_error(operation: str, what: str) -> FrameworkError:
+    if operation == "validate_training":
+        return TrainingSettingsError(f"the training dry run {what}", field=None)
+    return ModelCodeError(f"the model code {what}", line=None)
+
+
+def _child_env(home: Path) -> dict[str, str]:
+    """Only what Python needs: nothing from the caller's environment reaches user code."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "TMPDIR": str(home),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(_ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CUDA_VISIBLE_DEVICES": "",
+        # One malloc arena per thread reserves 64 MiB of address space each; TF's thread pools
+        # would spend the memory limit on reservations instead of the user's data.
+        "MALLOC_ARENA_MAX": "2",
+    }
+
+
+# --- the child -----------------------------------------------------------------------------
+
+
+def _child_main(events_fd: int, memory_bytes: int, runtime: str) -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    events = os.fdopen(events_fd, "w", buffering=1)
+    from mlcode_executor.operations import OPERATIONS, warm_up
+
+    warm_up(runtime)
+    events.write(json.dumps({"event": "ready"}) + "\n")
+    request = json.loads(sys.stdin.read())
+    operation = request.pop("operation")
+    _forbid_exit()
+    limit = _address_space() + memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        result: dict[str, Any] = {"result": OPERATIONS[operation](request)}
+    except FrameworkError as exc:
+        result = {"error": error_to_dict(exc)}
+    except MemoryError:
+        message = "the model code exceeded the memory limit"
+        result = {"error": {"type": "ModelCodeError", "message": message}}
+    events.write(json.dumps(result) + "\n")
+    events.close()
+
+
+def _forbid_exit() -> None:
+    """Turn `os._exit(n)` in user code into an exception, so it is reported with its line."""
+
+    def refuse(code: int) -> None:
+        exc = SystemExit(code)
+        exc.call = f"os._exit({code!r})"  # type: ignore[attr-defined]
+        raise exc
+
+    os._exit = refuse  # type: ignore[assignment]
+
+
+def _address_space() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmSize:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("cannot read VmSize from /proc/self/status")
+
+
+if __name__ == "__main__":
+    _child_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])

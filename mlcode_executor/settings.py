@@ -1,0 +1,31 @@
+"""Settings of the executor's HTTP service (environment variables `KAFKAML_EXECUTOR_*`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mlcode_executor.checks import GIB
+
+
+class ExecutorSettings(BaseSettings):
+    """How the model-code executor service listens and limits each validation."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_EXECUTOR_", extra="ignore")
+
+    host: str = Field(default="0.0.0.0", description="Address the executor's HTTP service binds.")
+    port: int = Field(default=8001, description="Port of the executor's HTTP service.")
+    timeout_s: float = Field(
+        default=30.0, gt=0, description="Wall-time limit of one validation's code."
+    )
+    memory_bytes: int = Field(
+        default=2 * GIB,
+        gt=0,
+        description="Memory one validation's code may add to the framework's own.",
+    )
+    spares: bool = Field(
+        default=True, description="Keep one warmed-up sandbox per framework waiting for a request."
+    )
+    max_concurrent: int = Field(
+        default=2, ge=1, description="Validations run at once; further requests wait their turn."
+    )
