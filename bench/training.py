@@ -19,6 +19,7 @@ from confluent_kafka import KafkaException
 
 from kafkaml.datasources import RawSink
 from kafkaml.frameworks import get_framework
+from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin
 from kafkaml.protocol import ControlMessage
 from model_training.dataset import Samples, array_batches, collect, split
@@ -56,14 +57,14 @@ def run(bootstrap: str) -> None:
     print(f"Kafka / memory: {kafka_s / memory_s:.2f}x (target <= 1.2x)")
 
 
-def _data() -> tuple[np.ndarray, np.ndarray]:
+def _data() -> tuple[Array, Array]:
     rng = np.random.default_rng(0)
     y = rng.integers(0, CLASSES, SAMPLES).astype(np.uint8)
     centers = rng.normal(0, 2, (CLASSES, FEATURES))
     return (centers[y] + rng.normal(0, 1, (SAMPLES, FEATURES))).astype(np.float32), y
 
 
-def _write(settings: KafkaSettings, x: np.ndarray, y: np.ndarray) -> ControlMessage:
+def _write(settings: KafkaSettings, x: Array, y: Array) -> ControlMessage:
     topic = f"bench-training-{uuid.uuid4().hex[:8]}"
     control = f"bench-training-control-{uuid.uuid4().hex[:8]}"
     ensure_topics(make_admin(settings), [topic], partitions=PARTITIONS)
@@ -108,7 +109,7 @@ def _collect(read: Callable[..., object], message: ControlMessage) -> Samples:
     return collect(batches, SAMPLES, memory_limit_bytes=MEMORY)  # type: ignore[arg-type]
 
 
-def _epoch_from_memory(x: np.ndarray, y: np.ndarray) -> float:
+def _epoch_from_memory(x: Array, y: Array) -> float:
     framework = get_framework("tensorflow")
     model = framework.build("import keras", CODE)
     labels = y.reshape(-1, 1)

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 
 from kafkaml.frameworks import BatchSource
+from kafkaml.frameworks.base import Array
 
 log = logging.getLogger(__name__)
 
-ReadBatch = tuple[np.ndarray, np.ndarray | None]
+ReadBatch = tuple[Array, Array | None]
 
 
 class EmptyStreamError(ValueError):
@@ -34,8 +35,8 @@ class EmptyStreamError(ValueError):
 class Samples:
     """Samples X (leading batch dimension) and their labels y (None for unlabeled data)."""
 
-    x: np.ndarray
-    y: np.ndarray | None
+    x: Array
+    y: Array | None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -54,8 +55,8 @@ def collect(
     files in `spill_dir` (unlinked at once, so nothing is left behind). Fewer samples than
     `expected` (offset gaps) shrink the result. Raises EmptyStreamError when there are none.
     """
-    x_out: np.ndarray | None = None
-    y_out: np.ndarray | None = None
+    x_out: Array | None = None
+    y_out: Array | None = None
     count = 0
     for x, y in batches:
         if x_out is None:
@@ -71,9 +72,7 @@ def collect(
     return Samples(x_out[:count], None if y_out is None else y_out[:count])
 
 
-def _allocate(
-    first: np.ndarray, rows: int, memory_limit_bytes: int, spill_dir: Path | None
-) -> np.ndarray:
+def _allocate(first: Array, rows: int, memory_limit_bytes: int, spill_dir: Path | None) -> Array:
     shape = (rows, *first.shape[1:])
     size = int(np.prod(shape, dtype=np.int64)) * first.dtype.itemsize
     if size <= memory_limit_bytes:
@@ -82,7 +81,10 @@ def _allocate(
     os.close(handle)
     log.info("spilling %d MB of training data to %s", size // 2**20, path)
     try:
-        return np.lib.format.open_memmap(path, mode="w+", dtype=first.dtype, shape=shape)
+        mapped: Array = np.lib.format.open_memmap(  # type: ignore[no-untyped-call]
+            path, mode="w+", dtype=first.dtype, shape=shape
+        )
+        return mapped
     finally:
         os.unlink(path)  # the mapping stays valid; the file vanishes with the process
 
@@ -92,12 +94,12 @@ class Part:
     """Some rows of a Samples, in a fixed (shuffled) order."""
 
     samples: Samples
-    indices: np.ndarray
+    indices: Array
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray | None]:
+    def arrays(self) -> tuple[Array, Array | None]:
         """The part's rows as arrays (a copy, in the part's order)."""
         y = self.samples.y
         return self.samples.x[self.indices], None if y is None else y[self.indices]
@@ -109,7 +111,7 @@ class Part:
             raise EmptyStreamError("unlabeled samples cannot train or evaluate a model")
         labels = samples.y
 
-        def source() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def source() -> Iterator[tuple[Array, Array]]:
             for start in range(0, len(indices), batch_size):
                 chosen = indices[start : start + batch_size]
                 yield samples.x[chosen], labels[chosen]
@@ -152,10 +154,10 @@ def split(samples: Samples, validation_rate: float, test_rate: float, seed: int)
     )
 
 
-def array_batches(x: np.ndarray, y: np.ndarray, batch_size: int) -> BatchSource:
+def array_batches(x: Array, y: Array, batch_size: int) -> BatchSource:
     """A batch source over two arrays in their order (contiguous slices, no copies)."""
 
-    def source() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def source() -> Iterator[tuple[Array, Array]]:
         for start in range(0, len(x), batch_size):
             yield x[start : start + batch_size], y[start : start + batch_size]
 
@@ -197,8 +199,8 @@ class StreamedSplit:
         self._spill_dir = spill_dir
         self._order = np.random.default_rng(seed).permutation(expected)
         self._roles = _roles(self._order, validation_rate, test_rate)
-        self._x: np.ndarray | None = None
-        self._y: np.ndarray | None = None
+        self._x: Array | None = None
+        self._y: Array | None = None
         self._count = 0
         self._done = False
         self._changed = threading.Condition()
@@ -209,7 +211,7 @@ class StreamedSplit:
     def batches(self, role: int, batch_size: int) -> BatchSource:
         """A batch source of one part (TRAIN, VALIDATION or TEST) that streams until read."""
 
-        def source() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        def source() -> Iterator[tuple[Array, Array]]:
             if self._done:
                 if self.error is None:
                     yield from self._held_batches(role, batch_size)
@@ -249,11 +251,11 @@ class StreamedSplit:
         """Whether the part gets any of the expected samples."""
         return bool(np.any(self._roles == role))
 
-    def _indices(self, role: int) -> np.ndarray:
-        chosen = self._order[self._roles[self._order] == role]
+    def _indices(self, role: int) -> Array:
+        chosen: Array = self._order[self._roles[self._order] == role]
         return chosen[chosen < self._count]
 
-    def _held_batches(self, role: int, batch_size: int) -> Iterator[tuple[np.ndarray, Any]]:
+    def _held_batches(self, role: int, batch_size: int) -> Iterator[tuple[Array, Any]]:
         x, y = self._x, self._y
         assert x is not None and y is not None
         indices = self._indices(role)
@@ -261,7 +263,7 @@ class StreamedSplit:
             chosen = indices[start : start + batch_size]
             yield x[chosen], y[chosen]
 
-    def _streaming(self, role: int, batch_size: int) -> Iterator[tuple[np.ndarray, Any]]:
+    def _streaming(self, role: int, batch_size: int) -> Iterator[tuple[Array, Any]]:
         waiting = np.empty(0, dtype=np.int64)
         seen = 0
         while True:
@@ -279,7 +281,7 @@ class StreamedSplit:
         if len(waiting) and self.error is None:
             yield self._rows(waiting)
 
-    def _rows(self, indices: np.ndarray) -> tuple[np.ndarray, Any]:
+    def _rows(self, indices: Array) -> tuple[Array, Any]:
         assert self._x is not None and self._y is not None
         return self._x[indices], self._y[indices]
 
@@ -304,7 +306,7 @@ class StreamedSplit:
                 self._changed.wait(0.5)
             return self._count > seen
 
-    def _hold(self, x: np.ndarray, y: np.ndarray | None) -> None:
+    def _hold(self, x: Array, y: Array | None) -> None:
         if y is None:
             raise EmptyStreamError("unlabeled samples cannot train or evaluate a model")
         if self._x is None:
@@ -317,7 +319,7 @@ class StreamedSplit:
         self._count = end
 
 
-def _roles(order: np.ndarray, validation_rate: float, test_rate: float) -> np.ndarray:
+def _roles(order: Array, validation_rate: float, test_rate: float) -> Array:
     """The part of every position: the same cut of the shuffled order as `split` makes."""
     test_size = int(len(order) * test_rate)
     validation_size = int(len(order) * validation_rate)
@@ -327,5 +329,5 @@ def _roles(order: np.ndarray, validation_rate: float, test_rate: float) -> np.nd
     return roles
 
 
-def _cut(y: np.ndarray | None, count: int) -> np.ndarray | None:
+def _cut(y: Array | None, count: int) -> Array | None:
     return None if y is None else y[:count]

@@ -16,6 +16,7 @@ import numpy as np
 from confluent_kafka import Consumer
 
 from kafkaml.frameworks import Framework, Metrics
+from kafkaml.frameworks.base import Array
 from kafkaml.protocol import ControlMessage
 from model_training.control import Announcement
 from model_training.dataset import (
@@ -92,9 +93,7 @@ def _framework_labels(job: Job, samples: Samples) -> Samples:
     return Samples(*_framework_batch(job, samples.x, samples.y))
 
 
-def _framework_batch(
-    job: Job, x: np.ndarray, y: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray | None]:
+def _framework_batch(job: Job, x: Array, y: Array | None) -> tuple[Array, Array | None]:
     """Labels of one value per sample become scalars for PyTorch (as Kafka-ML's PyTorch jobs
     do), whose losses want `(batch,)` class targets; Keras takes either shape."""
     if job.framework.name == "pytorch" and y is not None and y.shape[1:] == (1,):
@@ -233,7 +232,7 @@ def _build(job: Job, code: ModelCode, *, chained: bool = False) -> Any:
         return job.framework.build(code.imports, code.code)
     # Sub-models of a chain are compiled as a whole by `chain`, so they need not be on their own.
     option = "require_compiled" if job.framework.name == "tensorflow" else "require_training"
-    return job.framework.build(code.imports, code.code, **{option: False})  # type: ignore[call-arg]
+    return job.framework.build(code.imports, code.code, **{option: False})
 
 
 def _fit(

@@ -80,5 +80,7 @@ def _decode(
         if error.index is None:
             raise
         bad = records[error.index]
-        raise error.at(bad.topic(), bad.partition(), bad.offset()) from None
+        raise error.at(
+            str(bad.topic()), int(bad.partition() or 0), int(bad.offset() or 0)
+        ) from None
     return Samples(x, y)

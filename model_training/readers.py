@@ -14,12 +14,11 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
+from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings
 from kafkaml.protocol import DecodeError, InputFormat, TopicRange, decode_batch, read_ranges
 
-ReadBatch = tuple[np.ndarray, np.ndarray | None]
+ReadBatch = tuple[Array, Array | None]
 RangeReader = Callable[
     [Sequence[TopicRange], InputFormat, Mapping[str, Any], bool], Iterator[ReadBatch]
 ]
@@ -104,7 +103,7 @@ def _tfio_range(
             raise error.at(topic_range.topic, topic_range.partition, offset) from None
 
 
-def _keys(keys: np.ndarray, labeled: bool) -> list[bytes] | None:
+def _keys(keys: Array, labeled: bool) -> list[bytes] | None:
     return list(keys) if labeled else None
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.protocol import ControlMessage, InputFormat, TopicRange, format_ranges
 
@@ -81,7 +82,7 @@ model = keras.Model(inputs, [hidden, exit_], name="tier{index}")
 """
 
 
-def blobs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def blobs(count: int, seed: int = 0) -> tuple[Array, Array]:
     """`count` samples of CLASSES well-separated Gaussian blobs (float32 X, uint8 labels)."""
     rng = np.random.default_rng(seed)
     centers = np.random.default_rng(42).normal(0, 3, size=(CLASSES, FEATURES))
@@ -91,7 +92,7 @@ def blobs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def produce_samples(
-    settings: KafkaSettings, topic: str, x: np.ndarray, y: np.ndarray | None, partitions: int = 1
+    settings: KafkaSettings, topic: str, x: Array, y: Array | None, partitions: int = 1
 ) -> list[TopicRange]:
     """Produce one RAW record per sample (round-robin over partitions); the ranges written."""
     producer = make_producer(settings)
@@ -215,7 +216,8 @@ class JobProcess:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
     def metrics(self, result_id: int = 1) -> dict[str, Any]:
-        return json.loads((self.result(result_id) / "metrics.json").read_text())
+        metrics: dict[str, Any] = json.loads((self.result(result_id) / "metrics.json").read_text())
+        return metrics
 
 
 def start_job(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +24,9 @@ from model_training.tests.jobs import (
 SAMPLES = 3000
 
 
-def _check_trained(job_metrics: dict, epochs: list[dict], expected_epochs: int) -> None:
+def _check_trained(
+    job_metrics: dict[str, Any], epochs: list[dict[str, Any]], expected_epochs: int
+) -> None:
     assert [epoch["epoch"] for epoch in epochs] == list(range(expected_epochs))
     assert all("loss" in e["train"] and "accuracy" in e["validation"] for e in epochs)
     assert job_metrics["test"]["accuracy"] > 0.8  # chance is 1/3

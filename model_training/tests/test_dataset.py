@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kafkaml.frameworks.base import Array
 from kafkaml.protocol import DecodeError
 from model_training.dataset import (
     TEST,
@@ -21,7 +22,7 @@ from model_training.dataset import (
 )
 
 
-def _batches(count: int, size: int = 70) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _batches(count: int, size: int = 70) -> Iterator[tuple[Array, Array]]:
     for start in range(0, count, size):
         rows = np.arange(start, min(start + size, count))
         yield rows.astype(np.float32).reshape(-1, 1) * np.ones((1, 3), np.float32), rows
@@ -81,7 +82,7 @@ def test_a_first_pass_while_reading_yields_each_training_row_once() -> None:
 
 
 def test_a_read_error_ends_the_stream_and_is_raised_by_split() -> None:
-    def failing() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def failing() -> Iterator[tuple[Array, Array]]:
         yield from _batches(100)
         raise DecodeError("bad record", topic="t", partition=0, offset=100)
 

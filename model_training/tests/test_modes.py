@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from kafkaml.kafka import KafkaSettings
+from model_training.job import EXIT_STOPPED
 from model_training.tests.jobs import (
     TF_IMPORTS,
     announce,
@@ -121,3 +124,35 @@ def test_semi_supervised_job_runs_its_pseudo_label_rounds(
     pseudo = [int(n) for n in re.findall(r"round \d+: (\d+) pseudo-labels", job.log())]
     assert len(pseudo) == 2 and min(pseudo) > 0
     assert job.metrics()["test"]["accuracy"] > 0.8
+
+
+def test_indefinite_training_publishes_a_snapshot_on_improvement_and_runs_until_stopped(
+    tmp_path: Path, kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    control, data = new_topic(), new_topic()
+    options = {
+        "indefinite": True,
+        "monitoring_metric": "loss",
+        "change": "down",
+        "improvement": 0.01,
+        "window": 300,
+    }
+    spec = spec_document(
+        "pytorch", control, 504, mode="incremental", incremental=options, fit_kwargs={"epochs": 1}
+    )
+    job = start_job(tmp_path, kafka_settings, spec)
+    announce(kafka_settings, control, 504, data, incremental=True, validation_rate=0.2, test_rate=0)
+    snapshot = job.result() / "snapshots" / "1" / "metrics.json"
+    for window in range(20):
+        if snapshot.exists():
+            break
+        produce_samples(kafka_settings, data, *blobs(300, seed=10 + window))
+        wait_until(lambda n=window: len(job.epochs()) > n, 120, f"training on window {window}")
+
+    assert snapshot.exists(), job.log()
+    assert job.process.poll() is None  # indefinite: still running after its windows
+    job.process.send_signal(signal.SIGTERM)
+    assert job.wait(timeout=60) == EXIT_STOPPED, job.log()
+    losses = [epoch["validation"]["loss"] for epoch in job.epochs()]
+    snapshot_loss = json.loads(snapshot.read_text())["validation"]["loss"][-1]
+    assert snapshot_loss <= losses[0] - 0.01

@@ -49,7 +49,7 @@ def test_chain_results_keep_their_edge_first_order() -> None:
         ({"incremental": {"indefinite": True}}, "monitoring_metric"),
     ],
 )
-def test_unusable_training_settings_are_named(change: dict, message: str) -> None:
+def test_unusable_training_settings_are_named(change: dict[str, object], message: str) -> None:
     document = spec_document("tensorflow", "c", 1)
     document["training"].update(change)
     with pytest.raises(SpecError, match=message):
