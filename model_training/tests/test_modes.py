@@ -14,6 +14,7 @@ from kafkaml.kafka import KafkaSettings
 from model_training.job import EXIT_STOPPED
 from model_training.tests.jobs import (
     TF_IMPORTS,
+    JobProcess,
     announce,
     blobs,
     produce_samples,
@@ -146,8 +147,9 @@ def test_indefinite_training_publishes_a_snapshot_on_improvement_and_runs_until_
     for window in range(20):
         if snapshot.exists():
             break
+        trained = len(job.epochs())
         produce_samples(kafka_settings, data, *blobs(300, seed=10 + window))
-        wait_until(lambda n=window: len(job.epochs()) > n, 120, f"training on window {window}")
+        wait_until(_more_epochs(job, trained), 120, f"training on window {window}")
 
     assert snapshot.exists(), job.log()
     assert job.process.poll() is None  # indefinite: still running after its windows
@@ -156,3 +158,7 @@ def test_indefinite_training_publishes_a_snapshot_on_improvement_and_runs_until_
     losses = [epoch["validation"]["loss"] for epoch in job.epochs()]
     snapshot_loss = json.loads(snapshot.read_text())["validation"]["loss"][-1]
     assert snapshot_loss <= losses[0] - 0.01
+
+
+def _more_epochs(job: JobProcess, count: int) -> Callable[[], bool]:
+    return lambda: len(job.epochs()) > count
