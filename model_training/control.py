@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from kafkaml.protocol import ControlMessage, ControlMessageError
 
@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 class ControlTimeoutError(TimeoutError):
     """No control message for the deployment arrived before the deadline."""
+
+
+class BrokerUnreachableError(ConnectionError):
+    """The Kafka brokers did not answer, however often they were asked, until the deadline."""
 
 
 @dataclass(frozen=True)
@@ -60,13 +64,22 @@ def wait_for_control(
 
 
 def _partitions(consumer: Consumer, topic: str, deadline: float) -> list[int]:
-    """The control topic's partitions, waiting for the topic to exist until the deadline."""
+    """The control topic's partitions, waiting until the deadline for the topic to exist and
+    for the brokers to answer (BrokerUnreachableError when they never did)."""
+    unreachable: KafkaException | None = None
     while True:
         remaining = deadline - time.monotonic()
-        metadata = consumer.list_topics(topic, timeout=max(0.1, min(5.0, remaining)))
-        described = metadata.topics.get(topic)
+        try:
+            metadata = consumer.list_topics(topic, timeout=max(0.1, min(5.0, remaining)))
+        except KafkaException as error:
+            unreachable, metadata = error, None
+        described = metadata.topics.get(topic) if metadata is not None else None
         if described is not None and described.error is None and described.partitions:
             return sorted(described.partitions)
+        if remaining <= 0 and unreachable is not None and metadata is None:
+            raise BrokerUnreachableError(
+                f"the Kafka brokers did not answer until the control timeout: {unreachable}"
+            )
         if remaining <= 0:
             raise ControlTimeoutError(f"the control topic {topic!r} does not exist")
         # list_topics returned at once (unknown topic): wait a little before asking again.

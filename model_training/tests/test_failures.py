@@ -76,3 +76,20 @@ def test_sigterm_ends_a_waiting_job_promptly_with_the_stop_exit_code(
 
     assert job.wait(timeout=30) == EXIT_STOPPED, job.log()
     assert job.status() == ["running"]  # recording `stopped` is the backend's part
+
+
+def test_a_broker_that_never_answers_fails_the_job_with_a_named_reason(
+    tmp_path: Path, kafka_settings: KafkaSettings
+) -> None:
+    unreachable = kafka_settings.model_copy(update={"bootstrap_servers": "127.0.0.1:9"})
+    job = start_job(
+        tmp_path,
+        unreachable,
+        spec_document("pytorch", "control", 405),
+        KAFKAML_TRAINING_CONTROL_TIMEOUT_S="4",
+    )
+
+    assert job.wait() == EXIT_FAILED, job.log()
+    status, reason = job.status()
+    assert status == "failed"
+    assert "BrokerUnreachableError" in reason
