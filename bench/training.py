@@ -3,8 +3,9 @@
 On one 1,000,000-sample RAW topic (16 float32 features, a uint8 label, 4 partitions) written by
 RawSink: samples/s that the native reader and the tensorflow-io reader deliver into the job's
 held arrays (model_training.dataset.collect), then one Keras epoch of a small dense classifier
-fed from Kafka (read once + the epoch, as the job does) against the same epoch fed from numpy
-arrays already in memory. Targets: native >= 5x tfio; Kafka epoch within 1.2x of memory.
+fed from Kafka (read once while the first epoch trains, as the job does) against the same
+epoch fed from numpy arrays already in memory, at batch 1000 and 128.
+Targets: native >= 5x tfio; the Kafka epoch within 1.2x of the memory epoch.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from kafkaml.frameworks import get_framework
 from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin
 from kafkaml.protocol import ControlMessage
-from model_training.dataset import Samples, array_batches, collect, split
+from model_training.dataset import TRAIN, Samples, StreamedSplit, array_batches, collect
 from model_training.readers import make_reader
 
 SAMPLES = int(os.environ.get("KAFKAML_BENCH_TRAINING_SAMPLES", "1000000"))
 FEATURES = 16
 CLASSES = 10
-BATCH = int(os.environ.get("KAFKAML_BENCH_TRAINING_BATCH", "1000"))
+# A large batch makes the epoch short, so reading weighs most; 128 is a common training batch.
+BATCHES = (1000, 128)
 PARTITIONS = 4
 MEMORY = 4 * 2**30
 CODE = f"""
@@ -50,11 +52,12 @@ def run(bootstrap: str) -> None:
     print(f"ingest, native reader: {native:,.0f} samples/s ({SAMPLES:,} samples)")
     print(f"ingest, tensorflow-io reader: {tfio:,.0f} samples/s ({SAMPLES:,} samples)")
     print(f"native / tensorflow-io: {native / tfio:.1f}x (target >= 5x)")
-    memory_s = min(_epoch_from_memory(x, y) for _ in range(2))
-    kafka_s = min(_epoch_from_kafka(settings, message) for _ in range(2))
-    print(f"one epoch from memory (numpy arrays, batch {BATCH}): {memory_s:.2f} s")
-    print(f"one epoch from Kafka (read once + the same epoch): {kafka_s:.2f} s")
-    print(f"Kafka / memory: {kafka_s / memory_s:.2f}x (target <= 1.2x)")
+    for batch, repeats in zip(BATCHES, (2, 1), strict=True):
+        memory_s = min(_epoch_from_memory(x, y, batch) for _ in range(repeats))
+        kafka_s = min(_epoch_from_kafka(settings, message, batch) for _ in range(repeats))
+        print(f"batch {batch}: one epoch from memory (numpy arrays): {memory_s:.2f} s")
+        print(f"batch {batch}: one epoch from Kafka (read once + the same epoch): {kafka_s:.2f} s")
+        print(f"batch {batch}: Kafka / memory: {kafka_s / memory_s:.2f}x (target <= 1.2x)")
 
 
 def _data() -> tuple[Array, Array]:
@@ -109,20 +112,23 @@ def _collect(read: Callable[..., object], message: ControlMessage) -> Samples:
     return collect(batches, SAMPLES, memory_limit_bytes=MEMORY)  # type: ignore[arg-type]
 
 
-def _epoch_from_memory(x: Array, y: Array) -> float:
+def _epoch_from_memory(x: Array, y: Array, batch: int) -> float:
     framework = get_framework("tensorflow")
     model = framework.build("import keras", CODE)
     labels = y.reshape(-1, 1)
     start = time.perf_counter()
-    framework.fit(model, array_batches(x, labels, BATCH), fit_kwargs={"epochs": 1})
+    framework.fit(model, array_batches(x, labels, batch), fit_kwargs={"epochs": 1})
     return time.perf_counter() - start
 
 
-def _epoch_from_kafka(settings: KafkaSettings, message: ControlMessage) -> float:
+def _epoch_from_kafka(settings: KafkaSettings, message: ControlMessage, batch: int) -> float:
     framework = get_framework("tensorflow")
     model = framework.build("import keras", CODE)
     read = make_reader("native", "tensorflow", settings, stall_timeout_s=60)
     start = time.perf_counter()
-    parts = split(_collect(read, message), 0.0, 0.0, seed=1)
-    framework.fit(model, parts.train.batches(BATCH), fit_kwargs={"epochs": 1})
+    batches = read(message.ranges, message.input_format, message.input_config, True)
+    # What the job does: the first epoch trains while a reader thread fills the held arrays.
+    stream = StreamedSplit(batches, SAMPLES, 0.0, 0.0, 1, memory_limit_bytes=MEMORY)
+    framework.fit(model, stream.batches(TRAIN, batch), fit_kwargs={"epochs": 1})
+    stream.raise_error()
     return time.perf_counter() - start
