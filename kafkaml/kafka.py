@@ -182,6 +182,24 @@ def ensure_topics(
                 raise
 
 
+# confluent-kafka's callback settings keep their underscores (error_cb, on_delivery).
+_CALLBACK_KEYS = frozenset(
+    {
+        "error_cb",
+        "throttle_cb",
+        "stats_cb",
+        "oauth_cb",
+        "log_cb",
+        "on_delivery",
+        "on_commit",
+        "logger",
+    }
+)
+
+
 def _dotted(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword overrides in Python form (`linger_ms`) to librdkafka keys (`linger.ms`)."""
-    return {key.replace("_", "."): value for key, value in overrides.items()}
+    return {
+        key if key in _CALLBACK_KEYS else key.replace("_", "."): value
+        for key, value in overrides.items()
+    }

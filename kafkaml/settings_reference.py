@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings
 SETTINGS_CLASSES = [
     "kafkaml.kafka:KafkaSettings",
     "kafkaml.local:LocalSettings",
+    "kafkaml.k8s.settings:KubernetesRunnerSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"

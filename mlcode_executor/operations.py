@@ -47,7 +47,10 @@ def warm_up(runtime: str) -> None:
 
 def validate_model(request: Mapping[str, Any]) -> dict[str, Any]:
     """Build the model from its code and return its summary (raises ModelCodeError)."""
-    model = _build(request, training=not request.get("distributed", False))
+    # A Keras early-exit tier is compiled as part of its chain; a PyTorch tier brings its own
+    # loss_fn, optimizer and metrics to the chain, so it needs them even when distributed.
+    distributed_keras = request["framework"] == "tensorflow" and request.get("distributed")
+    model = _build(request, training=not distributed_keras)
     return model.summary().to_dict()  # type: ignore[no-any-return]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -69,10 +69,16 @@ class KafkaMLSink:
         progress: bool = True,
         flush_timeout_s: float = 120.0,
     ) -> None:
+        """Connects and measures where the stream starts; see the class for the arguments.
+
+        `flush_timeout_s` bounds every wait on the brokers (metadata, offsets, delivery).
+        """
         if not topic:
             raise ValueError("a sink needs the topic to write samples to")
         if deployment_id is None:
             raise ValueError("a sink needs the deployment_id its control message is for")
+        if unsupervised_topic == topic:
+            raise ValueError("unlabeled samples need a topic of their own, not the labeled one")
         encode_deployment_id(deployment_id)
         _check_rates(validation_rate, test_rate)
         self.topic = topic
@@ -144,7 +150,7 @@ class KafkaMLSink:
         finally:
             self._watcher.close()
 
-    def __enter__(self) -> KafkaMLSink:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -202,21 +208,30 @@ class KafkaMLSink:
         return Codec(self.input_format, data, label)
 
     def _produce(self, topic: str, values: list[bytes], keys: list[bytes]) -> None:
-        produce, poll = self._producer.produce, self._producer.poll
-        report, partition = self._on_delivery, self._partition
+        produce, report, partition = self._producer.produce, self._on_delivery, self._partition
         try:
             for value, key in zip(values, keys, strict=True):
-                while True:
-                    try:
-                        produce(topic, value, key, partition, on_delivery=report)
-                        break
-                    except BufferError:  # the local queue is full: let deliveries drain it
-                        poll(0.05)
+                try:
+                    produce(topic, value, key, partition, on_delivery=report)
+                except BufferError:  # the local queue is full
+                    self._produce_when_room(topic, value, key)
         except KafkaException as error:
             raise DeliveryError(f"the producer refused a record for {topic}: {error}") from None
-        poll(0)
+        self._producer.poll(0)
         self._sent[topic] += len(values)
         self._raise_failures()
+
+    def _produce_when_room(self, topic: str, value: bytes, key: bytes) -> None:
+        """Serve delivery reports until the queue takes the record."""
+        while True:
+            self._producer.poll(0.05)
+            try:
+                self._producer.produce(
+                    topic, value, key, self._partition, on_delivery=self._on_delivery
+                )
+                return
+            except BufferError:
+                continue
 
     def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:  # only failures are reported (delivery.report.only.error)
@@ -302,16 +317,21 @@ class KafkaMLSink:
 
     def _end_offsets(self, topic: str) -> dict[int, tuple[int, int]]:
         """Each partition's (low, high) watermark; empty for a topic that does not exist yet."""
-        metadata = self._watcher.list_topics(topic, timeout=self._flush_timeout_s)
-        described = metadata.topics.get(topic)
-        if described is None or described.error is not None:
-            return {}
-        return {
-            partition: self._watcher.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=self._flush_timeout_s
-            )
-            for partition in described.partitions
-        }
+        try:
+            metadata = self._watcher.list_topics(topic, timeout=self._flush_timeout_s)
+            described = metadata.topics.get(topic)
+            if described is None or described.error is not None:
+                return {}
+            return {
+                partition: self._watcher.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=self._flush_timeout_s
+                )
+                for partition in described.partitions
+            }
+        except KafkaException as error:
+            raise SinkError(
+                f"cannot read the offsets of {topic} from the brokers: {error}"
+            ) from None
 
     def _unlabeled_topic(self) -> str:
         if not self.unsupervised_topic:

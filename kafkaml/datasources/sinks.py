@@ -49,6 +49,7 @@ class RawSink(KafkaMLSink):
         partition: int | None = 0,
         kafka_settings: KafkaSettings | None = None,
         progress: bool = True,
+        flush_timeout_s: float = 120.0,
         boostrap_servers: str | None = None,
     ) -> None:
         super().__init__(
@@ -57,6 +58,7 @@ class RawSink(KafkaMLSink):
             test_rate=_test_rate(self, test_rate), control_topic=control_topic,
             unsupervised_topic=unsupervised_topic, dataset_restrictions=dataset_restrictions,
             partition=partition, kafka_settings=kafka_settings, progress=progress,
+            flush_timeout_s=flush_timeout_s,
         )  # fmt: skip
         self._given: dict[Role, tuple[str | None, str | None]] = {
             "data": (data_type, data_reshape),
@@ -106,6 +108,7 @@ class AvroSink(KafkaMLSink):
         partition: int | None = 0,
         kafka_settings: KafkaSettings | None = None,
         progress: bool = True,
+        flush_timeout_s: float = 120.0,
         boostrap_servers: str | None = None,
     ) -> None:
         super().__init__(
@@ -114,6 +117,7 @@ class AvroSink(KafkaMLSink):
             test_rate=_test_rate(self, test_rate), control_topic=control_topic,
             unsupervised_topic=unsupervised_topic, dataset_restrictions=dataset_restrictions,
             partition=partition, kafka_settings=kafka_settings, progress=progress,
+            flush_timeout_s=flush_timeout_s,
         )  # fmt: skip
         schemas: dict[Role, Any] = {
             "data": _schema(data_scheme, data_scheme_filename),
@@ -158,6 +162,7 @@ class JsonSink(KafkaMLSink):
         partition: int | None = 0,
         kafka_settings: KafkaSettings | None = None,
         progress: bool = True,
+        flush_timeout_s: float = 120.0,
         boostrap_servers: str | None = None,
     ) -> None:
         super().__init__(
@@ -166,6 +171,7 @@ class JsonSink(KafkaMLSink):
             test_rate=_test_rate(self, test_rate), control_topic=control_topic,
             unsupervised_topic=unsupervised_topic, dataset_restrictions=dataset_restrictions,
             partition=partition, kafka_settings=kafka_settings, progress=progress,
+            flush_timeout_s=flush_timeout_s,
         )  # fmt: skip
         self._given: dict[Role, tuple[str | None, str | None]] = {
             "data": (data_type, data_reshape),
@@ -188,9 +194,43 @@ class JsonSink(KafkaMLSink):
 
 class OnlineRawSink(RawSink):
     """RawSink for incremental training: the control message (bare topic, `total_msg` null,
-    `incremental` true, `test_rate` 0) goes out before the first sample; no ranges are measured."""
+    `incremental` true, `test_rate` 0) goes out before the first sample; no ranges are measured.
+
+    Positional arguments follow Kafka-ML's OnlineRawSink (no rates; `control_topic` ninth).
+    """
 
     online = True
+
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        topic: str | None = None,
+        deployment_id: int | None = None,
+        data_type: str | None = None,
+        label_type: str | None = None,
+        description: str = "",
+        data_reshape: str | None = None,
+        label_reshape: str | None = None,
+        control_topic: str = DEFAULT_CONTROL_TOPIC,
+        group_id: str | None = None,
+        *,
+        validation_rate: float = 0.0,
+        unsupervised_topic: str | None = None,
+        dataset_restrictions: dict[str, Any] | None = None,
+        partition: int | None = 0,
+        kafka_settings: KafkaSettings | None = None,
+        progress: bool = True,
+        flush_timeout_s: float = 120.0,
+        boostrap_servers: str | None = None,
+    ) -> None:
+        super().__init__(
+            bootstrap_servers, topic, deployment_id, data_type, label_type, description,
+            data_reshape, label_reshape, validation_rate, 0.0, control_topic, group_id,
+            unsupervised_topic=unsupervised_topic, dataset_restrictions=dataset_restrictions,
+            partition=partition, kafka_settings=kafka_settings, progress=progress,
+            flush_timeout_s=flush_timeout_s,
+            boostrap_servers=boostrap_servers,
+        )  # fmt: skip
 
     def online_close(self) -> None:
         """Kafka-ML's name for `close`."""

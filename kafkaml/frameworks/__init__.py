@@ -19,7 +19,7 @@ from kafkaml.frameworks.base import (
     Model,
     ModelSummary,
 )
-from kafkaml.frameworks.chain import chain_order
+from kafkaml.frameworks.chain import chain_order, split_metrics
 from kafkaml.frameworks.errors import (
     ArtifactError,
     ChainError,
@@ -91,4 +91,5 @@ __all__ = [
     "chain_order",
     "get_framework",
     "load_artifact",
+    "split_metrics",
 ]

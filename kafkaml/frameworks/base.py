@@ -115,7 +115,12 @@ class Framework(Protocol):
         ...
 
     def chain(self, models: Sequence[Any], **compile_options: Any) -> Any:
-        """One trainable model out of an early-exit chain (bottom first), one output per exit."""
+        """One trainable model out of an early-exit chain (bottom first), one output per exit;
+        its metrics are named `exit_<i>_<metric>`."""
+        ...
+
+    def split_metrics(self, metrics: Metrics, tiers: int) -> list[Metrics]:
+        """A chain's metrics split into one dict per tier, bottom first."""
         ...
 
 

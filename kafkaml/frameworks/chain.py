@@ -7,6 +7,8 @@ from typing import TypeVar
 
 from kafkaml.frameworks.errors import ChainError
 
+Metrics = dict[str, float]
+
 K = TypeVar("K", bound=Hashable)
 
 
@@ -33,3 +35,18 @@ def chain_order(parents: Mapping[K, K | None]) -> list[K]:
     if len(order) != len(parents):
         raise ChainError("the parent links contain a cycle")
     return order[::-1]
+
+
+def exit_prefix(index: int) -> str:
+    """The prefix of exit `index`'s metrics in a chain's metrics (`exit_0_loss`)."""
+    return f"exit_{index}_"
+
+
+def split_metrics(metrics: Mapping[str, float], tiers: int) -> list[Metrics]:
+    """Split a chain's `exit_<i>_<name>` metrics into one dict per tier, bottom first."""
+    split: list[Metrics] = [{} for _ in range(tiers)]
+    for name, value in metrics.items():
+        for index in range(tiers):
+            if name.startswith(exit_prefix(index)):
+                split[index][name.removeprefix(exit_prefix(index))] = value
+    return split

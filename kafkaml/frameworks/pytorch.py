@@ -11,8 +11,8 @@ plus the user code that builds the module.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from kafkaml.frameworks.base import (
     Shape,
     check_input,
 )
+from kafkaml.frameworks.chain import exit_prefix, split_metrics
 from kafkaml.frameworks.errors import (
     ArtifactError,
     ChainError,
@@ -105,7 +106,10 @@ class TorchModel:
         axes = {name: {0: "batch"} for name in ["input", *names]}
         buffer = io.BytesIO()
         self.module.eval()
-        with _without_onnx_package_step():
+        # The TorchScript exporter is deprecated upstream but is the one that works with the
+        # pinned onnx; its deprecation warnings would flood every job's log.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
                 self.module,
                 (example,),
@@ -232,16 +236,100 @@ class PyTorchFramework:
         return self._metrics(model, batches)
 
     def chain(self, models: Sequence[TorchModel], **_: Any) -> TorchModel:
-        """Not available: early-exit chains are TensorFlow-only, as in Kafka-ML."""
-        raise ChainError("early-exit chains are supported for TensorFlow models only")
+        """One trainable module out of an early-exit chain given bottom (edge) first.
+
+        Every lower tier's forward returns `(to_upper, prediction)`. The chain outputs the
+        prediction at every exit; its loss is the sum of each tier's `loss_fn()` on the one
+        label; its optimizer is the bottom tier's optimizer type and settings over all the
+        tiers' parameters; its metrics are each tier's `metrics()` on its exit, named
+        `exit_<i>_<name>` (split them with `split_metrics`). The tiers are shared, not copied.
+        Raises ChainError for fewer than two tiers.
+        """
+        if len(models) < 2:
+            raise ChainError("an early-exit chain needs at least two models")
+        return TorchModel(_EarlyExitChain([m.module for m in models]), models[0].input_shape)
+
+    @staticmethod
+    def split_metrics(metrics: Metrics, tiers: int) -> list[Metrics]:
+        """Split a chain's `exit_<i>_<name>` metrics into one dict per sub-model."""
+        return split_metrics(metrics, tiers)
 
     def _metrics(self, model: TorchModel, batches: BatchSource) -> Metrics:
-        metrics = _call(model.module.metrics, "metrics")
-        evaluator = create_supervised_evaluator(
-            model.module, metrics=metrics, prepare_batch=_prepare(model)
+        if isinstance(model.module, _EarlyExitChain):
+            return self._chain_metrics(model.module, model, batches)
+        return _evaluate(model.module, model.module, model, batches)
+
+    def _chain_metrics(
+        self, chain: _EarlyExitChain, model: TorchModel, batches: BatchSource
+    ) -> Metrics:
+        metrics: Metrics = {}
+        for index, tier in enumerate(chain.tiers):
+            view = _ExitView(chain, index)
+            for name, value in _evaluate(view, tier, model, batches).items():
+                metrics[exit_prefix(index) + name] = value
+        return metrics
+
+
+def _evaluate(
+    module: torch.nn.Module, owner: torch.nn.Module, model: TorchModel, batches: BatchSource
+) -> Metrics:
+    """`owner.metrics()` of `module`'s output over the batches."""
+    metrics = _call(owner.metrics, "metrics")
+    evaluator = create_supervised_evaluator(module, metrics=metrics, prepare_batch=_prepare(model))
+    state = evaluator.run(_Batches(batches))
+    return {name: float(value) for name, value in state.metrics.items()}
+
+
+class _EarlyExitChain(torch.nn.Module):
+    """Tiers run bottom first; the output is the prediction at every exit."""
+
+    def __init__(self, tiers: Sequence[torch.nn.Module]) -> None:
+        super().__init__()
+        self.tiers = torch.nn.ModuleList(tiers)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        exits = []
+        for tier in self.tiers[:-1]:
+            out = tier(x)
+            if not isinstance(out, list | tuple) or len(out) != 2:
+                raise ChainError("a lower tier must return (to_upper, prediction)")
+            x, prediction = out
+            exits.append(prediction)
+        exits.append(self.tiers[-1](x))
+        return tuple(exits)
+
+    def loss_fn(self) -> torch.nn.Module:
+        return _SumOfExitLosses([_call(t.loss_fn, "loss_fn") for t in self.tiers])
+
+    def optimizer(self) -> torch.optim.Optimizer:
+        bottom = _call(self.tiers[0].optimizer, "optimizer")
+        optimizer: torch.optim.Optimizer = type(bottom)(self.parameters(), **bottom.defaults)
+        return optimizer
+
+
+class _SumOfExitLosses(torch.nn.Module):
+    def __init__(self, losses: Sequence[Any]) -> None:
+        super().__init__()
+        self.losses = list(losses)
+
+    def forward(self, outputs: Sequence[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
+        return sum(
+            (loss(out, y) for loss, out in zip(self.losses, outputs, strict=True)),
+            torch.zeros(()),
         )
-        state = evaluator.run(_Batches(batches))
-        return {name: float(value) for name, value in state.metrics.items()}
+
+
+class _ExitView(torch.nn.Module):
+    """The chain seen through one exit, for that tier's metrics."""
+
+    def __init__(self, chain: _EarlyExitChain, index: int) -> None:
+        super().__init__()
+        self.chain = chain
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        prediction: torch.Tensor = self.chain(x)[self.index]
+        return prediction
 
 
 class _Batches:
@@ -325,33 +413,3 @@ def _batch_shape(array: Array) -> Shape:
 
 def _count(module: torch.nn.Module) -> int:
     return int(sum(p.numel() for p in module.parameters()))
-
-
-@contextmanager
-def _without_onnx_package_step() -> Iterator[None]:
-    """Skip torch's post-export step that needs the `onnx` package, when it cannot import.
-
-    onnx 1.19 needs ml_dtypes >= 0.5 but TensorFlow 2.16 pins ml_dtypes 0.3, so `import onnx`
-    fails in this environment. The TorchScript exporter builds the model bytes in C++ and only
-    imports onnx to splice in custom onnx-script functions, which exist only for custom opsets;
-    we never pass any, so that step returns the bytes unchanged and is skipped here.
-    """
-    try:
-        import onnx  # noqa: F401
-    except (ImportError, AttributeError):
-        from torch.onnx._internal.torchscript_exporter import onnx_proto_utils as step
-
-        original = step._add_onnxscript_fn
-        step._add_onnxscript_fn = _no_custom_functions
-        try:
-            yield
-        finally:
-            step._add_onnxscript_fn = original
-    else:
-        yield
-
-
-def _no_custom_functions(model_bytes: bytes, custom_opsets: Mapping[str, int]) -> bytes:
-    if custom_opsets:
-        raise ModelCodeError("ONNX export with custom opsets needs the onnx package", line=None)
-    return model_bytes

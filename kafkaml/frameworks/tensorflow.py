@@ -28,6 +28,7 @@ from kafkaml.frameworks.base import (
     Shape,
     check_input,
 )
+from kafkaml.frameworks.chain import split_metrics
 from kafkaml.frameworks.errors import (
     ArtifactError,
     ChainError,
@@ -228,13 +229,7 @@ class TensorFlowFramework:
     @staticmethod
     def split_metrics(metrics: Metrics, tiers: int) -> list[Metrics]:
         """Split a chain's `exit_<i>_<name>` metrics into one dict per sub-model."""
-        split: list[Metrics] = [{} for _ in range(tiers)]
-        for name, value in metrics.items():
-            for index in range(tiers):
-                prefix = f"exit_{index}_"
-                if name.startswith(prefix):
-                    split[index][name.removeprefix(prefix)] = value
-        return split
+        return split_metrics(metrics, tiers)
 
 
 class _EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]

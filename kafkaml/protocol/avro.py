@@ -20,8 +20,9 @@ import fastavro.validation
 import numpy as np
 from fastavro.schema import SchemaParseException
 
+from kafkaml.protocol.avro_fast import FloatLayout, float_layout
 from kafkaml.protocol.errors import DecodeError, EncodeError, InputConfigError
-from kafkaml.protocol.sides import Array, Role, part_name
+from kafkaml.protocol.sides import Array, Role, part_name, strict_array
 
 _PRIMITIVE_DTYPES: dict[str, str | None] = {
     "boolean": "bool",
@@ -55,6 +56,7 @@ class AvroSide:
     parsed: Any = field(compare=False)
     fields: tuple[tuple[str, np.dtype[Any] | None], ...] | None
     dtype: np.dtype[Any] | None
+    fast: FloatLayout | None = field(default=None, compare=False)
 
     @classmethod
     def from_schema(cls, schema: Any, name: str) -> AvroSide:
@@ -65,7 +67,8 @@ class AvroSide:
         except (SchemaParseException, ValueError, TypeError, KeyError) as error:
             raise InputConfigError(f"{name} is not a valid Avro schema: {error}") from None
         if isinstance(loaded, dict) and loaded.get("type") == "record":
-            return cls(loaded, parsed, _record_fields(loaded, name), None)
+            fields = _record_fields(loaded, name)
+            return cls(loaded, parsed, fields, None, float_layout(fields, loaded))
         return cls(loaded, parsed, None, _numpy_dtype(loaded, name))
 
     @classmethod
@@ -94,6 +97,10 @@ class AvroSide:
         return {f"{role}_scheme": text}
 
     def encode(self, batch: Any, role: Role) -> list[bytes]:
+        if self.fast is not None and not _is_records(batch):
+            encoded = self.fast.encode(np.asarray(batch))
+            if encoded is not None:
+                return encoded
         records, given = self._records(batch, role)
         buffer = io.BytesIO()
         encoded = []
@@ -112,6 +119,10 @@ class AvroSide:
         return encoded
 
     def decode(self, blobs: Sequence[bytes | None], role: Role) -> Array:
+        if self.fast is not None:
+            decoded = self.fast.decode(blobs)
+            if decoded is not None:
+                return decoded
         records = [self._read(blob, index, role) for index, blob in enumerate(blobs)]
         if self.fields is None:
             return _column(records, self.dtype, role, "records")
@@ -146,7 +157,7 @@ class AvroSide:
 
     def _records(self, batch: Any, role: Role) -> tuple[list[Any], bool]:
         """The Avro records for `batch` and whether the caller gave them (dicts) itself."""
-        if isinstance(batch, Sequence) and batch and isinstance(batch[0], Mapping):
+        if _is_records(batch):
             return list(batch), True
         rows = np.asarray(batch).tolist()
         if self.fields is None:
@@ -160,6 +171,11 @@ class AvroSide:
                 f"field of the schema"
             )
         return [dict(zip(names, row, strict=True)) for row in rows], False
+
+
+def _is_records(batch: Any) -> bool:
+    """Whether `batch` is a list of records (dicts) rather than an array of samples."""
+    return isinstance(batch, Sequence) and bool(batch) and isinstance(batch[0], Mapping)
 
 
 def _load_schema(schema: Any, name: str) -> Any:
@@ -221,8 +237,8 @@ def _avro_type(dtype: np.dtype[Any]) -> str:
 
 def _column(values: list[Any], dtype: np.dtype[Any] | None, role: Role, what: str) -> Array:
     try:
-        column = np.asarray(values, dtype=dtype)
-    except (ValueError, TypeError) as error:
+        column = strict_array(values, dtype)
+    except (ValueError, TypeError, OverflowError) as error:
         index = _first_odd_shape(values)
         raise DecodeError(
             f"{role} {what} of record {index} does not fit the others in the batch: {error}",

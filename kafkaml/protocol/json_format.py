@@ -17,7 +17,7 @@ import numpy as np
 
 from kafkaml.protocol.errors import DecodeError, EncodeError, InputConfigError
 from kafkaml.protocol.raw import parse_reshape
-from kafkaml.protocol.sides import Array, Role, part_name, shape_text
+from kafkaml.protocol.sides import Array, Role, part_name, shape_text, strict_array
 
 _UNKNOWN = -1
 
@@ -68,7 +68,11 @@ class JsonSide:
     def encode(self, batch: Any, role: Role) -> list[bytes]:
         if isinstance(batch, Sequence) and batch and isinstance(batch[0], Mapping):
             return [_dumps(record, index, role) for index, record in enumerate(batch)]
-        rows = self._rows(batch, role)
+        array = self._encodable(batch, role)
+        formatted = _formatted(array, self.field)
+        if formatted is not None:
+            return formatted
+        rows: list[Any] = list(array.tolist())
         if self.field is not None:
             rows = [{self.field: row} for row in rows]
         return [_dumps(row, index, role) for index, row in enumerate(rows)]
@@ -82,7 +86,7 @@ class JsonSide:
             return array
         return self._reshaped(array, role)
 
-    def _rows(self, batch: Any, role: Role) -> list[Any]:
+    def _encodable(self, batch: Any, role: Role) -> Array:
         try:
             array = np.asarray(batch)
         except ValueError as error:
@@ -99,7 +103,7 @@ class JsonSide:
                 f"{role} samples of shape {array.shape[1:]} do not match {role}_reshape "
                 f"{shape_text(self.shape)!r}"
             )
-        return list(array.tolist())
+        return array
 
     def _pick(self, sample: Any, index: int, role: Role) -> Any:
         if not isinstance(sample, dict) or self.field not in sample:
@@ -112,7 +116,7 @@ class JsonSide:
 
     def _array(self, samples: list[Any], role: Role) -> Array:
         try:
-            array = np.asarray(samples, dtype=self.dtype)
+            array = strict_array(samples, self.dtype)
         except (ValueError, TypeError, OverflowError) as error:
             index = _first_misfit(samples, self.dtype)
             raise DecodeError(
@@ -150,6 +154,38 @@ def json_dtype(type_name: Any, field: str) -> np.dtype[Any] | None:
         raise InputConfigError(f"{field} {type_name!r} is not a numpy dtype name") from None
 
 
+# printf precision that round-trips each float width exactly (its max_digits10).
+_FLOAT_FORMATS = {2: "%.5g", 4: "%.9g", 8: "%.17g"}
+
+
+def _formatted(array: Array, field: str | None) -> list[bytes] | None:
+    """The samples as JSON through one printf template per sample, several times faster than
+    json.dumps; None when the array is not finite numbers (json.dumps then names the problem)."""
+    if array.ndim == 0 or len(array) == 0:
+        return None
+    if array.dtype.kind == "f":
+        spec = _FLOAT_FORMATS.get(array.dtype.itemsize)
+        # printf writes -0.0 as "-0", which JSON readers take for the integer 0.
+        negative_zero = np.signbit(array) & (array == 0)
+        if spec is None or not np.isfinite(array).all() or negative_zero.any():
+            return None
+    elif array.dtype.kind in "iu":
+        spec = "%d"
+    else:
+        return None
+    template = _template(array.shape[1:], spec)
+    if field is not None:
+        template = "{" + json.dumps(field).replace("%", "%%") + ":" + template + "}"
+    rows = array.reshape(len(array), -1).tolist()
+    return [(template % tuple(row)).encode("ascii") for row in rows]
+
+
+def _template(shape: tuple[int, ...], spec: str) -> str:
+    if not shape:
+        return spec
+    return "[" + ",".join([_template(shape[1:], spec)] * shape[0]) + "]"
+
+
 def _dumps(sample: Any, index: int, role: Role) -> bytes:
     try:
         return json.dumps(sample, allow_nan=False, separators=(",", ":")).encode("utf-8")
@@ -185,7 +221,7 @@ def _first_misfit(samples: list[Any], dtype: np.dtype[Any] | None) -> int:
     first = np.shape(samples[0]) if samples else ()
     for index, sample in enumerate(samples):
         try:
-            if np.shape(np.asarray(sample, dtype=dtype)) != first:
+            if np.shape(strict_array(sample, dtype)) != first:
                 return index
         except (ValueError, TypeError, OverflowError):
             return index

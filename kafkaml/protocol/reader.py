@@ -38,6 +38,9 @@ def read_ranges(
     y is None when `labeled` is False (an unsupervised topic). Raises DecodeError located at
     the bad record's topic/partition/offset, and RangeReadError when a range is no longer (or
     not yet) on the broker or no record arrives for `stall_timeout_s`. Nothing is committed.
+
+    `batch_size` is the read granularity (records per `consume()` and per `decode_batch`), not
+    a training batch: each batch costs a fixed overhead, so keep it in the thousands and re-batch.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")

@@ -7,9 +7,11 @@ a batch of records back into one array with a leading batch dimension.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import numpy.typing as npt
 
 Role = Literal["data", "label"]
@@ -38,6 +40,19 @@ class Side(Protocol):
     def decode(self, blobs: Sequence[bytes | None], role: Role) -> Array:
         """The samples in `blobs` as one array; raises DecodeError with the bad record's index."""
         ...
+
+
+def strict_array(values: Any, dtype: Any) -> Array:
+    """`np.asarray(values, dtype)`, raising OverflowError for a number the dtype cannot hold.
+
+    numpy 1.x only warns and wraps around (300 as uint8 becomes 44); a sample must not change.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        try:
+            return np.asarray(values, dtype=dtype)
+        except DeprecationWarning:
+            raise OverflowError(f"a number is out of range for {np.dtype(dtype)}") from None
 
 
 def shape_text(shape: Sequence[int]) -> str:

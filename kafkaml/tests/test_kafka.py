@@ -100,3 +100,11 @@ def test_tuned_defaults_and_overrides_are_merged() -> None:
     assert config["enable.auto.commit"] is False
     assert config["session.timeout.ms"] == 6000
     assert producer_config(settings, linger_ms=5)["linger.ms"] == 5
+
+
+def test_callback_overrides_keep_their_python_names() -> None:
+    errors: list[object] = []
+    config = producer_config(KafkaSettings(), error_cb=errors.append, linger_ms=1)
+    assert config["error_cb"] is not None
+    assert config["linger.ms"] == 1
+    assert "error.cb" not in config

@@ -102,3 +102,30 @@ class ConvNet(nn.Module):
 model = ConvNet()
 """
 PT_CONV_PARAMS = TF_CONV_PARAMS
+
+# A 3-tier PyTorch chain: lower tiers return (to_upper, prediction).
+_PT_TIER = """\
+class Tier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear({inputs}, 8)
+        self.exit = nn.Linear(8, 3)
+
+    def forward(self, x):
+        hidden = torch.relu(self.body(x))
+        return {returns}
+
+    def loss_fn(self):
+        return nn.CrossEntropyLoss()
+
+    def optimizer(self):
+        return torch.optim.Adam(self.parameters(), lr=0.01)
+
+    def metrics(self):
+        return {{"accuracy": Accuracy(), "loss": Loss(self.loss_fn())}}
+
+model = Tier()
+"""
+PT_EDGE = _PT_TIER.format(inputs=18, returns="hidden, self.exit(hidden)")
+PT_FOG = _PT_TIER.format(inputs=8, returns="hidden, self.exit(hidden)")
+PT_CLOUD = _PT_TIER.format(inputs=8, returns="self.exit(hidden)")

@@ -146,3 +146,18 @@ def test_early_exit_lower_tier_predicts_to_upper_and_prediction_also_through_onn
     onnx_upper, onnx_prediction = served.predict_batch(X)
     np.testing.assert_allclose(onnx_upper, to_upper, atol=1e-6)
     np.testing.assert_allclose(onnx_prediction, prediction, atol=1e-6)
+
+
+def test_three_tier_early_exit_chain_trains_every_exit_and_splits_metrics() -> None:
+    tiers = [
+        PT.build(models.PT_IMPORTS, c) for c in (models.PT_EDGE, models.PT_FOG, models.PT_CLOUD)
+    ]
+    before = [tier.save() for tier in tiers]
+    chain = PT.chain(tiers)
+    assert chain.summary().output_shape == [[None, 3]] * 3
+    seen: list[dict[str, float]] = []
+    PT.fit(chain, batches(), fit_kwargs={"epochs": 2}, on_epoch_end=lambda e, t, v: seen.append(t))
+    assert len(seen) == 2
+    per_tier = PT.split_metrics(PT.evaluate(chain, batches(), eval_kwargs={}), 3)
+    assert [set(m) for m in per_tier] == [{"accuracy", "loss"}] * 3
+    assert all(tier.save() != saved for tier, saved in zip(tiers, before, strict=True))

@@ -7,7 +7,6 @@ from kafkaml.frameworks import (
     BatchSource,
     InputShapeError,
     ModelCodeError,
-    OnnxExportUnavailable,
     TrainingSettingsError,
     load_artifact,
 )
@@ -116,9 +115,6 @@ def test_three_tier_early_exit_chain_trains_every_exit_and_splits_metrics() -> N
 
 
 def test_onnx_export_is_served_by_onnxruntime_with_the_same_outputs(dense: Any) -> None:
-    try:
-        exported = dense.export_onnx()
-    except OnnxExportUnavailable as exc:
-        pytest.skip(str(exc))
+    exported = dense.export_onnx()
     served = load_artifact("tensorflow", exported, "onnx")
     np.testing.assert_allclose(served.predict_batch(X), dense.predict_batch(X), rtol=1e-5)

@@ -32,7 +32,7 @@ def _config(data: Any, label: Any) -> dict[str, Any]:
     return {**data.config("data"), **label.config("label")}
 
 
-def _round_trip(input_format: InputFormat, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
+def _round_trip(input_format: InputFormat, x: Any, y: Any) -> tuple[Any, Any]:
     data = infer_side(input_format, x[0], "data")
     label = infer_side(input_format, y[0], "label")
     values, keys = data.encode(x, "data"), label.encode(y, "label")
@@ -40,7 +40,7 @@ def _round_trip(input_format: InputFormat, x: np.ndarray, y: np.ndarray) -> tupl
 
 
 @st.composite
-def batches(draw: st.DrawFn, dtypes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def batches(draw: st.DrawFn, dtypes: list[str]) -> tuple[Any, Any]:
     count = draw(st.integers(min_value=1, max_value=6))
     dtype, label_dtype = draw(st.sampled_from(dtypes)), draw(st.sampled_from(dtypes))
     x = draw(hnp.arrays(dtype, (count, *draw(shapes))))
@@ -87,6 +87,7 @@ def test_json_round_trips_finite_arrays_with_their_dtype_and_shape(
     x_back, y_back = decode_batch("JSON", _config(data, label), values, keys)
     assert x_back.dtype == x.dtype and x_back.shape == x.shape
     np.testing.assert_array_equal(x_back, x)
+    assert y_back is not None
     np.testing.assert_array_equal(y_back, y)
 
 
@@ -142,6 +143,7 @@ def test_kafka_ml_avro_records_written_by_hand_decode_in_schema_order() -> None:
     x, y = decode_batch("AVRO", config, values, keys)
     np.testing.assert_array_equal(x, [[1.0, 65.0, 0.0], [0.0, 40.5, 1.0]])
     assert x.dtype == np.float32
+    assert y is not None
     np.testing.assert_array_equal(y, [True, False])
 
 
@@ -162,6 +164,7 @@ def test_avro_records_written_by_fastavro_decode_with_a_dict_schema() -> None:
 def test_json_arrays_and_objects_with_a_data_field_decode() -> None:
     x, y = decode_batch("JSON", {}, [b"[1, 2]", b"[3, 4]"], [b"0", b"1"])
     np.testing.assert_array_equal(x, [[1, 2], [3, 4]])
+    assert y is not None
     np.testing.assert_array_equal(y, [0, 1])
     config = {"data_field": "values", "data_type": "float32", "data_reshape": "2 1"}
     x, y = decode_batch("JSON", config, [b'{"values": [1, 2], "id": 9}'], None)
@@ -347,3 +350,72 @@ def test_avro_rows_fill_records_of_scalar_fields_in_schema_order(row: list[float
     side = AvroSide.from_schema(HCOPD_DATA, "data_scheme")
     values = side.encode(np.array([row], dtype=np.float32), "data")
     assert values == [struct.pack("<fff", *row)]
+
+
+MIXED_RECORD = {"type": "record", "name": "reading", "fields": [
+    {"name": "count", "type": "int"}, {"name": "level", "type": "double"},
+    {"name": "alarm", "type": "boolean"}]}  # fmt: skip
+mixed_records = st.fixed_dictionaries(
+    {
+        "count": st.integers(min_value=-(2**31), max_value=2**31 - 1),
+        "level": st.floats(allow_nan=False),
+        "alarm": st.booleans(),
+    }
+)
+
+
+@given(st.lists(mixed_records, min_size=1, max_size=6))
+def test_avro_dict_records_round_trip_to_columns_in_schema_order(records: list[Any]) -> None:
+    from kafkaml.protocol.avro import AvroSide
+
+    side = AvroSide.from_schema(MIXED_RECORD, "data_scheme")
+    x, _ = decode_batch("AVRO", side.config("data"), side.encode(records, "data"))
+    expected = [[r["count"], r["level"], r["alarm"]] for r in records]
+    assert x.dtype == np.float64
+    np.testing.assert_array_equal(x, np.array(expected, dtype=np.float64))
+
+
+def _varint(number: int) -> bytes:
+    value, out = (number << 1) ^ (number >> 63), bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    return bytes([*out, value])
+
+
+def test_avro_arrays_split_into_blocks_by_another_writer_decode_like_one_block() -> None:
+    from kafkaml.protocol.avro import AvroSide
+
+    side = AvroSide.from_schema(
+        {"type": "record", "name": "Data", "fields": [
+            {"name": "data", "type": {"type": "array", "items": "float"}}]},
+        "data_scheme",
+    )  # fmt: skip
+    one_block = side.encode(np.array([[1, 2, 3]], np.float32), "data")[0]
+    assert one_block == _varint(3) + struct.pack("<fff", 1, 2, 3) + b"\x00"
+    two_blocks = _varint(2) + struct.pack("<ff", 4, 5) + _varint(1) + struct.pack("<f", 6) + b"\x00"
+    sized_block = _varint(-3) + _varint(12) + struct.pack("<fff", 7, 8, 9) + b"\x00"
+    x, _ = decode_batch("AVRO", side.config("data"), [one_block, two_blocks, sized_block])
+    np.testing.assert_array_equal(x, [[1, 2, 3], [4, 5, 6], [7, 8, 9]])
+
+
+@given(
+    hnp.arrays(
+        st.sampled_from(["float32", "float64"]),
+        st.tuples(st.integers(1, 4), st.integers(0, 70)),
+        elements=st.floats(width=32, allow_nan=False),
+    )
+)
+def test_vectorized_avro_writes_the_bytes_fastavro_writes(x: Any) -> None:
+    side: Any = infer_side(InputFormat.AVRO, x[0], "data")
+    expected = []
+    for row in x:
+        buffer = io.BytesIO()
+        fastavro.schemaless_writer(buffer, side.parsed, {"data": row.tolist()})
+        expected.append(buffer.getvalue())
+    assert side.encode(x, "data") == expected
+    records: list[Any] = [
+        fastavro.schemaless_reader(io.BytesIO(value), side.parsed, None) for value in expected
+    ]
+    x_back, _ = decode_batch("AVRO", side.config("data"), expected)
+    np.testing.assert_array_equal(x_back, [record["data"] for record in records])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,8 +23,8 @@ def _write(settings: KafkaSettings, topic: str, partition: int, samples: range) 
     assert producer.flush(30) == 0
 
 
-def _read_all(settings: KafkaSettings, ranges: list[TopicRange], **options: int) -> np.ndarray:
-    batches = [x for x, _ in read_ranges(settings, ranges, "RAW", CONFIG, **options)]
+def _read_all(settings: KafkaSettings, ranges: list[TopicRange], batch_size: int) -> Any:
+    batches = [x for x, _ in read_ranges(settings, ranges, "RAW", CONFIG, batch_size)]
     return np.concatenate(batches)[:, 0] if batches else np.empty(0)
 
 
