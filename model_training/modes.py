@@ -145,7 +145,7 @@ def train_chain(job: Job, message: ControlMessage) -> None:
         subs, optimizer=optimizer, loss=options.loss, metrics=list(options.metrics)
     )
     tiers = len(subs)
-    split_metrics = getattr(job.framework, "split_metrics")  # noqa: B009 - chain frameworks only
+    split_metrics = job.framework.split_metrics
 
     def per_exit(train: Metrics, validation: Metrics) -> list[tuple[Metrics, Metrics]]:
         return list(zip(split_metrics(train, tiers), split_metrics(validation, tiers), strict=True))
@@ -228,11 +228,13 @@ def _stream(job: Job, message: ControlMessage) -> StreamedSplit:
 
 
 def _build(job: Job, code: ModelCode, *, chained: bool = False) -> Any:
-    if not chained:
-        return job.framework.build(code.imports, code.code)
-    # Sub-models of a chain are compiled as a whole by `chain`, so they need not be on their own.
-    option = "require_compiled" if job.framework.name == "tensorflow" else "require_training"
-    return job.framework.build(code.imports, code.code, **{option: False})
+    if chained and job.framework.name == "tensorflow":
+        # Keras sub-models are compiled as a whole by `chain`, so they need not be on their own;
+        # PyTorch tiers bring the loss_fn/optimizer/metrics that the chain combines.
+        # (TensorFlowFramework.build's own option, beyond the Framework protocol.)
+        sub_model: dict[str, Any] = {"require_compiled": False}
+        return job.framework.build(code.imports, code.code, **sub_model)
+    return job.framework.build(code.imports, code.code)
 
 
 def _fit(

@@ -82,6 +82,40 @@ model = keras.Model(inputs, [hidden, exit_], name="tier{index}")
 """
 
 
+def torch_tier_code(index: int, tiers: int) -> str:
+    """PyTorch code of tier `index` of an early-exit chain (lower tiers return (to_upper, exit))."""
+    width = FEATURES if index == 0 else 12
+    lower = index < tiers - 1
+    head = f"nn.Linear(12, {CLASSES})" if lower else f"nn.Linear(16, {CLASSES})"
+    body = "nn.Linear({w}, 12), nn.ReLU()" if lower else "nn.Linear({w}, 16), nn.ReLU()"
+    forward = (
+        "h = self.body(x)\n        return h, self.head(h)"
+        if lower
+        else ("return self.head(self.body(x))")
+    )
+    return f"""
+class Tier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential({body.format(w=width)})
+        self.head = {head}
+
+    def forward(self, x):
+        {forward}
+
+    def loss_fn(self):
+        return nn.CrossEntropyLoss()
+
+    def optimizer(self):
+        return torch.optim.Adam(self.parameters(), lr=0.01)
+
+    def metrics(self):
+        return {{"loss": Loss(self.loss_fn()), "accuracy": Accuracy()}}
+
+model = Tier()
+"""
+
+
 def blobs(count: int, seed: int = 0) -> tuple[Array, Array]:
     """`count` samples of CLASSES well-separated Gaussian blobs (float32 X, uint8 labels)."""
     rng = np.random.default_rng(seed)

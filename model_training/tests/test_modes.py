@@ -14,6 +14,7 @@ from kafkaml.kafka import KafkaSettings
 from model_training.job import EXIT_STOPPED
 from model_training.tests.jobs import (
     TF_IMPORTS,
+    TORCH_IMPORTS,
     JobProcess,
     announce,
     blobs,
@@ -22,6 +23,7 @@ from model_training.tests.jobs import (
     spec_document,
     start_job,
     tier_code,
+    torch_tier_code,
     wait_until,
 )
 
@@ -54,19 +56,26 @@ def test_incremental_job_trains_on_windows_as_they_arrive_and_stops_at_stream_ti
     assert len(job.metrics()["train"]["loss"]) == len(epochs)
 
 
-def test_tensorflow_three_tier_chain_trains_every_exit_and_reports_per_sub_model(
-    tmp_path: Path, kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+@pytest.mark.parametrize("framework", ["tensorflow", "pytorch"])
+def test_three_tier_chain_trains_every_exit_and_reports_per_sub_model(
+    framework: str,
+    tmp_path: Path,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
 ) -> None:
     control, data = new_topic(), new_topic()
+    imports, code = (
+        (TF_IMPORTS, tier_code) if framework == "tensorflow" else (TORCH_IMPORTS, torch_tier_code)
+    )
     documents = [
         spec_document(
-            "tensorflow",
+            framework,
             control,
             502,
             result_id=21 + tier,
             mode="distributed",
-            imports=TF_IMPORTS,
-            code=tier_code(tier, 3),
+            imports=imports,
+            code=code(tier, 3),
             distributed={"optimizer": "adam", "learning_rate": 0.01, "metrics": ["accuracy"]},
         )
         for tier in range(3)
@@ -85,7 +94,8 @@ def test_tensorflow_three_tier_chain_trains_every_exit_and_reports_per_sub_model
         metrics = job.metrics(result_id)
         assert metrics["test"]["accuracy"] > 0.7
         assert len(metrics["confusion_matrix"]) == 3
-        assert job.result(result_id).joinpath("artifact.keras").stat().st_size > 0
+        artifact = "artifact.keras" if framework == "tensorflow" else "artifact.pytorch"
+        assert job.result(result_id).joinpath(artifact).stat().st_size > 0
 
 
 @pytest.mark.parametrize("framework", ["tensorflow", "pytorch"])
