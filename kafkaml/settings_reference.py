@@ -16,6 +16,7 @@ SETTINGS_CLASSES = [
     "kafkaml.kafka:KafkaSettings",
     "kafkaml.local:LocalSettings",
     "kafkaml.k8s.settings:KubernetesRunnerSettings",
+    "mlcode_executor.settings:ExecutorSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
