@@ -17,6 +17,7 @@ SETTINGS_CLASSES = [
     "kafkaml.local:LocalSettings",
     "kafkaml.k8s.settings:KubernetesRunnerSettings",
     "mlcode_executor.settings:ExecutorSettings",
+    "model_training.settings:TrainingSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"

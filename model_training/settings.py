@@ -23,8 +23,8 @@ class TrainingSettings(BaseSettings):
         default=None,
         description="Job token(s) scoped to the result(s), comma-separated in result_ids order.",
     )
-    result_ids: str = Field(
-        default="",
+    result_ids: str | None = Field(
+        default=None,
         description="Training result id, or comma-separated ids of a chain, edge (bottom) first.",
     )
     training_spec_file: Path | None = Field(
@@ -65,7 +65,7 @@ class TrainingSettings(BaseSettings):
 
         Raises ValueError for text that is not a comma-separated list of integers.
         """
-        parts = [part.strip() for part in self.result_ids.split(",") if part.strip()]
+        parts = [part.strip() for part in (self.result_ids or "").split(",") if part.strip()]
         try:
             return [int(part) for part in parts]
         except ValueError:
