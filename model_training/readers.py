@@ -129,7 +129,11 @@ def _tfio_dataset(settings: KafkaSettings, topic_range: TopicRange, stall_timeou
             group=f"kafkaml-tfio-{topic_range.topic}",
             eof=True,
             timeout=int(stall_timeout_s * 1000),
-            config_global=[f"{key}={value}" for key, value in connection.items()],
+            # The ranges say where to read; committing them to a group would only leave debris.
+            config_global=[
+                *(f"{key}={value}" for key, value in connection.items()),
+                "enable.auto.commit=false",
+            ],
             message_key=True,
             message_offset=True,
         )
