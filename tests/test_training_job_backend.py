@@ -58,7 +58,9 @@ def control_topic(new_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch
 
 
 def _result() -> TrainingResult:
-    owner = get_user_model().objects.create_user(username="trainer", password="pw")
+    owner = get_user_model().objects.create_user(  # type: ignore[attr-defined]
+        username="trainer", password="pw"
+    )
     model = MLModel.objects.create(
         owner=owner, name="net", framework="pytorch", imports=TORCH_IMPORTS, code=TORCH_CODE
     )
