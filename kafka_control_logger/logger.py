@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 from confluent_kafka import Consumer, KafkaException, Message
+
 from kafkaml.protocol import ControlMessage, ControlMessageError
 
 log = logging.getLogger(__name__)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
 
 
 class LoggerSettings(BaseSettings):

@@ -22,6 +22,7 @@ SETTINGS_CLASSES = [
     "kafka_control_logger.settings:LoggerSettings",
     "model_inference.settings:InferenceSettings",
     "model_inference.settings:JobApiSettings",
+    "model_training.settings:TrainingSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"

@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import requests
 from confluent_kafka import TopicPartition
-from kafkaml.datasources import RawSink
-from kafkaml.protocol import ControlMessage, InputFormat, encode_deployment_id
 
 from backend.apps.datasources.models import Datasource
 from backend.kafkaml_backend.auth import issue_job_token
 from kafka_control_logger.logger import BackendClient, run
 from kafka_control_logger.tests.conftest import BackendServer
+from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.protocol import ControlMessage, InputFormat, encode_deployment_id
 
 DEADLINE_S = 60.0
 

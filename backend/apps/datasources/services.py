@@ -7,7 +7,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from kafkaml.protocol import ControlMessage, ControlMessageError
 
 from backend.apps.datasources.models import Datasource
 from backend.apps.training.models import Deployment
@@ -17,6 +16,7 @@ from backend.kafkaml_backend.errors import (
     ServiceUnavailableError,
 )
 from kafkaml.kafka import make_producer
+from kafkaml.protocol import ControlMessage, ControlMessageError
 
 
 def datasource_record(

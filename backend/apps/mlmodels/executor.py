@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from kafkaml.frameworks.errors import FrameworkError, ModelCodeError, TrainingSettingsError
-from mlcode_executor.client import ExecutorClient, ExecutorUnavailable
 
 from backend.kafkaml_backend.errors import ApplicationError, ServiceUnavailableError
+from kafkaml.frameworks.errors import FrameworkError, ModelCodeError, TrainingSettingsError
+from mlcode_executor.client import ExecutorClient, ExecutorUnavailable
 
 
 def _client() -> ExecutorClient:

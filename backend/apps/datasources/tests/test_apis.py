@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
-from kafkaml.protocol import ControlMessage, InputFormat, decode_deployment_id
 from rest_framework.test import APIClient
 
 from backend.apps.datasources.models import Datasource
 from backend.kafkaml_backend.auth import issue_job_token
 from backend.testing import deployed, stored_model
 from kafkaml.kafka import KafkaSettings
+from kafkaml.protocol import ControlMessage, InputFormat, decode_deployment_id
 
 pytestmark = pytest.mark.django_db
 

@@ -1,0 +1,245 @@
+"""Where a job reports: the backend's job API over HTTP, or a local folder (no backend needed).
+
+Both sinks offer the same calls for one training result: running, one call per epoch, the final
+artifact with its metrics (status finished), a snapshot (indefinite training), and failure.
+
+Local mode (`KAFKAML_TRAINING_OUTPUT_DIR`) writes, per result, `result-<id>/`:
+`epochs.jsonl` (one JSON object per epoch), `metrics.json` (the final metrics), `artifact.<fmt>`,
+`snapshots/<n>/` (artifact and metrics of each indefinite snapshot) and `status`
+(`running`, `finished`, or `failed` then a newline and the reason).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+
+log = logging.getLogger(__name__)
+
+Metrics = Mapping[str, float]
+
+
+class ReportingError(RuntimeError):
+    """The job API could not be reached, or refused a report, after every retry."""
+
+
+class ResultSink(Protocol):
+    """Reports of one training result."""
+
+    result_id: int
+
+    def running(self) -> None:
+        """The job has started training this result."""
+
+    def epoch(self, epoch: int, train: Metrics, validation: Metrics) -> None:
+        """Metrics after one epoch (epochs count from 0 over the whole job)."""
+
+    def finish(self, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]) -> None:
+        """The trained model and final metrics; the result becomes finished."""
+
+    def snapshot(self, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]) -> None:
+        """An intermediate model worth keeping (indefinite training improved)."""
+
+    def fail(self, reason: str) -> None:
+        """The job failed for `reason`; the result becomes failed."""
+
+
+class LocalResultSink:
+    """Writes one result's reports under `<output_dir>/result-<id>/`."""
+
+    def __init__(self, output_dir: Path, result_id: int) -> None:
+        self.result_id = result_id
+        self.folder = output_dir / f"result-{result_id}"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._snapshots = 0
+
+    def running(self) -> None:
+        (self.folder / "status").write_text("running\n")
+
+    def epoch(self, epoch: int, train: Metrics, validation: Metrics) -> None:
+        line = {"epoch": epoch, "train": dict(train), "validation": dict(validation)}
+        with (self.folder / "epochs.jsonl").open("a") as file:
+            file.write(json.dumps(line) + "\n")
+
+    def finish(self, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]) -> None:
+        _write_model(self.folder, artifact, artifact_format, metrics)
+        (self.folder / "status").write_text("finished\n")
+
+    def snapshot(self, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]) -> None:
+        self._snapshots += 1
+        folder = self.folder / "snapshots" / str(self._snapshots)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_model(folder, artifact, artifact_format, metrics)
+
+    def fail(self, reason: str) -> None:
+        (self.folder / "status").write_text(f"failed\n{reason}\n")
+
+
+def _write_model(
+    folder: Path, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]
+) -> None:
+    (folder / f"artifact.{artifact_format}").write_bytes(artifact)
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+
+class JobApi:
+    """The backend's job API for one result: bearer token, retries with exponential backoff.
+
+    A connection error, a timeout or a 5xx/429 answer is retried `retries` times (1, 2, 4 ...
+    seconds apart, at most 30); a 4xx answer is not. Raises ReportingError when a call fails.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        result_id: int,
+        token: str,
+        *,
+        retries: int = 5,
+        session: requests.Session | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        self.url = f"{base_url.rstrip('/')}/api/jobs/results/{result_id}"
+        self.retries = retries
+        self.timeout_s = timeout_s
+        self.session = session or requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def get_json(self, path: str) -> Any:
+        return self._call("GET", path).json()
+
+    def post(self, path: str, **kwargs: Any) -> None:
+        self._call("POST", path, **kwargs)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        url = f"{self.url}/{path}"
+        for attempt in range(self.retries + 1):
+            response = self._attempt(method, url, **kwargs)
+            if response is not None and not _retryable(response.status_code):
+                return _checked(response, method, url)
+            if attempt < self.retries:
+                delay = min(30.0, 2.0**attempt)
+                log.warning("%s %s failed; retrying in %.0f s", method, url, delay)
+                time.sleep(delay)  # backoff between attempts, not a wait for a condition
+        status = "no answer" if response is None else f"HTTP {response.status_code}"
+        raise ReportingError(f"{method} {url} failed after {self.retries + 1} attempts ({status})")
+
+    def _attempt(self, method: str, url: str, **kwargs: Any) -> requests.Response | None:
+        try:
+            return self.session.request(method, url, timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as error:
+            log.warning("%s %s: %s", method, url, error)
+            return None
+
+
+def _retryable(status: int) -> bool:
+    return status >= 500 or status == 429
+
+
+def _checked(response: requests.Response, method: str, url: str) -> requests.Response:
+    if response.ok:
+        return response
+    try:
+        message = response.json().get("message", response.text)
+    except ValueError:
+        message = response.text
+    raise ReportingError(f"{method} {url} answered {response.status_code}: {message}")
+
+
+class HttpResultSink:
+    """Reports one result to the backend's job API (see docs in contracts: Backend job API)."""
+
+    def __init__(self, api: JobApi, result_id: int) -> None:
+        self.api = api
+        self.result_id = result_id
+
+    def running(self) -> None:
+        self.api.post("running")
+
+    def epoch(self, epoch: int, train: Metrics, validation: Metrics) -> None:
+        body = {"epoch": epoch, "train": dict(train), "validation": dict(validation)}
+        self.api.post("epochs", json=body)
+
+    def finish(self, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]) -> None:
+        self._upload("artifact", artifact, artifact_format, metrics)
+
+    def snapshot(self, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]) -> None:
+        # The job API has no snapshot endpoint yet; this is the one the backend is asked to add.
+        self._upload("snapshots", artifact, artifact_format, metrics)
+
+    def fail(self, reason: str) -> None:
+        self.api.post("failure", json={"reason": reason})
+
+    def _upload(
+        self, path: str, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]
+    ) -> None:
+        files = {"artifact": (f"model.{artifact_format}", artifact, "application/octet-stream")}
+        data = {"metrics": json.dumps(metrics), "artifact_format": artifact_format}
+        self.api.post(path, files=files, data=data)
+
+
+SpecLoader = Callable[[], list[dict[str, Any]]]
+
+
+def local_spec(path: Path) -> list[dict[str, Any]]:
+    """The spec document(s) in a local spec file: one object, or a list (a chain, edge first).
+
+    Raises ReportingError when the file cannot be read or is not JSON.
+    """
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise ReportingError(f"cannot read the spec file {path}: {error}") from None
+    return list(document) if isinstance(document, list) else [document]
+
+
+def open_sinks(
+    *,
+    backend_url: str,
+    result_ids: list[int],
+    tokens: list[str],
+    spec_file: Path | None,
+    output_dir: Path | None,
+    retries: int = 5,
+) -> tuple[list[ResultSink], list[dict[str, Any]]]:
+    """The sinks of the job's results and their spec documents, edge first for a chain.
+
+    Local mode (a spec file and an output folder) when a spec file is given; otherwise the
+    job API with one token per result (or one token for all). Raises ReportingError for an
+    incomplete configuration or a backend that cannot be reached.
+    """
+    if spec_file is not None:
+        return _local_sinks(spec_file, output_dir)
+    if not result_ids:
+        raise ReportingError("KAFKAML_RESULT_IDS is required with KAFKAML_BACKEND_URL")
+    if len(tokens) not in (1, len(result_ids)):
+        raise ReportingError("KAFKAML_JOB_TOKEN needs one token, or one per result id")
+    apis = [
+        JobApi(backend_url, result_id, tokens[min(i, len(tokens) - 1)], retries=retries)
+        for i, result_id in enumerate(result_ids)
+    ]
+    sinks: list[ResultSink] = [
+        HttpResultSink(api, result_id) for api, result_id in zip(apis, result_ids, strict=True)
+    ]
+    return sinks, [api.get_json("spec") for api in apis]
+
+
+def _local_sinks(
+    spec_file: Path, output_dir: Path | None
+) -> tuple[list[ResultSink], list[dict[str, Any]]]:
+    if output_dir is None:
+        raise ReportingError(
+            "local mode (KAFKAML_TRAINING_SPEC_FILE) needs KAFKAML_TRAINING_OUTPUT_DIR"
+        )
+    documents = local_spec(spec_file)
+    ids = [document.get("result_id") for document in documents]
+    if not all(isinstance(result_id, int) for result_id in ids):
+        raise ReportingError(f"every spec document in {spec_file} needs an integer result_id")
+    sinks: list[ResultSink] = [LocalResultSink(output_dir, int(i)) for i in ids]  # type: ignore[arg-type]
+    return sinks, documents
