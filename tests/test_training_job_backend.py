@@ -1,6 +1,7 @@
 """A training job against the real backend over HTTP: spec, running, epochs, artifact, failure.
 
-The job is the real `python -m model_training` process, the data and control message go through the real broker.
+The job is the real `python -m model_training` process; the data and the control message go
+through the real broker.
 """
 
 from __future__ import annotations
