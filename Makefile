@@ -9,6 +9,9 @@ EXTRAS := tensorflow,pytorch,backend,dev
 INSTALLED := $(VENV)/.installed
 BROKER := deploy/local/kafka/broker.sh
 PYTEST_ARGS ?=
+# The tests that use the database; `make test` runs them a second time on PostgreSQL when
+# KAFKAML_TEST_DATABASE_URL names one (CI does).
+DB_TESTS := backend kafka_control_logger tests model_inference/tests/test_backend.py
 
 .PHONY: help install run stop status test test-python lint bench clean
 
@@ -40,12 +43,16 @@ status:
 
 # pytest exits 5 when it collected nothing; make treats that, like any failure, as a failure.
 test: install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	env -u KAFKAML_TEST_DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
+	@if [ -n "$${KAFKAML_TEST_DATABASE_URL:-}" ]; then \
+	  echo "== the database tests again, on $${KAFKAML_TEST_DATABASE_URL%%://*}"; \
+	  $(PY) -m pytest $(DB_TESTS) $(PYTEST_ARGS); \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict kafkaml
+	$(VENV)/bin/mypy --strict kafkaml mlcode_executor model_training
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

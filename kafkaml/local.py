@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,11 +63,71 @@ class LocalStackError(RuntimeError):
 
 
 def programs(settings: LocalSettings) -> list[Program]:
-    """The services `kafkaml local up` supervises, in start order.
+    """The services `kafkaml local up` supervises, in start order."""
+    url = backend_url(settings)
+    common = {
+        "KAFKAML_DATA_DIR": str(settings.data_dir),
+        "KAFKAML_BACKEND_URL": url,
+        "KAFKAML_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.broker_port}",
+    }
+    python = sys.executable
+    return [
+        Program(
+            name="backend",
+            command=[
+                python,
+                "-m",
+                "gunicorn",
+                "backend.kafkaml_backend.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{settings.backend_port}",
+                "--workers",
+                "2",
+                "--timeout",
+                "300",
+            ],
+            address=f"{url}/api/docs/",
+            environment=common,
+            ready=lambda: _http_ok(f"{url}/api/health"),
+        ),
+        Program(
+            name="control-logger",
+            command=[python, "-m", "kafka_control_logger"],
+            environment={
+                **common,
+                "KAFKAML_SERVICE_TOKEN_FILE": str(settings.data_dir / "service_token"),
+            },
+        ),
+    ]
 
-    Each component adds its entry here as it lands (backend, control logger, ...).
+
+def backend_url(settings: LocalSettings) -> str:
+    return f"http://127.0.0.1:{settings.backend_port}"
+
+
+def prepare_backend(settings: LocalSettings, out: Callable[[str], None]) -> None:
+    """Migrate the database, make sure the admin user exists, issue the logger's token.
+
+    Raises LocalStackError with the command's output when a step fails.
     """
-    return []
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    manage = [sys.executable, str(PROJECT_ROOT / "backend" / "manage.py")]
+    env = {**os.environ, "KAFKAML_DATA_DIR": str(settings.data_dir)}
+    steps = [
+        ["migrate", "--noinput"],
+        ["ensure_admin"],
+        ["issue_service_token", "--output", str(settings.data_dir / "service_token")],
+    ]
+    for args in steps:
+        result = subprocess.run(
+            [*manage, *args], env=env, text=True, capture_output=True, check=False, cwd=PROJECT_ROOT
+        )
+        if result.returncode != 0:
+            raise LocalStackError(
+                f"manage.py {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
+        if args[0] == "ensure_admin":
+            out(result.stdout.strip())
 
 
 def broker(command: str, settings: LocalSettings) -> subprocess.CompletedProcess[str]:
@@ -79,6 +140,14 @@ def broker(command: str, settings: LocalSettings) -> subprocess.CompletedProcess
     return subprocess.run(
         ["bash", str(BROKER_SCRIPT), command], env=env, text=True, capture_output=True, check=False
     )
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -119,10 +188,12 @@ def up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
     out(result.stdout.strip())
     progs = programs(settings)
     if progs:
+        prepare_backend(settings, out)
         _supervisord_start(settings, progs)
         for program in progs:
             _wait_ready(program)
             out(f"{program.name}: running" + (f" at {program.address}" if program.address else ""))
+    out(f"kafkaml is up: open {backend_url(settings)}/api/docs/ and sign in as admin")
 
 
 def down(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
@@ -218,6 +289,20 @@ def _supervisorctl(settings: LocalSettings, *args: str) -> subprocess.CompletedP
     return subprocess.run(
         [ctl, "-c", str(config), *args], capture_output=True, text=True, check=False
     )
+
+
+def running_pids(settings: LocalSettings) -> list[int]:
+    """Pids of supervisord, every program it runs, and the broker (for checks after `down`)."""
+    pids = []
+    supervisor = _supervisord_pid(settings)
+    if supervisor is not None:
+        pids.append(supervisor)
+        listing = _supervisorctl(settings, "pid", "all").stdout.split()
+        pids += [int(pid) for pid in listing if pid.isdigit() and pid != "0"]
+    broker_pid = settings.cache_dir / "kafka" / "broker.pid"
+    if broker_pid.exists():
+        pids.append(int(broker_pid.read_text().strip()))
+    return pids
 
 
 def _supervisord_pid(settings: LocalSettings) -> int | None:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import json
+import os
 import socket
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,24 +23,20 @@ def _port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _stack_pids(settings: local.LocalSettings) -> list[int]:
-    """Every live process whose command line mentions this stack's cache folder."""
-    marker = str(settings.cache_dir).encode()
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if marker in (entry / "cmdline").read_bytes():
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for every purpose but the process table.
+    return "zombie" not in Path(f"/proc/{pid}/status").read_text().lower()
 
 
-def test_stack_stops_without_leftovers_and_keeps_broker_data_across_restart(
+def test_stack_serves_the_api_stops_without_leftovers_and_keeps_broker_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("KAFKAML_BROKER_LIB", str(local.PROJECT_ROOT / ".cache" / "kafka-lib"))
+    monkeypatch.setenv("KAFKAML_ADMIN_PASSWORD", "local-stack-test")
     settings = local.LocalSettings(
         cache_dir=tmp_path / "cache",
         data_dir=tmp_path / "data",
@@ -48,15 +47,22 @@ def test_stack_stops_without_leftovers_and_keeps_broker_data_across_restart(
     lines: list[str] = []
     try:
         local.up(settings, out=lines.append)
-        assert local.status(settings, out=lines.append)
+        assert local.status(settings, out=lines.append), lines
+        health_url = f"{local.backend_url(settings)}/api/health"
+        with urllib.request.urlopen(health_url, timeout=10) as response:
+            assert json.load(response)["status"] == "ok"
+        assert any("admin" in line for line in lines), lines
         ensure_topics(make_admin(kafka), ["kept"], partitions=1)
         producer = make_producer(kafka)
         producer.produce("kept", key=b"k", value=b"survives a restart")
         assert producer.flush(30) == 0
 
+        pids = local.running_pids(settings)
+        assert len(pids) >= 4, pids  # supervisord, backend, control logger, broker
         local.down(settings, out=lines.append)
-        assert _stack_pids(settings) == []
+        assert [pid for pid in pids if _alive(pid)] == []
         assert not _port_open(settings.broker_port)
+        assert not _port_open(settings.backend_port)
 
         local.up(settings, out=lines.append)
         consumer = make_consumer(kafka)
@@ -68,6 +74,7 @@ def test_stack_stops_without_leftovers_and_keeps_broker_data_across_restart(
                 break
         consumer.close()
         assert message is not None and message.value() == b"survives a restart"
+        pids = local.running_pids(settings)
     finally:
         local.down(settings, out=lines.append)
-    assert _stack_pids(settings) == []
+    assert [pid for pid in pids if _alive(pid)] == []
