@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "backend.apps.accounts",
     "backend.apps.mlmodels",
@@ -80,6 +81,8 @@ STORAGES = {
 }
 STATIC_URL = "static/"
 STATIC_ROOT = str(KAFKAML.data_dir / "static")
+# Serve app static files (Swagger UI) straight from the installed packages, no collectstatic.
+WHITENOISE_USE_FINDERS = True
 # whitenoise serves the collected UI from here; it warns at every start when it is missing.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
@@ -110,6 +113,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI's files come with the package, not from a CDN: the docs work offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {
