@@ -191,7 +191,7 @@ def up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
         prepare_backend(settings, out)
         _supervisord_start(settings, progs)
         for program in progs:
-            _wait_ready(program)
+            _wait_ready(settings, program)
             out(f"{program.name}: running" + (f" at {program.address}" if program.address else ""))
     out(f"kafkaml is up: open {backend_url(settings)}/api/docs/ and sign in as admin")
 
@@ -315,14 +315,38 @@ def _supervisord_pid(settings: LocalSettings) -> int | None:
     return pid
 
 
-def _wait_ready(program: Program, timeout: float = 90.0) -> None:
-    if program.ready is None:
-        return
+def _wait_ready(settings: LocalSettings, program: Program, timeout: float = 90.0) -> None:
+    """Wait until supervisord reports the program RUNNING and its readiness check passes.
+
+    Raises LocalStackError, with the end of the program's log, when it fails to start.
+    """
     deadline = time.monotonic() + timeout
-    while not program.ready():
+    while True:
+        state = _program_state(settings, program.name)
+        if state in ("FATAL", "BACKOFF", "EXITED"):
+            raise LocalStackError(
+                f"{program.name} did not start ({state}):\n{_log_tail(settings, program)}"
+            )
+        if state == "RUNNING" and (program.ready is None or program.ready()):
+            return
         if time.monotonic() > deadline:
-            raise LocalStackError(f"{program.name} did not become ready within {timeout:.0f}s")
+            raise LocalStackError(
+                f"{program.name} did not become ready within {timeout:.0f}s "
+                f"({state}):\n{_log_tail(settings, program)}"
+            )
         time.sleep(0.25)
+
+
+def _program_state(settings: LocalSettings, name: str) -> str:
+    fields = _supervisorctl(settings, "status", name).stdout.split()
+    return fields[1] if len(fields) > 1 else "UNKNOWN"
+
+
+def _log_tail(settings: LocalSettings, program: Program, lines: int = 20) -> str:
+    log = settings.state_dir / "logs" / f"{program.name}.log"
+    if not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _wait_gone(pid: int, timeout: float) -> None:
