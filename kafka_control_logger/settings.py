@@ -13,7 +13,7 @@ from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
 class LoggerSettings(BaseSettings):
     """Where the control logger reads control messages and where it records them."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
 
     backend_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL of the kafkaml backend."

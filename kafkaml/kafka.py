@@ -47,7 +47,9 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 class KafkaSettings(BaseSettings):
     """How every kafkaml component reaches the Kafka cluster."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_KAFKA_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKAML_KAFKA_", extra="ignore", env_ignore_empty=True
+    )
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."

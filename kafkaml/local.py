@@ -23,12 +23,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BROKER_SCRIPT = PROJECT_ROOT / "deploy" / "local" / "kafka" / "broker.sh"
+# Named explicitly: a caller's DJANGO_SETTINGS_MODULE (a test run's) must not leak into the stack.
+BACKEND_SETTINGS = "backend.kafkaml_backend.settings"
 
 
 class LocalSettings(BaseSettings):
     """Where the local stack keeps its files and which ports it listens on."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
 
     cache_dir: Path = Field(
         default=PROJECT_ROOT / ".cache",
@@ -66,6 +68,7 @@ def programs(settings: LocalSettings) -> list[Program]:
     """The services `kafkaml local up` supervises, in start order."""
     url = backend_url(settings)
     common = {
+        "DJANGO_SETTINGS_MODULE": BACKEND_SETTINGS,
         "KAFKAML_DATA_DIR": str(settings.data_dir),
         "KAFKAML_BACKEND_URL": url,
         "KAFKAML_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.broker_port}",
@@ -112,7 +115,11 @@ def prepare_backend(settings: LocalSettings, out: Callable[[str], None]) -> None
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     manage = [sys.executable, str(PROJECT_ROOT / "backend" / "manage.py")]
-    env = {**os.environ, "KAFKAML_DATA_DIR": str(settings.data_dir)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": BACKEND_SETTINGS,
+        "KAFKAML_DATA_DIR": str(settings.data_dir),
+    }
     steps = [
         ["migrate", "--noinput"],
         ["ensure_admin"],

@@ -11,7 +11,9 @@ from mlcode_executor.checks import GIB
 class ExecutorSettings(BaseSettings):
     """How the model-code executor service listens and limits each validation."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_EXECUTOR_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKAML_EXECUTOR_", extra="ignore", env_ignore_empty=True
+    )
 
     host: str = Field(default="0.0.0.0", description="Address the executor's HTTP service binds.")
     port: int = Field(default=8001, description="Port of the executor's HTTP service.")

@@ -16,7 +16,9 @@ class SettingsError(ValueError):
 class InferenceSettings(BaseSettings):
     """How one inference replica finds its model and paces its micro-batches."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_INFERENCE_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKAML_INFERENCE_", extra="ignore", env_ignore_empty=True
+    )
 
     id: int | None = Field(
         default=None,
@@ -91,7 +93,7 @@ class InferenceSettings(BaseSettings):
 class JobApiSettings(BaseSettings):
     """How a job reaches the backend's job API (backend mode)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
 
     backend_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL of the backend's job API."

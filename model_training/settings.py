@@ -14,7 +14,7 @@ ReaderName = Literal["native", "tfio"]
 class TrainingSettings(BaseSettings):
     """How one training job finds its work, reports it, and reads Kafka (KafkaSettings)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
 
     backend_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL of the backend's job API."

@@ -19,7 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class BackendSettings(BaseSettings):
     """Settings of the kafkaml backend (REST API and job orchestration)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
 
     data_dir: Path = Field(
         default=PROJECT_ROOT / ".cache" / "data",

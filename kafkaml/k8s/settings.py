@@ -17,7 +17,9 @@ from kafkaml.k8s.specs import InferenceSpec, PodOptions, Resources, TrainingJobS
 class KubernetesRunnerSettings(BaseSettings):
     """Where and how the runner starts training Jobs and inference Deployments."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_K8S_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKAML_K8S_", extra="ignore", env_ignore_empty=True
+    )
 
     namespace: str = Field(
         default="kafkaml", description="Namespace of the Jobs and Deployments the runner creates."
