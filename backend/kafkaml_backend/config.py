@@ -42,7 +42,8 @@ class BackendSettings(BaseSettings):
     runner: Literal["none", "local", "kubernetes"] = Field(
         default="none",
         description="How jobs are started: `none` leaves deployments and inferences in `created` "
-        "(the only runner of this build).",
+        "; `local` runs them as child processes of the backend (logs in <data dir>/logs); "
+        "`kubernetes` is not wired into the backend yet.",
     )
     executor_url: str | None = Field(
         default=None,

@@ -2,7 +2,15 @@
 
 import os
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.kafkaml_backend.settings")
 application = get_wsgi_application()
+
+# The local runner's jobs outlive a backend restart: find out at start-up which of them ended
+# meanwhile, and keep checking (children started by this process are also watched directly).
+if settings.KAFKAML.runner == "local":
+    from backend.kafkaml_backend.runners.local import start_reconciler
+
+    start_reconciler()

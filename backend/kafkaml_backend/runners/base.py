@@ -3,8 +3,8 @@
 Services call a runner inside `transaction.on_commit`, so a job never starts for a row that was
 rolled back. A runner starts jobs with the job environment (`KAFKAML_BACKEND_URL`,
 `KAFKAML_JOB_TOKEN` from `issue_job_token`, the Kafka settings); the jobs then move their own
-result or inference through the job API. Runners that really start processes (local child
-processes, Kubernetes Jobs and Deployments) come with the Runners issue.
+result or inference through the job API. `LocalRunner` (runners/local.py) starts local child
+processes.
 """
 
 from __future__ import annotations
@@ -94,9 +94,17 @@ class NoRunner:
 def get_runner() -> Runner:
     """The runner that `KAFKAML_RUNNER` names (`none`, the default: `NoRunner`).
 
-    Raises ImproperlyConfigured for a runner this build does not have yet (local, kubernetes).
+    `local`: `LocalRunner` (child processes). Raises ImproperlyConfigured for `kubernetes`,
+    which this build does not wire into the backend yet.
     """
     name = settings.KAFKAML.runner
     if name == "none":
         return NoRunner()
-    raise ImproperlyConfigured(f"KAFKAML_RUNNER={name!r} is not available in this build; use none")
+    if name == "local":
+        # Imported here: the local runner imports the processes app's models.
+        from backend.kafkaml_backend.runners.local import LocalRunner
+
+        return LocalRunner()
+    raise ImproperlyConfigured(
+        f"KAFKAML_RUNNER={name!r} is not available in this build; use none or local"
+    )

@@ -1,0 +1,168 @@
+"""The local runner through the API: real training job processes against a live backend over
+HTTP, the real broker, the real database; jobs finish, die, stop, and survive a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from pytest_django.live_server_helper import LiveServer
+from rest_framework.test import APIClient
+
+from backend.apps.mlmodels.executor import validate_model_code
+from backend.apps.processes.models import JobProcess
+from backend.kafkaml_backend.runners import get_runner
+from backend.kafkaml_backend.runners.local import LocalRunner, _alive, reconcile
+from backend.testing import PYTORCH_MODEL, stored_model
+from kafkaml.datasources import RawSink
+from kafkaml.kafka import KafkaSettings
+
+DEADLINE_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def torch_summary() -> dict[str, dict[str, Any]]:
+    code = PYTORCH_MODEL
+    return {
+        "pytorch": validate_model_code(
+            framework=code.framework, imports=code.imports, code=code.code, distributed=False
+        )
+    }
+
+
+@pytest.fixture
+def local_backend(
+    transactional_db: None,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """A live backend with the local runner and a fresh control topic; yields the topic."""
+    server = LiveServer("127.0.0.1:0")
+    topic = new_topic()
+    update = {"runner": "local", "backend_url": server.url, "control_topic": topic}
+    monkeypatch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update=update))
+    monkeypatch.setenv("KAFKAML_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
+    monkeypatch.setenv("KAFKAML_TRAINING_SEED", "7")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    yield topic
+    for row in JobProcess.objects.filter(ended_at__isnull=True):
+        if _alive(row.pid):
+            os.killpg(row.pid, signal.SIGKILL)
+    server.stop()
+
+
+def _deploy(api: APIClient, user: AbstractBaseUser, summary: dict[str, Any]) -> dict[str, Any]:
+    model = stored_model(user, summary, "pytorch")
+    configuration = api.post(
+        "/api/configurations", {"name": "c", "ml_model_ids": [model.pk]}, format="json"
+    ).json()
+    response = api.post(
+        "/api/deployments",
+        {"configuration_id": configuration["id"], "batch_size": 32, "fit_kwargs": {"epochs": 2}},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    results = api.get(f"/api/deployments/{response.json()['id']}/results").json()
+    return {"deployment": response.json(), "result": results[0]}
+
+
+def _poll(condition: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)  # poll interval, not a stand-in for the condition
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _result(api: APIClient, result_id: int) -> dict[str, Any]:
+    return api.get(f"/api/results/{result_id}").json()
+
+
+def _job_pid(result_id: int) -> int:
+    def live_pid() -> int | None:
+        row = JobProcess.objects.filter(kind="result", object_id=result_id).first()
+        return row.pid if row is not None and _alive(row.pid) else None
+
+    return int(_poll(live_pid, "the job process"))
+
+
+def _send_data(kafka: KafkaSettings, control_topic: str, deployment_id: int, data: str) -> None:
+    rng = np.random.default_rng(0)
+    centers = np.random.default_rng(42).normal(0, 3, size=(3, 4))
+    y = rng.integers(0, 3, size=600).astype(np.uint8)
+    x = (centers[y] + rng.normal(0, 1, size=(600, 4))).astype(np.float32)
+    sink = RawSink(
+        kafka.bootstrap_servers, data, deployment_id, control_topic=control_topic,
+        kafka_settings=kafka, progress=False, test_rate=0.2,
+    )  # fmt: skip
+    sink.send_many(x, y)
+    sink.close()
+
+
+def test_a_deployed_job_trains_to_finished_and_survives_a_backend_restart(
+    api: APIClient,
+    user: AbstractBaseUser,
+    torch_summary: dict[str, Any],
+    local_backend: str,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+) -> None:
+    deployed = _deploy(api, user, torch_summary)
+    result_id = deployed["result"]["id"]
+    pid = _job_pid(result_id)
+
+    # A fresh backend (watching nothing) finds the live job and leaves it running and tracked.
+    assert reconcile(skip_watched=False) == []
+    assert _alive(pid)
+    assert LocalRunner().status(_model(result_id)).state == "running"
+
+    _send_data(kafka_settings, local_backend, deployed["deployment"]["id"], new_topic())
+    finished = _poll(
+        lambda: (r := _result(api, result_id))["status"] in ("finished", "failed") and r,
+        "the result to end",
+    )
+    assert finished["status"] == "finished", get_runner().logs(_model(result_id))
+    row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
+    assert row.exit_code == 0
+    assert "model_training" in get_runner().logs(_model(result_id)) or row.log_path
+
+
+def test_a_killed_job_leaves_its_result_failed_with_the_exit_reason(
+    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+) -> None:
+    result_id = _deploy(api, user, torch_summary)["result"]["id"]
+    os.killpg(_job_pid(result_id), signal.SIGKILL)
+
+    failed = _poll(
+        lambda: (r := _result(api, result_id))["status"] == "failed" and r, "the result to fail"
+    )
+    assert "killed by signal 9 (SIGKILL)" in failed["error"]
+
+
+def test_a_stop_through_the_api_ends_the_job_process_and_the_result_is_stopped(
+    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+) -> None:
+    result_id = _deploy(api, user, torch_summary)["result"]["id"]
+    pid = _job_pid(result_id)
+
+    assert api.post(f"/api/results/{result_id}/stop").status_code == 200
+    _poll(lambda: not _alive(pid), "the job process to end")
+    row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
+    assert row.stop_requested
+    assert _result(api, result_id)["status"] == "stopped"
+
+
+def _model(result_id: int) -> Any:
+    from backend.apps.training.models import TrainingResult
+
+    return TrainingResult.objects.get(pk=result_id)
