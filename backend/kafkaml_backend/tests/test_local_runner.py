@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from confluent_kafka import Consumer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from pytest_django.live_server_helper import LiveServer
@@ -18,11 +19,10 @@ from rest_framework.test import APIClient
 
 from backend.apps.mlmodels.executor import validate_model_code
 from backend.apps.processes.models import JobProcess
-from backend.kafkaml_backend.runners import get_runner
-from backend.kafkaml_backend.runners.local import LocalRunner, _alive, reconcile
+from backend.kafkaml_backend.runners.local import _alive, reconcile
 from backend.testing import PYTORCH_MODEL, stored_model
 from kafkaml.datasources import RawSink
-from kafkaml.kafka import KafkaSettings
+from kafkaml.kafka import KafkaSettings, make_producer
 
 DEADLINE_S = 120.0
 
@@ -109,13 +109,15 @@ def _send_data(kafka: KafkaSettings, control_topic: str, deployment_id: int, dat
     sink.close()
 
 
-def test_a_deployed_job_trains_to_finished_and_survives_a_backend_restart(
+def test_a_deployed_job_trains_to_finished_survives_a_restart_and_its_model_serves(
     api: APIClient,
     user: AbstractBaseUser,
     torch_summary: dict[str, Any],
     local_backend: str,
     kafka_settings: KafkaSettings,
     new_topic: Callable[..., str],
+    consumer_factory: Callable[..., Consumer],
+    group_id: str,
 ) -> None:
     deployed = _deploy(api, user, torch_summary)
     result_id = deployed["result"]["id"]
@@ -124,17 +126,68 @@ def test_a_deployed_job_trains_to_finished_and_survives_a_backend_restart(
     # A fresh backend (watching nothing) finds the live job and leaves it running and tracked.
     assert reconcile(skip_watched=False) == []
     assert _alive(pid)
-    assert LocalRunner().status(_model(result_id)).state == "running"
+    assert api.get(f"/api/results/{result_id}/logs").json()["state"] == "running"
 
     _send_data(kafka_settings, local_backend, deployed["deployment"]["id"], new_topic())
-    finished = _poll(
+    ended = _poll(
         lambda: (r := _result(api, result_id))["status"] in ("finished", "failed") and r,
         "the result to end",
     )
-    assert finished["status"] == "finished", get_runner().logs(_model(result_id))
+    logs = api.get(f"/api/results/{result_id}/logs").json()
+    assert ended["status"] == "finished", logs
+    assert "training finished" in logs["logs"]
     row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
     assert row.exit_code == 0
-    assert "model_training" in get_runner().logs(_model(result_id)) or row.log_path
+
+    _serve_scale_and_stop(api, result_id, kafka_settings, new_topic, consumer_factory, group_id)
+
+
+def _serve_scale_and_stop(
+    api: APIClient,
+    result_id: int,
+    kafka: KafkaSettings,
+    new_topic: Callable[..., str],
+    consumer_factory: Callable[..., Consumer],
+    group_id: str,
+) -> None:
+    source, sink = new_topic(), new_topic()
+    body = {
+        "result_id": result_id,
+        "replicas": 2,
+        "input_format": "RAW",
+        "input_config": {"data_type": "float32", "data_reshape": "4"},
+        "input_topic": source,
+        "output_topic": sink,
+    }
+    response = api.post("/api/inferences", body, format="json")
+    assert response.status_code == 201, response.json()
+    inference_id = response.json()["id"]
+    _poll(lambda: _live_replicas(inference_id) == [0, 1], "two replicas")
+
+    # Records keep coming until one prediction is out: a replica may join after the first one.
+    producer = make_producer(kafka)
+    consumer = consumer_factory(group_id)
+    consumer.subscribe([sink])
+
+    def prediction() -> Any:
+        producer.produce(source, np.zeros(4, dtype=np.float32).tobytes())
+        producer.flush(10)
+        message = consumer.poll(1.0)
+        return message if message is not None and message.error() is None else None
+
+    assert _poll(prediction, "a prediction").value()
+
+    assert api.post(f"/api/inferences/{inference_id}/scale", {"replicas": 1}).status_code == 200
+    _poll(lambda: _live_replicas(inference_id) == [0], "replica 1 to end")
+
+    assert api.post(f"/api/inferences/{inference_id}/stop").status_code == 200
+    _poll(lambda: _live_replicas(inference_id) == [], "every replica to end")
+    assert api.get(f"/api/inferences/{inference_id}").json()["status"] == "stopped"
+
+
+def _live_replicas(inference_id: int) -> list[int]:
+    rows = JobProcess.objects.filter(kind="inference", object_id=inference_id)
+    return sorted(row.replica for row in rows if row.ended_at is None and _alive(row.pid))
 
 
 def test_a_killed_job_leaves_its_result_failed_with_the_exit_reason(
@@ -160,9 +213,3 @@ def test_a_stop_through_the_api_ends_the_job_process_and_the_result_is_stopped(
     row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
     assert row.stop_requested
     assert _result(api, result_id)["status"] == "stopped"
-
-
-def _model(result_id: int) -> Any:
-    from backend.apps.training.models import TrainingResult
-
-    return TrainingResult.objects.get(pk=result_id)
