@@ -14,3 +14,11 @@ if settings.KAFKAML.runner == "local":
     from backend.kafkaml_backend.runners.local import start_reconciler
 
     start_reconciler()
+elif settings.KAFKAML.runner == "kubernetes":
+    import threading
+
+    from backend.kafkaml_backend.runners import kubernetes
+
+    # Marks results and inferences failed when their Jobs fail, pods are OOMKilled or rollouts
+    # stall; it lives as long as this gunicorn worker.
+    kubernetes.start_reconciler(kubernetes.cluster_api_client(), threading.Event())

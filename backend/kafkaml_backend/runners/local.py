@@ -163,10 +163,9 @@ class LocalRunner:
             self._start_replicas(inference, range(replica, replica + 1))
 
     def swap_inference_model(self, inference: Inference) -> None:
-        """Restart every replica: a fresh replica loads the inference's current model."""
-        live = list(_live(ProcessKind.INFERENCE, inference.pk))
-        self._stop(live)
-        self._start_replicas(inference, range(inference.replicas))
+        """Nothing to do: replicas poll their spec and load the new model version themselves
+        (`KAFKAML_INFERENCE_SPEC_POLL_S`), without a restart and without losing a batch."""
+        return None
 
     def _stop(self, rows: Sequence[JobProcess] | object) -> None:
         """SIGTERM to each row's process group now, SIGKILL after STOP_GRACE_S if it remains."""
