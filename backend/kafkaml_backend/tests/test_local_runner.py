@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,8 +22,8 @@ from rest_framework.test import APIClient
 
 from backend.apps.mlmodels.executor import validate_model_code
 from backend.apps.processes.models import JobProcess
-from backend.kafkaml_backend.runners.local import _alive, reconcile
-from backend.testing import PYTORCH_MODEL, stored_model
+from backend.kafkaml_backend.runners.local import ENDED_UNWATCHED, _alive, reconcile
+from backend.testing import PYTORCH_MODEL, deployed, finished_result, stored_model
 from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings, make_producer
 
@@ -213,3 +216,61 @@ def test_a_stop_through_the_api_ends_the_job_process_and_the_result_is_stopped(
     row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
     assert row.stop_requested
     assert _result(api, result_id)["status"] == "stopped"
+
+
+def test_a_job_that_ended_while_no_backend_watched_fails_its_result_with_its_log(
+    transactional_db: None,
+    user: AbstractBaseUser,
+    torch_summary: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    # A result whose job a previous backend started (runner none here: nothing starts it) ...
+    deployment = deployed(user, [stored_model(user, torch_summary, "pytorch")], mode="classic")
+    [result] = deployment.results.all()
+    # ... and that job ended before this backend came up (no settings: it fails at once).
+    log_path = tmp_path / "job.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKAML_")}
+    with log_path.open("wb") as log:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "model_training"], env=env, stdout=log, stderr=log
+        )
+    job.wait()
+    JobProcess.objects.create(
+        kind="result", object_id=result.pk, pid=job.pid, log_path=str(log_path)
+    )
+
+    assert reconcile() == [job.pid]
+    result.refresh_from_db()
+    assert result.status == "failed"
+    assert ENDED_UNWATCHED in result.error
+    assert log_path.read_text().strip().splitlines()[-1] in result.error
+    assert reconcile() == []
+
+
+def test_replicas_that_cannot_load_their_model_leave_the_inference_failed_with_the_log(
+    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+) -> None:
+    result = finished_result(user, stored_model(user, torch_summary, "pytorch"), b"not a model")
+    body = {
+        "result_id": result.pk,
+        "replicas": 2,
+        "input_format": "RAW",
+        "input_config": {"data_type": "float32", "data_reshape": "4"},
+        "input_topic": "in",
+        "output_topic": "out",
+    }
+    inference_id = api.post("/api/inferences", body, format="json").json()["id"]
+
+    failed = _poll(
+        lambda: (
+            (i := api.get(f"/api/inferences/{inference_id}").json())["status"] == "failed" and i
+        ),
+        "the inference to fail",
+    )
+    assert "the job process exited with code 1" in failed["error"]
+    assert "inference failed" in failed["error"]
+    assert sorted(
+        JobProcess.objects.filter(kind="inference", object_id=inference_id).values_list(
+            "replica", flat=True
+        )
+    ) == [0, 1]
