@@ -41,7 +41,7 @@ class BackendSettings(BaseSettings):
     )
     runner: Literal["none", "local", "kubernetes"] = Field(
         default="none",
-        description="How jobs are started: `none` leaves deployments and inferences in `created` "
+        description="How jobs are started: `none` leaves deployments and inferences in `created`"
         "; `local` runs them as child processes of the backend (logs in <data dir>/logs); "
         "`kubernetes` runs them as Jobs and Deployments (kafkaml.k8s).",
     )
