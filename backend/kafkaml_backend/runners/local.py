@@ -16,6 +16,7 @@ one that ends after a stop changes nothing (the stop service already set `stoppe
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 from django.utils import timezone
 
 from backend.apps.processes.models import JobProcess, ProcessKind
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from backend.apps.inferences.models import Inference
     from backend.apps.training.models import TrainingResult
 
+log = logging.getLogger(__name__)
 STOP_GRACE_S = 20.0
 LOG_TAIL_BYTES = 4000
 ENDED_UNWATCHED = "the process ended while the backend was not watching"
@@ -256,6 +258,9 @@ def _wait_and_record(process: subprocess.Popen[bytes]) -> None:
     code = process.wait()
     try:
         record_end(process.pid, describe_exit(code), exit_code=code)
+    except DatabaseError:
+        # The rows stay open: the next reconcile() records the end (without the exit code).
+        log.exception("could not record the end of job process %s", process.pid)
     finally:
         with _watched_lock:
             _watched.pop(process.pid, None)
@@ -295,6 +300,12 @@ def _fail_result_if_active(result_id: int, message: str, result_fail: object) ->
         result_fail(result_id=result_id, reason=message)  # type: ignore[operator]
 
 
+def watched_pids() -> set[int]:
+    """The pids of children whose watcher thread has not recorded their end yet."""
+    with _watched_lock:
+        return set(_watched)
+
+
 def reconcile(*, skip_watched: bool = True) -> list[int]:
     """Check every process believed alive; record those that are gone. Returns their pids.
 
@@ -322,9 +333,7 @@ def start_reconciler(interval_s: float = 30.0) -> threading.Thread:
             try:
                 reconcile()
             except Exception:  # a database hiccup must not end the loop; log and retry
-                import logging
-
-                logging.getLogger(__name__).exception("reconcile failed")
+                log.exception("reconcile failed")
             finally:
                 connection.close()
             stop.wait(interval_s)

@@ -22,7 +22,12 @@ from rest_framework.test import APIClient
 
 from backend.apps.mlmodels.executor import validate_model_code
 from backend.apps.processes.models import JobProcess
-from backend.kafkaml_backend.runners.local import ENDED_UNWATCHED, _alive, reconcile
+from backend.kafkaml_backend.runners.local import (
+    ENDED_UNWATCHED,
+    _alive,
+    reconcile,
+    watched_pids,
+)
 from backend.testing import PYTORCH_MODEL, deployed, finished_result, stored_model
 from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings, make_producer
@@ -59,6 +64,8 @@ def local_backend(
     for row in JobProcess.objects.filter(ended_at__isnull=True):
         if _alive(row.pid):
             os.killpg(row.pid, signal.SIGKILL)
+    # The watcher threads write to the database: they finish before the test's data goes.
+    _poll(lambda: not watched_pids(), "the watchers to record every exit")
     server.stop()
 
 
@@ -136,11 +143,12 @@ def test_a_deployed_job_trains_to_finished_survives_a_restart_and_its_model_serv
         lambda: (r := _result(api, result_id))["status"] in ("finished", "failed") and r,
         "the result to end",
     )
-    logs = api.get(f"/api/results/{result_id}/logs").json()
-    assert ended["status"] == "finished", logs
-    assert "training finished" in logs["logs"]
+    assert ended["status"] == "finished", api.get(f"/api/results/{result_id}/logs").json()
     row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
     assert row.exit_code == 0
+    logs = api.get(f"/api/results/{result_id}/logs").json()
+    assert logs["state"] == "exited"
+    assert "training finished" in logs["logs"]  # the last line, written after the report
 
     _serve_scale_and_stop(api, result_id, kafka_settings, new_topic, consumer_factory, group_id)
 
