@@ -22,7 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -169,10 +169,10 @@ class LocalRunner:
         (`KAFKAML_INFERENCE_SPEC_POLL_S`), without a restart and without losing a batch."""
         return None
 
-    def _stop(self, rows: Sequence[JobProcess] | object) -> None:
+    def _stop(self, rows: Iterable[JobProcess]) -> None:
         """SIGTERM to each row's process group now, SIGKILL after STOP_GRACE_S if it remains."""
         pids: set[int] = set()
-        for row in rows:  # type: ignore[attr-defined]
+        for row in rows:
             if row.ended_at is not None:
                 continue
             JobProcess.objects.filter(pk=row.pk).update(stop_requested=True)

@@ -19,7 +19,7 @@ from kubernetes.client import ApiClient
 from rest_framework.test import APIClient
 
 from backend.kafkaml_backend.runners.kubernetes import cluster_api_client, start_reconciler
-from backend.testing import stored_model
+from backend.testing import finished_result, stored_model
 from kafkaml.k8s.tests.conftest import NAMESPACE, EmulatedApiServer
 
 DEADLINE_S = 20.0
@@ -140,3 +140,29 @@ def test_the_reconciler_fails_a_result_whose_job_failed_and_ignores_a_stopped_on
         stop.set()
         thread.join(timeout=DEADLINE_S)
     assert not thread.is_alive()
+
+
+def test_an_inference_runs_as_a_deployment_that_scales_and_a_stop_deletes_it(
+    api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any], cluster: ApiClient
+) -> None:
+    result = finished_result(user, stored_model(user, summaries, "pytorch"))
+    body = {
+        "result_id": result.pk,
+        "replicas": 2,
+        "input_format": "RAW",
+        "input_config": {"data_type": "float32", "data_reshape": "4"},
+        "input_topic": "in",
+        "output_topic": "out",
+    }
+    inference_id = api.post("/api/inferences", body, format="json").json()["id"]
+    apps = client.AppsV1Api(cluster)
+    name = f"kafkaml-inference-{inference_id}"
+
+    assert apps.read_namespaced_deployment(name, NAMESPACE).spec.replicas == 2
+    assert api.get(f"/api/inferences/{inference_id}/logs").json()["state"] == "running"
+    response = api.post(f"/api/inferences/{inference_id}/scale", {"replicas": 3}, format="json")
+    assert response.status_code == 200
+    assert apps.read_namespaced_deployment(name, NAMESPACE).spec.replicas == 3
+
+    assert api.post(f"/api/inferences/{inference_id}/stop").status_code == 200
+    assert api.get(f"/api/inferences/{inference_id}/logs").json()["state"] == "not-started"
