@@ -3,6 +3,7 @@ HTTP, the real broker, the real database; jobs finish, die, stop, and survive a 
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from confluent_kafka import Consumer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.management import call_command
 from pytest_django.live_server_helper import LiveServer
 from rest_framework.test import APIClient
 
@@ -247,7 +249,9 @@ def test_a_job_that_ended_while_no_backend_watched_fails_its_result_with_its_log
         kind="result", object_id=result.pk, pid=job.pid, log_path=str(log_path)
     )
 
-    assert reconcile() == [job.pid]
+    out = io.StringIO()
+    call_command("reconcile_jobs", stdout=out)
+    assert out.getvalue().split() == ["ended:", str(job.pid)]
     result.refresh_from_db()
     assert result.status == "failed"
     assert ENDED_UNWATCHED in result.error
