@@ -83,7 +83,14 @@ class LocalRunner:
             "KAFKAML_RESULT_IDS": ",".join(map(str, ids)),
             "KAFKAML_JOB_TOKEN": ",".join(issue_job_token("result", pk) for pk in ids),
         }
-        process = self._spawn("model_training", env, log_path)
+        try:
+            process = self._spawn("model_training", env, log_path)
+        except OSError as error:  # no log folder, no interpreter: the result says why
+            from backend.apps.training.services import result_fail
+
+            for pk in ids:
+                result_fail(result_id=pk, reason=f"the job process did not start: {error}")
+            return
         JobProcess.objects.bulk_create(
             JobProcess(kind=ProcessKind.RESULT, object_id=pk, pid=process.pid, log_path=log_path)
             for pk in ids
@@ -102,7 +109,14 @@ class LocalRunner:
                 "KAFKAML_INFERENCE_REPLICA": str(replica),
                 "KAFKAML_JOB_TOKEN": issue_job_token("inference", inference.pk),
             }
-            process = self._spawn("model_inference", env, log_path)
+            try:
+                process = self._spawn("model_inference", env, log_path)
+            except OSError as error:
+                from backend.apps.inferences.services import inference_fail
+
+                reason = f"replica {replica} did not start: {error}"
+                inference_fail(inference_id=inference.pk, reason=reason)
+                return
             JobProcess.objects.create(
                 kind=ProcessKind.INFERENCE,
                 object_id=inference.pk,

@@ -286,3 +286,23 @@ def test_replicas_that_cannot_load_their_model_leave_the_inference_failed_with_t
             "replica", flat=True
         )
     ) == [0, 1]
+
+
+def test_a_job_that_cannot_start_fails_its_result_with_the_reason(
+    transactional_db: None,
+    user: AbstractBaseUser,
+    torch_summary: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data dir should be")
+    update = {"runner": "local", "data_dir": not_a_folder}
+    monkeypatch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update=update))
+
+    deployment = deployed(user, [stored_model(user, torch_summary, "pytorch")], mode="classic")
+
+    [result] = deployment.results.all()
+    assert result.status == "failed"
+    assert result.error.startswith("the job process did not start:")
+    assert not JobProcess.objects.exists()
