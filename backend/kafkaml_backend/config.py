@@ -41,8 +41,14 @@ class BackendSettings(BaseSettings):
     )
     runner: Literal["none", "local", "kubernetes"] = Field(
         default="none",
-        description="How jobs are started: `none` leaves deployments and inferences in `created` "
-        "(the only runner of this build).",
+        description="How jobs are started: `none` leaves deployments and inferences in `created`"
+        "; `local` runs them as child processes of the backend (logs in <data dir>/logs); "
+        "`kubernetes` runs them as Jobs and Deployments (kafkaml.k8s).",
+    )
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Kubeconfig file of the cluster that `KAFKAML_RUNNER=kubernetes` runs jobs "
+        "in; unset: the backend pod's service account (settings of the pods: `KAFKAML_K8S_*`).",
     )
     executor_url: str | None = Field(
         default=None,

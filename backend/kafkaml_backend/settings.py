@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "backend.apps.datasources",
     "backend.apps.inferences",
     "backend.apps.jobs",
+    "backend.apps.processes",
 ]
 
 MIDDLEWARE = [

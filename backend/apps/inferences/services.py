@@ -88,6 +88,21 @@ def inference_stop(*, inference: Inference) -> Inference:
     return locked
 
 
+def inference_fail(*, inference_id: int, reason: str) -> Inference:
+    """created | running -> failed with `reason` (a replica ended on its own); otherwise nothing.
+
+    Idempotent: the runner may report the end of several replicas of one inference.
+    """
+    with transaction.atomic():
+        locked = _locked(inference_id)
+        if locked.status not in ACTIVE:
+            return locked
+        locked.status = InferenceStatus.FAILED
+        locked.error = reason
+        locked.save(update_fields=["status", "error", "updated_at"])
+    return locked
+
+
 def inference_scale(*, inference: Inference, replicas: int) -> Inference:
     """Run `replicas` replicas of an active inference."""
     with transaction.atomic():

@@ -3,8 +3,8 @@
 Services call a runner inside `transaction.on_commit`, so a job never starts for a row that was
 rolled back. A runner starts jobs with the job environment (`KAFKAML_BACKEND_URL`,
 `KAFKAML_JOB_TOKEN` from `issue_job_token`, the Kafka settings); the jobs then move their own
-result or inference through the job API. Runners that really start processes (local child
-processes, Kubernetes Jobs and Deployments) come with the Runners issue.
+result or inference through the job API. `LocalRunner` (runners/local.py) starts local child
+processes, `KubernetesBackendRunner` (runners/kubernetes.py) Kubernetes Jobs and Deployments.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Runner(Protocol):
 
 
 class NoRunner:
-    """The runner of `KAFKAML_RUNNER=none` (the default until the real runners land).
+    """The runner of `KAFKAML_RUNNER=none`.
 
     It starts nothing: deployments' results and inferences stay in `created` until a job (or a
     person holding a job token) moves them through the job API. Stopping, scaling and swapping
@@ -92,11 +92,25 @@ class NoRunner:
 
 
 def get_runner() -> Runner:
-    """The runner that `KAFKAML_RUNNER` names (`none`, the default: `NoRunner`).
+    """The runner that `KAFKAML_RUNNER` names (`none`: `NoRunner`).
 
-    Raises ImproperlyConfigured for a runner this build does not have yet (local, kubernetes).
+    `local`: `LocalRunner` (child processes); `kubernetes`:
+    `KubernetesBackendRunner` (Jobs and Deployments). Raises ImproperlyConfigured for another
+    name, and RunnerError (kafkaml.k8s) when the cluster's configuration is missing.
     """
     name = settings.KAFKAML.runner
     if name == "none":
         return NoRunner()
-    raise ImproperlyConfigured(f"KAFKAML_RUNNER={name!r} is not available in this build; use none")
+    if name == "local":
+        # Imported here: the local runner imports the processes app's models.
+        from backend.kafkaml_backend.runners.local import LocalRunner
+
+        return LocalRunner()
+    if name == "kubernetes":
+        from backend.kafkaml_backend.runners.kubernetes import (
+            KubernetesBackendRunner,
+            cluster_api_client,
+        )
+
+        return KubernetesBackendRunner(cluster_api_client())
+    raise ImproperlyConfigured(f"KAFKAML_RUNNER={name!r} is not a runner: none, local, kubernetes")

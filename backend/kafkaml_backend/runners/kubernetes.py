@@ -1,0 +1,177 @@
+"""The `kubernetes` runner: the backend's side of `kafkaml.k8s`.
+
+Turns training results and inferences into `TrainingJobSpec` / `InferenceSpec` (pod settings
+from `KAFKAML_K8S_*`), and reports what `kafkaml.k8s.Reconciler` sees failing to the result and
+inference services. A workload that Kubernetes refuses to create leaves its result or inference
+failed with the reason, rather than an error in the request that already committed the row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import close_old_connections, connection
+from kubernetes.client import ApiClient
+
+from backend.kafkaml_backend.auth import issue_job_token
+from backend.kafkaml_backend.runners.base import JobStatus
+from kafkaml.k8s import (
+    KubernetesRunner,
+    KubernetesRunnerSettings,
+    Reconciler,
+    RunnerError,
+    WorkloadKind,
+    WorkloadNotFoundError,
+    load_api_client,
+)
+
+if TYPE_CHECKING:
+    from backend.apps.inferences.models import Inference
+    from backend.apps.training.models import TrainingResult
+
+log = logging.getLogger(__name__)
+LOG_TAIL_LINES = 200
+
+
+@lru_cache(maxsize=1)
+def cluster_api_client() -> ApiClient:
+    """The API client of the backend's cluster: the pod's service account, or the kubeconfig
+    that `KAFKAML_KUBECONFIG` names. Raises RunnerError when neither is found."""
+    return load_api_client(settings.KAFKAML.kubeconfig)
+
+
+class KubernetesBackendRunner:
+    """Runs jobs as Kubernetes Jobs and Deployments in `k8s.namespace` (see kafkaml.k8s)."""
+
+    def __init__(self, api_client: ApiClient, k8s: KubernetesRunnerSettings | None = None) -> None:
+        self.k8s = k8s if k8s is not None else KubernetesRunnerSettings()
+        self.runner = KubernetesRunner(api_client, namespace=self.k8s.namespace)
+
+    def start_training(self, results: Sequence[TrainingResult]) -> None:
+        """One Job for `results` (one result, or a chain edge first), one token per result."""
+        ids = [result.pk for result in results]
+        deployment = results[0].deployment
+        spec = self.k8s.training_job(
+            result_ids=ids,
+            deployment_id=deployment.pk,
+            job_token=",".join(issue_job_token("result", pk) for pk in ids),
+            gpus=deployment.gpus,
+        )
+        try:
+            self.runner.start_training(spec)
+        except RunnerError as error:
+            for pk in ids:
+                mark_failed(WorkloadKind.RESULT, pk, f"Kubernetes did not start the job: {error}")
+
+    def stop_training(self, result: TrainingResult) -> None:
+        self.runner.stop_training(result.pk)
+
+    def start_inference(self, inference: Inference) -> None:
+        spec = self.k8s.inference(
+            inference_id=inference.pk,
+            replicas=inference.replicas,
+            job_token=issue_job_token("inference", inference.pk),
+        )
+        try:
+            self.runner.start_inference(spec)
+        except RunnerError as error:
+            reason = f"Kubernetes did not start the inference: {error}"
+            mark_failed(WorkloadKind.INFERENCE, inference.pk, reason)
+
+    def scale_inference(self, inference: Inference, replicas: int) -> None:
+        self.runner.scale_inference(inference.pk, replicas)
+
+    def stop_inference(self, inference: Inference) -> None:
+        self.runner.stop_inference(inference.pk)
+
+    def swap_inference_model(self, inference: Inference) -> None:
+        """Nothing to do: replicas poll their spec and load a new model version themselves."""
+        return None
+
+    def status(self, obj: TrainingResult | Inference) -> JobStatus:
+        status = self.runner.status(_kind_of(obj), obj.pk)
+        return JobStatus(state=str(status.state), detail=status.detail)
+
+    def logs(self, obj: TrainingResult | Inference) -> str:
+        try:
+            return self.runner.logs(_kind_of(obj), obj.pk, tail_lines=LOG_TAIL_LINES)
+        except WorkloadNotFoundError:
+            return ""
+
+
+def _kind_of(obj: TrainingResult | Inference) -> WorkloadKind:
+    from backend.apps.training.models import TrainingResult
+
+    return WorkloadKind.RESULT if isinstance(obj, TrainingResult) else WorkloadKind.INFERENCE
+
+
+def mark_failed(kind: WorkloadKind, object_id: int, reason: str) -> None:
+    """The reconciler's callback: fail a result or inference that is still created or running.
+
+    Idempotent, and quiet about objects that ended otherwise (finished, stopped: a stop deletes
+    the Job, which the reconciler sees as a Job deleted before it finished) or were deleted.
+    """
+    from backend.apps.inferences.services import inference_fail
+    from backend.apps.training.models import ResultStatus, TrainingResult
+    from backend.apps.training.services import result_fail
+
+    close_old_connections()
+    if kind is WorkloadKind.RESULT:
+        status = TrainingResult.objects.filter(pk=object_id).values_list("status", flat=True)
+        if status.first() in (ResultStatus.CREATED, ResultStatus.RUNNING):
+            result_fail(result_id=object_id, reason=reason)
+        return
+    from backend.apps.inferences.models import Inference
+
+    if Inference.objects.filter(pk=object_id).exists():
+        inference_fail(inference_id=object_id, reason=reason)
+
+
+def start_reconciler(
+    api_client: ApiClient, stop: threading.Event, *, retry_delay_s: float = 10.0, **options: float
+) -> threading.Thread:
+    """A daemon thread running `Reconciler(on_failed=mark_failed)` until `stop` is set; it
+    starts the reconciler again after an error (the API server restarting, a missing right).
+    `options` go to `Reconciler` (watch and idle timeouts)."""
+    namespace = KubernetesRunnerSettings().namespace
+
+    def on_failed(kind: WorkloadKind, object_id: int, reason: str) -> None:
+        try:
+            mark_failed(kind, object_id, reason)
+        finally:
+            connection.close()  # the reconciler's threads each hold their own connection
+
+    # Reconciler.run sets the event it is given when a watch fails: each run gets its own, which
+    # a relay sets when the caller's `stop` is set.
+    current = [threading.Event()]
+
+    def relay() -> None:
+        stop.wait()
+        current[0].set()
+
+    def loop() -> None:
+        while not stop.is_set():
+            current[0] = run_stop = threading.Event()
+            if stop.is_set():
+                break
+            reconciler = Reconciler(
+                api_client,
+                namespace=namespace,
+                on_failed=on_failed,
+                **options,  # type: ignore[arg-type]
+            )
+            try:
+                reconciler.run(run_stop)
+            except Exception:  # logged and retried: the backend keeps serving without it
+                log.exception("the Kubernetes reconciler stopped; starting it again")
+            stop.wait(retry_delay_s)
+
+    threading.Thread(target=relay, name="kafkaml-k8s-reconciler-stop", daemon=True).start()
+    thread = threading.Thread(target=loop, name="kafkaml-k8s-reconciler", daemon=True)
+    thread.start()
+    return thread

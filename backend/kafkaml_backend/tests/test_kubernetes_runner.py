@@ -1,0 +1,168 @@
+"""The kubernetes runner through the API, against the kmock API emulator over real HTTP: the
+backend creates and deletes Jobs and Deployments, and the reconciler fails results whose Job
+failed (the tests play the Job controller by patching a Job's status)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from kubernetes import client
+from kubernetes.client import ApiClient
+from rest_framework.test import APIClient
+
+from backend.kafkaml_backend.runners.kubernetes import cluster_api_client, start_reconciler
+from backend.testing import finished_result, stored_model
+from kafkaml.k8s.tests.conftest import NAMESPACE, EmulatedApiServer
+
+DEADLINE_S = 20.0
+
+
+@pytest.fixture
+def cluster(
+    transactional_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ApiClient]:
+    """An emulated cluster that the backend reaches through a kubeconfig file."""
+    with EmulatedApiServer() as server:
+        url = str(server.server.url).rstrip("/")
+        kubeconfig = tmp_path / "kubeconfig"
+        kubeconfig.write_text(
+            yaml.safe_dump({
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "kmock", "cluster": {"server": url}}],
+                "users": [{"name": "backend", "user": {"token": "unused"}}],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "backend"}}],
+                "current-context": "kmock",
+            })
+        )  # fmt: skip
+        update = {"runner": "kubernetes", "kubeconfig": str(kubeconfig)}
+        monkeypatch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update=update))
+        monkeypatch.setenv("KAFKAML_K8S_NAMESPACE", NAMESPACE)
+        cluster_api_client.cache_clear()
+        api_client = server.api_client()
+        yield api_client
+        api_client.close()  # type: ignore[no-untyped-call]
+        cluster_api_client.cache_clear()
+
+
+def _deploy(api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any]) -> int:
+    model = stored_model(user, summaries, "pytorch")
+    configuration = api.post(
+        "/api/configurations", {"name": "c", "ml_model_ids": [model.pk]}, format="json"
+    ).json()
+    body = {"configuration_id": configuration["id"], "batch_size": 8, "gpus": 1}
+    response = api.post("/api/deployments", body, format="json")
+    assert response.status_code == 201, response.json()
+    results = api.get(f"/api/deployments/{response.json()['id']}/results").json()
+    return int(results[0]["id"])
+
+
+def _jobs(api_client: ApiClient, result_id: int) -> list[client.V1Job]:
+    batch = client.BatchV1Api(api_client)
+    jobs = batch.list_namespaced_job(NAMESPACE, label_selector=f"kafkaml.io/result-{result_id}")
+    return list(jobs.items)
+
+
+def _poll(condition: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)  # poll interval, not a stand-in for the condition
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _fail_job_and_wait(api: APIClient, cluster: ApiClient, result_id: int) -> dict[str, Any]:
+    """Play the Job controller: the Job of `result_id` reached its backoff limit. Returns the
+    result once the backend recorded it failed."""
+    condition = {
+        "type": "Failed",
+        "status": "True",
+        "reason": "BackoffLimitExceeded",
+        "message": "Job has reached the specified backoff limit",
+    }
+    body = {"status": {"conditions": [condition], "failed": 1}}
+    name = f"kafkaml-training-{result_id}"
+    client.BatchV1Api(cluster).patch_namespaced_job_status(name, NAMESPACE, body)
+    return _poll(  # type: ignore[no-any-return]
+        lambda: (r := api.get(f"/api/results/{result_id}").json())["status"] == "failed" and r,
+        f"result {result_id} to fail",
+    )
+
+
+def test_a_deployment_runs_as_a_job_with_the_results_token_and_a_stop_deletes_it(
+    api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any], cluster: ApiClient
+) -> None:
+    result_id = _deploy(api, user, summaries)
+
+    [job] = _jobs(cluster, result_id)
+    container = job.spec.template.spec.containers[0]
+    env = {var.name: var for var in container.env}
+    assert env["KAFKAML_RESULT_IDS"].value == str(result_id)
+    assert env["KAFKAML_JOB_TOKEN"].value_from.secret_key_ref is not None
+    assert container.resources.limits["nvidia.com/gpu"] == "1"
+    assert api.get(f"/api/results/{result_id}/logs").json()["state"] == "running"
+
+    assert api.post(f"/api/results/{result_id}/stop").status_code == 200
+    assert _jobs(cluster, result_id) == []
+    assert api.get(f"/api/results/{result_id}").json()["status"] == "stopped"
+
+
+def test_the_reconciler_fails_a_result_whose_job_failed_and_ignores_a_stopped_one(
+    api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any], cluster: ApiClient
+) -> None:
+    failing, stopped = _deploy(api, user, summaries), _deploy(api, user, summaries)
+    stop = threading.Event()
+    thread = start_reconciler(cluster, stop, idle_timeout_seconds=1.0, retry_delay_s=0.05)
+    try:
+        failed = _fail_job_and_wait(api, cluster, failing)
+        assert "BackoffLimitExceeded" in failed["error"]
+
+        # A stop deletes the Job before it finished, which the reconciler reports: the stopped
+        # result stays stopped. (kmock lists both Jobs for one result's selector, so this stop
+        # deletes the failed Job too: the failed result keeps its first reason.)
+        assert api.post(f"/api/results/{stopped}/stop").status_code == 200
+        _poll(lambda: _jobs(cluster, stopped) == [], "the Job to be deleted")
+        # One watch thread handles Job events in order: once a later Job's failure is recorded,
+        # the deletes before it were handled too.
+        _fail_job_and_wait(api, cluster, _deploy(api, user, summaries))
+        assert api.get(f"/api/results/{stopped}").json()["status"] == "stopped"
+        assert api.get(f"/api/results/{failing}").json()["error"] == failed["error"]
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE_S)
+    assert not thread.is_alive()
+
+
+def test_an_inference_runs_as_a_deployment_that_scales_and_a_stop_deletes_it(
+    api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any], cluster: ApiClient
+) -> None:
+    result = finished_result(user, stored_model(user, summaries, "pytorch"))
+    body = {
+        "result_id": result.pk,
+        "replicas": 2,
+        "input_format": "RAW",
+        "input_config": {"data_type": "float32", "data_reshape": "4"},
+        "input_topic": "in",
+        "output_topic": "out",
+    }
+    inference_id = api.post("/api/inferences", body, format="json").json()["id"]
+    apps = client.AppsV1Api(cluster)
+    name = f"kafkaml-inference-{inference_id}"
+
+    assert apps.read_namespaced_deployment(name, NAMESPACE).spec.replicas == 2
+    assert api.get(f"/api/inferences/{inference_id}/logs").json()["state"] == "running"
+    response = api.post(f"/api/inferences/{inference_id}/scale", {"replicas": 3}, format="json")
+    assert response.status_code == 200
+    assert apps.read_namespaced_deployment(name, NAMESPACE).spec.replicas == 3
+
+    assert api.post(f"/api/inferences/{inference_id}/stop").status_code == 200
+    assert api.get(f"/api/inferences/{inference_id}/logs").json()["state"] == "not-started"

@@ -1,0 +1,308 @@
+"""The local runner through the API: real training job processes against a live backend over
+HTTP, the real broker, the real database; jobs finish, die, stop, and survive a restart."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from confluent_kafka import Consumer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.management import call_command
+from pytest_django.live_server_helper import LiveServer
+from rest_framework.test import APIClient
+
+from backend.apps.mlmodels.executor import validate_model_code
+from backend.apps.processes.models import JobProcess
+from backend.kafkaml_backend.runners.local import (
+    ENDED_UNWATCHED,
+    _alive,
+    reconcile,
+    watched_pids,
+)
+from backend.testing import PYTORCH_MODEL, deployed, finished_result, stored_model
+from kafkaml.datasources import RawSink
+from kafkaml.kafka import KafkaSettings, make_producer
+
+DEADLINE_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def torch_summary() -> dict[str, dict[str, Any]]:
+    code = PYTORCH_MODEL
+    return {
+        "pytorch": validate_model_code(
+            framework=code.framework, imports=code.imports, code=code.code, distributed=False
+        )
+    }
+
+
+@pytest.fixture
+def local_backend(
+    transactional_db: None,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """A live backend with the local runner and a fresh control topic; yields the topic."""
+    server = LiveServer("127.0.0.1:0")
+    topic = new_topic()
+    update = {"runner": "local", "backend_url": server.url, "control_topic": topic}
+    monkeypatch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update=update))
+    monkeypatch.setenv("KAFKAML_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
+    monkeypatch.setenv("KAFKAML_TRAINING_SEED", "7")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    yield topic
+    for row in JobProcess.objects.filter(ended_at__isnull=True):
+        if _alive(row.pid):
+            os.killpg(row.pid, signal.SIGKILL)
+    # The watcher threads write to the database: they finish before the test's data goes.
+    _poll(lambda: not watched_pids(), "the watchers to record every exit")
+    server.stop()
+
+
+def _deploy(api: APIClient, user: AbstractBaseUser, summary: dict[str, Any]) -> dict[str, Any]:
+    model = stored_model(user, summary, "pytorch")
+    configuration = api.post(
+        "/api/configurations", {"name": "c", "ml_model_ids": [model.pk]}, format="json"
+    ).json()
+    response = api.post(
+        "/api/deployments",
+        {"configuration_id": configuration["id"], "batch_size": 32, "fit_kwargs": {"epochs": 2}},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    results = api.get(f"/api/deployments/{response.json()['id']}/results").json()
+    return {"deployment": response.json(), "result": results[0]}
+
+
+def _poll(condition: Callable[[], Any], what: str) -> Any:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)  # poll interval, not a stand-in for the condition
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _result(api: APIClient, result_id: int) -> dict[str, Any]:
+    return api.get(f"/api/results/{result_id}").json()
+
+
+def _job_pid(result_id: int) -> int:
+    def live_pid() -> int | None:
+        row = JobProcess.objects.filter(kind="result", object_id=result_id).first()
+        return row.pid if row is not None and _alive(row.pid) else None
+
+    return int(_poll(live_pid, "the job process"))
+
+
+def _send_data(kafka: KafkaSettings, control_topic: str, deployment_id: int, data: str) -> None:
+    rng = np.random.default_rng(0)
+    centers = np.random.default_rng(42).normal(0, 3, size=(3, 4))
+    y = rng.integers(0, 3, size=600).astype(np.uint8)
+    x = (centers[y] + rng.normal(0, 1, size=(600, 4))).astype(np.float32)
+    sink = RawSink(
+        kafka.bootstrap_servers, data, deployment_id, control_topic=control_topic,
+        kafka_settings=kafka, progress=False, test_rate=0.2,
+    )  # fmt: skip
+    sink.send_many(x, y)
+    sink.close()
+
+
+def test_a_deployed_job_trains_to_finished_survives_a_restart_and_its_model_serves(
+    api: APIClient,
+    user: AbstractBaseUser,
+    torch_summary: dict[str, Any],
+    local_backend: str,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+    consumer_factory: Callable[..., Consumer],
+    group_id: str,
+) -> None:
+    deployed = _deploy(api, user, torch_summary)
+    result_id = deployed["result"]["id"]
+    pid = _job_pid(result_id)
+
+    # A fresh backend (watching nothing) finds the live job and leaves it running and tracked.
+    assert reconcile(skip_watched=False) == []
+    assert _alive(pid)
+    assert api.get(f"/api/results/{result_id}/logs").json()["state"] == "running"
+
+    _send_data(kafka_settings, local_backend, deployed["deployment"]["id"], new_topic())
+    ended = _poll(
+        lambda: (r := _result(api, result_id))["status"] in ("finished", "failed") and r,
+        "the result to end",
+    )
+    assert ended["status"] == "finished", api.get(f"/api/results/{result_id}/logs").json()
+    row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
+    assert row.exit_code == 0
+    logs = api.get(f"/api/results/{result_id}/logs").json()
+    assert logs["state"] == "exited"
+    assert "training finished" in logs["logs"]  # the last line, written after the report
+
+    _serve_scale_and_stop(api, result_id, kafka_settings, new_topic, consumer_factory, group_id)
+
+
+def _serve_scale_and_stop(
+    api: APIClient,
+    result_id: int,
+    kafka: KafkaSettings,
+    new_topic: Callable[..., str],
+    consumer_factory: Callable[..., Consumer],
+    group_id: str,
+) -> None:
+    source, sink = new_topic(), new_topic()
+    body = {
+        "result_id": result_id,
+        "replicas": 2,
+        "input_format": "RAW",
+        "input_config": {"data_type": "float32", "data_reshape": "4"},
+        "input_topic": source,
+        "output_topic": sink,
+    }
+    response = api.post("/api/inferences", body, format="json")
+    assert response.status_code == 201, response.json()
+    inference_id = response.json()["id"]
+    _poll(lambda: _live_replicas(inference_id) == [0, 1], "two replicas")
+
+    # Records keep coming until one prediction is out: a replica may join after the first one.
+    producer = make_producer(kafka)
+    consumer = consumer_factory(group_id)
+    consumer.subscribe([sink])
+
+    def prediction() -> Any:
+        producer.produce(source, np.zeros(4, dtype=np.float32).tobytes())
+        producer.flush(10)
+        message = consumer.poll(1.0)
+        return message if message is not None and message.error() is None else None
+
+    assert _poll(prediction, "a prediction").value()
+
+    assert api.post(f"/api/inferences/{inference_id}/scale", {"replicas": 1}).status_code == 200
+    _poll(lambda: _live_replicas(inference_id) == [0], "replica 1 to end")
+
+    assert api.post(f"/api/inferences/{inference_id}/stop").status_code == 200
+    _poll(lambda: _live_replicas(inference_id) == [], "every replica to end")
+    assert api.get(f"/api/inferences/{inference_id}").json()["status"] == "stopped"
+
+
+def _live_replicas(inference_id: int) -> list[int]:
+    rows = JobProcess.objects.filter(kind="inference", object_id=inference_id)
+    return sorted(row.replica for row in rows if row.ended_at is None and _alive(row.pid))
+
+
+def test_a_killed_job_leaves_its_result_failed_with_the_exit_reason(
+    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+) -> None:
+    result_id = _deploy(api, user, torch_summary)["result"]["id"]
+    os.killpg(_job_pid(result_id), signal.SIGKILL)
+
+    failed = _poll(
+        lambda: (r := _result(api, result_id))["status"] == "failed" and r, "the result to fail"
+    )
+    assert "killed by signal 9 (SIGKILL)" in failed["error"]
+
+
+def test_a_stop_through_the_api_ends_the_job_process_and_the_result_is_stopped(
+    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+) -> None:
+    result_id = _deploy(api, user, torch_summary)["result"]["id"]
+    pid = _job_pid(result_id)
+
+    assert api.post(f"/api/results/{result_id}/stop").status_code == 200
+    _poll(lambda: not _alive(pid), "the job process to end")
+    row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
+    assert row.stop_requested
+    assert _result(api, result_id)["status"] == "stopped"
+
+
+def test_a_job_that_ended_while_no_backend_watched_fails_its_result_with_its_log(
+    transactional_db: None,
+    user: AbstractBaseUser,
+    torch_summary: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    # A result whose job a previous backend started (runner none here: nothing starts it) ...
+    deployment = deployed(user, [stored_model(user, torch_summary, "pytorch")], mode="classic")
+    [result] = deployment.results.all()
+    # ... and that job ended before this backend came up (no settings: it fails at once).
+    log_path = tmp_path / "job.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKAML_")}
+    with log_path.open("wb") as log:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "model_training"], env=env, stdout=log, stderr=log
+        )
+    job.wait()
+    JobProcess.objects.create(
+        kind="result", object_id=result.pk, pid=job.pid, log_path=str(log_path)
+    )
+
+    out = io.StringIO()
+    call_command("reconcile_jobs", stdout=out)
+    assert out.getvalue().split() == ["ended:", str(job.pid)]
+    result.refresh_from_db()
+    assert result.status == "failed"
+    assert ENDED_UNWATCHED in result.error
+    assert log_path.read_text().strip().splitlines()[-1] in result.error
+    assert reconcile() == []
+
+
+def test_replicas_that_cannot_load_their_model_leave_the_inference_failed_with_the_log(
+    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+) -> None:
+    result = finished_result(user, stored_model(user, torch_summary, "pytorch"), b"not a model")
+    body = {
+        "result_id": result.pk,
+        "replicas": 2,
+        "input_format": "RAW",
+        "input_config": {"data_type": "float32", "data_reshape": "4"},
+        "input_topic": "in",
+        "output_topic": "out",
+    }
+    inference_id = api.post("/api/inferences", body, format="json").json()["id"]
+
+    failed = _poll(
+        lambda: (
+            (i := api.get(f"/api/inferences/{inference_id}").json())["status"] == "failed" and i
+        ),
+        "the inference to fail",
+    )
+    assert "the job process exited with code 1" in failed["error"]
+    assert "inference failed" in failed["error"]
+    assert sorted(
+        JobProcess.objects.filter(kind="inference", object_id=inference_id).values_list(
+            "replica", flat=True
+        )
+    ) == [0, 1]
+
+
+def test_a_job_that_cannot_start_fails_its_result_with_the_reason(
+    transactional_db: None,
+    user: AbstractBaseUser,
+    torch_summary: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("a file where the data dir should be")
+    update = {"runner": "local", "data_dir": not_a_folder}
+    monkeypatch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update=update))
+
+    deployment = deployed(user, [stored_model(user, torch_summary, "pytorch")], mode="classic")
+
+    [result] = deployment.results.all()
+    assert result.status == "failed"
+    assert result.error.startswith("the job process did not start:")
+    assert not JobProcess.objects.exists()
