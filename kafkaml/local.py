@@ -69,6 +69,7 @@ def programs(settings: LocalSettings) -> list[Program]:
     url = backend_url(settings)
     common = {
         "DJANGO_SETTINGS_MODULE": BACKEND_SETTINGS,
+        "KAFKAML_RUNNER": "local",
         "KAFKAML_DATA_DIR": str(settings.data_dir),
         "KAFKAML_BACKEND_URL": url,
         "KAFKAML_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.broker_port}",
@@ -114,27 +115,27 @@ def prepare_backend(settings: LocalSettings, out: Callable[[str], None]) -> None
     Raises LocalStackError with the command's output when a step fails.
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    manage = [sys.executable, str(PROJECT_ROOT / "backend" / "manage.py")]
+    _manage(settings, "migrate", "--noinput")
+    out(_manage(settings, "ensure_admin"))
+    _manage(settings, "issue_service_token", "--output", str(settings.data_dir / "service_token"))
+
+
+def _manage(settings: LocalSettings, *args: str) -> str:
+    """Run a backend management command for this stack; its output, or LocalStackError."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": BACKEND_SETTINGS,
         "KAFKAML_DATA_DIR": str(settings.data_dir),
     }
-    steps = [
-        ["migrate", "--noinput"],
-        ["ensure_admin"],
-        ["issue_service_token", "--output", str(settings.data_dir / "service_token")],
-    ]
-    for args in steps:
-        result = subprocess.run(
-            [*manage, *args], env=env, text=True, capture_output=True, check=False, cwd=PROJECT_ROOT
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "backend" / "manage.py"), *args],
+        env=env, text=True, capture_output=True, check=False, cwd=PROJECT_ROOT,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise LocalStackError(
+            f"manage.py {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}"
         )
-        if result.returncode != 0:
-            raise LocalStackError(
-                f"manage.py {args[0]} failed: {result.stderr.strip() or result.stdout.strip()}"
-            )
-        if args[0] == "ensure_admin":
-            out(result.stdout.strip())
+    return result.stdout.strip()
 
 
 def broker(command: str, settings: LocalSettings) -> subprocess.CompletedProcess[str]:
@@ -205,6 +206,8 @@ def up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
 
 def down(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
     """Stop every program and then the broker; nothing is left running."""
+    if (settings.data_dir / "service_token").exists():  # the backend was prepared: jobs may run
+        out(_manage(settings, "stop_jobs"))
     pid = _supervisord_pid(settings)
     if pid is not None:
         _supervisorctl(settings, "shutdown")

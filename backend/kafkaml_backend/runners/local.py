@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -312,6 +313,39 @@ def _fail_result_if_active(result_id: int, message: str, result_fail: object) ->
     status = TrainingResult.objects.filter(pk=result_id).values_list("status", flat=True).first()
     if status in (ResultStatus.CREATED, ResultStatus.RUNNING):
         result_fail(result_id=result_id, reason=message)  # type: ignore[operator]
+
+
+STACK_STOPPED = "the local stack was stopped while the job ran"
+
+
+def stop_all_jobs(*, grace_s: float = 20.0) -> list[int]:
+    """End every job process believed alive (SIGTERM, SIGKILL after `grace_s`); returns pids.
+
+    For `kafkaml local down`: the jobs run in their own sessions, so stopping the backend does
+    not end them. Their active results and inferences fail with STACK_STOPPED first, and the
+    rows are marked stop-requested, so the exit the watcher records changes nothing more.
+    """
+    from backend.apps.inferences.services import inference_fail
+    from backend.apps.training.services import result_fail
+
+    rows = list(JobProcess.objects.filter(ended_at__isnull=True))
+    for row in rows:
+        if row.kind == ProcessKind.RESULT:
+            _fail_result_if_active(row.object_id, f"{STACK_STOPPED}.", result_fail)
+        else:
+            inference_fail(inference_id=row.object_id, reason=f"{STACK_STOPPED}.")
+    JobProcess.objects.filter(pk__in=[row.pk for row in rows]).update(stop_requested=True)
+    live = sorted({row.pid for row in rows if _alive(row.pid)})
+    for pid in live:
+        _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while any(_alive(pid) for pid in live) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in live:
+        _kill_if_alive(pid)
+    for pid in {row.pid for row in rows}:
+        record_end(pid, STACK_STOPPED)
+    return live
 
 
 def watched_pids() -> set[int]:

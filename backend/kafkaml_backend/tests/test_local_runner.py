@@ -306,3 +306,17 @@ def test_a_job_that_cannot_start_fails_its_result_with_the_reason(
     assert result.status == "failed"
     assert result.error.startswith("the job process did not start:")
     assert not JobProcess.objects.exists()
+
+
+def test_stopping_the_local_stack_ends_every_job_and_says_so_on_its_result(
+    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+) -> None:
+    result_id = _deploy(api, user, torch_summary)["result"]["id"]
+    pid = _job_pid(result_id)
+
+    call_command("stop_jobs", stdout=io.StringIO())
+
+    assert not _alive(pid)
+    failed = _result(api, result_id)
+    assert failed["status"] == "failed"
+    assert "the local stack was stopped" in failed["error"]
