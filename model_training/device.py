@@ -10,13 +10,15 @@ log = logging.getLogger(__name__)
 def training_device(framework: str) -> str:
     """ "cuda" / "GPU" when the framework sees a GPU, else "cpu".
 
-    TensorFlow places Keras training on its first GPU by itself; PyTorch modules stay where the
-    framework adapter puts them (see the README: the GPU path is not exercised in CI).
+    TensorFlow places Keras training on its first GPU by itself. The PyTorch adapter moves each
+    model it builds or loads to `kafkaml.frameworks.pytorch.default_device()`, the device named
+    here, and trains, evaluates and predicts there. (See the README: the GPU path has not been
+    run on a GPU here.)
     """
     if framework == "pytorch":
-        import torch
+        from kafkaml.frameworks.pytorch import default_device
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return default_device().type
     import tensorflow as tf
 
     return "GPU" if tf.config.list_physical_devices("GPU") else "cpu"

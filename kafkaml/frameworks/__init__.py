@@ -23,6 +23,7 @@ from kafkaml.frameworks.chain import chain_order, split_metrics
 from kafkaml.frameworks.errors import (
     ArtifactError,
     ChainError,
+    DeviceMoveError,
     FrameworkError,
     InputShapeError,
     ModelCodeError,
@@ -77,6 +78,7 @@ __all__ = [
     "Batch",
     "BatchSource",
     "ChainError",
+    "DeviceMoveError",
     "EpochCallback",
     "Framework",
     "FrameworkError",

@@ -66,5 +66,10 @@ class ChainError(FrameworkError):
     """Models linked by parent links do not form one early-exit chain."""
 
 
+class DeviceMoveError(RuntimeError):
+    """A PyTorch model was asked to move to another device after its optimizer was made: the
+    optimizer's state would stay behind on the old device."""
+
+
 class OnnxExportUnavailable(FrameworkError):
     """ONNX export cannot run in this environment; the message says why."""

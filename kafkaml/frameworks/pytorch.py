@@ -6,6 +6,12 @@ includes `"loss"`). The input shape (without the batch dimension) comes from `mo
 or a top-level `input_shape` in the code, else from a first `nn.Linear` layer.
 An artifact is the module's `state_dict` (loaded with `weights_only=True`, never unpickled code)
 plus the user code that builds the module.
+
+A model lives on one device: the GPU when torch sees one, else the CPU, unless `build` or `load`
+is given a `device`. Batches are moved there for training, evaluation and prediction;
+predictions and saved weights come back on the CPU, so artifacts load on CPU-only machines.
+Tensors that the user code makes itself (a loss's class weights) must be made on the device of
+the module's parameters.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from kafkaml.frameworks.chain import exit_prefix, split_metrics
 from kafkaml.frameworks.errors import (
     ArtifactError,
     ChainError,
+    DeviceMoveError,
     ModelCodeError,
     TrainingSettingsError,
 )
@@ -42,33 +49,70 @@ from kafkaml.frameworks.usercode import error_from, run_user_code
 _FIT_KEYS = {"epochs", "max_epochs", "epoch_length"}
 _EVAL_KEYS = {"epoch_length"}
 
+DeviceLike = torch.device | str
+
+
+def default_device() -> torch.device:
+    """The device a model goes to unless told otherwise: "cuda" when torch sees a GPU, else
+    "cpu"."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
 
 class TorchModel:
-    """An `nn.Module` with its input shape; predicts under `torch.inference_mode`."""
+    """An `nn.Module` with its input shape and device; predicts under `torch.inference_mode`.
+
+    The module is moved to `device` (default: `default_device()`) when the model is made.
+    """
 
     framework = "pytorch"
 
-    def __init__(self, module: torch.nn.Module, input_shape: Sequence[int]) -> None:
+    def __init__(
+        self,
+        module: torch.nn.Module,
+        input_shape: Sequence[int],
+        *,
+        device: DeviceLike | None = None,
+    ) -> None:
         self.module = module
         self.input_shape = tuple(input_shape)
+        self.device = _resolve(device)
+        self.module.to(self.device)
         self._input_dtype: str | None = None
         self._optimizer: Any = None
 
+    def move_to(self, device: DeviceLike) -> None:
+        """Move the module to `device`; moving to the device it is on does nothing.
+
+        Raises DeviceMoveError once the optimizer exists (after the first `fit`): its state
+        would stay on the old device. Move a model before training it.
+        """
+        target = _resolve(device)
+        if target == self.device:
+            return
+        if self._optimizer is not None:
+            raise DeviceMoveError(
+                f"cannot move the model from {self.device} to {target}: its optimizer already "
+                "exists; move it before the first fit"
+            )
+        self.module.to(target)
+        self.device = target
+
     def predict_batch(self, x: Array) -> Prediction:
-        """Predict the whole batch in one forward pass, in eval mode, without autograd."""
+        """Predict the whole batch in one forward pass on the model's device, in eval mode,
+        without autograd; the outputs are numpy arrays (on the CPU)."""
         check_input(x, (None, *self.input_shape))
         was_training = self.module.training
         if was_training:
             self.module.eval()
         try:
             with torch.inference_mode():
-                out = self.module(torch.from_numpy(np.asarray(x, dtype=self._dtype())))
+                out = self.module(self._tensor(x))
         finally:
             if was_training:
                 self.module.train()
         if isinstance(out, list | tuple):
-            return tuple(o.numpy() for o in out)
-        return out.numpy()  # type: ignore[no-any-return]
+            return tuple(o.cpu().numpy() for o in out)
+        return out.cpu().numpy()  # type: ignore[no-any-return]
 
     def summary(self) -> ModelSummary:
         """Shapes from a forward pass on zeros, parameter count and leaf layers."""
@@ -89,15 +133,26 @@ class TorchModel:
         )
 
     def save(self) -> bytes:
-        """The module's `state_dict` as `torch.save` bytes (the code is stored beside it)."""
+        """The module's `state_dict` as `torch.save` bytes, its tensors on the CPU whatever the
+        model's device, so they load without a GPU (the code is stored beside it)."""
+        state = self.module.state_dict()
+        for name, value in state.items():
+            # Replaced in place, not copied into a new dict: the dict's `_metadata` (layer
+            # versions) must reach `load_state_dict` too.
+            if isinstance(value, torch.Tensor):
+                state[name] = value.cpu()
         buffer = io.BytesIO()
-        torch.save(self.module.state_dict(), buffer)
+        torch.save(state, buffer)
         return buffer.getvalue()
 
     def export_onnx(self) -> bytes:
-        """ONNX bytes from torch's TorchScript exporter, batch dimension dynamic."""
-        example = torch.zeros((2, *self.input_shape), dtype=getattr(torch, self._dtype()))
-        outputs = self.predict_batch(example.numpy())
+        """ONNX bytes from torch's TorchScript exporter, batch dimension dynamic.
+
+        Traced on the model's device (the weights become the graph's initializers either way).
+        """
+        zeros = np.zeros((2, *self.input_shape), dtype=self._dtype())
+        outputs = self.predict_batch(zeros)
+        example = self._tensor(zeros)
         names = (
             [f"output_{i}" for i in range(len(outputs))]
             if isinstance(outputs, tuple)
@@ -123,11 +178,15 @@ class TorchModel:
         return buffer.getvalue()
 
     def optimizer(self) -> Any:
-        """The module's optimizer, made once: successive `fit` calls (incremental windows,
-        pseudo-label rounds) continue with the same optimizer state."""
+        """The module's optimizer, made once, over the parameters on the model's device:
+        successive `fit` calls (incremental windows, pseudo-label rounds) continue with the same
+        optimizer state."""
         if self._optimizer is None:
             self._optimizer = _call(self.module.optimizer, "optimizer")
         return self._optimizer
+
+    def _tensor(self, x: Array) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(x, dtype=self._dtype())).to(self.device)
 
     def _dtype(self) -> str:
         # The first floating parameter's dtype: inputs are cast to it (float32 usually).
@@ -148,8 +207,16 @@ class PyTorchFramework:
     name = "pytorch"
     artifact_format = "pytorch"
 
-    def build(self, imports: str, code: str, *, require_training: bool = True) -> TorchModel:
-        """Run the code, check `model` and its Kafka-ML methods, and find its input shape.
+    def build(
+        self,
+        imports: str,
+        code: str,
+        *,
+        require_training: bool = True,
+        device: DeviceLike | None = None,
+    ) -> TorchModel:
+        """Run the code, check `model` and its Kafka-ML methods, find its input shape, and move
+        it to `device` (default: `default_device()`).
 
         `require_training=False` skips `loss_fn/optimizer/metrics` (early-exit sub-models).
         Raises ModelCodeError with the line in the user's code.
@@ -163,7 +230,7 @@ class PyTorchFramework:
             )
         if require_training:
             _check_training_methods(module)
-        model = TorchModel(module, _input_shape(module, namespace))
+        model = TorchModel(module, _input_shape(module, namespace), device=device)
         try:
             model.summary()
         except Exception as exc:  # the user's forward() can raise anything
@@ -172,15 +239,24 @@ class PyTorchFramework:
             ) from exc
         return model
 
-    def load(self, artifact: bytes, *, imports: str = "", code: str = "") -> TorchModel:
-        """Build the module from the code, then load the `state_dict` bytes into it.
+    def load(
+        self,
+        artifact: bytes,
+        *,
+        imports: str = "",
+        code: str = "",
+        device: DeviceLike | None = None,
+    ) -> TorchModel:
+        """Build the module from the code on `device` (default: `default_device()`), then load
+        the `state_dict` bytes into it, whichever device they were saved from.
 
         Raises ModelCodeError for bad code, ArtifactError for weights that do not fit it.
         """
         if not code.strip():
             raise ArtifactError("PyTorch weights need the code that builds the module")
-        model = self.build(imports, code, require_training=False)
+        model = self.build(imports, code, require_training=False, device=device)
         try:
+            # Read onto the CPU, which every machine has; load_state_dict copies to the device.
             state = torch.load(io.BytesIO(artifact), weights_only=True, map_location="cpu")
             model.module.load_state_dict(state)
         except Exception as exc:  # torch raises several types for bad bytes or keys
@@ -196,9 +272,10 @@ class PyTorchFramework:
         validation: BatchSource | None = None,
         on_epoch_end: EpochCallback | None = None,
     ) -> History:
-        """Train with an Ignite trainer; after each epoch, evaluate `model.metrics()` on the
-        training batches and on the validation batches. Calling it again continues training
-        (same optimizer state), as incremental training and pseudo-label rounds need.
+        """Train with an Ignite trainer on the model's device; after each epoch, evaluate
+        `model.metrics()` on the training batches and on the validation batches. Calling it
+        again continues training (same optimizer state), as incremental training and
+        pseudo-label rounds need.
 
         `fit_kwargs`: `epochs` (or Kafka-ML's `max_epochs`, default 1) and `epoch_length`.
         Raises TrainingSettingsError for other keys or bad values.
@@ -208,6 +285,8 @@ class PyTorchFramework:
             model.module,
             model.optimizer(),
             _call(model.module.loss_fn, "loss_fn"),
+            device=model.device,
+            non_blocking=True,
             prepare_batch=_prepare(model),
         )
         history = History()
@@ -242,12 +321,22 @@ class PyTorchFramework:
         prediction at every exit; its loss is the sum of each tier's `loss_fn()` on the one
         label; its optimizer is the bottom tier's optimizer type and settings over all the
         tiers' parameters; its metrics are each tier's `metrics()` on its exit, named
-        `exit_<i>_<name>` (split them with `split_metrics`). The tiers are shared, not copied.
-        Raises ChainError for fewer than two tiers.
+        `exit_<i>_<name>` (split them with `split_metrics`). The tiers are shared, not copied,
+        and the chain is on their device. Raises ChainError for fewer than two tiers or tiers on
+        different devices.
         """
         if len(models) < 2:
             raise ChainError("an early-exit chain needs at least two models")
-        return TorchModel(_EarlyExitChain([m.module for m in models]), models[0].input_shape)
+        devices = {m.device for m in models}
+        if len(devices) > 1:
+            raise ChainError(
+                f"the tiers of a chain must be on one device, got {sorted(map(str, devices))}"
+            )
+        return TorchModel(
+            _EarlyExitChain([m.module for m in models]),
+            models[0].input_shape,
+            device=models[0].device,
+        )
 
     @staticmethod
     def split_metrics(metrics: Metrics, tiers: int) -> list[Metrics]:
@@ -275,7 +364,13 @@ def _evaluate(
 ) -> Metrics:
     """`owner.metrics()` of `module`'s output over the batches."""
     metrics = _call(owner.metrics, "metrics")
-    evaluator = create_supervised_evaluator(module, metrics=metrics, prepare_batch=_prepare(model))
+    evaluator = create_supervised_evaluator(
+        module,
+        metrics=metrics,
+        device=model.device,
+        non_blocking=True,
+        prepare_batch=_prepare(model),
+    )
     state = evaluator.run(_Batches(batches))
     return {name: float(value) for name, value in state.metrics.items()}
 
@@ -315,7 +410,7 @@ class _SumOfExitLosses(torch.nn.Module):
     def forward(self, outputs: Sequence[torch.Tensor], y: torch.Tensor) -> torch.Tensor:
         return sum(
             (loss(out, y) for loss, out in zip(self.losses, outputs, strict=True)),
-            torch.zeros(()),
+            torch.zeros((), device=outputs[0].device),
         )
 
 
@@ -343,15 +438,28 @@ class _Batches:
 
 
 def _prepare(model: TorchModel) -> Any:
+    """Ignite's batch function: numpy `(x, y)` to tensors on the engine's device (the model's)."""
     dtype = model._dtype()
 
     def prepare(batch: Any, device: Any = None, non_blocking: bool = False) -> tuple[Any, Any]:
         x, y = batch
         y = np.asarray(y)
         y = y.astype(np.int64) if np.issubdtype(y.dtype, np.integer) else y.astype(dtype)
-        return torch.from_numpy(np.asarray(x, dtype=dtype)), torch.from_numpy(y)
+        target = model.device if device is None else device
+        return (
+            torch.from_numpy(np.asarray(x, dtype=dtype)).to(target, non_blocking=non_blocking),
+            torch.from_numpy(y).to(target, non_blocking=non_blocking),
+        )
 
     return prepare
+
+
+def _resolve(device: DeviceLike | None) -> torch.device:
+    # A bare "cuda" gets the current GPU's index, so it equals the device parameters report.
+    target = default_device() if device is None else torch.device(device)
+    if target.type == "cuda" and target.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return target
 
 
 def _fit_settings(kwargs: Mapping[str, Any]) -> tuple[int, int | None]:

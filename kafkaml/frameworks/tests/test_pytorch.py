@@ -1,17 +1,21 @@
+import io
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 from kafkaml.frameworks import (
     ArtifactError,
     BatchSource,
+    ChainError,
+    DeviceMoveError,
     InputShapeError,
     ModelCodeError,
     TrainingSettingsError,
     load_artifact,
 )
-from kafkaml.frameworks.pytorch import PyTorchFramework
+from kafkaml.frameworks.pytorch import PyTorchFramework, default_device
 from kafkaml.frameworks.tests import models
 
 PT = PyTorchFramework()
@@ -63,13 +67,101 @@ def test_error_inside_loss_fn_reports_its_line() -> None:
 
 
 def test_predict_batch_matches_the_module_and_refuses_wrong_shapes(dense: Any) -> None:
-    import torch
-
     with torch.no_grad():
-        expected = dense.module(torch.from_numpy(X)).numpy()
+        expected = dense.module(torch.from_numpy(X).to(dense.device)).cpu().numpy()
     np.testing.assert_allclose(dense.predict_batch(X), expected, rtol=1e-6)
     with pytest.raises(InputShapeError):
         dense.predict_batch(X[:, :5])
+
+
+# Records the device of every input batch and label batch the module and its loss see.
+PT_DEVICE_PROBE = """\
+class Probe(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+        self.layers = nn.Sequential(nn.Linear(18, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x):
+        self.seen.add(("x", x.device))
+        return self.layers(x)
+
+    def loss_fn(self):
+        def loss(out, y):
+            self.seen.add(("y", y.device))
+            return nn.functional.cross_entropy(out, y)
+        return loss
+
+    def optimizer(self):
+        return torch.optim.Adam(self.parameters(), lr=0.01)
+
+    def metrics(self):
+        return {"accuracy": Accuracy(), "loss": Loss(self.loss_fn())}
+
+model = Probe()
+"""
+
+CUDA = pytest.param(
+    "cuda",
+    marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no GPU"),
+)
+
+
+def test_default_device_is_cuda_exactly_when_torch_sees_a_gpu(dense: Any) -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert default_device().type == expected
+    assert dense.device.type == expected
+    assert {p.device.type for p in dense.module.parameters()} == {expected}
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_explicit_device_trains_and_predicts_with_batches_and_parameters_on_it(
+    device: str,
+) -> None:
+    model = PT.build(models.PT_IMPORTS, PT_DEVICE_PROBE, device=device)
+    assert model.device.type == device
+    history = PT.fit(model, batches(), fit_kwargs={"epochs": 2}, validation=batches(20))
+    assert len(history.validation["loss"]) == 2
+    prediction = model.predict_batch(X)
+    assert isinstance(prediction, np.ndarray) and prediction.shape == (40, 3)
+    assert model.module.seen == {("x", model.device), ("y", model.device)}
+    assert {p.device for p in model.module.parameters()} == {model.device}
+    state = model.optimizer().state[next(model.module.parameters())]
+    assert isinstance(state["exp_avg"], torch.Tensor)
+    assert state["exp_avg"].device == model.device
+
+
+def test_moving_a_model_is_refused_once_its_optimizer_exists() -> None:
+    fresh = PT.build(models.PT_IMPORTS, models.PT_DENSE, device="cpu")
+    fresh.move_to("meta")  # a device every machine has, to move to without a GPU
+    assert fresh.device.type == "meta"
+    assert {p.device.type for p in fresh.module.parameters()} == {"meta"}
+
+    trained = PT.build(models.PT_IMPORTS, models.PT_DENSE, device="cpu")
+    PT.fit(trained, batches(), fit_kwargs={"epochs": 1})
+    trained.move_to("cpu")  # where it already is: nothing to move
+    with pytest.raises(DeviceMoveError, match="optimizer"):
+        trained.move_to("meta")
+    assert trained.device.type == "cpu"
+    assert {p.device.type for p in trained.module.parameters()} == {"cpu"}
+
+
+def test_chain_of_tiers_on_different_devices_is_refused() -> None:
+    edge, cloud = (
+        PT.build(models.PT_IMPORTS, code, device="cpu")
+        for code in (models.PT_EDGE, models.PT_CLOUD)
+    )
+    cloud.move_to("meta")
+    with pytest.raises(ChainError, match="one device"):
+        PT.chain([edge, cloud])
+
+
+def test_saved_weights_are_cpu_tensors_whatever_the_model_device(dense: Any) -> None:
+    state = torch.load(io.BytesIO(dense.save()), weights_only=True)
+    assert {t.device.type for t in state.values()} == {"cpu"}
+    loaded = PT.load(dense.save(), imports=models.PT_IMPORTS, code=models.PT_DENSE, device="cpu")
+    assert loaded.device.type == "cpu"
+    np.testing.assert_allclose(loaded.predict_batch(X), dense.predict_batch(X), rtol=1e-5)
 
 
 def test_save_load_predict_gives_identical_outputs(dense: Any) -> None:
