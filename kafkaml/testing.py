@@ -1,4 +1,5 @@
-"""pytest fixtures for every component's tests: a real broker, fresh topics and groups.
+"""pytest fixtures for every component's tests: a real broker, fresh topics and groups, and
+`wait_until` for conditions that hold a while later.
 
 Registered by the root conftest.py. The broker is the one named by KAFKAML_TEST_BOOTSTRAP, or a
 broker this plugin starts for the session (deploy/local/kafka/broker.sh on KAFKAML_TEST_BROKER_PORT,
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from confluent_kafka import Consumer
@@ -22,6 +25,39 @@ from kafkaml.local import PROJECT_ROOT, LocalStackError, scratch_broker
 
 # Group joins in tests take seconds, not librdkafka's 45 s session default.
 TEST_CONSUMER_OVERRIDES = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
+
+T = TypeVar("T")
+
+
+class WaitTimeout(AssertionError):
+    """A condition a test waited for did not hold within its timeout.
+
+    An AssertionError: pytest reports it as a failed claim, and code that handles failed
+    assertions (`except AssertionError`, `pytest.raises(AssertionError)`) handles it too, which
+    the BaseException that `pytest.fail` raises would slip past.
+    """
+
+    def __init__(self, what: str, timeout_s: float) -> None:
+        super().__init__(f"timed out after {timeout_s:g} s waiting for {what}")
+        self.what = what
+        self.timeout_s = timeout_s
+
+
+def wait_until(
+    condition: Callable[[], T | None], what: str, timeout_s: float = 60.0, interval_s: float = 0.1
+) -> T:
+    """Call `condition` every `interval_s` until it returns a truthy value, and return that value.
+
+    Raises WaitTimeout naming `what` when no call returned a truthy value within `timeout_s`.
+    An exception `condition` raises propagates at once: a condition may raise to stop waiting
+    early (a process it depends on died).
+    """
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise WaitTimeout(what, timeout_s)
+        time.sleep(interval_s)  # poll interval, not a stand-in for the condition
+    return value
 
 
 def broker_environment(port: int, directory: Path) -> dict[str, str]:

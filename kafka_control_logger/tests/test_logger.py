@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -20,17 +19,7 @@ from kafka_control_logger.tests.conftest import BackendServer
 from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.protocol import ControlMessage, InputFormat, encode_deployment_id
-
-DEADLINE_S = 60.0
-
-
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = DEADLINE_S) -> None:
-    """Poll `condition` until it holds; fail the test with `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.1)
+from kafkaml.testing import wait_until
 
 
 class RunningLogger:
@@ -122,7 +111,7 @@ def test_a_control_message_sent_by_a_raw_sink_appears_as_a_datasource_of_its_dep
     )
     sink.send_many(np.random.rand(20, 4).astype("float32"), np.arange(20, dtype="uint8") % 3)
     sent = sink.close()
-    wait_for(lambda: Datasource.objects.filter(deployment=deployment).exists(), "the datasource")
+    wait_until(lambda: Datasource.objects.filter(deployment=deployment).exists(), "the datasource")
     datasource = Datasource.objects.get(deployment=deployment)
     assert datasource.topic == sent.topic
     assert datasource.total_msg == 20
@@ -152,7 +141,7 @@ def test_malformed_or_unknown_deployment_messages_are_skipped_without_stopping_t
     producer.flush(10)
     with caplog.at_level(logging.WARNING, logger="kafka_control_logger.logger"):
         logger = start_logger(control_topic, group_id)
-        wait_for(
+        wait_until(
             lambda: Datasource.objects.filter(deployment=deployment).exists(),
             "the good message after the bad one",
         )
@@ -184,20 +173,20 @@ def test_control_messages_sent_while_the_backend_is_down_are_recorded_once_when_
     producer.flush(10)
     with caplog.at_level(logging.WARNING, logger="kafka_control_logger.logger"):
         logger = start_logger(control_topic, group_id)
-        wait_for(
+        wait_until(
             lambda: any("backend unreachable" in r.message for r in caplog.records),
             "the logger to find the backend down",
         )
     assert not Datasource.objects.exists()
     backend_server.start()
-    wait_for(lambda: Datasource.objects.count() == 3, "all three datasources")
+    wait_until(lambda: Datasource.objects.count() == 3, "all three datasources")
     logger.stop.set()
     logger.thread.join(30)
     assert committed(consumer_factory, group_id, control_topic) == 3
     # A second logger reading the topic from the start (a lost commit) records nothing twice.
     again = start_logger(control_topic, f"{group_id}-again")
     watcher = consumer_factory(f"{group_id}-again")
-    wait_for(
+    wait_until(
         lambda: committed_offset(watcher, control_topic) == 3,
         "the second logger to get through the topic",
     )

@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.testing import wait_until
 from model_inference.service import InferenceError, InferenceService
 from model_inference.tests.conftest import (
     TinyModel,
@@ -77,10 +78,10 @@ def test_two_replicas_split_the_partitions_and_answer_each_input_once(
     for thread in threads:
         thread.start()
     try:
-        _wait_for(lambda: all(r.assignment() for r in replicas), "both replicas to own partitions")
+        wait_until(lambda: all(r.assignment() for r in replicas), "both replicas to own partitions")
         x = samples(2000)
         produce_samples(kafka_settings, source, x)
-        _wait_for(lambda: sum(r.committed_records for r in replicas) >= len(x), "the answers")
+        wait_until(lambda: sum(r.committed_records for r in replicas) >= len(x), "the answers")
         owned = [{tp.partition for tp in r.assignment()} for r in replicas]
     finally:
         stop.set()
@@ -242,15 +243,6 @@ def assert_same_prediction(values: list[float], expected: np.ndarray) -> None:
     Keras kernels may round differently for another batch size, hence not bit equality.
     """
     np.testing.assert_allclose(np.float32(values), expected, rtol=1e-5, atol=1e-7)
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 60) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_an_output_on_another_cluster_gets_every_answer_through_its_own_producer(

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from kafkaml.kafka import KafkaSettings
+from kafkaml.testing import wait_until
 from model_training.tests.jobs import (
     CLASSES,
     announce,
@@ -18,7 +19,6 @@ from model_training.tests.jobs import (
     ranges_text,
     spec_document,
     start_job,
-    wait_until,
 )
 
 SAMPLES = 3000
@@ -42,7 +42,7 @@ def test_tensorflow_job_started_before_the_data_trains_on_it(
 ) -> None:
     control, data = new_topic(), new_topic(partitions=2)
     job = start_job(tmp_path, kafka_settings, spec_document("tensorflow", control, 301))
-    wait_until(lambda: job.result().joinpath("status").exists(), 120, "the job to start")
+    wait_until(lambda: job.result().joinpath("status").exists(), "the job to start", timeout_s=120)
     x, y = blobs(SAMPLES)
     ranges = produce_samples(kafka_settings, data, x, y, partitions=2)
     announce(kafka_settings, control, 301, ranges_text(ranges), total=SAMPLES)

@@ -10,8 +10,9 @@ from confluent_kafka import Consumer
 
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.protocol import encode_deployment_id
+from kafkaml.testing import wait_until
 from model_training.control import ControlTimeoutError, wait_for_control
-from model_training.tests.jobs import announce, wait_until
+from model_training.tests.jobs import announce
 
 
 def test_wait_skips_malformed_and_foreign_messages_and_returns_its_own(
@@ -44,7 +45,7 @@ def test_wait_ignores_messages_older_than_the_deployment(
     control = new_topic()
     announce(kafka_settings, control, 603, "stale:0:0:10", total=10)
     since = datetime.now(UTC) + timedelta(milliseconds=500)
-    wait_until(lambda: datetime.now(UTC) > since, 5, "the deployment's creation time")
+    wait_until(lambda: datetime.now(UTC) > since, "the deployment's creation time", timeout_s=5)
 
     with pytest.raises(ControlTimeoutError, match="deployment 603"):
         wait_for_control(consumer_factory(), control, 603, since, timeout_s=3)

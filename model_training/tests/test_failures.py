@@ -11,6 +11,7 @@ import numpy as np
 
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.protocol import TopicRange
+from kafkaml.testing import wait_until
 from model_training.job import EXIT_FAILED, EXIT_STOPPED
 from model_training.tests.jobs import (
     FEATURES,
@@ -20,7 +21,6 @@ from model_training.tests.jobs import (
     ranges_text,
     spec_document,
     start_job,
-    wait_until,
 )
 
 
@@ -32,7 +32,7 @@ def test_job_ignores_other_deployments_and_stale_messages_then_fails_after_its_t
     # A message for this deployment from an older run, then one for another deployment.
     announce(kafka_settings, control, 401, ranges_text(ranges), total=100)
     created = datetime.now(UTC) + timedelta(seconds=1)
-    wait_until(lambda: datetime.now(UTC) > created, 5, "the deployment's creation time")
+    wait_until(lambda: datetime.now(UTC) > created, "the deployment's creation time", timeout_s=5)
     announce(kafka_settings, control, 402, ranges_text(ranges), total=100)
     spec = spec_document("pytorch", control, 401, created_at=created)
     job = start_job(tmp_path, kafka_settings, spec, KAFKAML_TRAINING_CONTROL_TIMEOUT_S="6")
@@ -71,7 +71,9 @@ def test_sigterm_ends_a_waiting_job_promptly_with_the_stop_exit_code(
 ) -> None:
     control = new_topic()
     job = start_job(tmp_path, kafka_settings, spec_document("pytorch", control, 404))
-    wait_until(lambda: "waiting for the control message" in job.log(), 120, "the job to wait")
+    wait_until(
+        lambda: "waiting for the control message" in job.log(), "the job to wait", timeout_s=120
+    )
     job.process.send_signal(signal.SIGTERM)
 
     assert job.wait(timeout=30) == EXIT_STOPPED, job.log()

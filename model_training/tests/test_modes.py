@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kafkaml.kafka import KafkaSettings
+from kafkaml.testing import wait_until
 from model_training.job import EXIT_STOPPED
 from model_training.tests.jobs import (
     TF_IMPORTS,
@@ -24,7 +25,6 @@ from model_training.tests.jobs import (
     start_job,
     tier_code,
     torch_tier_code,
-    wait_until,
 )
 
 
@@ -43,10 +43,12 @@ def test_incremental_job_trains_on_windows_as_they_arrive_and_stops_at_stream_ti
     job = start_job(tmp_path, kafka_settings, spec)
     announce(kafka_settings, control, 501, data, incremental=True, validation_rate=0.2, test_rate=0)
     produce_samples(kafka_settings, data, *blobs(500, seed=3))
-    wait_until(lambda: len(job.epochs()) >= 2, 120, "training on the first window")
+    wait_until(lambda: len(job.epochs()) >= 2, "training on the first window", timeout_s=120)
     trained_first = len(job.epochs())
     produce_samples(kafka_settings, data, *blobs(500, seed=4))
-    wait_until(lambda: len(job.epochs()) > trained_first, 60, "training on the second window")
+    wait_until(
+        lambda: len(job.epochs()) > trained_first, "training on the second window", timeout_s=60
+    )
 
     assert job.wait() == 0, job.log()
     assert job.status() == ["finished"]
@@ -159,7 +161,7 @@ def test_indefinite_training_publishes_a_snapshot_on_improvement_and_runs_until_
             break
         trained = len(job.epochs())
         produce_samples(kafka_settings, data, *blobs(300, seed=10 + window))
-        wait_until(_more_epochs(job, trained), 120, f"training on window {window}")
+        wait_until(_more_epochs(job, trained), f"training on window {window}", timeout_s=120)
 
     assert snapshot.exists(), job.log()
     assert job.process.poll() is None  # indefinite: still running after its windows

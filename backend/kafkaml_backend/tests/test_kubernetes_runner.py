@@ -5,8 +5,7 @@ failed (the tests play the Job controller by patching a Job's status)."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from rest_framework.test import APIClient
 from backend.kafkaml_backend.runners.kubernetes import cluster_api_client, start_reconciler
 from backend.testing import finished_result, stored_model
 from kafkaml.k8s.tests.conftest import NAMESPACE, EmulatedApiServer
+from kafkaml.testing import wait_until
 
 DEADLINE_S = 20.0
 
@@ -71,15 +71,6 @@ def _jobs(api_client: ApiClient, result_id: int) -> list[client.V1Job]:
     return list(jobs.items)
 
 
-def _poll(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)  # poll interval, not a stand-in for the condition
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _fail_job_and_wait(api: APIClient, cluster: ApiClient, result_id: int) -> dict[str, Any]:
     """Play the Job controller: the Job of `result_id` reached its backoff limit. Returns the
     result once the backend recorded it failed."""
@@ -92,9 +83,10 @@ def _fail_job_and_wait(api: APIClient, cluster: ApiClient, result_id: int) -> di
     body = {"status": {"conditions": [condition], "failed": 1}}
     name = f"kafkaml-training-{result_id}"
     client.BatchV1Api(cluster).patch_namespaced_job_status(name, NAMESPACE, body)
-    return _poll(  # type: ignore[no-any-return]
+    return wait_until(
         lambda: (r := api.get(f"/api/results/{result_id}").json())["status"] == "failed" and r,
         f"result {result_id} to fail",
+        timeout_s=DEADLINE_S,
     )
 
 
@@ -130,7 +122,9 @@ def test_the_reconciler_fails_a_result_whose_job_failed_and_ignores_a_stopped_on
         # result stays stopped. (kmock lists both Jobs for one result's selector, so this stop
         # deletes the failed Job too: the failed result keeps its first reason.)
         assert api.post(f"/api/results/{stopped}/stop").status_code == 200
-        _poll(lambda: _jobs(cluster, stopped) == [], "the Job to be deleted")
+        wait_until(
+            lambda: _jobs(cluster, stopped) == [], "the Job to be deleted", timeout_s=DEADLINE_S
+        )
         # One watch thread handles Job events in order: once a later Job's failure is recorded,
         # the deletes before it were handled too.
         _fail_job_and_wait(api, cluster, _deploy(api, user, summaries))

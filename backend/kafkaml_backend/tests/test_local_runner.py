@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from backend.kafkaml_backend.runners.local import (
 from backend.testing import PYTORCH_MODEL, deployed, finished_result, stored_model
 from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.testing import wait_until
 
 DEADLINE_S = 120.0
 
@@ -67,7 +67,9 @@ def local_backend(
         if _alive(row.pid):
             os.killpg(row.pid, signal.SIGKILL)
     # The watcher threads write to the database: they finish before the test's data goes.
-    _poll(lambda: not watched_pids(), "the watchers to record every exit")
+    wait_until(
+        lambda: not watched_pids(), "the watchers to record every exit", timeout_s=DEADLINE_S
+    )
     server.stop()
 
 
@@ -86,18 +88,13 @@ def _deploy(api: APIClient, user: AbstractBaseUser, summary: dict[str, Any]) -> 
     return {"deployment": response.json(), "result": results[0]}
 
 
-def _poll(condition: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.2)  # poll interval, not a stand-in for the condition
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _result(api: APIClient, result_id: int) -> dict[str, Any]:
     return api.get(f"/api/results/{result_id}").json()
+
+
+def _exit_row(pid: int) -> JobProcess | None:
+    """The row of process `pid` once its watcher recorded the exit."""
+    return JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first()
 
 
 def _job_pid(result_id: int) -> int:
@@ -105,7 +102,7 @@ def _job_pid(result_id: int) -> int:
         row = JobProcess.objects.filter(kind="result", object_id=result_id).first()
         return row.pid if row is not None and _alive(row.pid) else None
 
-    return int(_poll(live_pid, "the job process"))
+    return int(wait_until(live_pid, "the job process", timeout_s=DEADLINE_S))
 
 
 def _send_data(kafka: KafkaSettings, control_topic: str, deployment_id: int, data: str) -> None:
@@ -141,12 +138,13 @@ def test_a_deployed_job_trains_to_finished_survives_a_restart_and_its_model_serv
     assert api.get(f"/api/results/{result_id}/logs").json()["state"] == "running"
 
     _send_data(kafka_settings, local_backend, deployed["deployment"]["id"], new_topic())
-    ended = _poll(
+    ended = wait_until(
         lambda: (r := _result(api, result_id))["status"] in ("finished", "failed") and r,
         "the result to end",
+        timeout_s=DEADLINE_S,
     )
     assert ended["status"] == "finished", api.get(f"/api/results/{result_id}/logs").json()
-    row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
+    row = wait_until(lambda: _exit_row(pid), "the exit to be recorded", timeout_s=DEADLINE_S)
     assert row.exit_code == 0
     logs = api.get(f"/api/results/{result_id}/logs").json()
     assert logs["state"] == "exited"
@@ -175,7 +173,7 @@ def _serve_scale_and_stop(
     response = api.post("/api/inferences", body, format="json")
     assert response.status_code == 201, response.json()
     inference_id = response.json()["id"]
-    _poll(lambda: _live_replicas(inference_id) == [0, 1], "two replicas")
+    wait_until(lambda: _live_replicas(inference_id) == [0, 1], "two replicas", timeout_s=DEADLINE_S)
 
     # Records keep coming until one prediction is out: a replica may join after the first one.
     producer = make_producer(kafka)
@@ -188,13 +186,17 @@ def _serve_scale_and_stop(
         message = consumer.poll(1.0)
         return message if message is not None and message.error() is None else None
 
-    assert _poll(prediction, "a prediction").value()
+    assert wait_until(prediction, "a prediction", timeout_s=DEADLINE_S).value()
 
     assert api.post(f"/api/inferences/{inference_id}/scale", {"replicas": 1}).status_code == 200
-    _poll(lambda: _live_replicas(inference_id) == [0], "replica 1 to end")
+    wait_until(
+        lambda: _live_replicas(inference_id) == [0], "replica 1 to end", timeout_s=DEADLINE_S
+    )
 
     assert api.post(f"/api/inferences/{inference_id}/stop").status_code == 200
-    _poll(lambda: _live_replicas(inference_id) == [], "every replica to end")
+    wait_until(
+        lambda: _live_replicas(inference_id) == [], "every replica to end", timeout_s=DEADLINE_S
+    )
     assert api.get(f"/api/inferences/{inference_id}").json()["status"] == "stopped"
 
 
@@ -209,8 +211,10 @@ def test_a_killed_job_leaves_its_result_failed_with_the_exit_reason(
     result_id = _deploy(api, user, torch_summary)["result"]["id"]
     os.killpg(_job_pid(result_id), signal.SIGKILL)
 
-    failed = _poll(
-        lambda: (r := _result(api, result_id))["status"] == "failed" and r, "the result to fail"
+    failed = wait_until(
+        lambda: (r := _result(api, result_id))["status"] == "failed" and r,
+        "the result to fail",
+        timeout_s=DEADLINE_S,
     )
     assert "killed by signal 9 (SIGKILL)" in failed["error"]
 
@@ -222,8 +226,8 @@ def test_a_stop_through_the_api_ends_the_job_process_and_the_result_is_stopped(
     pid = _job_pid(result_id)
 
     assert api.post(f"/api/results/{result_id}/stop").status_code == 200
-    _poll(lambda: not _alive(pid), "the job process to end")
-    row = _poll(lambda: JobProcess.objects.filter(pid=pid, ended_at__isnull=False).first(), "exit")
+    wait_until(lambda: not _alive(pid), "the job process to end", timeout_s=DEADLINE_S)
+    row = wait_until(lambda: _exit_row(pid), "the exit to be recorded", timeout_s=DEADLINE_S)
     assert row.stop_requested
     assert _result(api, result_id)["status"] == "stopped"
 
@@ -273,11 +277,12 @@ def test_replicas_that_cannot_load_their_model_leave_the_inference_failed_with_t
     }
     inference_id = api.post("/api/inferences", body, format="json").json()["id"]
 
-    failed = _poll(
+    failed = wait_until(
         lambda: (
             (i := api.get(f"/api/inferences/{inference_id}").json())["status"] == "failed" and i
         ),
         "the inference to fail",
+        timeout_s=DEADLINE_S,
     )
     assert "the job process exited with code 1" in failed["error"]
     assert "inference failed" in failed["error"]
