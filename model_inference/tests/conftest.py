@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Message
 
 from kafkaml.frameworks import get_framework, load_artifact
 from kafkaml.kafka import KafkaSettings, make_producer
@@ -219,29 +219,6 @@ def produce_samples(
         if number % 10_000 == 0:
             producer.poll(0)
     assert producer.flush(30) == 0
-
-
-def read_committed(
-    consumer_factory: Callable[..., Consumer], topic: str, count: int, timeout_s: float = 60
-) -> list[Message]:
-    """The first `count` records of `topic` visible to a read_committed consumer.
-
-    Keeps reading for a moment after `count` to catch any surplus record (a duplicate).
-    """
-    consumer = consumer_factory(isolation_level="read_committed")
-    consumer.subscribe([topic])
-    records: list[Message] = []
-    deadline = time.monotonic() + timeout_s
-    settle = None
-    while time.monotonic() < deadline:
-        batch = [m for m in consumer.consume(10_000, 0.5) if m.error() is None]
-        records.extend(batch)
-        if len(records) >= count:
-            settle = settle or time.monotonic() + 2.0
-            if time.monotonic() >= settle:
-                break
-    consumer.close()
-    return records
 
 
 def run_until(

@@ -13,7 +13,6 @@ import pytest
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.kafkaml_backend.test_settings")
 django.setup()
 
-from confluent_kafka import Consumer  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
@@ -31,11 +30,11 @@ from model_inference.tests.conftest import (  # noqa: E402
     RAW_CONFIG,
     TinyModel,
     produce_samples,
-    read_committed,
     run_until,
     samples,
     version_of,
 )
+from model_inference.tests.reader import read_committed  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,7 +45,6 @@ def test_a_replica_serves_the_backends_model_and_swaps_when_the_api_swaps(
     other_torch_model: TinyModel,
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
-    consumer_factory: Callable[..., Consumer],
 ) -> None:
     owner = get_user_model().objects.create_user(username=f"u{uuid.uuid4().hex[:8]}")
     api = APIClient()
@@ -77,9 +75,9 @@ def test_a_replica_serves_the_backends_model_and_swaps_when_the_api_swaps(
         assert swapped.status_code == 200, swapped.json()
         run_until([service], lambda: service.committed_records >= len(x))
     finally:
-        service.close()
+        service.close()  # nothing more is answered: a duplicate would be read below
 
-    outputs = read_committed(consumer_factory, target, len(x))
+    outputs = read_committed(kafka_settings, target)
     assert [int(r.key()) for r in outputs] == list(range(len(x)))  # type: ignore[arg-type]
     versions = [version_of(r) for r in outputs]
     new_version = swapped.json()["model_version"]

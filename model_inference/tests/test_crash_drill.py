@@ -23,7 +23,8 @@ from model_inference.tests.conftest import (
     spec_file,
     unique_inference_id,
 )
-from model_inference.tests.replicas import OutputReader, Replica
+from model_inference.tests.reader import OutputReader
+from model_inference.tests.replicas import Replica
 
 RECORDS = int(os.environ.get("KAFKAML_DRILL_RECORDS", "20000"))
 PRODUCE_SECONDS = float(os.environ.get("KAFKAML_DRILL_SECONDS", "10"))
@@ -61,13 +62,13 @@ def test_replica_killed_three_times_mid_stream_loses_and_duplicates_nothing(
         for replica in replicas:
             replica.stop()
 
-    keys = Counter(key for key, _ in answers)
+    keys = Counter(answer.key() for answer in answers)
     assert replicas[1].starts == KILLS + 1
     assert len(answers) == RECORDS, f"{len(answers) - RECORDS} answers too many"
     assert keys == Counter(str(i).encode() for i in range(RECORDS))
     expected = torch_model.predictor().predict_batch(x)
-    got = np.array([json.loads(value)["values"] for _, value in answers], dtype=np.float32)
-    rows = np.array([int(key) for key, _ in answers])
+    got = np.array([json.loads(answer.value())["values"] for answer in answers], dtype=np.float32)
+    rows = np.array([int(answer.key()) for answer in answers])
     np.testing.assert_allclose(got, expected[rows], rtol=1e-5, atol=1e-7)
     assert exit_codes == [0, 0], [replica.tail() for replica in replicas]
 

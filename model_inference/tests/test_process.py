@@ -16,12 +16,12 @@ from model_inference.clients import group_id
 from model_inference.tests.conftest import (
     TinyModel,
     produce_samples,
-    read_committed,
     samples,
     spec_file,
     unique_inference_id,
 )
-from model_inference.tests.replicas import OutputReader, Replica
+from model_inference.tests.reader import OutputReader, read_committed
+from model_inference.tests.replicas import Replica
 
 
 def test_sigterm_commits_the_batch_in_hand_and_exits_zero(
@@ -60,11 +60,13 @@ def test_sigterm_commits_the_batch_in_hand_and_exits_zero(
         committed = group.committed([TopicPartition(source, p) for p in (0, 1)], timeout=30)
         answered = sum(max(tp.offset, 0) for tp in committed)
         assert 500 <= answered < len(x)  # stopped mid-stream
-        assert len(read_committed(consumer_factory, target, answered)) == answered
+        assert len(read_committed(kafka_settings, target)) == answered  # the replica exited
 
-        successor.start()  # the rest, exactly once
-        outputs = read_committed(consumer_factory, target, len(x), timeout_s=120)
-        assert successor.terminate() == 0, successor.tail()
+        with OutputReader(kafka_settings, target) as reader:
+            successor.start()  # the rest, exactly once
+            reader.wait_for(len(x), 120)
+            assert successor.terminate() == 0, successor.tail()
+            outputs = reader.read_to_end()  # the successor exited: a duplicate would be read
     finally:
         replica.stop()
         successor.stop()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from confluent_kafka import Consumer
 
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.testing import wait_until
@@ -17,7 +16,6 @@ from model_inference.service import InferenceError, InferenceService
 from model_inference.tests.conftest import (
     TinyModel,
     produce_samples,
-    read_committed,
     run_until,
     samples,
     spec_file,
@@ -26,6 +24,7 @@ from model_inference.tests.conftest import (
     values_of,
     version_of,
 )
+from model_inference.tests.reader import read_committed
 from model_inference.transactions import ERROR_HEADER, SOURCE_HEADER
 
 
@@ -35,7 +34,6 @@ def test_n_inputs_give_exactly_n_outputs_with_the_keys_and_values_of_the_model(
     request: pytest.FixtureRequest,
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
-    consumer_factory: Callable[..., Consumer],
     tmp_path: Path,
     closing: list,
 ) -> None:
@@ -49,7 +47,8 @@ def test_n_inputs_give_exactly_n_outputs_with_the_keys_and_values_of_the_model(
     closing.append(service)
 
     run_until([service], lambda: service.committed_records >= len(x))
-    outputs = read_committed(consumer_factory, target, len(x))
+    service.close()  # nothing more is answered: a duplicate would be read below
+    outputs = read_committed(kafka_settings, target)
 
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
     expected = model.predictor().predict_batch(x)
@@ -64,7 +63,6 @@ def test_two_replicas_split_the_partitions_and_answer_each_input_once(
     torch_model: TinyModel,
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
-    consumer_factory: Callable[..., Consumer],
     tmp_path: Path,
     closing: list,
 ) -> None:
@@ -87,11 +85,14 @@ def test_two_replicas_split_the_partitions_and_answer_each_input_once(
         stop.set()
         for thread in threads:
             thread.join(30)
+    assert not any(thread.is_alive() for thread in threads), "a replica did not stop"
+    for replica in replicas:
+        replica.close()
 
     assert owned[0] and owned[1] and not owned[0] & owned[1]
     assert owned[0] | owned[1] == {0, 1, 2, 3}
     assert all(r.committed_records > 0 for r in replicas)
-    outputs = read_committed(consumer_factory, target, len(x))
+    outputs = read_committed(kafka_settings, target)
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
 
 
@@ -99,7 +100,6 @@ def test_early_exit_chain_forwards_unconfident_rows_and_answers_the_rest(
     edge_and_cloud_models: tuple[TinyModel, TinyModel],
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
-    consumer_factory: Callable[..., Consumer],
     tmp_path: Path,
     closing: list,
 ) -> None:
@@ -123,16 +123,18 @@ def test_early_exit_chain_forwards_unconfident_rows_and_answers_the_rest(
 
     run_until(tiers, lambda: tiers[0].committed_records >= len(x)
               and tiers[1].committed_records >= forwarded.sum())  # fmt: skip
+    for tier in tiers:
+        tier.close()
 
-    answered = read_committed(consumer_factory, edge_out, int((~forwarded).sum()))
+    answered = read_committed(kafka_settings, edge_out)
     assert sorted(int(r.key()) for r in answered) == list(np.flatnonzero(~forwarded))
     for record in answered:
         assert_same_prediction(values_of(record), confidence[int(record.key())])
-    sent_up = read_committed(consumer_factory, upper, int(forwarded.sum()))
+    sent_up = read_committed(kafka_settings, upper)
     assert sorted(int(r.key()) for r in sent_up) == list(np.flatnonzero(forwarded))
     for record in sent_up:
         assert record.value() == hidden[int(record.key())].astype(np.float32).tobytes()
-    final = read_committed(consumer_factory, cloud_out, int(forwarded.sum()))
+    final = read_committed(kafka_settings, cloud_out)
     expected = cloud.predictor().predict_batch(hidden)
     assert sorted(int(r.key()) for r in final) == list(np.flatnonzero(forwarded))
     for record in final:
@@ -143,7 +145,6 @@ def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_are_answered
     torch_model: TinyModel,
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
-    consumer_factory: Callable[..., Consumer],
     tmp_path: Path,
     closing: list,
 ) -> None:
@@ -161,10 +162,11 @@ def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_are_answered
     closing.append(service)
 
     run_until([service], lambda: service.committed_records >= len(x))
+    service.close()
 
-    outputs = read_committed(consumer_factory, target, len(x) - len(bad))
+    outputs = read_committed(kafka_settings, target)
     assert sorted(int(r.key()) for r in outputs) == sorted(set(range(len(x))) - bad)
-    dead = read_committed(consumer_factory, f"{source}.dlq", len(bad))
+    dead = read_committed(kafka_settings, f"{source}.dlq")
     assert sorted(int(r.key()) for r in dead) == sorted(bad)
     for record in dead:
         headers = dict(record.headers())
@@ -180,7 +182,6 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
     other_torch_model: TinyModel,
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
-    consumer_factory: Callable[..., Consumer],
     tmp_path: Path,
     closing: list,
 ) -> None:
@@ -197,8 +198,9 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
     before_swap = service.committed_records
     spec.write(other_torch_model, "2")
     run_until([service], lambda: service.committed_records >= len(x))
+    service.close()
 
-    outputs = read_committed(consumer_factory, target, len(x))
+    outputs = read_committed(kafka_settings, target)
     assert [int(r.key()) for r in outputs] == list(range(len(x)))
     versions = [version_of(r) for r in outputs]
     assert versions == ["1"] * before_swap + ["2"] * (len(x) - before_swap)
@@ -213,7 +215,6 @@ def test_a_restarted_replica_fences_its_predecessor_and_nothing_is_answered_twic
     torch_model: TinyModel,
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
-    consumer_factory: Callable[..., Consumer],
     tmp_path: Path,
     closing: list,
 ) -> None:
@@ -232,8 +233,9 @@ def test_a_restarted_replica_fences_its_predecessor_and_nothing_is_answered_twic
         run_until([zombie], lambda: False, timeout_s=30)
     zombie.close()  # as its process would on exiting: the group moves on without it
     run_until([successor], lambda: successor.committed_records + zombie.committed_records >= len(x))
+    successor.close()
 
-    outputs = read_committed(consumer_factory, target, len(x))
+    outputs = read_committed(kafka_settings, target)
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
 
 
@@ -249,7 +251,6 @@ def test_an_output_on_another_cluster_gets_every_answer_through_its_own_producer
     torch_model: TinyModel,
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
-    consumer_factory: Callable[..., Consumer],
     tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
@@ -265,8 +266,9 @@ def test_an_output_on_another_cluster_gets_every_answer_through_its_own_producer
     closing.append(service)
 
     run_until([service], lambda: service.committed_records >= len(x))
+    service.close()
 
-    outputs = read_committed(consumer_factory, target, len(x))
+    outputs = read_committed(kafka_settings, target)
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
     expected = torch_model.predictor().predict_batch(x)
     for record in outputs:
