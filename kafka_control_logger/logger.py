@@ -19,18 +19,19 @@ import requests
 from confluent_kafka import Consumer, KafkaException, Message
 
 from kafkaml.protocol import ControlMessage, ControlMessageError
+from kafkaml.rest import BackendError, RestClient
 
 log = logging.getLogger(__name__)
 
 DATASOURCE_PATH = "/api/jobs/datasources"
 
 
-class BackendRefusedError(RuntimeError):
+class BackendRefusedError(BackendError):
     """The backend refused the logger's credentials (401/403): retrying cannot help."""
 
 
-class BackendUnavailableError(RuntimeError):
-    """The backend did not answer, or answered 5xx: the same record is tried again."""
+class BackendUnavailableError(BackendError):
+    """The backend did not answer, or answered 408/429/5xx: the same record is tried again."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,10 @@ class Recorded:
 
 
 class BackendClient:
-    """Posts control records to the backend's datasource endpoint with the service token."""
+    """Posts control records to the backend's datasource endpoint with the service token.
+
+    One attempt per call: `record_control_message` retries, and stops retrying on shutdown.
+    """
 
     def __init__(
         self,
@@ -53,26 +57,30 @@ class BackendClient:
         timeout_s: float = 10.0,
         session: requests.Session | None = None,
     ) -> None:
-        self.url = base_url.rstrip("/") + DATASOURCE_PATH
-        self.timeout_s = timeout_s
-        self.session = session or requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.rest = RestClient(base_url, token, timeout_s=timeout_s, session=session)
+        self.url = self.rest.url(DATASOURCE_PATH)
 
     def record(self, message: ControlMessage, record: Message) -> Recorded:
         """Record one control message; raises BackendUnavailableError or BackendRefusedError."""
         try:
-            response = self.session.post(
-                self.url, json=_body(message, record), timeout=self.timeout_s
-            )
-        except requests.RequestException as error:
-            raise BackendUnavailableError(f"backend unreachable: {error}") from error
-        if response.status_code in (200, 201):
-            return Recorded(created=response.status_code == 201)
-        if response.status_code in (401, 403):
-            raise BackendRefusedError(f"backend refused the service token: {response.text}")
-        if response.status_code in (408, 429) or response.status_code >= 500:
-            raise BackendUnavailableError(f"backend answered {response.status_code}")
-        return Recorded(created=False, refused=_message_of(response))
+            response = self.rest.request("POST", DATASOURCE_PATH, json=_body(message, record))
+        except BackendError as error:
+            return _refusal(error)
+        return Recorded(created=response.status_code == 201)
+
+
+def _refusal(error: BackendError) -> Recorded:
+    """A refusal for good (any other 4xx); raises for what retrying may fix or cannot fix."""
+    status, extra = error.status, error.extra
+    if status is None:
+        raise BackendUnavailableError(f"backend unreachable: {error}", extra=extra) from error
+    if status in (401, 403):
+        message = f"backend refused the service token: {error}"
+        raise BackendRefusedError(message, status=status, extra=extra) from error
+    if status in (408, 429) or status >= 500:
+        message = f"backend answered {status}"
+        raise BackendUnavailableError(message, status=status, extra=extra) from error
+    return Recorded(created=False, refused=str(error))
 
 
 def _body(message: ControlMessage, record: Message) -> dict[str, Any]:
@@ -90,13 +98,6 @@ def _body(message: ControlMessage, record: Message) -> dict[str, Any]:
         "sent_at": sent_at,
         "value": message.to_value(),
     }
-
-
-def _message_of(response: requests.Response) -> str:
-    try:
-        return str(response.json().get("message", response.text))
-    except ValueError:
-        return response.text
 
 
 def record_control_message(

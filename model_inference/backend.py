@@ -1,4 +1,4 @@
-"""HTTP client of the backend's job API, the part an inference replica uses.
+"""The calls of the backend's job API that an inference replica makes.
 
 The replica authenticates with the token scoped to its inference (`Authorization: Bearer`).
 Transient failures (connection errors, 502/503/504) are retried a few times with backoff;
@@ -9,50 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
+from kafkaml.rest import BackendError, RestClient, Retries
 
 MODEL_VERSION_HEADER = "X-Model-Version"
 
-
-class BackendError(RuntimeError):
-    """The backend refused a request or could not be reached."""
-
-    def __init__(
-        self, message: str, *, status: int | None = None, extra: dict[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.extra = extra or {}
+# Four retries, 0.5, 1, 2 and 4 s apart: a backend restart is waited out, a dead one is not.
+RETRIES = Retries(count=4, backoff_s=0.5, statuses=frozenset({502, 503, 504}))
 
 
 class JobApiClient:
-    """Calls `/api/jobs/...` of one backend with one job token."""
+    """Calls `/api/jobs/inferences/...` of one backend with one job token."""
 
     def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._timeout_s = timeout_s
-        self._session = requests.Session()
-        self._session.headers["Authorization"] = f"Bearer {token}"
-        retry = Retry(
-            total=4,
-            backoff_factor=0.5,
-            status_forcelist=(502, 503, 504),
-            allowed_methods=frozenset({"GET"}),
-            raise_on_status=False,
-        )
-        self._session.mount("http://", HTTPAdapter(max_retries=retry))
-        self._session.mount("https://", HTTPAdapter(max_retries=retry))
+        self._rest = RestClient(base_url, token, timeout_s=timeout_s, retries=RETRIES)
 
     def inference_spec(self, inference_id: int) -> dict[str, Any]:
         """The JSON spec of an inference. Raises BackendError."""
-        response = self._get(f"/api/jobs/inferences/{inference_id}/spec")
-        try:
-            value = response.json()
-        except ValueError as error:
-            raise BackendError(f"the spec of inference {inference_id} is not JSON") from error
+        value = self._rest.get_json(f"/api/jobs/inferences/{inference_id}/spec")
         if not isinstance(value, dict):
             raise BackendError(f"the spec of inference {inference_id} is not a JSON object")
         return value
@@ -62,7 +35,7 @@ class JobApiClient:
 
         Raises BackendError, also when the response lacks the X-Model-Version header.
         """
-        response = self._get(f"/api/jobs/inferences/{inference_id}/artifact")
+        response = self._rest.request("GET", f"/api/jobs/inferences/{inference_id}/artifact")
         version = response.headers.get(MODEL_VERSION_HEADER)
         if version is None:
             raise BackendError(
@@ -71,28 +44,7 @@ class JobApiClient:
         return response.content, version
 
     def close(self) -> None:
-        self._session.close()
-
-    def _get(self, path: str) -> requests.Response:
-        url = f"{self._base_url}{path}"
-        try:
-            response = self._session.get(url, timeout=self._timeout_s)
-        except requests.RequestException as error:
-            raise BackendError(f"GET {url} failed: {error}") from error
-        if response.status_code >= 400:
-            raise _error_from(response, url)
-        return response
+        self._rest.close()
 
 
-def _error_from(response: requests.Response, url: str) -> BackendError:
-    """A BackendError from the backend's uniform error body, or the bare status."""
-    message, extra = f"GET {url} answered {response.status_code}", dict[str, Any]()
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("message"), str):
-        message = f"{message}: {body['message']}"
-        if isinstance(body.get("extra"), dict):
-            extra = body["extra"]
-    return BackendError(message, status=response.status_code, extra=extra)
+__all__ = ["MODEL_VERSION_HEADER", "BackendError", "JobApiClient"]

@@ -12,21 +12,27 @@ Local mode (`KAFKAML_TRAINING_OUTPUT_DIR`) writes, per result, `result-<id>/`:
 from __future__ import annotations
 
 import json
-import logging
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import requests
 
-log = logging.getLogger(__name__)
+from kafkaml.rest import BackendError, RestClient, Retries
 
 Metrics = Mapping[str, float]
 
+# The backend may be restarting or overloaded: worth the wait. A 4xx will not change.
+RETRIED_STATUSES = frozenset({429, *range(500, 600)})
 
-class ReportingError(RuntimeError):
-    """The job API could not be reached, or refused a report, after every retry."""
+
+class ReportingError(BackendError):
+    """The job API could not be reached, or refused a report, after every retry; or the local
+    spec file could not be read."""
+
+    @classmethod
+    def of(cls, error: BackendError) -> ReportingError:
+        return cls(error.message, status=error.status, extra=error.extra)
 
 
 class ResultSink(Protocol):
@@ -105,51 +111,26 @@ class JobApi:
         session: requests.Session | None = None,
         timeout_s: float = 30.0,
     ) -> None:
-        self.url = f"{base_url.rstrip('/')}/api/jobs/results/{result_id}"
-        self.retries = retries
-        self.timeout_s = timeout_s
-        self.session = session or requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token}"
+        self.path = f"/api/jobs/results/{result_id}"
+        self.rest = RestClient(
+            base_url,
+            token,
+            timeout_s=timeout_s,
+            retries=Retries(count=retries, statuses=RETRIED_STATUSES),
+            session=session,
+        )
 
     def get_json(self, path: str) -> Any:
-        return self._call("GET", path).json()
+        try:
+            return self.rest.get_json(f"{self.path}/{path}")
+        except BackendError as error:
+            raise ReportingError.of(error) from error
 
     def post(self, path: str, **kwargs: Any) -> None:
-        self._call("POST", path, **kwargs)
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        url = f"{self.url}/{path}"
-        for attempt in range(self.retries + 1):
-            response = self._attempt(method, url, **kwargs)
-            if response is not None and not _retryable(response.status_code):
-                return _checked(response, method, url)
-            if attempt < self.retries:
-                delay = min(30.0, 2.0**attempt)
-                log.warning("%s %s failed; retrying in %.0f s", method, url, delay)
-                time.sleep(delay)  # backoff between attempts, not a wait for a condition
-        status = "no answer" if response is None else f"HTTP {response.status_code}"
-        raise ReportingError(f"{method} {url} failed after {self.retries + 1} attempts ({status})")
-
-    def _attempt(self, method: str, url: str, **kwargs: Any) -> requests.Response | None:
         try:
-            return self.session.request(method, url, timeout=self.timeout_s, **kwargs)
-        except requests.RequestException as error:
-            log.warning("%s %s: %s", method, url, error)
-            return None
-
-
-def _retryable(status: int) -> bool:
-    return status >= 500 or status == 429
-
-
-def _checked(response: requests.Response, method: str, url: str) -> requests.Response:
-    if response.ok:
-        return response
-    try:
-        message = response.json().get("message", response.text)
-    except ValueError:
-        message = response.text
-    raise ReportingError(f"{method} {url} answered {response.status_code}: {message}")
+            self.rest.request("POST", f"{self.path}/{path}", **kwargs)
+        except BackendError as error:
+            raise ReportingError.of(error) from error
 
 
 class HttpResultSink:

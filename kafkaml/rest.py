@@ -1,0 +1,148 @@
+"""The HTTP client of the backend's REST API that every worker builds its calls on.
+
+One base URL, one bearer token, JSON in and out, a time limit per request, and retries with
+exponential backoff when the backend did not answer or answered one of the retried statuses.
+Any other answer of 400 or above becomes a `BackendError` carrying the status and the backend's
+uniform error body (`{"message": ..., "extra": {...}}`). The token is sent in a header and
+appears in no log line and no error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+# How much of a response that is not the uniform error body an error message quotes.
+_QUOTED_TEXT_CHARS = 200
+
+
+class BackendError(RuntimeError):
+    """The backend refused a request (`status` 400 or above) or could not be reached
+    (`status` None). `extra` holds the `extra` object of the backend's error body."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.extra = extra or {}
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How a request that got no answer, or a status in `statuses`, is tried again: `count`
+    more times, `backoff_s` seconds before the first retry, doubling up to `max_backoff_s`."""
+
+    count: int = 0
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    statuses: frozenset[int] = frozenset({502, 503, 504})
+
+    def delay_s(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (counting from 0)."""
+        return float(min(self.max_backoff_s, self.backoff_s * 2**retry))
+
+
+class RestClient:
+    """Requests to one backend with one bearer token; paths are joined to `base_url`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout_s: float = 30.0,
+        retries: Retries = Retries(),
+        session: requests.Session | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self._session = session or requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {token}"
+
+    def url(self, path: str) -> str:
+        """The absolute URL of `path` (which starts with `/`)."""
+        return f"{self.base_url}{path}"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | None = None,
+    ) -> requests.Response:
+        """The backend's answer (status below 400), after the retries that were needed.
+
+        Raises BackendError for any other answer, or when no answer came after every retry;
+        success says nothing about the body (see `get_json`).
+        """
+        url = self.url(path)
+        outcome = self._attempt(method, url, json=json, data=data, files=files)
+        attempts = 1
+        while self._retryable(outcome) and attempts <= self.retries.count:
+            delay = self.retries.delay_s(attempts - 1)
+            log.warning("%s; retrying in %.1f s", outcome, delay)
+            time.sleep(delay)  # backoff between attempts, not a wait for a condition
+            outcome = self._attempt(method, url, json=json, data=data, files=files)
+            attempts += 1
+        if isinstance(outcome, requests.Response):
+            return outcome
+        if attempts == 1 or not self._retryable(outcome):
+            raise outcome
+        message = f"{outcome} (after {attempts} attempts)"
+        raise BackendError(message, status=outcome.status, extra=outcome.extra) from outcome
+
+    def get_json(self, path: str) -> Any:
+        """The JSON document at `path`. Raises BackendError, also when the body is not JSON."""
+        response = self.request("GET", path)
+        try:
+            return response.json()
+        except ValueError as error:
+            raise BackendError(f"GET {self.url(path)} answered no JSON document") from error
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _retryable(self, outcome: requests.Response | BackendError) -> bool:
+        return isinstance(outcome, BackendError) and (
+            outcome.status is None or outcome.status in self.retries.statuses
+        )
+
+    def _attempt(self, method: str, url: str, **kwargs: Any) -> requests.Response | BackendError:
+        """The answer to one attempt, or the BackendError it came to."""
+        try:
+            response = self._session.request(method, url, timeout=self.timeout_s, **kwargs)
+        except requests.RequestException as error:
+            unreachable = BackendError(f"{method} {url} failed: {error}")
+            unreachable.__cause__ = error
+            return unreachable
+        if response.status_code >= 400:
+            return _error_from(response, method, url)
+        return response
+
+
+def _error_from(response: requests.Response, method: str, url: str) -> BackendError:
+    """A BackendError from the backend's uniform error body, or else a quote of the body."""
+    message, extra = f"{method} {url} answered {response.status_code}", dict[str, Any]()
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        message = f"{message}: {body['message']}"
+        if isinstance(body.get("extra"), dict):
+            extra = body["extra"]
+    elif response.text.strip():
+        message = f"{message}: {response.text.strip()[:_QUOTED_TEXT_CHARS]}"
+    return BackendError(message, status=response.status_code, extra=extra)
