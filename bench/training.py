@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable
 
 import numpy as np
 from confluent_kafka import KafkaException
@@ -24,7 +23,8 @@ from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin
 from kafkaml.protocol import ControlMessage
 from model_training.dataset import TRAIN, Samples, StreamedSplit, array_batches, collect
-from model_training.readers import make_reader
+from model_training.reader_process import ChildReader
+from model_training.readers import RangeReader, make_reader
 
 SAMPLES = int(os.environ.get("KAFKAML_BENCH_TRAINING_SAMPLES", "1000000"))
 FEATURES = 16
@@ -98,7 +98,7 @@ def _sink(settings: KafkaSettings, topic: str, control: str) -> RawSink:
 
 
 def _ingest(settings: KafkaSettings, message: ControlMessage, reader: str) -> float:
-    read = make_reader(reader, "tensorflow", settings, stall_timeout_s=60)
+    read = _ready_reader(reader, settings)
     start = time.perf_counter()
     samples = _collect(read, message)
     elapsed = time.perf_counter() - start
@@ -107,9 +107,18 @@ def _ingest(settings: KafkaSettings, message: ControlMessage, reader: str) -> fl
     return SAMPLES / elapsed
 
 
-def _collect(read: Callable[..., object], message: ControlMessage) -> Samples:
+def _ready_reader(name: str, settings: KafkaSettings) -> RangeReader:
+    """A reader as the job holds it when the data is announced: made before the job waited for
+    the control message, so the native reader's process has started."""
+    read = make_reader(name, "tensorflow", settings, stall_timeout_s=60)
+    if isinstance(read, ChildReader):
+        read.wait_ready()
+    return read
+
+
+def _collect(read: RangeReader, message: ControlMessage) -> Samples:
     batches = read(message.ranges, message.input_format, message.input_config, True)
-    return collect(batches, SAMPLES, memory_limit_bytes=MEMORY)  # type: ignore[arg-type]
+    return collect(batches, SAMPLES, memory_limit_bytes=MEMORY)
 
 
 def _epoch_from_memory(x: Array, y: Array, batch: int) -> float:
@@ -122,9 +131,9 @@ def _epoch_from_memory(x: Array, y: Array, batch: int) -> float:
 
 
 def _epoch_from_kafka(settings: KafkaSettings, message: ControlMessage, batch: int) -> float:
+    read = _ready_reader("native", settings)
     framework = get_framework("tensorflow")
     model = framework.build("import keras", CODE)
-    read = make_reader("native", "tensorflow", settings, stall_timeout_s=60)
     start = time.perf_counter()
     batches = read(message.ranges, message.input_format, message.input_config, True)
     # What the job does: the first epoch trains while a reader thread fills the held arrays.

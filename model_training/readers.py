@@ -1,7 +1,8 @@
 """Readers of announced topic ranges: each turns ranges into decoded `(X, y)` batches.
 
 `native` (the default, both frameworks): the project's Kafka consumer, assigned range by range,
-batched `consume`, vectorized `decode_batch` (kafkaml.protocol.read_ranges).
+batched `consume`, vectorized `decode_batch` (kafkaml.protocol.read_ranges), run in a child
+process so that reading does not hold the training loop's GIL (model_training.reader_process).
 `tfio` (TensorFlow deployments that ask for it): tensorflow-io's range-subscribing
 `KafkaDataset` (the reader Kafka-ML used) fetches the records, then the same `decode_batch`
 decodes them, so both readers produce identical samples.
@@ -16,7 +17,8 @@ from typing import Any
 
 from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings
-from kafkaml.protocol import DecodeError, InputFormat, TopicRange, decode_batch, read_ranges
+from kafkaml.protocol import DecodeError, InputFormat, TopicRange, decode_batch
+from model_training.reader_process import ChildReader
 
 ReadBatch = tuple[Array, Array | None]
 RangeReader = Callable[
@@ -49,23 +51,7 @@ def make_reader(
 
 
 def _native(settings: KafkaSettings, stall_timeout_s: float) -> RangeReader:
-    def read(
-        ranges: Sequence[TopicRange],
-        input_format: InputFormat,
-        input_config: Mapping[str, Any],
-        labeled: bool,
-    ) -> Iterator[ReadBatch]:
-        return read_ranges(
-            settings,
-            ranges,
-            input_format,
-            input_config,
-            READ_BATCH,
-            labeled=labeled,
-            stall_timeout_s=stall_timeout_s,
-        )
-
-    return read
+    return ChildReader(settings, READ_BATCH, stall_timeout_s)
 
 
 def _tfio(settings: KafkaSettings, stall_timeout_s: float) -> RangeReader:

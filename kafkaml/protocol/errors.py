@@ -95,3 +95,7 @@ class RangeReadError(RuntimeError):
 
     def __str__(self) -> str:
         return f"{self.message} (topic {self.topic}, partition {self.partition})"
+
+    def __reduce__(self) -> tuple[type[RangeReadError], tuple[str, str, int]]:
+        # The training job's reader process sends its errors to the job pickled.
+        return type(self), (self.message, self.topic, self.partition)

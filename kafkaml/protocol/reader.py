@@ -21,6 +21,9 @@ from kafkaml.protocol.ranges import TopicRange
 from kafkaml.protocol.sides import Array
 
 Batch = tuple[Array, Array | None]
+# How long the broker holds a fetch that finds nothing new (librdkafka's default is 500 ms): at
+# the end of each range, the next range's fetch waits behind it.
+_FETCH_WAIT_MS = 50
 
 
 def read_ranges(
@@ -44,19 +47,19 @@ def read_ranges(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, not {batch_size}")
-    consumer = make_consumer(settings, auto_offset_reset="error")
+    consumer = make_consumer(settings, auto_offset_reset="error", fetch_wait_max_ms=_FETCH_WAIT_MS)
+    wanted = [topic_range for topic_range in ranges if topic_range.size]
     try:
-        for topic_range in ranges:
-            if topic_range.size:
-                yield from _read_range(
-                    consumer,
-                    topic_range,
-                    input_format,
-                    input_config,
-                    batch_size,
-                    labeled,
-                    stall_timeout_s,
-                )
+        # All before the first fetch: a watermark query sent after one partition has been read
+        # waits behind the fetch the broker holds at that partition's end (measured: 0.3 s per
+        # range, 1.2 s of a 2.6 s read of four ranges).
+        for topic_range in wanted:
+            _check_available(consumer, topic_range, stall_timeout_s)
+        for topic_range in wanted:
+            yield from _read_range(
+                consumer, topic_range, input_format, input_config, batch_size, labeled,
+                stall_timeout_s,
+            )  # fmt: skip
     finally:
         consumer.close()
 
@@ -70,7 +73,6 @@ def _read_range(
     labeled: bool,
     stall_timeout_s: float,
 ) -> Iterator[Batch]:
-    _check_available(consumer, topic_range, stall_timeout_s)
     partition = TopicPartition(topic_range.topic, topic_range.partition, topic_range.start)
     consumer.assign([partition])
     try:
