@@ -133,10 +133,11 @@ def make_producers(
         transaction_timeout_ms=settings.transaction_timeout_ms,
         linger_ms=settings.linger_ms,
         # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
-        # while the broker writes the commit markers; librdkafka's default 100 ms retry backoff
-        # then stalls every batch. Measured: p90 of send_offsets 110 ms -> 15 ms.
-        retry_backoff_ms=10,
-        retry_backoff_max_ms=100,
+        # while the broker writes the commit markers (a few ms); librdkafka's default 100 ms
+        # retry backoff then stalls every batch. Measured at 10,000 msg/s: p99 of send_offsets
+        # 14 ms with a 10 ms backoff, 5 ms with 1 ms (p90 110 ms with the default).
+        retry_backoff_ms=1,
+        retry_backoff_max_ms=20,
     )
     others: dict[str, Producer] = {}
 
