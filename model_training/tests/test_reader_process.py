@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import subprocess
 from collections.abc import Callable, Generator
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.protocol import DecodeError, InputFormat, RangeReadError, TopicRange, read_ranges
-from model_training.reader_process import ChildReader, ReaderProcessError
+from model_training.reader_process import ChildReader, ReadBatch, ReaderProcessError
 from model_training.tests.jobs import RAW_CONFIG, blobs, produce_samples
 
 
@@ -83,33 +84,34 @@ def test_range_read_errors_survive_pickling_however_they_were_made() -> None:
             error.message, error.topic, error.partition)  # fmt: skip
 
 
-def test_closing_the_batches_early_ends_the_child(
-    kafka_settings: KafkaSettings, new_topic: Callable[..., str]
-) -> None:
-    topic = new_topic()
-    ranges = produce_samples(kafka_settings, topic, *blobs(3000))
-    read = _reader(kafka_settings)
+def _reading(
+    settings: KafkaSettings, new_topic: Callable[..., str]
+) -> tuple[subprocess.Popen[bytes], Generator[ReadBatch, None, None]]:
+    """A read of 3000 samples that has yielded its first batch, and the child reading them."""
+    ranges = produce_samples(settings, new_topic(), *blobs(3000))
+    read = _reader(settings)
     child = read._ready
     assert child is not None
     batches = read(ranges, InputFormat.RAW, RAW_CONFIG, True)
     assert isinstance(batches, Generator)
     next(batches)
+    return child.process, batches
+
+
+def test_closing_the_batches_early_ends_the_child(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    process, batches = _reading(kafka_settings, new_topic)
     batches.close()
-    assert child.process.returncode is not None
+    assert process.returncode is not None
     with pytest.raises(ProcessLookupError):
-        os.kill(child.process.pid, 0)
+        os.kill(process.pid, 0)
 
 
 def test_a_child_that_dies_mid_stream_is_a_named_error(
     kafka_settings: KafkaSettings, new_topic: Callable[..., str]
 ) -> None:
-    topic = new_topic()
-    ranges = produce_samples(kafka_settings, topic, *blobs(3000))
-    read = _reader(kafka_settings)
-    child = read._ready
-    assert child is not None
-    batches = read(ranges, InputFormat.RAW, RAW_CONFIG, True)
-    next(batches)
-    child.process.kill()
+    process, batches = _reading(kafka_settings, new_topic)
+    process.kill()
     with pytest.raises(ReaderProcessError, match="exited with code -9"):
         list(batches)
