@@ -267,12 +267,15 @@ class StreamedSplit:
         waiting = np.empty(0, dtype=np.int64)
         seen = 0
         while True:
-            if seen < self._count:
-                rows = np.arange(seen, self._count)
+            # Read once: the reader thread may hold more rows by the next line, and rows
+            # counted as seen without being taken would be missing from this pass.
+            held = self._count
+            if seen < held:
+                rows = np.arange(seen, held)
                 rows = rows[self._roles[rows] == role]
                 np.random.default_rng(self.seed + seen).shuffle(rows)
                 waiting = np.concatenate([waiting, rows])
-                seen = self._count
+                seen = held
                 while len(waiting) >= batch_size:
                     yield self._rows(waiting[:batch_size])
                     waiting = waiting[batch_size:]
