@@ -46,6 +46,7 @@ class EmulatedApiServer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.call(self._drop_connections())
         self.call(self._stack.aclose())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
@@ -57,6 +58,17 @@ class EmulatedApiServer:
             emulator.resources[resource] = kmock.ResourceInfo(namespaced=True)
         self.server = await self._stack.enter_async_context(kmock.Server(emulator))
         return emulator
+
+    async def _drop_connections(self) -> None:
+        """Close every client connection, so no request is still being served at shutdown.
+
+        A watch that a test's reconciler left (its read timed out) is a request in progress to
+        aiohttp, which then waits for it to end before it stops (seen: over 90 s).
+        """
+        managed: Any = self.server._managed_server  # kmock exposes no handle to its aiohttp server
+        if managed is not None and managed.runner is not None:
+            for connection in list(managed.runner.server.connections):
+                connection.force_close()
 
     def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run `coroutine` on the emulator's loop and return its result."""
