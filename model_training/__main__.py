@@ -53,7 +53,12 @@ def main() -> int:
             framework=framework,
             sinks=sinks,
             reader=make_reader(
-                reader_name, spec.framework, kafka, settings.training_stall_timeout_s
+                reader_name,
+                spec.framework,
+                kafka,
+                settings.training_stall_timeout_s,
+                # An incremental job reads its online topic, never ranges.
+                start_ahead=spec.mode != "incremental",
             ),
             seed=choose_seed(settings.training_seed),
             memory_limit_bytes=settings.training_memory_limit_mb * 2**20,

@@ -21,10 +21,9 @@ import numpy as np
 
 from kafkaml.frameworks import BatchSource
 from kafkaml.frameworks.base import Array
+from kafkaml.protocol.reader import Batch as ReadBatch
 
 log = logging.getLogger(__name__)
-
-ReadBatch = tuple[Array, Array | None]
 
 
 class EmptyStreamError(ValueError):

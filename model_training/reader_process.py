@@ -13,7 +13,6 @@ Started by `ChildReader` only, as `python -m model_training.reader_process`.
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import struct
@@ -23,13 +22,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import IO, Any
 
-from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings
 from kafkaml.protocol import InputFormat, TopicRange, read_ranges
+from kafkaml.protocol.reader import Batch as ReadBatch
 
-log = logging.getLogger(__name__)
-
-ReadBatch = tuple[Array, Array | None]
 _LENGTH = struct.Struct("<Q")
 # A pipe holds 64 KiB by default; a decoded batch is ~1 MB, so a larger pipe means fewer
 # context switches between the two processes (Linux caps it at /proc/sys/fs/pipe-max-size).
@@ -43,16 +39,24 @@ class ReaderProcessError(RuntimeError):
 class ChildReader:
     """`read_ranges` run in child processes: each call reads in its own child.
 
-    A child is started when the reader is made, so the first read does not wait for a Python
-    interpreter to start: the job makes its reader before it waits for the control message.
-    Later calls start theirs on demand. A child that is never used exits with this process.
+    A child is started when the reader is made (unless `start_ahead` is False: a job that will
+    not read ranges), so the first read does not wait for a Python interpreter to start: the job
+    makes its reader before it waits for the control message. Later calls start theirs on
+    demand. A child that is never used exits with this process.
     """
 
-    def __init__(self, settings: KafkaSettings, batch_size: int, stall_timeout_s: float) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        batch_size: int,
+        stall_timeout_s: float,
+        *,
+        start_ahead: bool = True,
+    ) -> None:
         self._settings = settings
         self._batch_size = batch_size
         self._stall_timeout_s = stall_timeout_s
-        self._ready: _Child | None = _Child.start()
+        self._ready: _Child | None = _Child.start() if start_ahead else None
 
     def wait_ready(self) -> None:
         """Wait until the child started ahead has loaded its modules (benchmarks use it to
@@ -197,6 +201,8 @@ def _exit_when_closed(stdin: IO[bytes]) -> None:
 
 
 if __name__ == "__main__":
+    import logging
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         sys.exit(_serve(sys.stdin.buffer, sys.stdout.buffer))

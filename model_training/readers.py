@@ -18,9 +18,9 @@ from typing import Any
 from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings
 from kafkaml.protocol import DecodeError, InputFormat, TopicRange, decode_batch
+from kafkaml.protocol.reader import Batch as ReadBatch
 from model_training.reader_process import ChildReader
 
-ReadBatch = tuple[Array, Array | None]
 RangeReader = Callable[
     [Sequence[TopicRange], InputFormat, Mapping[str, Any], bool], Iterator[ReadBatch]
 ]
@@ -34,24 +34,26 @@ class ReaderError(ValueError):
 
 
 def make_reader(
-    name: str, framework: str, settings: KafkaSettings, stall_timeout_s: float
+    name: str,
+    framework: str,
+    settings: KafkaSettings,
+    stall_timeout_s: float,
+    *,
+    start_ahead: bool = True,
 ) -> RangeReader:
     """The reader called `name` ("native" or "tfio"). Raises ReaderError.
 
-    tfio needs TensorFlow, so a PyTorch job cannot use it.
+    tfio needs TensorFlow, so a PyTorch job cannot use it. `start_ahead=False` keeps the
+    native reader from starting its process before a read (for jobs that read no ranges).
     """
     log.info("training data reader %s", name)
     if name == "native":
-        return _native(settings, stall_timeout_s)
+        return ChildReader(settings, READ_BATCH, stall_timeout_s, start_ahead=start_ahead)
     if name == "tfio":
         if framework != "tensorflow":
             raise ReaderError("the tfio reader serves TensorFlow deployments only")
         return _tfio(settings, stall_timeout_s)
     raise ReaderError(f"unknown reader {name!r}; expected 'native' or 'tfio'")
-
-
-def _native(settings: KafkaSettings, stall_timeout_s: float) -> RangeReader:
-    return ChildReader(settings, READ_BATCH, stall_timeout_s)
 
 
 def _tfio(settings: KafkaSettings, stall_timeout_s: float) -> RangeReader:

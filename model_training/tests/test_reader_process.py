@@ -13,7 +13,8 @@ import pytest
 
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.protocol import DecodeError, InputFormat, RangeReadError, TopicRange, read_ranges
-from model_training.reader_process import ChildReader, ReadBatch, ReaderProcessError
+from kafkaml.protocol.reader import Batch as ReadBatch
+from model_training.reader_process import ChildReader, ReaderProcessError
 from model_training.tests.jobs import RAW_CONFIG, blobs, produce_samples
 
 
@@ -115,3 +116,14 @@ def test_a_child_that_dies_mid_stream_is_a_named_error(
     process.kill()
     with pytest.raises(ReaderProcessError, match="exited with code -9"):
         list(batches)
+
+
+def test_a_reader_made_without_starting_ahead_starts_its_child_at_the_first_read(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    x, y = blobs(100)
+    ranges = produce_samples(kafka_settings, new_topic(), x, y)
+    read = ChildReader(kafka_settings, batch_size=700, stall_timeout_s=10, start_ahead=False)
+    assert read._ready is None
+    batches = list(read(ranges, InputFormat.RAW, RAW_CONFIG, True))
+    np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]), x)
