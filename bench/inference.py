@@ -332,8 +332,8 @@ def _latency(settings: KafkaSettings, workdir: Path, bootstrap: str) -> tuple[fl
         producer = make_producer(settings, linger_ms=1)
         _wait_until(lambda: _probe(producer, source, reader), process, log.name)
         # The same load, unmeasured, first: a broker started minutes ago answers transactions
-        # several times slower until its JIT has compiled them (measured: p50 340 ms in the
-        # first 10 s of load on a fresh broker, 32 ms after a minute).
+        # several times slower until it has warmed up (measured on a fresh broker: p50 340 ms
+        # in a first 10 s run of this load, 32 ms in the sixth, about a minute of load later).
         _paced_load(producer, source, LATENCY_RATE, LATENCY_WARMUP_SECONDS, WARMUP_KEY_PREFIX)
         _paced_load(producer, source, LATENCY_RATE, LATENCY_SECONDS)
         expected = int(LATENCY_RATE * LATENCY_SECONDS)
