@@ -13,6 +13,7 @@ import threading
 from types import FrameType
 
 from kafkaml.kafka import KafkaSettings
+from kafkaml.runtime import tune_collector_for_streaming
 from model_inference.backend import JobApiClient
 from model_inference.clients import build_service
 from model_inference.settings import InferenceSettings, JobApiSettings, SettingsError
@@ -38,6 +39,7 @@ def run(settings: InferenceSettings, job: JobApiSettings, kafka: KafkaSettings) 
     """Serve until SIGTERM or SIGINT. Raises whatever makes the inference stop."""
     stop = _stop_on_signals()
     spec, service = build_service(settings, kafka, spec_source(settings, job))
+    tune_collector_for_streaming()
     if settings.metrics_port:
         service.metrics.serve(settings.metrics_port)
     log.info("inference %s replica %s serving model %s: %s -> %s",

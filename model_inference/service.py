@@ -32,6 +32,7 @@ from confluent_kafka import (
 from numpy.typing import NDArray
 
 from kafkaml.protocol import decode_batch, side_from_config
+from kafkaml.runtime import refreeze
 from model_inference.answers import Answers, Decoder, Routes, answer_batch
 from model_inference.metrics import InferenceMetrics
 from model_inference.swap import ModelSwapper, ServingModel
@@ -274,6 +275,7 @@ class InferenceService:
         if swapped is not None:
             self.metrics.serving(swapped.version, self._model.version)
             self._model = swapped
+            refreeze()  # frees the old model where the collector was tuned for streaming
 
 
 def _describe(partitions: list[TopicPartition]) -> str:
