@@ -4,6 +4,10 @@ import socket
 import subprocess
 from pathlib import Path
 
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._resource import ResourceType
+
+from kafkaml.kafka import KafkaSettings, make_admin
 from kafkaml.local import BROKER_SCRIPT
 from kafkaml.testing import broker_environment
 
@@ -14,6 +18,10 @@ def _broker(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
+def _jvm_options(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_text().split("\0")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -22,10 +30,13 @@ def _free_port() -> int:
 
 def test_starting_twice_keeps_one_broker_and_stop_ends_it(tmp_path: Path) -> None:
     env = broker_environment(_free_port(), tmp_path / "broker")
+    for name in ("KAFKAML_BROKER_HEAP", "KAFKAML_BROKER_JVM_OPTS"):
+        env.pop(name, None)  # the defaults are checked
     first = _broker("start", env)
     assert first.returncode == 0, first.stderr
     pid = int((tmp_path / "broker" / "broker.pid").read_text())
     try:
+        assert {"-XX:+UseZGC", "-Xmx1g"} <= set(_jvm_options(pid))
         again = _broker("start", env)
         assert again.returncode == 0, again.stderr
         assert f"already running (pid {pid})" in again.stdout
@@ -35,6 +46,29 @@ def test_starting_twice_keeps_one_broker_and_stop_ends_it(tmp_path: Path) -> Non
     assert stopped.returncode == 0, stopped.stderr
     assert not Path(f"/proc/{pid}").exists()
     assert _broker("status", env).returncode == 3
+
+
+def test_extra_jvm_options_and_properties_reach_the_broker(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **broker_environment(port, tmp_path / "broker"),
+        "KAFKAML_BROKER_JVM_OPTS": "-XX:+UseG1GC -XX:MaxGCPauseMillis=50",
+        "KAFKAML_BROKER_PROPERTIES": "log.retention.hours=2 transactional.id.expiration.ms=3600000",
+    }
+    started = _broker("start", env)
+    assert started.returncode == 0, started.stderr
+    pid = int((tmp_path / "broker" / "broker.pid").read_text())
+    try:
+        options = _jvm_options(pid)
+        assert "-XX:MaxGCPauseMillis=50" in options
+        assert "-XX:+UseG1GC" in options and "-XX:+UseZGC" not in options
+        admin = make_admin(KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}"))
+        resource = ConfigResource(ResourceType.BROKER, "1")
+        config = admin.describe_configs([resource])[resource].result(timeout=30)
+        assert config["log.retention.hours"].value == "2"
+        assert config["transactional.id.expiration.ms"].value == "3600000"
+    finally:
+        _broker("stop", env)
 
 
 def test_start_fails_clearly_when_the_port_is_taken(tmp_path: Path) -> None:

@@ -9,7 +9,9 @@
 # Environment: KAFKAML_BROKER_PORT (default 9092), KAFKAML_BROKER_CONTROLLER_PORT (default port+1),
 # KAFKAML_CACHE_DIR (default <project>/.cache), KAFKAML_BROKER_DIR (default $KAFKAML_CACHE_DIR/kafka),
 # KAFKAML_BROKER_LIB (jar folder, default $KAFKAML_CACHE_DIR/kafka-lib), KAFKAML_JAVA (default java),
-# KAFKAML_BROKER_START_TIMEOUT (seconds, default 60), KAFKAML_BROKER_HEAP (default 512m).
+# KAFKAML_BROKER_START_TIMEOUT (seconds, default 60), KAFKAML_BROKER_HEAP (default 1g),
+# KAFKAML_BROKER_JVM_OPTS (more JVM options, split on spaces, e.g. GC settings),
+# KAFKAML_BROKER_PROPERTIES (more server.properties lines, key=value, split on spaces).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -75,6 +77,10 @@ log.retention.hours=168
 message.max.bytes=20971520
 replica.fetch.max.bytes=20971520
 PROPS
+  local extra
+  for extra in ${KAFKAML_BROKER_PROPERTIES:-}; do
+    echo "$extra" >>"$dir/server.properties"
+  done
 }
 
 java_cmd() {
@@ -105,8 +111,14 @@ log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
 log4j.logger.kafka=INFO
 log4j.logger.org.apache.kafka=INFO
 LOG
-  local jvm=(-Xms256m "-Xmx${KAFKAML_BROKER_HEAP:-512m}" -XX:+UseG1GC -Djava.awt.headless=true
-    "-Dlog4j.configuration=file:$log4j" "-Dkafka.logs.dir=$dir/logs" -cp "$lib/*")
+  # ZGC, not G1: on the 2-core machine kind G1's young pauses took 25-50 ms every 1-2 s under
+  # transactional load, some 150-300 ms, and each one stalls every transaction in flight
+  # (bench/inference.py (d): p99 167-200 ms with G1, 32 ms with ZGC once the JVM had warmed up).
+  local extra=() collector=(-XX:+UseZGC)
+  read -r -a extra <<<"${KAFKAML_BROKER_JVM_OPTS:-}"
+  case " ${extra[*]} " in *" -XX:+Use"*GC" "*) collector=() ;; esac # the options choose the GC
+  local jvm=(-Xms256m "-Xmx${KAFKAML_BROKER_HEAP:-1g}" "${collector[@]}" -Djava.awt.headless=true
+    "${extra[@]}" "-Dlog4j.configuration=file:$log4j" "-Dkafka.logs.dir=$dir/logs" -cp "$lib/*")
   if [ ! -f "$dir/data/meta.properties" ]; then
     local cluster_id
     cluster_id=$("$java" "${jvm[@]}" kafka.tools.StorageTool random-uuid)
