@@ -2,6 +2,8 @@
 
 Each benchmark is a module of this package with `run(bootstrap: str) -> None` that prints its
 figures. They share one broker: KAFKAML_BENCH_BOOTSTRAP, or a scratch broker on port 29092.
+`inference` runs last: its latency figure is a steady-state one, and a broker whose JVM is
+minutes old answers transactions several times slower (see `bench/inference.py`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,17 @@ from pathlib import Path
 
 from kafkaml.local import PROJECT_ROOT, scratch_broker
 
+_LAST = {"inference"}
+
 
 def main() -> int:
     names = sorted(
-        m.name
-        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-        if not m.name.startswith("_")
+        (
+            m.name
+            for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+            if not m.name.startswith("_")
+        ),
+        key=lambda name: (name in _LAST, name),
     )
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("benchmarks", nargs="*", help=f"default: all of {names}")

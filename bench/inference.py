@@ -44,6 +44,7 @@ from kafkaml.kafka import (
     make_producer,
     make_transactional_producer,
 )
+from kafkaml.runtime import tune_collector_for_streaming
 from model_inference.clients import build_service
 from model_inference.settings import InferenceSettings
 from model_inference.spec import FileSpecSource
@@ -59,6 +60,13 @@ WARMUP_KEY_PREFIX = b"w"
 # the broker's work per transaction drives the tail: measured p99 122-147 ms with 5 ms windows,
 # 92-121 ms with 10 ms (p50 16 -> 19 ms).
 LATENCY_MAX_WAIT_MS = 10
+# The load's producer and the answers' reader as a client of the platform would configure them:
+# librdkafka's default 5 ms linger, and a fetch the broker holds until an answer is readable.
+# Each short fetch or tiny produce request is broker work, and on two shared cores that work
+# made the tail: measured on one warm broker, p99 129-142 ms with 1 ms linger and 5 ms fetches,
+# 52 ms with 5 ms linger, 27-39 ms with both (p50 17-19 ms throughout).
+LOAD_LINGER_MS = 5
+READER_FETCH_WAIT_MS = 100
 PARTITIONS = 4
 MAX_BATCH = 10_000
 FEATURES = 18
@@ -113,6 +121,7 @@ def run(bootstrap: str) -> None:
         source = _topic(settings, "bench-inference-in")
         x = np.random.default_rng(0).normal(size=(RECORDS, FEATURES)).astype(np.float32)
         _produce_samples(settings, source, x)
+        tune_collector_for_streaming()  # the pipes run under the service's process settings
         print(f"input: {RECORDS:,} RAW float32[18] records in {PARTITIONS} partitions; "
               f"load average before: {_load()}")  # fmt: skip
         rates = _throughputs(settings, workdir, source)
@@ -218,6 +227,7 @@ def _service_throughput(settings: KafkaSettings, spec: Path, records: int) -> fl
     inference = InferenceSettings(spec_file=spec, replica=uuid.uuid4().hex[:8],
                                   max_batch=MAX_BATCH, id=int(time.time_ns() % 10**9))  # fmt: skip
     _, service = build_service(inference, settings, FileSpecSource(spec, inference.id))
+    tune_collector_for_streaming()  # as `python -m model_inference` does after start-up
     service.subscribe(json.loads(spec.read_text())["input_topic"])
     started = None
     while service.committed_records < records:
@@ -305,6 +315,7 @@ def _kafka_ml_throughput(settings: KafkaSettings, source: str, keras_dir: Path) 
             producer.flush()
             consumer.commit(asynchronous=False)
     elapsed = time.perf_counter() - (started or time.perf_counter())
+    producer.flush(30)
     consumer.close()
     return done / elapsed
 
@@ -329,7 +340,7 @@ def _latency(settings: KafkaSettings, workdir: Path, bootstrap: str) -> tuple[fl
     try:
         # One producer for the probes and the load: it is connected and holds its producer id
         # when the load starts, so no record waits for the client to start.
-        producer = make_producer(settings, linger_ms=1)
+        producer = make_producer(settings, linger_ms=LOAD_LINGER_MS)
         _wait_until(lambda: _probe(producer, source, reader), process, log.name)
         # The same load, unmeasured, first: a broker started minutes ago answers transactions
         # several times slower until it has warmed up (measured on a fresh broker: p50 340 ms
@@ -381,7 +392,8 @@ def _read_latencies(
     bootstrap: str, topic: str, answers: Any, probes: Any, stop: Any, results: Any
 ) -> None:
     settings = KafkaSettings(bootstrap_servers=bootstrap)
-    consumer = make_consumer(settings, isolation_level="read_committed", fetch_wait_max_ms=5)
+    consumer = make_consumer(settings, isolation_level="read_committed",
+                             fetch_wait_max_ms=READER_FETCH_WAIT_MS)  # fmt: skip
     consumer.subscribe([topic])
     latencies: list[int] = []
     while not stop.is_set():
