@@ -1,4 +1,4 @@
-"""Process settings for the long-running streaming jobs (inference replicas, training readers).
+"""Process settings for long-running stream processors (`python -m model_inference`).
 
 Python's cyclic garbage collector runs after every 700 net allocations of container objects,
 and a stream processor allocates tens of thousands per batch (one `Message` per record, plus

@@ -77,10 +77,9 @@ log.retention.hours=168
 message.max.bytes=20971520
 replica.fetch.max.bytes=20971520
 PROPS
-  local extra
-  for extra in ${KAFKAML_BROKER_PROPERTIES:-}; do
-    echo "$extra" >>"$dir/server.properties"
-  done
+  local extra=()
+  read -r -a extra <<<"${KAFKAML_BROKER_PROPERTIES:-}"
+  if [ "${#extra[@]}" -gt 0 ]; then printf '%s\n' "${extra[@]}" >>"$dir/server.properties"; fi
 }
 
 java_cmd() {
@@ -114,9 +113,11 @@ LOG
   # ZGC, not G1: on the 2-core machine kind G1's young pauses took 25-50 ms every 1-2 s under
   # transactional load, some 150-300 ms, and each one stalls every transaction in flight
   # (bench/inference.py (d): p99 167-200 ms with G1, 32 ms with ZGC once the JVM had warmed up).
-  local extra=() collector=(-XX:+UseZGC)
+  local extra=() collector=(-XX:+UseZGC) option
   read -r -a extra <<<"${KAFKAML_BROKER_JVM_OPTS:-}"
-  case " ${extra[*]} " in *" -XX:+Use"*GC" "*) collector=() ;; esac # the options choose the GC
+  for option in "${extra[@]}"; do
+    case "$option" in -XX:+Use*GC) collector=() ;; esac # the options choose the collector
+  done
   local jvm=(-Xms256m "-Xmx${KAFKAML_BROKER_HEAP:-1g}" "${collector[@]}" -Djava.awt.headless=true
     "${extra[@]}" "-Dlog4j.configuration=file:$log4j" "-Dkafka.logs.dir=$dir/logs" -cp "$lib/*")
   if [ ! -f "$dir/data/meta.properties" ]; then
