@@ -31,6 +31,10 @@ if _test_database:
 else:
     DATABASES = {"default": dj_database_url.parse(f"sqlite:///{_DATA_DIR / 'db.sqlite3'}")}
     DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    # A file, not Django's default in-memory test database: that one is a shared-cache database,
+    # where a writer meets "database table is locked" at once instead of waiting out the timeout
+    # (a runner thread and a request writing together failed test_local_runner that way).
+    DATABASES["default"]["TEST"] = {"NAME": str(_DATA_DIR / "test.sqlite3")}
 
 STATIC_ROOT = str(_DATA_DIR / "static")
 Path(STATIC_ROOT).mkdir()
