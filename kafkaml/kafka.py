@@ -18,14 +18,14 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 # Measured on the 2-core machine kind (DESIGN.md, bench/kafka_throughput.py): librdkafka's default
 # fetch.queue.backoff.ms (1000 ms) caps a consumer at ~0.2 M msg/s; 10 ms lets it pass 1 M msg/s.
-# Idempotent producing (no duplicates on retry) costs throughput; lz4 batches win most of it back.
-# Latency-sensitive producers (inference) override linger.ms.
+# Latency-sensitive producers (inference) override linger.ms. compression.type comes from
+# KafkaSettings.compression_type (docs/compression.md).
 PRODUCER_DEFAULTS: dict[str, Any] = {
     "linger.ms": 20,
-    "compression.type": "lz4",
     "batch.size": 1_000_000,
     "batch.num.messages": 100_000,
     "queue.buffering.max.messages": 2_000_000,
@@ -76,6 +76,12 @@ class KafkaSettings(BaseSettings):
         default=None, description="Password of the client private key."
     )
     client_id: str = Field(default="kafkaml", description="client.id reported to the brokers.")
+    compression_type: Compression = Field(
+        default="none",
+        description="compression.type of every producer (none, gzip, snappy, lz4, zstd); "
+        "none and gzip are the codecs every Kafka client reads without extra packages "
+        "(docs/compression.md).",
+    )
 
     def client_config(self) -> dict[str, Any]:
         """The connection part of a librdkafka configuration, shared by every client."""
@@ -109,7 +115,12 @@ def _reveal(secret: SecretStr | None) -> str | None:
 
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     """The full configuration `make_producer` uses: connection, tuned defaults, overrides."""
-    return {**settings.client_config(), **PRODUCER_DEFAULTS, **_dotted(overrides)}
+    return {
+        **settings.client_config(),
+        **PRODUCER_DEFAULTS,
+        "compression.type": settings.compression_type,
+        **_dotted(overrides),
+    }
 
 
 def consumer_config(
