@@ -31,7 +31,9 @@ from tests.compat.environment import compat_python
 RECORDS = int(os.environ.get("KAFKAML_BENCH_COMPRESSION_RECORDS", "200000"))
 ROUNDS = int(os.environ.get("KAFKAML_BENCH_COMPRESSION_ROUNDS", "2"))
 CODECS = os.environ.get("KAFKAML_BENCH_COMPRESSION_CODECS", "none,gzip,snappy,lz4,zstd").split(",")
-READER = Path(__file__).resolve().parents[1] / "tests" / "compat" / "clients" / "kafka_python_read.py"
+READER = (
+    Path(__file__).resolve().parents[1] / "tests" / "compat" / "clients" / "kafka_python_read.py"
+)
 
 
 def run(bootstrap: str) -> None:
@@ -70,9 +72,12 @@ def run(bootstrap: str) -> None:
 
 
 def _sink_run(
-    settings: KafkaSettings, x: np.ndarray, y: np.ndarray  # type: ignore[type-arg]
+    settings: KafkaSettings,
+    x: np.ndarray,
+    y: np.ndarray,  # type: ignore[type-arg]
 ) -> tuple[str, float]:
     topic = _topic(settings, "bench-compression-in")
+    time.sleep(2)  # a new topic's leaders are elected a moment after creation
     started = time.perf_counter()
     with RawSink(topic=topic, deployment_id=1, kafka_settings=settings, progress=False,
                  control_topic=f"bench-compression-control-{uuid.uuid4().hex[:8]}",

@@ -18,6 +18,7 @@ from kafkaml.kafka import (
     make_transactional_producer,
 )
 from model_inference.answers import Routes
+from model_inference.delivery import Delivery, DeliveryFailures
 from model_inference.metrics import InferenceMetrics
 from model_inference.service import InferenceService, decoder_for
 from model_inference.settings import InferenceSettings
@@ -48,9 +49,10 @@ def build_service(
     consumer = make_input_consumer(settings, clusters["input"], spec.inference_id)
     routes = routes_for(settings, spec)
     ensure_route_topics(clusters, routes, spec.input_topic, consumer)
+    failures = DeliveryFailures()
     service = InferenceService(
         consumer=consumer,
-        producers=make_producers(settings, clusters, spec.inference_id),
+        producers=make_producers(settings, clusters, spec.inference_id, spec.delivery, failures),
         routes=routes,
         decode=decoder_for(spec.input_format, spec.input_config),
         model=model,
@@ -59,6 +61,8 @@ def build_service(
         max_wait_ms=settings.max_wait_ms,
         metrics=InferenceMetrics(),
         transaction_timeout_s=settings.transaction_timeout_ms / 1000,
+        delivery=spec.delivery,
+        delivery_failures=failures,
     )
     return spec, service
 
@@ -121,24 +125,25 @@ def make_input_consumer(
 
 
 def make_producers(
-    settings: InferenceSettings, clusters: dict[str, KafkaSettings], inference_id: int
+    settings: InferenceSettings,
+    clusters: dict[str, KafkaSettings],
+    inference_id: int,
+    delivery: Delivery = "exactly-once",
+    failures: DeliveryFailures | None = None,
 ) -> Producers:
     """The transactional producer on the input cluster, reused by every direction on it.
 
-    Raises KafkaException when the transactions cannot be initialised (e.g. broker down).
+    At-least-once: a plain idempotent producer in its place, which reports only failed
+    deliveries, to `failures`. Raises KafkaException when the transactions cannot be
+    initialised (e.g. broker down).
     """
-    transactional = make_transactional_producer(
-        clusters["input"],
-        transactional_id(inference_id, settings.replica_name),
-        transaction_timeout_ms=settings.transaction_timeout_ms,
-        linger_ms=settings.linger_ms,
-        # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
-        # while the broker writes the commit markers (a few ms); librdkafka's default 100 ms
-        # retry backoff then stalls every batch. Measured at 10,000 msg/s: p99 of send_offsets
-        # 14 ms with a 10 ms backoff, 5 ms with 1 ms (p90 110 ms with the default).
-        retry_backoff_ms=1,
-        retry_backoff_max_ms=20,
-    )
+    if delivery == "at-least-once":
+        transactional = make_producer(
+            clusters["input"], linger_ms=settings.linger_ms,
+            on_delivery=failures, delivery_report_only_error=True,
+        )  # fmt: skip
+    else:
+        transactional = _transactional_producer(settings, clusters, inference_id)
     others: dict[str, Producer] = {}
 
     def direction(name: str) -> Producer:
@@ -150,6 +155,23 @@ def make_producers(
         return others[key]
 
     return Producers(transactional, direction("output"), direction("upper"))
+
+
+def _transactional_producer(
+    settings: InferenceSettings, clusters: dict[str, KafkaSettings], inference_id: int
+) -> Producer:
+    return make_transactional_producer(
+        clusters["input"],
+        transactional_id(inference_id, settings.replica_name),
+        transaction_timeout_ms=settings.transaction_timeout_ms,
+        linger_ms=settings.linger_ms,
+        # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
+        # while the broker writes the commit markers (a few ms); librdkafka's default 100 ms
+        # retry backoff then stalls every batch. Measured at 10,000 msg/s: p99 of send_offsets
+        # 14 ms with a 10 ms backoff, 5 ms with 1 ms (p90 110 ms with the default).
+        retry_backoff_ms=1,
+        retry_backoff_max_ms=20,
+    )
 
 
 def ensure_route_topics(

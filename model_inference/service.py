@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from kafkaml.protocol import decode_batch, side_from_config
 from kafkaml.runtime import refreeze
 from model_inference.answers import Answers, Decoder, Routes, answer_batch
+from model_inference.delivery import DEFAULT_DELIVERY, AtLeastOnceWriter, Delivery, DeliveryFailures
 from model_inference.metrics import InferenceMetrics
 from model_inference.swap import ModelSwapper, ServingModel
 from model_inference.transactions import BatchWriter, ForeignDeliveryError, Producers
@@ -93,9 +94,12 @@ class InferenceService:
         max_wait_ms: int = 20,
         metrics: InferenceMetrics | None = None,
         transaction_timeout_s: float = 30.0,
+        delivery: Delivery = DEFAULT_DELIVERY,
+        delivery_failures: DeliveryFailures | None = None,
     ) -> None:
         self._consumer = consumer
-        self._writer = BatchWriter(producers, routes, transaction_timeout_s)
+        self._writer = _writer(delivery, producers, routes, transaction_timeout_s, consumer,
+                               delivery_failures)  # fmt: skip
         self._routes = routes
         self._decode = decode
         self._model = model
@@ -234,6 +238,8 @@ class InferenceService:
         except KafkaException as exception:
             self._transaction_failed(exception, rewind=rewind)
             return False
+        except ForeignDeliveryError as error:
+            raise InferenceError(str(error)) from error
         if batch is not None and committed_at is not None:
             self._count(batch, committed_at)
         return True
@@ -276,6 +282,22 @@ class InferenceService:
             self.metrics.serving(swapped.version, self._model.version)
             self._model = swapped
             refreeze()  # frees the old model where the collector was tuned for streaming
+
+
+def _writer(
+    delivery: Delivery,
+    producers: Producers,
+    routes: Routes,
+    timeout_s: float,
+    consumer: Consumer,
+    failures: DeliveryFailures | None,
+) -> BatchWriter:
+    """The writer of the delivery guarantee; at-least-once needs the producer's failures."""
+    if delivery == "exactly-once":
+        return BatchWriter(producers, routes, timeout_s)
+    if failures is None:
+        raise ValueError("an at-least-once service needs the DeliveryFailures of its producer")
+    return AtLeastOnceWriter(producers, routes, timeout_s, consumer, failures)
 
 
 def _describe(partitions: list[TopicPartition]) -> str:

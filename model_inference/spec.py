@@ -11,9 +11,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from model_inference.backend import JobApiClient
+
+Delivery = Literal["exactly-once", "at-least-once"]
+"""Transactions per batch (read_committed consumers see each answer once), or none (any consumer
+reads the outputs; a crash answers some records twice). See model_inference/delivery.py."""
+DELIVERIES: tuple[str, ...] = get_args(Delivery)
+DEFAULT_DELIVERY: Delivery = "exactly-once"
 
 # How many times a spec and artifact fetched during a concurrent swap are re-fetched to agree.
 _CONSISTENT_FETCH_ATTEMPTS = 3
@@ -43,6 +49,7 @@ class InferenceSpec:
     upper_bootstrap: str | None = None
     upper_topic: str | None = None
     limit: float | None = None
+    delivery: Delivery = DEFAULT_DELIVERY
 
     @property
     def early_exit(self) -> bool:
@@ -75,6 +82,7 @@ class InferenceSpec:
             upper_bootstrap=_optional(value, "upper_bootstrap", str) or None,
             upper_topic=_optional(value, "upper_topic", str) or None,
             limit=float(limit) if limit is not None else None,
+            delivery=_delivery(value),
         )
 
     def same_pipeline(self, other: InferenceSpec) -> bool:
@@ -85,7 +93,17 @@ class InferenceSpec:
 _PIPELINE_FIELDS = (
     "inference_id", "input_format", "input_config", "input_topic", "output_topic",
     "input_bootstrap", "output_bootstrap", "upper_bootstrap", "upper_topic", "limit",
+    "delivery",
 )  # fmt: skip
+
+
+def _delivery(value: Mapping[str, Any]) -> Delivery:
+    delivery = _optional(value, "delivery", str) or DEFAULT_DELIVERY
+    if delivery not in DELIVERIES:
+        raise SpecError(
+            f"spec field 'delivery' must be one of {', '.join(DELIVERIES)}: {delivery!r}"
+        )
+    return delivery  # type: ignore[no-any-return]
 
 
 def _required(value: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:

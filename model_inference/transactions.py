@@ -74,7 +74,7 @@ class BatchWriter:
         Call `settle` first. Raises KafkaException (see `txn_requires_abort`) and
         ForeignDeliveryError.
         """
-        self._producers.transactional.begin_transaction()
+        self._begin()
         version: Headers = [(MODEL_VERSION_HEADER, model_version.encode())]
         self._produce(self._producers.output, self._routes.output_topic, answers.output, version)
         if answers.upper.messages and self._routes.upper_topic is not None:
@@ -82,6 +82,9 @@ class BatchWriter:
         if answers.dead:
             self._produce_dead(answers.dead)
         self._flush_foreign()
+
+    def _begin(self) -> None:
+        self._producers.transactional.begin_transaction()
 
     def commit_async(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
         """Send the offsets to the open transaction and commit it, on the helper thread."""

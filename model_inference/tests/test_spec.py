@@ -51,6 +51,7 @@ def test_an_upper_topic_with_a_limit_makes_an_early_exit_tier() -> None:
         ({"inference_id": "7"}, "'inference_id' has the wrong type"),
         ({"limit": True}, "'limit' has the wrong type"),
         ({"model": "code"}, "'model' must be an object"),
+        ({"delivery": "at-most-once"}, "'delivery' must be one of exactly-once, at-least-once"),
     ],
 )
 def test_a_bad_spec_is_refused_with_the_field_named(change: dict[str, Any], message: str) -> None:
@@ -62,6 +63,14 @@ def test_only_a_model_change_keeps_the_same_pipeline() -> None:
     spec = InferenceSpec.from_value(SPEC)
     assert spec.same_pipeline(InferenceSpec.from_value({**SPEC, "model_version": "6"}))
     assert not spec.same_pipeline(InferenceSpec.from_value({**SPEC, "output_topic": "other"}))
+    assert not spec.same_pipeline(InferenceSpec.from_value({**SPEC, "delivery": "at-least-once"}))
+
+
+def test_a_spec_without_delivery_is_exactly_once() -> None:
+    assert InferenceSpec.from_value(SPEC).delivery == "exactly-once"
+    assert InferenceSpec.from_value({**SPEC, "delivery": "at-least-once"}).delivery == (
+        "at-least-once"
+    )
 
 
 def test_a_spec_file_serves_its_artifact_relative_to_the_file(tmp_path: Path) -> None:

@@ -1,0 +1,99 @@
+"""The at-least-once delivery: the same answers and dead letters, without transactions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka import TopicPartition
+
+from kafkaml.kafka import KafkaSettings, make_consumer, make_producer
+from model_inference.tests.conftest import (
+    TinyModel,
+    run_until,
+    samples,
+    spec_file,
+    start_service,
+    unique_inference_id,
+)
+from model_inference.tests.reader import read_committed
+from model_inference.transactions import ERROR_HEADER
+
+
+def _high_watermarks(kafka_settings: KafkaSettings, topic: str, partitions: int) -> int:
+    consumer = make_consumer(kafka_settings)
+    try:
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(partitions)
+        )
+    finally:
+        consumer.close()
+
+
+def test_at_least_once_answers_every_input_and_dead_letters_without_transaction_markers(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    closing: list,
+) -> None:
+    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    x = samples(500)
+    bad = {0, 7, 250}
+    producer = make_producer(kafka_settings)
+    for number, row in enumerate(x):
+        value = b"not a sample" if number in bad else row.tobytes()
+        producer.produce(source, value, str(number).encode(), partition=number % 2)
+    assert producer.flush(30) == 0
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    service = start_service(spec, kafka_settings, max_batch=64)
+    closing.append(service)
+
+    run_until([service], lambda: service.committed_records >= len(x))
+    service.close()
+
+    # Transactions leave a commit marker at an offset of its own in each partition they wrote.
+    answered = len(x) - len(bad)
+    assert _high_watermarks(kafka_settings, target, 2) == answered
+    assert _high_watermarks(kafka_settings, f"{source}.dlq", 2) == len(bad)
+    outputs = read_committed(kafka_settings, target)
+    assert Counter(r.key() for r in outputs) == Counter(
+        str(i).encode() for i in range(len(x)) if i not in bad
+    )
+    dead = read_committed(kafka_settings, f"{source}.dlq")
+    assert sorted(int(r.key()) for r in dead) == sorted(bad)
+    assert all(dict(r.headers())[ERROR_HEADER] for r in dead)
+
+
+def test_at_least_once_commits_the_delivered_offsets_so_a_restart_answers_nothing_again(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    closing: list,
+) -> None:
+    source, target = new_topic(partitions=1), new_topic(partitions=1)
+    producer = make_producer(kafka_settings)
+    for number, row in enumerate(samples(200)):
+        producer.produce(source, row.tobytes(), str(number).encode())
+    assert producer.flush(30) == 0
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    first = start_service(spec, kafka_settings, max_batch=50)
+    closing.append(first)
+    run_until([first], lambda: first.committed_records >= 200)
+    first.close()
+    for number, row in enumerate(samples(100, seed=1), start=200):
+        producer.produce(source, row.tobytes(), str(number).encode())
+    assert producer.flush(30) == 0
+
+    second = start_service(spec, kafka_settings, max_batch=50)
+    closing.append(second)
+    run_until([second], lambda: second.committed_records >= 100)
+    second.close()
+
+    outputs = read_committed(kafka_settings, target)
+    assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(300))
