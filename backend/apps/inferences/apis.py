@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.apps.inferences import selectors, services
-from backend.apps.inferences.models import Inference
+from backend.apps.inferences.models import Delivery, Inference
 from backend.apps.training.apis import LogsOutput
 from backend.apps.training.selectors import result_get
 from backend.kafkaml_backend.runners import get_runner
@@ -45,6 +45,7 @@ class InferenceOutput(serializers.ModelSerializer):
             "upper_bootstrap",
             "upper_topic",
             "limit",
+            "delivery",
             "error",
             "created_at",
             "updated_at",
@@ -71,6 +72,13 @@ class InferenceCreateInput(serializers.Serializer):
         required=False, default="", allow_blank=True, validators=[topic_name]
     )
     limit = FiniteFloatField(required=False, allow_null=True, default=None)
+    delivery = serializers.ChoiceField(
+        choices=Delivery.choices,
+        default=Delivery.EXACTLY_ONCE,
+        help_text="exactly-once: one transaction per micro-batch, read the outputs "
+        "read_committed. at-least-once: no transactions, for consumers that cannot skip "
+        "transaction markers (kafka-python); a crash may answer records twice.",
+    )
 
 
 class InferenceListApi(APIView):

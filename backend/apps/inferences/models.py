@@ -15,6 +15,14 @@ class InferenceStatus(models.TextChoices):
     FAILED = "failed"
 
 
+class Delivery(models.TextChoices):
+    """Transactions per batch (the outputs are read `read_committed`, each answer once), or
+    none (any Kafka client reads the outputs; a replica crash may answer records twice)."""
+
+    EXACTLY_ONCE = "exactly-once"
+    AT_LEAST_ONCE = "at-least-once"
+
+
 class Inference(models.Model):
     """A trained model served from an input topic to an output topic by N replicas.
 
@@ -40,6 +48,9 @@ class Inference(models.Model):
     upper_bootstrap = models.CharField(max_length=1000, blank=True, default="")
     upper_topic = models.CharField(max_length=249, blank=True, default="")
     limit = models.FloatField(null=True, blank=True)
+    delivery = models.CharField(
+        max_length=20, choices=Delivery.choices, default=Delivery.EXACTLY_ONCE
+    )
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

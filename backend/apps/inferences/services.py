@@ -11,7 +11,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from backend.apps.inferences.models import Inference, InferenceStatus
+from backend.apps.inferences.models import Delivery, Inference, InferenceStatus
 from backend.apps.training.models import ResultStatus, TrainingResult
 from backend.kafkaml_backend.errors import ApplicationError, ConflictError
 from backend.kafkaml_backend.runners import get_runner
@@ -33,6 +33,7 @@ class InferenceSettings:
     upper_bootstrap: str = ""
     upper_topic: str = ""
     limit: float | None = None
+    delivery: str = Delivery.EXACTLY_ONCE
 
 
 def _model_version(result: TrainingResult, swap: int) -> str:

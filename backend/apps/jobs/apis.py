@@ -249,6 +249,7 @@ def inference_spec(inference: Inference) -> dict[str, Any]:
         "upper_bootstrap": inference.upper_bootstrap,
         "upper_topic": inference.upper_topic,
         "limit": inference.limit,
+        "delivery": inference.delivery,
     }
 
 

@@ -50,6 +50,30 @@ def test_an_inference_of_a_finished_result_is_created_and_served_to_its_replicas
     assert artifact["X-Model-Version"] == spec["model_version"]
 
 
+@pytest.mark.parametrize("delivery", [None, "exactly-once", "at-least-once"])
+def test_the_delivery_chosen_reaches_the_replicas_spec_and_defaults_to_exactly_once(
+    api: APIClient, user: Any, summaries: dict[str, Any], delivery: str | None
+) -> None:
+    result = finished_result(user, stored_model(user, summaries))
+    body = inference_body(result.pk, **({"delivery": delivery} if delivery else {}))
+    response = api.post("/api/inferences", body, format="json")
+    assert response.status_code == 201, response.json()
+    inference = response.json()
+    assert inference["delivery"] == (delivery or "exactly-once")
+    spec = replica_client(inference["id"]).get(f"/api/jobs/inferences/{inference['id']}/spec")
+    assert spec.json()["delivery"] == (delivery or "exactly-once")
+
+
+def test_an_unknown_delivery_is_refused_with_the_field_named(
+    api: APIClient, user: Any, summaries: dict[str, Any]
+) -> None:
+    result = finished_result(user, stored_model(user, summaries))
+    body = inference_body(result.pk, delivery="at-most-once")
+    response = api.post("/api/inferences", body, format="json")
+    assert response.status_code == 400
+    assert "delivery" in response.json()["extra"]["fields"]
+
+
 def test_an_inference_of_an_unfinished_result_is_refused(
     api: APIClient, user: Any, summaries: dict[str, Any]
 ) -> None:
