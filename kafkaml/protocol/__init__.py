@@ -1,4 +1,5 @@
-"""The wire protocol: control messages, topic ranges, and the RAW, AVRO and JSON sample formats.
+"""The wire protocol: control messages, topic ranges, and the RAW, AVRO, JSON and
+TELEGRAF_STR_JSON sample formats.
 
 The only place in kafkaml that knows the bytes; docs/wire-format.md describes them for producers
 in other languages. Kafka-ML's producers write exactly this format.

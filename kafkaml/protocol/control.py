@@ -26,6 +26,7 @@ class InputFormat(StrEnum):
     RAW = "RAW"
     AVRO = "AVRO"
     JSON = "JSON"
+    TELEGRAF_STR_JSON = "TELEGRAF_STR_JSON"
 
 
 def encode_deployment_id(deployment_id: int) -> bytes:

@@ -16,6 +16,7 @@ from kafkaml.protocol.errors import InputConfigError
 from kafkaml.protocol.json_format import JsonSide
 from kafkaml.protocol.raw import RawSide
 from kafkaml.protocol.sides import Array, Role, Side
+from kafkaml.protocol.telegraf import TelegrafSide
 
 # A key Kafka-ML's sinks write for a sample without a label; never decoded.
 UNLABELED_KEY = b"\x00"
@@ -63,6 +64,8 @@ def _cached_side(input_format: InputFormat, config_text: str, role: Role) -> Sid
         return RawSide.from_config(config, role)
     if input_format is InputFormat.AVRO:
         return AvroSide.from_config(config, role)
+    if input_format is InputFormat.TELEGRAF_STR_JSON:
+        return TelegrafSide.from_config(config, role)
     return JsonSide.from_config(config, role)
 
 
@@ -82,7 +85,10 @@ def infer_side(input_format: InputFormat, sample: Any, role: Role, **options: An
         return RawSide.infer(sample)
     if input_format is InputFormat.AVRO:
         return AvroSide.infer(sample, role)
-    return JsonSide.infer(sample, options.get(f"{role}_field"))
+    json_side = JsonSide.infer(sample, options.get(f"{role}_field"))
+    if input_format is InputFormat.TELEGRAF_STR_JSON and role == "data":
+        return TelegrafSide(json_side)
+    return json_side
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from backend.apps.training.selectors import result_get
 from backend.kafkaml_backend.runners import get_runner
 from backend.kafkaml_backend.validation import ID_MAX, FiniteFloatField, JsonObjectField, validated
 
-INPUT_FORMATS = ["RAW", "AVRO", "JSON"]
+INPUT_FORMATS = ["RAW", "AVRO", "JSON", "TELEGRAF_STR_JSON"]
 topic_name = RegexValidator(r"^[a-zA-Z0-9._-]{1,249}$", "Not a valid Kafka topic name.")
 bootstrap = RegexValidator(
     r"^[A-Za-z0-9.\-\[\]:]+(,[A-Za-z0-9.\-\[\]:]+)*$", "Expected host:port[,host:port...]."
