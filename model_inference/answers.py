@@ -13,6 +13,7 @@ import numpy as np
 from confluent_kafka import Message
 from numpy.typing import NDArray
 
+from kafkaml.frameworks import InputShapeError
 from kafkaml.protocol import DecodeError, InputConfigError
 from model_inference.predictions import format_values, forward_mask, split_output, tensor_rows
 from model_inference.swap import Predictor
@@ -67,7 +68,14 @@ def answer_batch(
     answers = Answers(Routed(), Routed(), dead)
     if x is None:
         return answers
-    to_upper, prediction = split_output(predictor.predict_batch(x), len(kept), routes.early_exit)
+    try:
+        output = predictor.predict_batch(x)
+    except InputShapeError as error:
+        # Records of one shape that is not the model's: dead letters, not the end of the service.
+        reason = DecodeError(f"the model cannot take these records: {error}")
+        dead.extend((message, reason) for message in kept)
+        return answers
+    to_upper, prediction = split_output(output, len(kept), routes.early_exit)
     if to_upper is None or routes.limit is None:
         answers.output = Routed(kept, format_values(prediction))
         return answers
@@ -84,8 +92,10 @@ def decode_separating(
     """(decodable messages, their decoded batch or None if none, the rest with their error).
 
     The whole batch is decoded in one call; only a batch with bad records takes the slow
-    path, which drops the records the decoder names by index, then tests the rest one by one.
-    Raises InputConfigError (no record can be decoded with this configuration).
+    path, which drops the records the decoder names by index, then decodes the rest one by one
+    and keeps the records of the most common sample shape: a record of another shape is a dead
+    letter with the reason. Raises InputConfigError (no record can be decoded with this
+    configuration); any other bad record is a dead letter.
     """
     try:
         return messages, decode([message.value() for message in messages]), []
@@ -96,7 +106,10 @@ def decode_separating(
     kept, dead = _separate(messages, decode)
     if not kept:
         return kept, None, dead
-    return kept, decode([message.value() for message in kept]), dead
+    try:
+        return kept, decode([message.value() for message in kept]), dead
+    except DecodeError as error:  # records of one shape that still do not decode together
+        return [], None, dead + [(message, error) for message in kept]
 
 
 def _separate(
@@ -110,12 +123,38 @@ def _separate(
         except DecodeError as error:
             if error.index is None or not 0 <= error.index < len(kept):
                 break
+            if _decodes(kept[error.index], decode):
+                break  # a good record of another shape than the first: compare shapes below
             dead.append((kept.pop(error.index), error))
-    good = []
-    for message in kept:
+    return _of_the_common_shape(kept, decode, dead)
+
+
+def _decodes(message: Message, decode: Decoder) -> bool:
+    try:
+        decode([message.value()])
+    except DecodeError:
+        return False
+    return True
+
+
+def _of_the_common_shape(
+    messages: list[Message], decode: Decoder, dead: list[tuple[Message, DecodeError]]
+) -> tuple[list[Message], list[tuple[Message, DecodeError]]]:
+    """The records of the most common sample shape (the earliest shape among equals); the
+    others, and the records that do not decode alone, join `dead` with their reason."""
+    shapes: dict[tuple[int, ...], list[Message]] = {}
+    for message in messages:
         try:
-            decode([message.value()])
-            good.append(message)
+            shapes.setdefault(decode([message.value()]).shape[1:], []).append(message)
         except DecodeError as error:
             dead.append((message, error))
-    return good, dead
+    if not shapes:
+        return [], dead
+    common = max(shapes, key=lambda shape: len(shapes[shape]))
+    for shape, group in shapes.items():
+        if shape != common:
+            reason = DecodeError(
+                f"a sample of shape {list(shape)} in a batch of samples of shape {list(common)}"
+            )
+            dead.extend((message, reason) for message in group)
+    return shapes[common], dead

@@ -24,13 +24,15 @@ def main(bootstrap, topic, expected, timeout_s):
     try:
         while len(records) < expected and time.monotonic() < deadline:
             for message in consumer:
-                records.append({
-                    "partition": message.partition,
-                    "offset": message.offset,
-                    "key": message.key.hex() if message.key is not None else None,
-                    "value": message.value.hex() if message.value is not None else None,
-                    "headers": [[name, value.hex()] for name, value in message.headers or []],
-                })
+                records.append(
+                    {
+                        "partition": message.partition,
+                        "offset": message.offset,
+                        "key": message.key.hex() if message.key is not None else None,
+                        "value": message.value.hex() if message.value is not None else None,
+                        "headers": [[name, value.hex()] for name, value in message.headers or []],
+                    }
+                )
     except Exception as error:  # the answer is the error itself
         print(json.dumps({"records": records, "error": f"{type(error).__name__}: {error}"}))
         return
@@ -40,5 +42,9 @@ def main(bootstrap, topic, expected, timeout_s):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]),
-         float(sys.argv[4]) if len(sys.argv) > 4 else 60.0)
+    main(
+        sys.argv[1],
+        sys.argv[2],
+        int(sys.argv[3]),
+        float(sys.argv[4]) if len(sys.argv) > 4 else 60.0,
+    )
