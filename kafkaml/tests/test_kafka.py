@@ -108,3 +108,15 @@ def test_callback_overrides_keep_their_python_names() -> None:
     assert config["error_cb"] is not None
     assert config["linger.ms"] == 1
     assert "error.cb" not in config
+
+
+def test_every_producer_compresses_with_the_setting_and_none_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # none: kafka-python 2.0.2 as Kafka-ML installs it cannot read lz4, snappy or zstd.
+    assert producer_config(KafkaSettings())["compression.type"] == "none"
+    monkeypatch.setenv("KAFKAML_KAFKA_COMPRESSION_TYPE", "zstd")
+    assert producer_config(KafkaSettings(), linger_ms=5)["compression.type"] == "zstd"
+    monkeypatch.setenv("KAFKAML_KAFKA_COMPRESSION_TYPE", "brotli")
+    with pytest.raises(ValueError, match="compression_type"):
+        KafkaSettings()
