@@ -103,7 +103,7 @@ def _delivery(value: Mapping[str, Any]) -> Delivery:
         raise SpecError(
             f"spec field 'delivery' must be one of {', '.join(DELIVERIES)}: {delivery!r}"
         )
-    return delivery  # type: ignore[no-any-return]
+    return delivery  # type: ignore[return-value]
 
 
 def _required(value: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
