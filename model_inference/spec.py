@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, cast, get_args
 
 from model_inference.backend import JobApiClient
 
@@ -100,10 +100,9 @@ _PIPELINE_FIELDS = (
 def _delivery(value: Mapping[str, Any]) -> Delivery:
     delivery = _optional(value, "delivery", str) or DEFAULT_DELIVERY
     if delivery not in DELIVERIES:
-        raise SpecError(
-            f"spec field 'delivery' must be one of {', '.join(DELIVERIES)}: {delivery!r}"
-        )
-    return delivery  # type: ignore[return-value]
+        known = ", ".join(DELIVERIES)
+        raise SpecError(f"spec field 'delivery' must be one of {known}, not {delivery!r}")
+    return cast(Delivery, delivery)
 
 
 def _required(value: Mapping[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
