@@ -18,7 +18,7 @@ from kafkaml.kafka import (
     make_transactional_producer,
 )
 from model_inference.answers import Routes
-from model_inference.delivery import Delivery, DeliveryFailures
+from model_inference.delivery import AT_LEAST_ONCE_COMMIT_INTERVAL_MS, Delivery, DeliveryFailures
 from model_inference.metrics import InferenceMetrics
 from model_inference.service import InferenceService, decoder_for
 from model_inference.settings import InferenceSettings
@@ -46,7 +46,7 @@ def build_service(
     spec, model = load_serving_model(source, loader)
     limit_model_threads(spec.framework, settings.model_threads)
     clusters = cluster_settings(kafka, settings, spec)
-    consumer = make_input_consumer(settings, clusters["input"], spec.inference_id)
+    consumer = make_input_consumer(settings, clusters["input"], spec.inference_id, spec.delivery)
     routes = routes_for(settings, spec)
     ensure_route_topics(clusters, routes, spec.input_topic, consumer)
     failures = DeliveryFailures()
@@ -108,19 +108,29 @@ def same_cluster(a: KafkaSettings, b: KafkaSettings) -> bool:
 
 
 def make_input_consumer(
-    settings: InferenceSettings, input_cluster: KafkaSettings, inference_id: int
+    settings: InferenceSettings,
+    input_cluster: KafkaSettings,
+    inference_id: int,
+    delivery: Delivery = "exactly-once",
 ) -> Consumer:
     """The group consumer of the input topic.
 
     It reads only committed records: an upper tier's input is a lower tier's transactional
-    output, and aborted batches of a crashed lower replica must not be answered.
+    output, and aborted batches of a crashed lower replica must not be answered. Exactly-once
+    commits its offsets in the transactions; at-least-once stores the offsets of delivered
+    batches and lets the consumer commit them every second, on a rebalance and on close.
     """
+    commits: dict[str, object] = {}
+    if delivery == "at-least-once":
+        commits = {"enable_auto_commit": True, "enable_auto_offset_store": False,
+                   "auto_commit_interval_ms": AT_LEAST_ONCE_COMMIT_INTERVAL_MS}  # fmt: skip
     return make_consumer(
         input_cluster,
         group_id(inference_id),
         isolation_level="read_committed",
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=max(settings.session_timeout_ms // 5, 500),
+        **commits,
     )
 
 

@@ -5,8 +5,10 @@ input offsets. `at-least-once` writes the same batches, answers and dead letters
 transactions, for consumers that cannot read transactional topics (kafka-python 2.0.2 returns
 the transaction markers as records; a consumer reading `read_uncommitted` sees aborted
 batches): each batch is produced by an idempotent producer, delivered (flushed on the helper
-thread while the next batch is predicted), and only then are its input offsets committed. A
-crash between delivery and commit answers those records again: duplicates, never losses.
+thread while the next batch is predicted), and only then are its input offsets stored for the
+consumer's automatic commit (every AT_LEAST_ONCE_COMMIT_INTERVAL_MS, on a rebalance, on close):
+a local call, where an explicit commit per batch cost milliseconds of the loop's thread. A crash
+answers the records delivered since the last commit again: duplicates, never losses.
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from model_inference.transactions import BatchWriter, ForeignDeliveryError, Prod
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_DELIVERY", "DELIVERIES", "AtLeastOnceWriter", "Delivery", "DeliveryFailures"]
+AT_LEAST_ONCE_COMMIT_INTERVAL_MS = 1000
+"""How often the input consumer commits the stored offsets of delivered batches."""
+
+__all__ = [
+    "AT_LEAST_ONCE_COMMIT_INTERVAL_MS",
+    "DEFAULT_DELIVERY",
+    "DELIVERIES",
+    "AtLeastOnceWriter",
+    "Delivery",
+    "DeliveryFailures",
+]
 
 
 class DeliveryFailures:
@@ -41,9 +53,10 @@ class AtLeastOnceWriter(BatchWriter):
     """Produces answered batches without transactions; commits the offsets once delivered.
 
     `producers.transactional` is here the input cluster's plain idempotent producer, whose
-    failed deliveries are reported to `failures`. The offsets of a batch are committed
-    (asynchronously: a lost commit only answers records again) when `settle` has seen the batch
-    delivered. Raises ForeignDeliveryError from `settle` when a record was not delivered.
+    failed deliveries are reported to `failures`. The offsets of a batch are stored for the
+    consumer's automatic commit once `settle` has seen the batch delivered (the consumer must
+    have `enable.auto.offset.store` off; a lost commit only answers records again). Raises
+    ForeignDeliveryError from `settle` when a record was not delivered.
     """
 
     def __init__(
@@ -63,7 +76,7 @@ class AtLeastOnceWriter(BatchWriter):
         """No transaction to open."""
 
     def commit_async(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
-        """Deliver the batch on the helper thread; `settle` commits its offsets afterwards."""
+        """Deliver the batch on the helper thread; `settle` stores its offsets afterwards."""
         self._offsets = offsets
         self._in_flight = self._committer.submit(self._deliver)
 
@@ -87,7 +100,7 @@ class AtLeastOnceWriter(BatchWriter):
 
     def _commit_offsets(self, offsets: list[TopicPartition]) -> None:
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=True)
+            self._consumer.store_offsets(offsets=offsets)
         except KafkaException as exception:
-            # E.g. no longer a member after a rebalance: the next owner answers them again.
-            log.warning("the offsets were not committed: %s", exception.args[0])
+            # E.g. partitions revoked meanwhile: their next owner answers those records again.
+            log.warning("the offsets were not stored for commit: %s", exception.args[0])

@@ -153,7 +153,7 @@ class InferenceService:
         answers = answer_batch(messages, self._decode, self._model.predictor, self._routes)
         if not self.settle() or not self._write(answers):
             return 0
-        self._writer.commit_async(offsets, self._consumer.consumer_group_metadata())
+        self._writer.commit_async(offsets, self._group_metadata())
         self._in_flight = _Batch(len(messages), started, answers)
         self._measure_lag()
         return len(messages)
@@ -230,6 +230,12 @@ class InferenceService:
         except ForeignDeliveryError as error:
             raise InferenceError(str(error)) from error
         return True
+
+    def _group_metadata(self) -> Any:
+        """What a transaction's offsets need (KIP-447); at-least-once commits without it."""
+        if isinstance(self._writer, AtLeastOnceWriter):
+            return None
+        return self._consumer.consumer_group_metadata()
 
     def _settle(self, *, rewind: bool) -> bool:
         batch, self._in_flight = self._in_flight, None
