@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -9,8 +10,11 @@ from pathlib import Path
 from confluent_kafka import TopicPartition
 
 from kafkaml.kafka import KafkaSettings, make_consumer, make_producer
+from kafkaml.testing import wait_until
+from model_inference.service import InferenceService
 from model_inference.tests.conftest import (
     TinyModel,
+    produce_samples,
     run_until,
     samples,
     spec_file,
@@ -97,3 +101,39 @@ def test_at_least_once_commits_the_delivered_offsets_so_a_restart_answers_nothin
 
     outputs = read_committed(kafka_settings, target)
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(300))
+
+
+def test_at_least_once_loses_nothing_when_a_second_replica_joins_mid_stream(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    closing: list[InferenceService],
+) -> None:
+    source, target = new_topic(partitions=4), new_topic(partitions=4)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    first = start_service(spec, kafka_settings, replica="0", max_batch=50)
+    closing.append(first)
+    stop = threading.Event()
+    threads = [threading.Thread(target=first.run, args=(stop,))]
+    threads[0].start()
+    try:
+        produce_samples(kafka_settings, source, samples(1000))
+        wait_until(lambda: first.committed_records >= 200, "the first answers")
+        second = start_service(spec, kafka_settings, replica="1", max_batch=50)
+        closing.append(second)
+        threads.append(threading.Thread(target=second.run, args=(stop,)))
+        threads[1].start()
+        produce_samples(kafka_settings, source, samples(1000, seed=1), first_key=1000)
+        wait_until(lambda: first.assignment() and second.assignment(), "the rebalance")
+        wait_until(lambda: first.committed_records + second.committed_records >= 2000, "answers")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    first.close()
+    second.close()
+
+    keys = {int(r.key()) for r in read_committed(kafka_settings, target)}
+    assert keys == set(range(2000))
