@@ -34,8 +34,13 @@ __all__ = [
     "DELIVERIES",
     "AtLeastOnceWriter",
     "Delivery",
+    "DeliveryError",
     "DeliveryFailures",
 ]
+
+
+class DeliveryError(ForeignDeliveryError):
+    """Records of an at-least-once batch were not delivered (the service then ends)."""
 
 
 class DeliveryFailures:
@@ -56,7 +61,7 @@ class AtLeastOnceWriter(BatchWriter):
     failed deliveries are reported to `failures`. The offsets of a batch are stored for the
     consumer's automatic commit once `settle` has seen the batch delivered (the consumer must
     have `enable.auto.offset.store` off; a lost commit only answers records again). Raises
-    ForeignDeliveryError from `settle` when a record was not delivered.
+    DeliveryError from `settle` when a record was not delivered.
     """
 
     def __init__(
@@ -93,9 +98,9 @@ class AtLeastOnceWriter(BatchWriter):
     def _deliver(self) -> float:
         remaining = self._producers.transactional.flush(self._timeout_s)
         if remaining > 0:
-            raise ForeignDeliveryError(f"{remaining} records were not delivered in time")
+            raise DeliveryError(f"{remaining} records were not delivered in time")
         if self._failures.errors:
-            raise ForeignDeliveryError(f"records were not delivered: {self._failures.errors[0]}")
+            raise DeliveryError(f"records were not delivered: {self._failures.errors[0]}")
         return time.perf_counter()
 
     def _commit_offsets(self, offsets: list[TopicPartition]) -> None:
