@@ -6,6 +6,7 @@ style sink (kafka-python, avro-python3) feeds our training jobs."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 from kafkaml.datasources.sinks import RawSink
-from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.kafka import KafkaSettings, make_producer, make_transactional_producer
 from model_inference.tests.conftest import (
     TORCH_CODE,
     TORCH_IMPORTS,
@@ -115,3 +116,20 @@ def test_a_kafka_ml_sink_feeds_our_training_job(
     assert job.wait() == 0, job.log()
     assert job.status()[-1] == "finished", job.log()
     assert job.epochs(), job.log()
+
+
+def test_kafka_python_returns_transaction_markers_as_records_so_it_needs_at_least_once(
+    kafka_ml_python: Path, kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    """Why `at-least-once` exists: each committed transaction leaves a control record that
+    kafka-python 2.0.2 hands to the application (key 00000001), where json.loads fails."""
+    topic = new_topic()
+    producer = make_transactional_producer(kafka_settings, f"compat-{uuid.uuid4().hex[:8]}")
+    for batch in range(2):
+        producer.begin_transaction()
+        producer.produce(topic, json.dumps({"values": [batch]}).encode(), b"k")
+        producer.commit_transaction(30)
+
+    answer = run_client(kafka_ml_python, "kafka_python_read.py",
+                        kafka_settings.bootstrap_servers, topic, "4", "15")  # fmt: skip
+    assert [r["key"] for r in answer["records"]] == ["6b", "00000001", "6b", "00000001"]
