@@ -37,7 +37,10 @@ READER = (
 
 
 def run(bootstrap: str) -> None:
-    python = compat_python()
+    try:
+        python: Path | None = compat_python()
+    except subprocess.CalledProcessError:
+        python = None  # PyPI out of reach: the codecs are still measured
     x = np.random.default_rng(0).normal(size=(RECORDS, FEATURES)).astype(np.float32)
     y = (x.sum(axis=1) > 0).astype(np.float32)
     sink: dict[str, list[float]] = {codec: [] for codec in CODECS}
@@ -86,7 +89,9 @@ def _sink_run(
     return topic, RECORDS / (time.perf_counter() - started)
 
 
-def _kafka_python_reads(python: Path, bootstrap: str, topic: str) -> str:
+def _kafka_python_reads(python: Path | None, bootstrap: str, topic: str) -> str:
+    if python is None:
+        return "not measured: the compatibility environment could not be built"
     done = subprocess.run([str(python), str(READER), bootstrap, topic, "100", "30"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     answer = json.loads(done.stdout or '{"records": [], "error": "no output"}')
