@@ -1,12 +1,14 @@
 """One request, one fresh child process: spawn, limit, wait, collect.
 
 The parent (which never imports TensorFlow or PyTorch) starts `python -m mlcode_executor.sandbox`
-in a new session with a scrubbed environment (no database URL, no secrets, HOME and cwd in a
-fresh temporary directory), sends the request on stdin and reads JSON events from a dedicated
-pipe. The child imports the framework and warms it up, reports `ready`, sets RLIMIT_AS to its
-current address space plus the memory limit, runs the operation and reports the result or the
-error. The wall-time limit runs from `ready`, so a slow framework import on a busy machine is not
-charged to the user's code; the parent kills the whole process group when it expires.
+through `kafkaml.sandbox` (bubblewrap: user nobody, no network, no view of the data dir or of
+other processes, a private scratch tmpfs, file size and process limits, killed with its parent)
+in a new session with a scrubbed environment (no database URL, no secrets), sends the request
+on stdin and reads JSON events from a dedicated pipe. The child imports the framework and warms it
+up, reports `ready`, sets RLIMIT_AS to its current address space plus the memory limit, runs the
+operation and reports the result or the error. The wall-time limit runs from `ready`, so a slow
+framework import on a busy machine is not charged to the user's code; the parent kills the whole
+process group when it expires.
 
 Why the memory limit is relative: TensorFlow maps ~2 GiB and PyTorch ~3.2 GiB of address space
 before any user code runs (measured here), so an absolute 2 GiB RLIMIT_AS would stop PyTorch
@@ -16,6 +18,8 @@ from importing at all. `memory_bytes` is what the user's code may add on top.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import select
@@ -36,12 +40,15 @@ from kafkaml.frameworks.errors import (
     ModelCodeError,
     TrainingSettingsError,
 )
+from kafkaml.sandbox import MIB, Sandbox, SandboxUnavailable
 from mlcode_executor.checks import GIB, RequestError, check_request
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_BYTES = 2 * GIB
 # Importing TensorFlow takes ~5 s on two busy cores; this only bounds a hung start-up.
 STARTUP_TIMEOUT_S = 180.0
+# A validation writes nothing of note; this bounds what hostile code can write to its scratch.
+VALIDATION_MAX_FILE_BYTES = 256 * MIB
 _ROOT = Path(__file__).resolve().parent.parent
 _ERRORS: dict[str, type[FrameworkError]] = {
     "ModelCodeError": ModelCodeError,
@@ -176,18 +183,32 @@ class _Child:
     """A child process for one runtime, its event pipe and its own temporary home."""
 
     def __init__(self, runtime: str, memory_bytes: int) -> None:
+        # The caller's folder: the child's log lives here, out of the sandbox's sight.
         self.home = Path(tempfile.mkdtemp(prefix="kafkaml-sandbox-"))
         self.log_path = self.home / "child.log"
         read_fd, write_fd = os.pipe()
         command = [sys.executable, "-m", "mlcode_executor.sandbox", str(write_fd)]
+        try:
+            launch = _sandbox().launch(
+                [*command, str(memory_bytes), runtime],
+                env={**_child_env(), "HOME": str(self.home), "TMPDIR": str(self.home)},
+                cwd=self.home,
+                network=False,
+                die_with_parent=True,
+            )
+        except SandboxUnavailable as error:
+            os.close(read_fd)
+            os.close(write_fd)
+            shutil.rmtree(self.home, ignore_errors=True)
+            raise ExecutorUnavailable(str(error)) from error
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [*command, str(memory_bytes), runtime],
+                launch.argv,
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
-                cwd=self.home,
-                env=_child_env(self.home),
+                cwd=launch.cwd,
+                env=launch.env,
                 pass_fds=(write_fd,),
                 start_new_session=True,
             )
@@ -259,12 +280,19 @@ def _limit_error(operation: str, what: str) -> FrameworkError:
     return ModelCodeError(f"the model code {what}", line=None)
 
 
-def _child_env(home: Path) -> dict[str, str]:
+@functools.cache
+def _sandbox() -> Sandbox:
+    """The sandbox of every validation: the settings' one (`KAFKAML_SANDBOX*`), with no
+    network and files of at most VALIDATION_MAX_FILE_BYTES. Raises SandboxUnavailable."""
+    sandbox = Sandbox.from_settings()
+    limit = min(sandbox.max_file_bytes, VALIDATION_MAX_FILE_BYTES)
+    return dataclasses.replace(sandbox, max_file_bytes=limit)
+
+
+def _child_env() -> dict[str, str]:
     """Only what Python needs: nothing from the caller's environment reaches user code."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "TMPDIR": str(home),
         "LANG": "C.UTF-8",
         "PYTHONPATH": str(_ROOT),
         "PYTHONDONTWRITEBYTECODE": "1",

@@ -1,0 +1,263 @@
+"""The one place that decides how user model code is started on this machine: bubblewrap.
+
+Validation (mlcode_executor) and every local training and inference job start their process
+through `Sandbox.launch`, which wraps the command in `bwrap`:
+
+- an unprivileged user: uid/gid 65534 (nobody) inside a new user namespace. When the backend
+  runs as root, the sandbox is also nobody on the host: a first, root `bwrap` only assembles
+  the read-only file view (so paths under /root stay reachable), `setpriv` drops to the
+  sandbox uid with no groups, and the second `bwrap` runs unprivileged;
+- its own mount, pid, ipc, uts and cgroup namespaces, a fresh /proc (no other process is
+  visible), and no network at all (no interface but a down loopback) unless `network=True`:
+  jobs share the host's network namespace, because a new one has no route to the brokers and
+  the job API on the host's loopback;
+- a file view of only the interpreter, the virtual environment and the project's worker
+  packages, all read-only, plus a private tmpfs at /tmp (HOME, TMPDIR, cwd) that vanishes
+  with the sandbox: no data dir, database, secret key, service token or backend code;
+- RLIMIT_FSIZE and RLIMIT_NPROC (counted per sandbox, as each has its own user namespace),
+  no core files, no nested user namespaces (`--disable-userns`);
+- validation: `--die-with-parent` and `--new-session`; jobs keep neither, so they survive a
+  backend restart (the runner reconciles them) and a SIGTERM to their process group reaches the
+  job's own handler. SIGTERM is ignored by the bwrap processes themselves (`env
+  --ignore-signal`), so a graceful stop is not cut short; SIGKILL to the group ends the pid
+  namespace's init, and the kernel then kills everything in the sandbox, `setsid()` or not.
+
+`KAFKAML_SANDBOX=none` runs the command directly with the caller's rights: only for
+development on a machine without bubblewrap; it logs a warning on every launch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The project's packages that user code runs under; the backend, docs and .cache stay unseen.
+WORKER_PACKAGES = ("kafkaml", "mlcode_executor", "model_training", "model_inference")
+# Files under /etc that the interpreter, libc and Kafka clients read (resolver, TLS roots).
+_ETC = (
+    "/etc/ld.so.cache",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/localtime",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+)
+SCRATCH = "/tmp"
+MIB = 1024 * 1024
+
+
+class SandboxUnavailable(OSError):
+    """The configured sandbox cannot run here (e.g. `bwrap` is not installed). An OSError, as
+    a missing interpreter would be: the process could not start."""
+
+
+class SandboxSettings(BaseSettings):
+    """How user model code is isolated on this machine (validation and local jobs)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+
+    sandbox: Literal["bwrap", "none"] = Field(
+        default="bwrap",
+        description="How user code is isolated: `bwrap` (bubblewrap) or `none` (unsafe, dev only).",
+    )
+    sandbox_uid: int = Field(
+        default=65534, ge=1, description="User id that user code runs as (65534: nobody)."
+    )
+    sandbox_gid: int = Field(
+        default=65534, ge=1, description="Group id that user code runs as (65534: nogroup)."
+    )
+    sandbox_max_file_bytes: int = Field(
+        default=2048 * MIB,
+        gt=0,
+        description="Largest file user code may write (RLIMIT_FSIZE), and a job's scratch size.",
+    )
+    sandbox_max_processes: int = Field(
+        default=256,
+        ge=16,
+        description="Processes and threads one sandbox may hold at once (RLIMIT_NPROC).",
+    )
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What to hand to `subprocess.Popen`: the command line, its environment and folder."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Builds sandboxed command lines; see the module docstring for what each mode holds."""
+
+    mode: Literal["bwrap", "none"] = "bwrap"
+    uid: int = 65534
+    gid: int = 65534
+    max_file_bytes: int = 2048 * MIB
+    max_processes: int = 256
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings | None = None) -> Sandbox:
+        """The sandbox the settings ask for; raises SandboxUnavailable when it cannot run."""
+        settings = settings if settings is not None else SandboxSettings()
+        sandbox = cls(
+            mode=settings.sandbox,
+            uid=settings.sandbox_uid,
+            gid=settings.sandbox_gid,
+            max_file_bytes=settings.sandbox_max_file_bytes,
+            max_processes=settings.sandbox_max_processes,
+        )
+        sandbox.check()
+        return sandbox
+
+    def check(self) -> None:
+        """Raise SandboxUnavailable when a tool the mode needs is missing."""
+        if self.mode == "none":
+            return
+        for tool in ("bwrap", "prlimit", "setpriv", "env"):
+            if shutil.which(tool) is None:
+                raise SandboxUnavailable(
+                    f"`{tool}` is not installed: user code cannot be sandboxed. Install the "
+                    "Debian packages bubblewrap and util-linux, or set KAFKAML_SANDBOX=none to "
+                    "run user code with the backend's own rights (unsafe: development only)."
+                )
+
+    def launch(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        network: bool,
+        die_with_parent: bool,
+        hidden: Iterable[Path] = (),
+    ) -> Launch:
+        """The sandboxed form of `argv` (an absolute interpreter path first).
+
+        `env` is the whole environment user code gets (nothing else of the caller's passes);
+        bwrap sets HOME and TMPDIR to the private scratch tmpfs, its cwd. `cwd` is where the
+        launch starts on the host: user code's own cwd in `none` mode only, which changes
+        neither.
+        `network=False` leaves no usable interface; `die_with_parent` kills the sandbox with its
+        caller. `hidden` folders are covered by an empty tmpfs should they lie inside what is
+        shown (e.g. a data dir inside the project). Raises SandboxUnavailable (see `check`).
+        """
+        self.check()
+        if self.mode == "none":
+            log.warning(
+                "KAFKAML_SANDBOX=none: user code runs UNSANDBOXED with the rights of uid %s "
+                "(it can read the data dir, the database and the secrets)",
+                os.geteuid(),
+            )
+            return Launch([*argv], {**env}, str(cwd))
+        inner = self._inner(argv, network, die_with_parent, hidden)
+        prefix = ["env", "--ignore-signal=TERM"]
+        if os.geteuid() == 0:
+            command = [*prefix, *self._outer_as_root(die_with_parent), *inner]
+        else:
+            command = [*prefix, *self._limits(), *self._bwrap_inner(network, die_with_parent)]
+            command += [*_view_args(visible_paths()), *self._inner_tail(argv, hidden)]
+        return Launch(command, {**env, "HOME": SCRATCH, "TMPDIR": SCRATCH}, str(cwd))
+
+    def _limits(self) -> list[str]:
+        return [
+            "prlimit",
+            f"--nproc={self.max_processes}",
+            f"--fsize={self.max_file_bytes}",
+            "--core=0",
+            "--",
+        ]
+
+    def _bwrap_inner(self, network: bool, die_with_parent: bool) -> list[str]:
+        args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns"]
+        args += ["--uid", str(self.uid), "--gid", str(self.gid), "--cap-drop", "ALL"]
+        if network:
+            args.append("--share-net")
+        if die_with_parent:
+            args += ["--die-with-parent", "--new-session"]
+        return args
+
+    def _inner_tail(self, argv: Sequence[str], hidden: Iterable[Path]) -> list[str]:
+        args = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
+        args += ["--size", str(self.max_file_bytes), "--tmpfs", SCRATCH]
+        for path in hidden:
+            if any(_inside(path, shown) for shown in visible_paths()):
+                args += ["--tmpfs", str(path)]
+        return [*args, "--chdir", SCRATCH, "--", *argv]
+
+    def _inner(
+        self, argv: Sequence[str], network: bool, die_with_parent: bool, hidden: Iterable[Path]
+    ) -> list[str]:
+        """The unprivileged stage run inside the root stage's file view."""
+        drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
+        bwrap = [*self._bwrap_inner(network, die_with_parent), "--ro-bind", "/", "/"]
+        return [*drop, *self._limits(), *bwrap, *self._inner_tail(argv, hidden)]
+
+    def _outer_as_root(self, die_with_parent: bool) -> list[str]:
+        """A root bwrap that only assembles the read-only view and may change uid once."""
+        args = ["bwrap", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        if die_with_parent:
+            args.append("--die-with-parent")
+        view = _view_args(visible_paths())
+        # The host /proc, uncovered: the second stage may mount a fresh proc only where one is
+        # fully visible. Nothing but setpriv, prlimit and bwrap runs before it is replaced.
+        return [*args, *view, "--bind", "/proc", "/proc", "--dev", "/dev", "--"]
+
+
+def visible_paths() -> list[Path]:
+    """Host folders and files user code sees, read-only: /usr, the interpreter's and the
+    virtual environment's prefixes (with their site-packages), the worker packages, and a few
+    files under /etc. Other import paths (a PYTHONPATH, an editable install's project folder)
+    are not shown: they may hold a data dir."""
+    prefixes = [Path("/usr"), Path(sys.base_prefix), Path(sys.prefix)]
+    paths = [*prefixes, *(PROJECT_ROOT / name for name in WORKER_PACKAGES)]
+    paths += [Path(name) for name in _ETC]
+    existing = [path.resolve() for path in paths if path.exists()]
+    return _outermost(existing)
+
+
+def _outermost(paths: list[Path]) -> list[Path]:
+    """Paths without those inside another one of them, shortest first."""
+    kept: list[Path] = []
+    for path in sorted(set(paths), key=lambda p: len(p.parts)):
+        if not any(_inside(path, parent) for parent in kept):
+            kept.append(path)
+    return kept
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    return path == parent or path.is_relative_to(parent)
+
+
+def _view_args(paths: Sequence[Path]) -> list[str]:
+    """bwrap arguments for a root holding `paths` read-only (their parents world-traversable,
+    so that the unprivileged stage can reach them) and Debian's /bin, /lib symlinks."""
+    args = ["--perms", "0755", "--dir", SCRATCH]
+    made: set[Path] = set()
+    for path in paths:
+        for parent in reversed(path.parents[:-1]):
+            if parent not in made:
+                made.add(parent)
+                args += ["--perms", "0755", "--dir", str(parent)]
+        args += ["--ro-bind", str(path), str(path)]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        target = Path("/") / name
+        if target.is_symlink() and not any(_inside(target, p) for p in paths):
+            args += ["--symlink", os.readlink(target), str(target)]
+    return args
