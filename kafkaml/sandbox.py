@@ -87,7 +87,7 @@ class SandboxSettings(BaseSettings):
         description="Largest file user code may write (RLIMIT_FSIZE), and a job's scratch size.",
     )
     sandbox_max_processes: int = Field(
-        default=256,
+        default=128,
         ge=16,
         description="Processes and threads one sandbox may hold at once (RLIMIT_NPROC).",
     )
@@ -110,7 +110,7 @@ class Sandbox:
     uid: int = 65534
     gid: int = 65534
     max_file_bytes: int = 2048 * MIB
-    max_processes: int = 256
+    max_processes: int = 128
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings | None = None) -> Sandbox:

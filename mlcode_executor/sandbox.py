@@ -30,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,36 @@ _ERRORS: dict[str, type[FrameworkError]] = {
 
 class ExecutorUnavailable(RuntimeError):
     """No validation could run: the sandbox did not start, or the service did not answer."""
+
+
+class ExecutorBusy(ExecutorUnavailable):
+    """Every validation slot stayed taken for the whole bounded wait; retry later."""
+
+
+class Slots:
+    """At most `limit` validations at once; a caller waits at most `wait_s` for a slot.
+
+    The bound on the wait is what keeps a burst of validations from holding every thread of the
+    process that serves other requests: past it, `take()` raises ExecutorBusy (an HTTP 503).
+    """
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.limit = limit
+        self.wait_s = wait_s
+        self._semaphore = threading.BoundedSemaphore(limit)
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[None]:
+        """Hold one slot for the block; raises ExecutorBusy when none frees up in time."""
+        if not self._semaphore.acquire(timeout=self.wait_s):
+            raise ExecutorBusy(
+                f"all {self.limit} validation slots are busy (waited {self.wait_s:g} s); "
+                "retry in a moment"
+            )
+        try:
+            yield
+        finally:
+            self._semaphore.release()
 
 
 def execute(
