@@ -39,7 +39,7 @@ def targets(data_dir: Path, port: int, outside: list[Path]) -> Targets:
     return Targets(str(data_dir), os.getpid(), port, [str(p) for p in outside], marker)
 
 
-_PROBE = r'''
+_PROBE = r"""
 import json as _j, os as _o, socket as _s, subprocess as _sp, sys as _sys, time as _t
 _T = _j.loads(%(targets)r)
 _R = {"uid": _o.getuid(), "gid": _o.getgid(), "ppid": _o.getppid()}
@@ -92,7 +92,7 @@ _try("fork_200", _forks)
 _t.sleep(0.5)
 _R["alive_after_kill_parent"] = True
 raise RuntimeError(%(marker)r + _j.dumps(_R))
-'''
+"""
 
 
 def probe_code(target: Targets) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kafkaml.sandbox import PROJECT_ROOT, MIB, Sandbox, SandboxSettings, SandboxUnavailable
+from kafkaml.sandbox import MIB, PROJECT_ROOT, Sandbox, SandboxSettings, SandboxUnavailable
 from kafkaml.testing import wait_until
 from kafkaml.tests import hostile
 
@@ -103,7 +103,7 @@ def test_a_missing_bwrap_is_a_clear_error_naming_the_package_and_the_way_out(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
-    with pytest.raises(SandboxUnavailable, match="bubblewrap.*KAFKAML_SANDBOX=none"):
+    with pytest.raises(SandboxUnavailable, match=r"bubblewrap.*KAFKAML_SANDBOX=none"):
         Sandbox.from_settings(SandboxSettings(sandbox="bwrap"))
 
 
