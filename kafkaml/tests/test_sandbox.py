@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,7 @@ def listening() -> Iterator[int]:
 
 def _probe(
     data_dir: Path, port: int, *, network: bool, die_with_parent: bool
-) -> tuple[dict[str, object], hostile.Targets]:
+) -> tuple[dict[str, Any], hostile.Targets]:
     outside = [PROJECT_ROOT / "kafkaml" / "hostile-written", data_dir / "x", Path("/etc/hostile")]
     target = hostile.targets(data_dir, port, outside)
     sandbox = Sandbox(max_file_bytes=64 * MIB, max_processes=64)
