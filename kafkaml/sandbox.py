@@ -28,10 +28,13 @@ development on a machine without bubblewrap; it logs a warning on every launch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,6 +221,62 @@ class Sandbox:
         # The host /proc, uncovered: the second stage may mount a fresh proc only where one is
         # fully visible. Nothing but setpriv, prlimit and bwrap runs before it is replaced.
         return [*args, *view, "--bind", "/proc", "/proc", "--dev", "/dev", "--"]
+
+
+def exit_signal(status: int) -> int | None:
+    """The signal that ended a launch's command, from the launch's exit status (None: it
+    exited). Unsandboxed, Popen reports it as -N; bwrap exits with 128 + N instead."""
+    if status < 0:
+        return -status
+    if 128 < status < 128 + signal.NSIG:
+        return status - 128
+    return None
+
+
+def kill_tree(pid: int, timeout_s: float = 10.0) -> None:
+    """SIGKILL process `pid`'s process group and every descendant of `pid`, then wait (up to
+    `timeout_s`) until none of them is left, zombies aside.
+
+    For a launch started with `start_new_session=True`: the sandbox's pid-namespace init may sit
+    in a session of its own (`--new-session`), out of the group's reach; killed directly, it
+    takes every process of its namespace with it, `setsid()` or not. Only then is it safe to say
+    that nothing user code started is left. The caller still reaps its own child `pid`.
+    """
+    doomed = [pid, *_descendants(pid)]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    for member in doomed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while any(_running(member) for member in doomed[1:]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Host pids of every descendant of `pid`, parents before children."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                parent = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    queue = list(children.get(pid, []))
+    while queue:
+        child = queue.pop(0)
+        found.append(child)
+        queue += children.get(child, [])
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def visible_paths() -> list[Path]:

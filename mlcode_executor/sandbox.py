@@ -40,7 +40,7 @@ from kafkaml.frameworks.errors import (
     ModelCodeError,
     TrainingSettingsError,
 )
-from kafkaml.sandbox import MIB, Sandbox, SandboxUnavailable
+from kafkaml.sandbox import MIB, Sandbox, SandboxUnavailable, exit_signal, kill_tree
 from mlcode_executor.checks import GIB, RequestError, check_request
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -76,6 +76,7 @@ class Slots:
     def __init__(self, limit: int, wait_s: float) -> None:
         self.limit = limit
         self.wait_s = wait_s
+        self.taken = 0  # slots held now (for reports and tests)
         self._semaphore = threading.BoundedSemaphore(limit)
 
     @contextlib.contextmanager
@@ -86,9 +87,11 @@ class Slots:
                 f"all {self.limit} validation slots are busy (waited {self.wait_s:g} s); "
                 "retry in a moment"
             )
+        self.taken += 1
         try:
             yield
         finally:
+            self.taken -= 1
             self._semaphore.release()
 
 
@@ -273,8 +276,7 @@ class _Child:
 
     def kill(self) -> None:
         """Kill the whole process group: whatever the user's code started goes with it."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        kill_tree(self.process.pid)
         self.process.wait()
         if not self.events.closed:
             self.events.close()
@@ -295,8 +297,9 @@ def _outcome(operation: str, event: Mapping[str, Any], child: _Child) -> dict[st
     if "error" in event:
         raise error_from_dict(event["error"])
     status = child.process.returncode
-    if status is not None and status < 0:
-        how = f"was killed by signal {signal.Signals(-status).name}"
+    killer = exit_signal(status) if status is not None else None
+    if killer is not None:
+        how = f"was killed by signal {signal.Signals(killer).name}"
     else:
         how = f"exited with status {status}"
     if any(s in child.tail for s in ("bad_alloc", "MemoryError", "Cannot allocate memory")):
