@@ -26,6 +26,7 @@ class Targets:
     """What the probe attacks: paths and a process on the host, a listening loopback port."""
 
     data_dir: str
+    secrets: list[str]
     backend_pid: int
     port: int
     outside: list[str]
@@ -33,10 +34,11 @@ class Targets:
     sleep_marker: str
 
 
-def targets(data_dir: Path, port: int, outside: list[Path]) -> Targets:
+def targets(data_dir: Path, port: int, outside: list[Path], secrets: list[Path]) -> Targets:
     """Targets naming this process as the backend (its environ holds the test's secrets)."""
     marker = f"{400 + os.getpid() % 1000}.{time.monotonic_ns() % 97 + 1}"
-    return Targets(str(data_dir), os.getpid(), port, [str(p) for p in outside], marker)
+    files = [str(path) for path in secrets]
+    return Targets(str(data_dir), files, os.getpid(), port, [str(p) for p in outside], marker)
 
 
 _PROBE = r"""
@@ -74,8 +76,8 @@ def _forks():
 def _write(path):
     with open(path, "w") as f:
         f.write("written by hostile model code")
-_try("read_secret_key", lambda: _read(_T["data_dir"] + "/secret_key"))
-_try("read_database", lambda: _read(_T["data_dir"] + "/kafkaml.sqlite3"))
+for _i, _p in enumerate(_T["secrets"]):
+    _try("read_secret_%%d" %% _i, lambda: _read(_p))
 _try("list_data_dir", lambda: _o.listdir(_T["data_dir"]))
 _try("read_backend_environ", lambda: _read("/proc/%%d/environ" %% _T["backend_pid"], 200))
 _R["processes"] = sorted(int(p) for p in _o.listdir("/proc") if p.isdigit())
@@ -134,9 +136,10 @@ def lingering(sleep_marker: str) -> list[int]:
 def assert_contained(report: dict[str, Any], *, network: bool) -> None:
     """Every attack failed (the loopback connect succeeds where `network` is shared, by design)."""
     assert report["uid"] == 65534 and report["gid"] == 65534, report
-    for name in ("read_secret_key", "read_database", "list_data_dir", "read_backend_environ"):
-        assert refused(report, name), (name, report[name])
-    for name in (key for key in report if key.startswith("write_outside_")):
+    attacks = ["list_data_dir", "read_backend_environ"]
+    attacks += [key for key in report if key.startswith(("read_secret_", "write_outside_"))]
+    assert "read_secret_0" in attacks and "write_outside_0" in attacks, report
+    for name in attacks:
         assert refused(report, name), (name, report[name])
     assert refused(report, "write_5gb"), report["write_5gb"]
     assert "File too large" in report["write_5gb"][1] or "No space" in report["write_5gb"][1]

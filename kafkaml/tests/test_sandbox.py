@@ -42,7 +42,7 @@ def _probe(
     data_dir: Path, port: int, *, network: bool, die_with_parent: bool
 ) -> tuple[dict[str, Any], hostile.Targets]:
     outside = [PROJECT_ROOT / "kafkaml" / "hostile-written", data_dir / "x", Path("/etc/hostile")]
-    target = hostile.targets(data_dir, port, outside)
+    target = hostile.targets(data_dir, port, outside, _secrets(data_dir))
     sandbox = Sandbox(max_file_bytes=64 * MIB, max_processes=64)
     launch = sandbox.launch(
         [sys.executable, "-c", hostile.probe_code(target)],
@@ -117,3 +117,7 @@ def test_mode_none_runs_the_command_as_is_and_warns_loudly(
         )
     assert (launch.argv, launch.env, launch.cwd) == (["/bin/true"], {"A": "1"}, str(tmp_path))
     assert "UNSANDBOXED" in caplog.text
+
+
+def _secrets(data_dir: Path) -> list[Path]:
+    return [data_dir / "secret_key", data_dir / "kafkaml.sqlite3"]
