@@ -14,8 +14,9 @@ through `Sandbox.launch`, which wraps the command in `bwrap`:
 - a file view of only the interpreter, the virtual environment and the project's worker
   packages, all read-only, plus a private tmpfs at /tmp (HOME, TMPDIR, cwd) that vanishes
   with the sandbox: no data dir, database, secret key, service token or backend code;
-- RLIMIT_FSIZE and RLIMIT_NPROC (counted per sandbox, as each has its own user namespace),
-  no core files, no nested user namespaces (`--disable-userns`);
+- RLIMIT_FSIZE and RLIMIT_NPROC, set by `prlimit` inside the sandbox on the user's command
+  (counted per sandbox, as each has its own user namespace), no core files, no nested user
+  namespaces (`--disable-userns`);
 - validation: `--die-with-parent` and `--new-session`; jobs keep neither, so they survive a
   backend restart (the runner reconciles them) and a SIGTERM to their process group reaches the
   job's own handler. SIGTERM is ignored by the bwrap processes themselves (`env
@@ -174,11 +175,14 @@ class Sandbox:
         if os.geteuid() == 0:
             command = [*prefix, *self._outer_as_root(die_with_parent), *inner]
         else:
-            command = [*prefix, *self._limits(), *self._bwrap_inner(network, die_with_parent)]
+            command = [*prefix, *self._bwrap_inner(network, die_with_parent)]
             command += [*_view_args(visible_paths()), *self._inner_tail(argv, hidden)]
         return Launch(command, {**env, "HOME": SCRATCH, "TMPDIR": SCRATCH}, str(cwd))
 
     def _limits(self) -> list[str]:
+        """Applied inside the sandbox, to the user's command only. Set on bwrap itself, the
+        process limit would become its user namespace's ceiling for the count of the sandbox
+        uid's processes on the whole host, shared by every sandbox."""
         return [
             "prlimit",
             f"--nproc={self.max_processes}",
@@ -202,7 +206,7 @@ class Sandbox:
         for path in hidden:
             if any(_inside(path, shown) for shown in visible_paths()):
                 args += ["--tmpfs", str(path)]
-        return [*args, "--chdir", SCRATCH, "--", *argv]
+        return [*args, "--chdir", SCRATCH, "--", *self._limits(), *argv]
 
     def _inner(
         self, argv: Sequence[str], network: bool, die_with_parent: bool, hidden: Iterable[Path]
@@ -210,7 +214,7 @@ class Sandbox:
         """The unprivileged stage run inside the root stage's file view."""
         drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
         bwrap = [*self._bwrap_inner(network, die_with_parent), "--ro-bind", "/", "/"]
-        return [*drop, *self._limits(), *bwrap, *self._inner_tail(argv, hidden)]
+        return [*drop, *bwrap, *self._inner_tail(argv, hidden)]
 
     def _outer_as_root(self, die_with_parent: bool) -> list[str]:
         """A root bwrap that only assembles the read-only view and may change uid once."""

@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -135,11 +136,16 @@ class Spares:
     Taking one starts its replacement at once, so a long-lived caller (the HTTP service, a
     backend process) does not pay the framework's import on every request. `close()` kills
     the waiting children; a closed pool starts no more.
+
+    Replacements are started by the pool's own long-lived thread: a sandbox dies with the
+    thread that started it (bubblewrap's --die-with-parent is the kernel's parent-death signal,
+    which follows the thread), and a request's thread ends with the request.
     """
 
     def __init__(self, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
         self.memory_bytes = memory_bytes
-        self._idle: dict[str, _Child] = {}
+        self._idle: dict[str, Future[_Child]] = {}
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafkaml-spares")
         self._lock = threading.Lock()
         self._closed = False
 
@@ -148,8 +154,9 @@ class Spares:
         with self._lock:
             if self._closed:
                 raise ExecutorUnavailable("the executor is shutting down")
-            child = self._idle.pop(runtime, None)
-            self._idle[runtime] = _Child(runtime, self.memory_bytes)
+            waiting = self._idle.pop(runtime, None)
+            self._idle[runtime] = self._starter.submit(_Child, runtime, self.memory_bytes)
+        child = _started(waiting)
         if child is not None and child.process.poll() is None:
             return child
         if child is not None:
@@ -159,15 +166,28 @@ class Spares:
     def pids(self) -> list[int]:
         """Process ids of the waiting children."""
         with self._lock:
-            return [child.process.pid for child in self._idle.values()]
+            waiting = list(self._idle.values())
+        return [child.process.pid for child in map(_started, waiting) if child is not None]
 
     def close(self) -> None:
         """Kill every waiting child."""
         with self._lock:
             self._closed = True
             idle, self._idle = list(self._idle.values()), {}
-        for child in idle:
-            child.kill()
+        for child in map(_started, idle):
+            if child is not None:
+                child.kill()
+        self._starter.shutdown(wait=False)
+
+
+def _started(waiting: Future[_Child] | None) -> _Child | None:
+    """The child a spare's start produced; None when there was none or it failed to start."""
+    if waiting is None:
+        return None
+    try:
+        return waiting.result()
+    except ExecutorUnavailable:
+        return None
 
 
 def _run(
