@@ -8,7 +8,7 @@ through `Sandbox.launch`, which wraps the command in `bwrap`:
   the read-only file view (so paths under /root stay reachable), `setpriv` drops to the
   sandbox uid with no groups, and the second `bwrap` runs unprivileged;
 - its own mount, pid, ipc, uts and cgroup namespaces, a fresh /proc (no other process is
-  visible), and no network at all (no interface but a down loopback) unless `network=True`:
+  visible), and no network at all (no interface but its own loopback) unless `network=True`:
   jobs share the host's network namespace, because a new one has no route to the brokers and
   the job API on the host's loopback;
 - a file view of only the interpreter, the virtual environment and the project's worker
@@ -204,8 +204,11 @@ class Sandbox:
         args = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
         args += ["--size", str(self.max_file_bytes), "--tmpfs", SCRATCH]
         for path in hidden:
-            if any(_inside(path, shown) for shown in visible_paths()):
+            if path.is_dir() and any(_inside(path, shown) for shown in visible_paths()):
                 args += ["--tmpfs", str(path)]
+        # The sandbox's own root (its folders are the sandbox user's when bwrap runs unprivileged)
+        # read-only too: only the scratch tmpfs takes writes.
+        args += ["--remount-ro", "/"]
         return [*args, "--chdir", SCRATCH, "--", *self._limits(), *argv]
 
     def _inner(

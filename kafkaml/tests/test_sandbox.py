@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import sysconfig
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,3 +123,53 @@ def test_mode_none_runs_the_command_as_is_and_warns_loudly(
 
 def _secrets(data_dir: Path) -> list[Path]:
     return [data_dir / "secret_key", data_dir / "kafkaml.sqlite3"]
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Whether a user with no relation to `path` can reach and read it."""
+    path = path.resolve()
+    folders = [*path.parents] if path.is_file() else [path, *path.parents]
+    return all(p.stat().st_mode & 0o005 == 0o005 for p in folders) and os.access(path, os.R_OK)
+
+
+def test_an_unprivileged_backend_user_gets_the_same_sandbox_in_one_stage(
+    data_dir: Path, listening: int
+) -> None:
+    """As the backend would run it under its own (non-root) uid: bwrap without the root stage."""
+    if os.geteuid() != 0:
+        pytest.skip("runs as root to become another user; as non-root the other tests cover it")
+    python = next(
+        (
+            Path(p)
+            for p in (sys.executable, f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}")
+            if Path(p).exists() and _readable_by_others(Path(p))
+        ),
+        None,
+    )
+    packages = Path(sysconfig.get_paths()["purelib"])
+    if python is None or not _readable_by_others(packages / "pydantic_settings"):
+        pytest.skip("no interpreter and packages an unprivileged user can read")
+    outside = [PROJECT_ROOT / "kafkaml" / "hostile-written", data_dir / "x", Path("/etc/hostile")]
+    target = hostile.targets(data_dir, listening, outside, _secrets(data_dir))
+    scripts = tempfile.TemporaryDirectory(prefix="kafkaml-sandbox-test-")  # pytest's is 0700
+    script = Path(scripts.name) / "launch.py"
+    script.write_text(
+        "import subprocess, sys\nfrom pathlib import Path\nfrom kafkaml.sandbox import Sandbox\n"
+        f"launch = Sandbox(max_file_bytes={64 * MIB}, max_processes=64).launch(\n"
+        f"    [sys.executable, '-c', {hostile.probe_code(target)!r}], env={{}},\n"
+        "    cwd=Path('/'), network=False, die_with_parent=True)\n"
+        "sys.exit(subprocess.run(launch.argv, env=launch.env, cwd=launch.cwd).returncode)\n"
+    )
+    script.chmod(0o644)
+    Path(scripts.name).chmod(0o755)
+    unprivileged = ["setpriv", "--reuid=4321", "--regid=4321", "--clear-groups", "--"]
+    with scripts:
+        result = subprocess.run(
+            [*unprivileged, str(python), str(script)],
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{PROJECT_ROOT}:{packages}"},
+            cwd="/", capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    report = hostile.report_from(result.stderr)
+    hostile.assert_contained(report, network=False)
+    for path in outside:
+        assert not path.exists(), f"the sandbox wrote {path}"
