@@ -165,8 +165,9 @@ class Sandbox:
         self.check()
         if self.mode == "none":
             log.warning(
-                "KAFKAML_SANDBOX=none: user code runs UNSANDBOXED with the rights of uid %s "
-                "(it can read the data dir, the database and the secrets)",
+                "KAFKAML_SANDBOX=none: user code runs UNSANDBOXED with the rights of uid %s; "
+                "only a surrounding container, if any, isolates it (on a shared machine it can "
+                "read the data dir, the database and the secrets)",
                 os.geteuid(),
             )
             return Launch([*argv], {**env}, str(cwd))
