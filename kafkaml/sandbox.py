@@ -104,6 +104,13 @@ class Launch:
     argv: list[str]
     env: dict[str, str]
     cwd: str
+    # File descriptors the command reads copied files from: pass them (`pass_fds`), then close.
+    pass_fds: tuple[int, ...] = ()
+
+    def close(self) -> None:
+        """Close `pass_fds` in this process (after Popen, which gave the child its copies)."""
+        for fd in self.pass_fds:
+            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,7 @@ class Sandbox:
         network: bool,
         die_with_parent: bool,
         hidden: Iterable[Path] = (),
+        files: Sequence[Path] = (),
     ) -> Launch:
         """The sandboxed form of `argv` (an absolute interpreter path first).
 
@@ -160,7 +168,10 @@ class Sandbox:
         neither.
         `network=False` leaves no usable interface; `die_with_parent` kills the sandbox with its
         caller. `hidden` folders are covered by an empty tmpfs should they lie inside what is
-        shown (e.g. a data dir inside the project). Raises SandboxUnavailable (see `check`).
+        shown (e.g. a data dir inside the project). `files` are host files shown read-only
+        at their own paths as copies readable by the sandbox user whatever their mode (the
+        Kafka TLS files of a job); hand `pass_fds` to Popen and call `close()` after it.
+        Raises SandboxUnavailable (see `check`), OSError when a file cannot be read.
         """
         self.check()
         if self.mode == "none":
@@ -171,14 +182,17 @@ class Sandbox:
                 os.geteuid(),
             )
             return Launch([*argv], {**env}, str(cwd))
+        copies = _copies(files)
+        view = _view_args(visible_paths(), copies, self.max_file_bytes)
         inner = self._inner(argv, network, die_with_parent, hidden)
         prefix = ["env", "--ignore-signal=TERM"]
         if os.geteuid() == 0:
-            command = [*prefix, *self._outer_as_root(die_with_parent), *inner]
+            command = [*prefix, *self._outer_as_root(die_with_parent, view), *inner]
         else:
             command = [*prefix, *self._bwrap_inner(network, die_with_parent)]
-            command += [*_view_args(visible_paths()), *self._inner_tail(argv, hidden)]
-        return Launch(command, {**env, "HOME": SCRATCH, "TMPDIR": SCRATCH}, str(cwd))
+            command += [*view, *self._inner_tail(argv, hidden)]
+        home = {"HOME": SCRATCH, "TMPDIR": SCRATCH}
+        return Launch(command, {**env, **home}, str(cwd), tuple(fd for fd, _ in copies))
 
     def _limits(self) -> list[str]:
         """Applied inside the sandbox, to the user's command only. Set on bwrap itself, the
@@ -203,7 +217,6 @@ class Sandbox:
 
     def _inner_tail(self, argv: Sequence[str], hidden: Iterable[Path]) -> list[str]:
         args = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
-        args += ["--size", str(self.max_file_bytes), "--tmpfs", SCRATCH]
         for path in hidden:
             if path.is_dir() and any(_inside(path, shown) for shown in visible_paths()):
                 args += ["--tmpfs", str(path)]
@@ -218,14 +231,14 @@ class Sandbox:
         """The unprivileged stage run inside the root stage's file view."""
         drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
         bwrap = [*self._bwrap_inner(network, die_with_parent), "--ro-bind", "/", "/"]
+        bwrap += ["--bind", SCRATCH, SCRATCH]  # the root stage's scratch tmpfs, writable again
         return [*drop, *bwrap, *self._inner_tail(argv, hidden)]
 
-    def _outer_as_root(self, die_with_parent: bool) -> list[str]:
+    def _outer_as_root(self, die_with_parent: bool, view: list[str]) -> list[str]:
         """A root bwrap that only assembles the read-only view and may change uid once."""
         args = ["bwrap", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         if die_with_parent:
             args.append("--die-with-parent")
-        view = _view_args(visible_paths())
         # The host /proc, uncovered: the second stage may mount a fresh proc only where one is
         # fully visible. Nothing but setpriv, prlimit and bwrap runs before it is replaced.
         return [*args, *view, "--bind", "/proc", "/proc", "--dev", "/dev", "--"]
@@ -312,17 +325,39 @@ def _inside(path: Path, parent: Path) -> bool:
     return path == parent or path.is_relative_to(parent)
 
 
-def _view_args(paths: Sequence[Path]) -> list[str]:
-    """bwrap arguments for a root holding `paths` read-only (their parents world-traversable,
-    so that the unprivileged stage can reach them) and Debian's /bin, /lib symlinks."""
-    args = ["--perms", "0755", "--dir", SCRATCH]
+def _copies(files: Sequence[Path]) -> list[tuple[int, Path]]:
+    """Each file's content in an anonymous memory file (fd, path), for bwrap --ro-bind-data."""
+    copies = []
+    for path in files:
+        fd = os.memfd_create(f"kafkaml-sandbox-{path.name}")
+        os.write(fd, Path(path).read_bytes())
+        os.lseek(fd, 0, os.SEEK_SET)
+        copies.append((fd, Path(os.path.abspath(path))))
+    return copies
+
+
+def _view_args(
+    paths: Sequence[Path], copies: Sequence[tuple[int, Path]], scratch_bytes: int
+) -> list[str]:
+    """bwrap arguments for a root with the scratch tmpfs at /tmp, `paths` read-only (their
+    parents world-traversable, so that the unprivileged stage can reach them), the `copies` as
+    world-readable files, and Debian's /bin, /lib symlinks. The tmpfs comes first, so that what
+    is shown from the host's /tmp (a test's folder, a venv) lies on top of it, not under it."""
+    args = ["--perms", "1777", "--size", str(scratch_bytes), "--tmpfs", SCRATCH]
     made: set[Path] = set()
-    for path in paths:
+
+    def parents_of(path: Path) -> list[str]:
+        made_now = []
         for parent in reversed(path.parents[:-1]):
-            if parent not in made:
+            if parent not in made and not any(_inside(parent, shown) for shown in paths):
                 made.add(parent)
-                args += ["--perms", "0755", "--dir", str(parent)]
-        args += ["--ro-bind", str(path), str(path)]
+                made_now += ["--perms", "0755", "--dir", str(parent)]
+        return made_now
+
+    for path in paths:
+        args += [*parents_of(path), "--ro-bind", str(path), str(path)]
+    for fd, path in copies:
+        args += [*parents_of(path), "--perms", "0444", "--ro-bind-data", str(fd), str(path)]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         target = Path("/") / name
         if target.is_symlink() and not any(_inside(target, p) for p in paths):

@@ -173,3 +173,43 @@ def test_an_unprivileged_backend_user_gets_the_same_sandbox_in_one_stage(
     hostile.assert_contained(report, network=False)
     for path in outside:
         assert not path.exists(), f"the sandbox wrote {path}"
+
+
+def test_files_handed_to_a_job_are_readable_inside_whatever_their_mode(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """The Kafka TLS files of a job: shown as read-only copies, readable by the sandbox user."""
+    key = data_dir / "client.key"
+    key.write_text("-----BEGIN PRIVATE KEY-----")
+    key.chmod(0o600)
+    code = (
+        "import sys\n"
+        f"print(open({str(key)!r}).read())\n"
+        f"try:\n    open({str(key)!r}, 'w')\nexcept OSError as e:\n    print('write refused', e)\n"
+        f"print(sorted(__import__('os').listdir({str(data_dir)!r})))\n"
+    )
+    launch = Sandbox().launch(
+        [sys.executable, "-c", code],
+        env={},
+        cwd=tmp_path,
+        network=True,
+        die_with_parent=False,
+        files=[key],
+    )
+    try:
+        result = subprocess.run(
+            launch.argv,
+            env=launch.env,
+            cwd=launch.cwd,
+            pass_fds=launch.pass_fds,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        launch.close()
+    print(result.stdout, result.stderr)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "-----BEGIN PRIVATE KEY-----"
+    assert lines[1].startswith("write refused")
+    assert lines[2] == "['client.key']"  # the file alone, not the rest of its folder
