@@ -174,10 +174,10 @@ class Spares:
         with self._lock:
             self._closed = True
             idle, self._idle = list(self._idle.values()), {}
+        self._starter.shutdown(wait=True)  # a start in progress ends first (Popen: milliseconds)
         for child in map(_started, idle):
             if child is not None:
                 child.kill()
-        self._starter.shutdown(wait=False)
 
 
 def _started(waiting: Future[_Child] | None) -> _Child | None:
