@@ -87,6 +87,12 @@ def programs(settings: LocalSettings) -> list[Program]:
                 f"127.0.0.1:{settings.backend_port}",
                 "--workers",
                 "2",
+                # Threads: a request that waits (a validation runs up to its time limit) holds
+                # one thread, not a whole worker, so /api/health and the rest still answer.
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "8",
                 "--timeout",
                 "300",
             ],
@@ -114,7 +120,9 @@ def prepare_backend(settings: LocalSettings, out: Callable[[str], None]) -> None
 
     Raises LocalStackError with the command's output when a step fails.
     """
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The database, secret key, service token, artifacts and logs: the backend's user alone.
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    settings.data_dir.chmod(0o700)
     _manage(settings, "migrate", "--noinput")
     out(_manage(settings, "ensure_admin"))
     _manage(settings, "issue_service_token", "--output", str(settings.data_dir / "service_token"))

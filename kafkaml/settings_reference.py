@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 SETTINGS_CLASSES = [
     "kafkaml.kafka:KafkaSettings",
     "kafkaml.local:LocalSettings",
+    "kafkaml.sandbox:SandboxSettings",
     "kafkaml.k8s.settings:KubernetesRunnerSettings",
     "mlcode_executor.settings:ExecutorSettings",
     "backend.kafkaml_backend.config:BackendSettings",

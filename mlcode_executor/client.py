@@ -3,13 +3,30 @@ HTTP service. Importing it imports neither TensorFlow nor PyTorch."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import requests
 
 from kafkaml.frameworks.errors import FrameworkError
 from mlcode_executor.checks import GIB, encode_artifact
-from mlcode_executor.sandbox import ExecutorUnavailable, Spares, error_from_dict, execute
+from mlcode_executor.sandbox import (
+    ExecutorBusy,
+    ExecutorUnavailable,
+    Slots,
+    Spares,
+    error_from_dict,
+    execute,
+)
+from mlcode_executor.settings import ExecutorSettings
+
+
+@functools.cache
+def local_slots() -> Slots:
+    """The validation slots every local-mode client of this process shares
+    (`KAFKAML_EXECUTOR_MAX_CONCURRENT`, `KAFKAML_EXECUTOR_QUEUE_WAIT_S`, read once)."""
+    settings = ExecutorSettings()
+    return Slots(settings.max_concurrent, settings.queue_wait_s)
 
 
 class ExecutorClient:
@@ -19,6 +36,10 @@ class ExecutorClient:
     sends it to the executor service, which runs the same code path there. Every method raises
     the framework errors (`ModelCodeError`, `TrainingSettingsError`, `ArtifactError`) for bad
     input and ExecutorUnavailable when no validation could run.
+
+    Local mode runs at most `slots.limit` validations at once in this process (default: the
+    process-wide `local_slots()`); a request that finds no slot within `slots.wait_s` raises
+    ExecutorBusy, an ExecutorUnavailable.
 
     `spares=True` (local mode, for a long-lived client) keeps one warmed-up child per framework
     waiting, so a request does not wait for TensorFlow or PyTorch to import; call `close()` (or
@@ -32,11 +53,13 @@ class ExecutorClient:
         timeout_s: float = 30,
         memory_bytes: int = 2 * GIB,
         spares: bool = False,
+        slots: Slots | None = None,
     ) -> None:
         self.url = url.rstrip("/") if url else None
         self.timeout_s = timeout_s
         self.memory_bytes = memory_bytes
         self.spares = Spares(memory_bytes) if spares and self.url is None else None
+        self.slots = slots
 
     def close(self) -> None:
         """End the waiting spare children, if any."""
@@ -87,13 +110,14 @@ class ExecutorClient:
 
     def _call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         if self.url is None:
-            return execute(
-                operation,
-                request,
-                timeout_s=self.timeout_s,
-                memory_bytes=self.memory_bytes,
-                spares=self.spares,
-            )
+            with (self.slots or local_slots()).take():
+                return execute(
+                    operation,
+                    request,
+                    timeout_s=self.timeout_s,
+                    memory_bytes=self.memory_bytes,
+                    spares=self.spares,
+                )
         return self._post(operation, request)
 
     def _post(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -112,4 +136,4 @@ class ExecutorClient:
         raise ExecutorUnavailable(f"the executor answered {response.status_code}: {body}")
 
 
-__all__ = ["ExecutorClient", "ExecutorUnavailable", "FrameworkError"]
+__all__ = ["ExecutorBusy", "ExecutorClient", "ExecutorUnavailable", "FrameworkError"]

@@ -1,12 +1,14 @@
 """One request, one fresh child process: spawn, limit, wait, collect.
 
 The parent (which never imports TensorFlow or PyTorch) starts `python -m mlcode_executor.sandbox`
-in a new session with a scrubbed environment (no database URL, no secrets, HOME and cwd in a
-fresh temporary directory), sends the request on stdin and reads JSON events from a dedicated
-pipe. The child imports the framework and warms it up, reports `ready`, sets RLIMIT_AS to its
-current address space plus the memory limit, runs the operation and reports the result or the
-error. The wall-time limit runs from `ready`, so a slow framework import on a busy machine is not
-charged to the user's code; the parent kills the whole process group when it expires.
+through `kafkaml.sandbox` (bubblewrap: user nobody, no network, no view of the data dir or of
+other processes, a private scratch tmpfs, file size and process limits, killed with its parent)
+in a new session with a scrubbed environment (no database URL, no secrets), sends the request
+on stdin and reads JSON events from a dedicated pipe. The child imports the framework and warms it
+up, reports `ready`, sets RLIMIT_AS to its current address space plus the memory limit, runs the
+operation and reports the result or the error. The wall-time limit runs from `ready`, so a slow
+framework import on a busy machine is not charged to the user's code; the parent kills the whole
+process group when it expires.
 
 Why the memory limit is relative: TensorFlow maps ~2 GiB and PyTorch ~3.2 GiB of address space
 before any user code runs (measured here), so an absolute 2 GiB RLIMIT_AS would stop PyTorch
@@ -16,6 +18,8 @@ from importing at all. `memory_bytes` is what the user's code may add on top.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import json
 import os
 import select
@@ -26,7 +30,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +41,15 @@ from kafkaml.frameworks.errors import (
     ModelCodeError,
     TrainingSettingsError,
 )
+from kafkaml.sandbox import MIB, Sandbox, SandboxUnavailable, exit_signal, kill_tree
 from mlcode_executor.checks import GIB, RequestError, check_request
 
 DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_BYTES = 2 * GIB
 # Importing TensorFlow takes ~5 s on two busy cores; this only bounds a hung start-up.
 STARTUP_TIMEOUT_S = 180.0
+# A validation writes nothing of note; this bounds what hostile code can write to its scratch.
+VALIDATION_MAX_FILE_BYTES = 256 * MIB
 _ROOT = Path(__file__).resolve().parent.parent
 _ERRORS: dict[str, type[FrameworkError]] = {
     "ModelCodeError": ModelCodeError,
@@ -53,6 +61,39 @@ _ERRORS: dict[str, type[FrameworkError]] = {
 
 class ExecutorUnavailable(RuntimeError):
     """No validation could run: the sandbox did not start, or the service did not answer."""
+
+
+class ExecutorBusy(ExecutorUnavailable):
+    """Every validation slot stayed taken for the whole bounded wait; retry later."""
+
+
+class Slots:
+    """At most `limit` validations at once; a caller waits at most `wait_s` for a slot.
+
+    The bound on the wait is what keeps a burst of validations from holding every thread of the
+    process that serves other requests: past it, `take()` raises ExecutorBusy (an HTTP 503).
+    """
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.limit = limit
+        self.wait_s = wait_s
+        self.taken = 0  # slots held now (for reports and tests)
+        self._semaphore = threading.BoundedSemaphore(limit)
+
+    @contextlib.contextmanager
+    def take(self) -> Iterator[None]:
+        """Hold one slot for the block; raises ExecutorBusy when none frees up in time."""
+        if not self._semaphore.acquire(timeout=self.wait_s):
+            raise ExecutorBusy(
+                f"all {self.limit} validation slots are busy (waited {self.wait_s:g} s); "
+                "retry in a moment"
+            )
+        self.taken += 1
+        try:
+            yield
+        finally:
+            self.taken -= 1
+            self._semaphore.release()
 
 
 def execute(
@@ -95,11 +136,16 @@ class Spares:
     Taking one starts its replacement at once, so a long-lived caller (the HTTP service, a
     backend process) does not pay the framework's import on every request. `close()` kills
     the waiting children; a closed pool starts no more.
+
+    Replacements are started by the pool's own long-lived thread: a sandbox dies with the
+    thread that started it (bubblewrap's --die-with-parent is the kernel's parent-death signal,
+    which follows the thread), and a request's thread ends with the request.
     """
 
     def __init__(self, memory_bytes: int = DEFAULT_MEMORY_BYTES) -> None:
         self.memory_bytes = memory_bytes
-        self._idle: dict[str, _Child] = {}
+        self._idle: dict[str, Future[_Child]] = {}
+        self._starter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafkaml-spares")
         self._lock = threading.Lock()
         self._closed = False
 
@@ -108,8 +154,9 @@ class Spares:
         with self._lock:
             if self._closed:
                 raise ExecutorUnavailable("the executor is shutting down")
-            child = self._idle.pop(runtime, None)
-            self._idle[runtime] = _Child(runtime, self.memory_bytes)
+            waiting = self._idle.pop(runtime, None)
+            self._idle[runtime] = self._starter.submit(_Child, runtime, self.memory_bytes)
+        child = _started(waiting)
         if child is not None and child.process.poll() is None:
             return child
         if child is not None:
@@ -119,15 +166,28 @@ class Spares:
     def pids(self) -> list[int]:
         """Process ids of the waiting children."""
         with self._lock:
-            return [child.process.pid for child in self._idle.values()]
+            waiting = list(self._idle.values())
+        return [child.process.pid for child in map(_started, waiting) if child is not None]
 
     def close(self) -> None:
         """Kill every waiting child."""
         with self._lock:
             self._closed = True
             idle, self._idle = list(self._idle.values()), {}
-        for child in idle:
-            child.kill()
+        self._starter.shutdown(wait=True)  # a start in progress ends first (Popen: milliseconds)
+        for child in map(_started, idle):
+            if child is not None:
+                child.kill()
+
+
+def _started(waiting: Future[_Child] | None) -> _Child | None:
+    """The child a spare's start produced; None when there was none or it failed to start."""
+    if waiting is None:
+        return None
+    try:
+        return waiting.result()
+    except ExecutorUnavailable:
+        return None
 
 
 def _run(
@@ -176,18 +236,32 @@ class _Child:
     """A child process for one runtime, its event pipe and its own temporary home."""
 
     def __init__(self, runtime: str, memory_bytes: int) -> None:
+        # The caller's folder: the child's log lives here, out of the sandbox's sight.
         self.home = Path(tempfile.mkdtemp(prefix="kafkaml-sandbox-"))
         self.log_path = self.home / "child.log"
         read_fd, write_fd = os.pipe()
         command = [sys.executable, "-m", "mlcode_executor.sandbox", str(write_fd)]
+        try:
+            launch = _sandbox().launch(
+                [*command, str(memory_bytes), runtime],
+                env={**_child_env(), "HOME": str(self.home), "TMPDIR": str(self.home)},
+                cwd=self.home,
+                network=False,
+                die_with_parent=True,
+            )
+        except SandboxUnavailable as error:
+            os.close(read_fd)
+            os.close(write_fd)
+            shutil.rmtree(self.home, ignore_errors=True)
+            raise ExecutorUnavailable(str(error)) from error
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [*command, str(memory_bytes), runtime],
+                launch.argv,
                 stdin=subprocess.PIPE,
                 stdout=log,
                 stderr=log,
-                cwd=self.home,
-                env=_child_env(self.home),
+                cwd=launch.cwd,
+                env=launch.env,
                 pass_fds=(write_fd,),
                 start_new_session=True,
             )
@@ -222,8 +296,7 @@ class _Child:
 
     def kill(self) -> None:
         """Kill the whole process group: whatever the user's code started goes with it."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        kill_tree(self.process.pid)
         self.process.wait()
         if not self.events.closed:
             self.events.close()
@@ -244,8 +317,9 @@ def _outcome(operation: str, event: Mapping[str, Any], child: _Child) -> dict[st
     if "error" in event:
         raise error_from_dict(event["error"])
     status = child.process.returncode
-    if status is not None and status < 0:
-        how = f"was killed by signal {signal.Signals(-status).name}"
+    killer = exit_signal(status) if status is not None else None
+    if killer is not None:
+        how = f"was killed by signal {signal.Signals(killer).name}"
     else:
         how = f"exited with status {status}"
     if any(s in child.tail for s in ("bad_alloc", "MemoryError", "Cannot allocate memory")):
@@ -259,12 +333,19 @@ def _limit_error(operation: str, what: str) -> FrameworkError:
     return ModelCodeError(f"the model code {what}", line=None)
 
 
-def _child_env(home: Path) -> dict[str, str]:
+@functools.cache
+def _sandbox() -> Sandbox:
+    """The sandbox of every validation: the settings' one (`KAFKAML_SANDBOX*`), with no
+    network and files of at most VALIDATION_MAX_FILE_BYTES. Raises SandboxUnavailable."""
+    sandbox = Sandbox.from_settings()
+    limit = min(sandbox.max_file_bytes, VALIDATION_MAX_FILE_BYTES)
+    return dataclasses.replace(sandbox, max_file_bytes=limit)
+
+
+def _child_env() -> dict[str, str]:
     """Only what Python needs: nothing from the caller's environment reaches user code."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "TMPDIR": str(home),
         "LANG": "C.UTF-8",
         "PYTHONPATH": str(_ROOT),
         "PYTHONDONTWRITEBYTECODE": "1",

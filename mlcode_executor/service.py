@@ -8,14 +8,20 @@ code path as the client's local mode.
 from __future__ import annotations
 
 import json
-import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from kafkaml.frameworks.errors import FrameworkError
 from mlcode_executor.checks import OPERATIONS
-from mlcode_executor.sandbox import ExecutorUnavailable, Spares, error_to_dict, execute
+from mlcode_executor.sandbox import (
+    ExecutorBusy,
+    ExecutorUnavailable,
+    Slots,
+    Spares,
+    error_to_dict,
+    execute,
+)
 from mlcode_executor.settings import ExecutorSettings
 
 # Base64 artifacts of imported models can be large, but not unbounded.
@@ -29,7 +35,7 @@ class ExecutorServer(ThreadingHTTPServer):
 
     def __init__(self, settings: ExecutorSettings) -> None:
         self.settings = settings
-        self.slots = threading.BoundedSemaphore(settings.max_concurrent)
+        self.slots = Slots(settings.max_concurrent, settings.queue_wait_s)
         self.spares = Spares(settings.memory_bytes) if settings.spares else None
         super().__init__((settings.host, settings.port), _Handler)
 
@@ -65,8 +71,11 @@ class _Handler(BaseHTTPRequestHandler):
         request = self._read_json()
         if request is None:
             return
-        with self.server.slots:
-            self._run(operation, request)
+        try:
+            with self.server.slots.take():
+                self._run(operation, request)
+        except ExecutorBusy as exc:
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, {"message": str(exc), "extra": {}})
 
     def _run(self, operation: str, request: dict[str, Any]) -> None:
         try:

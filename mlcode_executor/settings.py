@@ -29,5 +29,12 @@ class ExecutorSettings(BaseSettings):
         default=True, description="Keep one warmed-up sandbox per framework waiting for a request."
     )
     max_concurrent: int = Field(
-        default=2, ge=1, description="Validations run at once; further requests wait their turn."
+        default=2,
+        ge=1,
+        description="Validations run at once (per service, or per backend process in local mode).",
+    )
+    queue_wait_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a validation waits for a free slot before the answer is 503 busy.",
     )

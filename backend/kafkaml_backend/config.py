@@ -6,6 +6,7 @@ code reads that object rather than the environment.
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 from typing import Literal
@@ -84,15 +85,24 @@ class BackendSettings(BaseSettings):
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
         path = self.data_dir / "secret_key"
+        private_dir(self.data_dir)
         if not path.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(50))
-            path.chmod(0o600)
+            # Created 0600 in one step: never readable by others, not even for a moment.
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(50))
         return path.read_text().strip()
 
     def resolved_database_url(self) -> str:
         """The database URL; SQLite in the data dir when none is configured."""
         if self.database_url:
             return self.database_url
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         return f"sqlite:///{self.data_dir / 'kafkaml.sqlite3'}"
+
+
+def private_dir(path: Path) -> None:
+    """Make `path` (and missing parents) and leave it 0700: the data dir holds the database,
+    the secret key, the service token, artifacts and job logs, for the backend's user alone."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)

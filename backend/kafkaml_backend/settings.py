@@ -86,6 +86,9 @@ STATIC_ROOT = str(KAFKAML.data_dir / "static")
 WHITENOISE_USE_FINDERS = True
 # whitenoise serves the collected UI from here; it warns at every start when it is missing.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+# Artifacts and uploads are the backend's alone (the data dir itself is 0700).
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 

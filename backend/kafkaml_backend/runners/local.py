@@ -36,6 +36,7 @@ from backend.kafkaml_backend.auth import issue_job_token
 from backend.kafkaml_backend.config import PROJECT_ROOT
 from backend.kafkaml_backend.runners.base import JobStatus
 from kafkaml.kafka import KafkaSettings
+from kafkaml.sandbox import Sandbox
 
 if TYPE_CHECKING:
     from backend.apps.inferences.models import Inference
@@ -144,16 +145,33 @@ class LocalRunner:
             "KAFKAML_CONTROL_TOPIC": settings.KAFKAML.control_topic,
             **job_env,
         }
-        with log_path.open("ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", module],
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: a stop reaches its children too
-            )
+        # User code: in the sandbox (kafkaml.sandbox), with the network (brokers, job API) and
+        # the Kafka TLS files, but neither the data dir nor the backend's processes.
+        kafka = self.kafka
+        tls = (kafka.ssl_ca_location, kafka.ssl_certificate_location, kafka.ssl_key_location)
+        launch = Sandbox.from_settings().launch(
+            [sys.executable, "-m", module],
+            env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
+            cwd=PROJECT_ROOT,
+            network=True,
+            die_with_parent=False,  # jobs outlive a backend restart; reconcile() finds them
+            hidden=[Path(settings.KAFKAML.data_dir)],
+            files=[Path(name) for name in tls if name],
+        )
+        try:
+            with log_path.open("ab") as log:
+                return subprocess.Popen(
+                    launch.argv,
+                    cwd=launch.cwd,
+                    env=launch.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its own group: a stop reaches its children too
+                    pass_fds=launch.pass_fds,
+                )
+        finally:
+            launch.close()
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
         with _watched_lock:

@@ -27,5 +27,6 @@ class Command(BaseCommand):
             return
         output.parent.mkdir(parents=True, exist_ok=True)
         output.touch(mode=0o600)
+        output.chmod(0o600)  # an existing file keeps its mode on touch
         output.write_text(token)
         self.stdout.write(f"service token written to {output}")

@@ -1,0 +1,365 @@
+"""The one place that decides how user model code is started on this machine: bubblewrap.
+
+Validation (mlcode_executor) and every local training and inference job start their process
+through `Sandbox.launch`, which wraps the command in `bwrap`:
+
+- an unprivileged user: uid/gid 65534 (nobody) inside a new user namespace. When the backend
+  runs as root, the sandbox is also nobody on the host: a first, root `bwrap` only assembles
+  the read-only file view (so paths under /root stay reachable), `setpriv` drops to the
+  sandbox uid with no groups, and the second `bwrap` runs unprivileged;
+- its own mount, pid, ipc, uts and cgroup namespaces, a fresh /proc (no other process is
+  visible), and no network at all (no interface but its own loopback) unless `network=True`:
+  jobs share the host's network namespace, because a new one has no route to the brokers and
+  the job API on the host's loopback;
+- a file view of only the interpreter, the virtual environment and the project's worker
+  packages, all read-only, plus a private tmpfs at /tmp (HOME, TMPDIR, cwd) that vanishes
+  with the sandbox: no data dir, database, secret key, service token or backend code;
+- RLIMIT_FSIZE and RLIMIT_NPROC, set by `prlimit` inside the sandbox on the user's command
+  (counted per sandbox, as each has its own user namespace), no core files, no nested user
+  namespaces (`--disable-userns`);
+- validation: `--die-with-parent` and `--new-session`; jobs keep neither, so they survive a
+  backend restart (the runner reconciles them) and a SIGTERM to their process group reaches the
+  job's own handler. SIGTERM is ignored by the bwrap processes themselves (`env
+  --ignore-signal`), so a graceful stop is not cut short; SIGKILL to the group ends the pid
+  namespace's init, and the kernel then kills everything in the sandbox, `setsid()` or not.
+
+`KAFKAML_SANDBOX=none` runs the command directly with the caller's rights: only for
+development on a machine without bubblewrap; it logs a warning on every launch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The project's packages that user code runs under; the backend, docs and .cache stay unseen.
+WORKER_PACKAGES = ("kafkaml", "mlcode_executor", "model_training", "model_inference")
+# Files under /etc that the interpreter, libc and Kafka clients read (resolver, TLS roots).
+_ETC = (
+    "/etc/ld.so.cache",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/localtime",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/alternatives",
+)
+SCRATCH = "/tmp"
+MIB = 1024 * 1024
+
+
+class SandboxUnavailable(OSError):
+    """The configured sandbox cannot run here (e.g. `bwrap` is not installed). An OSError, as
+    a missing interpreter would be: the process could not start."""
+
+
+class SandboxSettings(BaseSettings):
+    """How user model code is isolated on this machine (validation and local jobs)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+
+    sandbox: Literal["bwrap", "none"] = Field(
+        default="bwrap",
+        description="How user code is isolated: `bwrap` (bubblewrap) or `none` (unsafe, dev only).",
+    )
+    sandbox_uid: int = Field(
+        default=65534, ge=1, description="User id that user code runs as (65534: nobody)."
+    )
+    sandbox_gid: int = Field(
+        default=65534, ge=1, description="Group id that user code runs as (65534: nogroup)."
+    )
+    sandbox_max_file_bytes: int = Field(
+        default=2048 * MIB,
+        gt=0,
+        description="Largest file user code may write (RLIMIT_FSIZE), and a job's scratch size.",
+    )
+    sandbox_max_processes: int = Field(
+        default=128,
+        ge=16,
+        description="Processes and threads one sandbox may hold at once (RLIMIT_NPROC).",
+    )
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What to hand to `subprocess.Popen`: the command line, its environment and folder."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    # File descriptors the command reads copied files from: pass them (`pass_fds`), then close.
+    pass_fds: tuple[int, ...] = ()
+
+    def close(self) -> None:
+        """Close `pass_fds` in this process (after Popen, which gave the child its copies)."""
+        for fd in self.pass_fds:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Builds sandboxed command lines; see the module docstring for what each mode holds."""
+
+    mode: Literal["bwrap", "none"] = "bwrap"
+    uid: int = 65534
+    gid: int = 65534
+    max_file_bytes: int = 2048 * MIB
+    max_processes: int = 128
+
+    @classmethod
+    def from_settings(cls, settings: SandboxSettings | None = None) -> Sandbox:
+        """The sandbox the settings ask for; raises SandboxUnavailable when it cannot run."""
+        settings = settings if settings is not None else SandboxSettings()
+        sandbox = cls(
+            mode=settings.sandbox,
+            uid=settings.sandbox_uid,
+            gid=settings.sandbox_gid,
+            max_file_bytes=settings.sandbox_max_file_bytes,
+            max_processes=settings.sandbox_max_processes,
+        )
+        sandbox.check()
+        return sandbox
+
+    def check(self) -> None:
+        """Raise SandboxUnavailable when a tool the mode needs is missing."""
+        if self.mode == "none":
+            return
+        for tool in ("bwrap", "prlimit", "setpriv", "env"):
+            if shutil.which(tool) is None:
+                raise SandboxUnavailable(
+                    f"`{tool}` is not installed: user code cannot be sandboxed. Install the "
+                    "Debian packages bubblewrap and util-linux, or set KAFKAML_SANDBOX=none to "
+                    "run user code with the backend's own rights (unsafe: development only)."
+                )
+
+    def launch(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        cwd: Path,
+        network: bool,
+        die_with_parent: bool,
+        hidden: Iterable[Path] = (),
+        files: Sequence[Path] = (),
+    ) -> Launch:
+        """The sandboxed form of `argv` (an absolute interpreter path first).
+
+        `env` is the whole environment user code gets (nothing else of the caller's passes);
+        bwrap sets HOME and TMPDIR to the private scratch tmpfs, its cwd. `cwd` is where the
+        launch starts on the host: user code's own cwd in `none` mode only, which changes
+        neither.
+        `network=False` leaves no usable interface; `die_with_parent` kills the sandbox with its
+        caller. `hidden` folders are covered by an empty tmpfs should they lie inside what is
+        shown (e.g. a data dir inside the project). `files` are host files shown read-only
+        at their own paths as copies readable by the sandbox user whatever their mode (the
+        Kafka TLS files of a job); hand `pass_fds` to Popen and call `close()` after it.
+        Raises SandboxUnavailable (see `check`), OSError when a file cannot be read.
+        """
+        self.check()
+        if self.mode == "none":
+            log.warning(
+                "KAFKAML_SANDBOX=none: user code runs UNSANDBOXED with the rights of uid %s; "
+                "only a surrounding container, if any, isolates it (on a shared machine it can "
+                "read the data dir, the database and the secrets)",
+                os.geteuid(),
+            )
+            return Launch([*argv], {**env}, str(cwd))
+        copies = _copies(files)
+        view = _view_args(visible_paths(), copies, self.max_file_bytes)
+        inner = self._inner(argv, network, die_with_parent, hidden)
+        prefix = ["env", "--ignore-signal=TERM"]
+        if os.geteuid() == 0:
+            command = [*prefix, *self._outer_as_root(die_with_parent, view), *inner]
+        else:
+            command = [*prefix, *self._bwrap_inner(network, die_with_parent)]
+            command += [*view, *self._inner_tail(argv, hidden)]
+        home = {"HOME": SCRATCH, "TMPDIR": SCRATCH}
+        return Launch(command, {**env, **home}, str(cwd), tuple(fd for fd, _ in copies))
+
+    def _limits(self) -> list[str]:
+        """Applied inside the sandbox, to the user's command only. Set on bwrap itself, the
+        process limit would become its user namespace's ceiling for the count of the sandbox
+        uid's processes on the whole host, shared by every sandbox."""
+        return [
+            "prlimit",
+            f"--nproc={self.max_processes}",
+            f"--fsize={self.max_file_bytes}",
+            "--core=0",
+            "--",
+        ]
+
+    def _bwrap_inner(self, network: bool, die_with_parent: bool) -> list[str]:
+        args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns"]
+        args += ["--uid", str(self.uid), "--gid", str(self.gid), "--cap-drop", "ALL"]
+        if network:
+            args.append("--share-net")
+        if die_with_parent:
+            args += ["--die-with-parent", "--new-session"]
+        return args
+
+    def _inner_tail(self, argv: Sequence[str], hidden: Iterable[Path]) -> list[str]:
+        args = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
+        for path in hidden:
+            if path.is_dir() and any(_inside(path, shown) for shown in visible_paths()):
+                args += ["--tmpfs", str(path)]
+        # The sandbox's own root (its folders are the sandbox user's when bwrap runs unprivileged)
+        # read-only too: only the scratch tmpfs takes writes.
+        args += ["--remount-ro", "/"]
+        return [*args, "--chdir", SCRATCH, "--", *self._limits(), *argv]
+
+    def _inner(
+        self, argv: Sequence[str], network: bool, die_with_parent: bool, hidden: Iterable[Path]
+    ) -> list[str]:
+        """The unprivileged stage run inside the root stage's file view."""
+        drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
+        bwrap = [*self._bwrap_inner(network, die_with_parent), "--ro-bind", "/", "/"]
+        bwrap += ["--bind", SCRATCH, SCRATCH]  # the root stage's scratch tmpfs, writable again
+        return [*drop, *bwrap, *self._inner_tail(argv, hidden)]
+
+    def _outer_as_root(self, die_with_parent: bool, view: list[str]) -> list[str]:
+        """A root bwrap that only assembles the read-only view and may change uid once."""
+        args = ["bwrap", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        if die_with_parent:
+            args.append("--die-with-parent")
+        # The host /proc, uncovered: the second stage may mount a fresh proc only where one is
+        # fully visible. Nothing but setpriv, prlimit and bwrap runs before it is replaced.
+        return [*args, *view, "--bind", "/proc", "/proc", "--dev", "/dev", "--"]
+
+
+def exit_signal(status: int) -> int | None:
+    """The signal that ended a launch's command, from the launch's exit status (None: it
+    exited). Unsandboxed, Popen reports it as -N; bwrap exits with 128 + N instead."""
+    if status < 0:
+        return -status
+    if 128 < status < 128 + signal.NSIG:
+        return status - 128
+    return None
+
+
+def kill_tree(pid: int, timeout_s: float = 10.0) -> None:
+    """SIGKILL process `pid`'s process group and every descendant of `pid`, then wait (up to
+    `timeout_s`) until none of them is left, zombies aside.
+
+    For a launch started with `start_new_session=True`: the sandbox's pid-namespace init may sit
+    in a session of its own (`--new-session`), out of the group's reach; killed directly, it
+    takes every process of its namespace with it, `setsid()` or not. Only then is it safe to say
+    that nothing user code started is left. The caller still reaps its own child `pid`.
+    """
+    doomed = [pid, *_descendants(pid)]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    for member in doomed:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while any(_running(member) for member in doomed[1:]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Host pids of every descendant of `pid`, parents before children."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                parent = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+    found: list[int] = []
+    queue = list(children.get(pid, []))
+    while queue:
+        child = queue.pop(0)
+        found.append(child)
+        queue += children.get(child, [])
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def visible_paths() -> list[Path]:
+    """Host folders and files user code sees, read-only: /usr, the interpreter's and the
+    virtual environment's prefixes (with their site-packages), the worker packages, and a few
+    files under /etc. Other import paths (a PYTHONPATH, an editable install's project folder)
+    are not shown: they may hold a data dir."""
+    prefixes = [Path("/usr"), Path(sys.base_prefix), Path(sys.prefix)]
+    paths = [*prefixes, *(PROJECT_ROOT / name for name in WORKER_PACKAGES)]
+    paths += [Path(name) for name in _ETC]
+    existing = [path.resolve() for path in paths if path.exists()]
+    return _outermost(existing)
+
+
+def _outermost(paths: list[Path]) -> list[Path]:
+    """Paths without those inside another one of them, shortest first."""
+    kept: list[Path] = []
+    for path in sorted(set(paths), key=lambda p: len(p.parts)):
+        if not any(_inside(path, parent) for parent in kept):
+            kept.append(path)
+    return kept
+
+
+def _inside(path: Path, parent: Path) -> bool:
+    return path == parent or path.is_relative_to(parent)
+
+
+def _copies(files: Sequence[Path]) -> list[tuple[int, Path]]:
+    """Each file's content in an anonymous memory file (fd, path), for bwrap --ro-bind-data."""
+    copies = []
+    for path in files:
+        fd = os.memfd_create(f"kafkaml-sandbox-{path.name}")
+        os.write(fd, Path(path).read_bytes())
+        os.lseek(fd, 0, os.SEEK_SET)
+        copies.append((fd, Path(os.path.abspath(path))))
+    return copies
+
+
+def _view_args(
+    paths: Sequence[Path], copies: Sequence[tuple[int, Path]], scratch_bytes: int
+) -> list[str]:
+    """bwrap arguments for a root with the scratch tmpfs at /tmp, `paths` read-only (their
+    parents world-traversable, so that the unprivileged stage can reach them), the `copies` as
+    world-readable files, and Debian's /bin, /lib symlinks. The tmpfs comes first, so that what
+    is shown from the host's /tmp (a test's folder, a venv) lies on top of it, not under it."""
+    args = ["--perms", "1777", "--size", str(scratch_bytes), "--tmpfs", SCRATCH]
+    made: set[Path] = set()
+
+    def parents_of(path: Path) -> list[str]:
+        made_now = []
+        for parent in reversed(path.parents[:-1]):
+            if parent not in made and not any(_inside(parent, shown) for shown in paths):
+                made.add(parent)
+                made_now += ["--perms", "0755", "--dir", str(parent)]
+        return made_now
+
+    for path in paths:
+        args += [*parents_of(path), "--ro-bind", str(path), str(path)]
+    for fd, path in copies:
+        args += [*parents_of(path), "--perms", "0444", "--ro-bind-data", str(fd), str(path)]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        target = Path("/") / name
+        if target.is_symlink() and not any(_inside(target, p) for p in paths):
+            args += ["--symlink", os.readlink(target), str(target)]
+    return args
