@@ -175,6 +175,58 @@ def test_only_the_backend_may_use_the_kubernetes_api(
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_executor_reaches_nothing_and_only_the_backend_reaches_it(
+    overlay: str, rendered: dict[str, str]
+) -> None:
+    docs = documents(rendered[overlay])
+    [policy] = find(docs, "NetworkPolicy", "kafkaml-executor")
+    [executor] = find(docs, "Deployment", "kafkaml-executor")
+    backend = {"app.kubernetes.io/name": "kafkaml", "app.kubernetes.io/component": "backend"}
+
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        executor["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    assert policy["spec"]["egress"] == []
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"podSelector": {"matchLabels": backend}}],
+            "ports": [{"port": 8001, "protocol": "TCP"}],
+        }
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_job_pods_reach_only_dns_the_backend_and_kafka(
+    overlay: str, rendered: dict[str, str]
+) -> None:
+    docs = documents(rendered[overlay])
+    [policy] = find(docs, "NetworkPolicy", "kafkaml-workers")
+    defaults = KubernetesRunnerSettings()
+    job = serialize(
+        objects.build_training_job(
+            defaults.training_job(result_ids=[1], deployment_id=1, job_token="t"), "kafkaml"
+        )
+    )
+    reached = {
+        (port["port"], port["protocol"]): rule.get("to", "anywhere")
+        for rule in policy["spec"]["egress"]
+        for port in rule["ports"]
+    }
+
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        job["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert policy["spec"]["ingress"] == []
+    assert set(reached) == {(53, "UDP"), (53, "TCP"), (8000, "TCP"), (9092, "TCP"), (9093, "TCP")}
+    assert reached[(8000, "TCP")] == [
+        {"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "kafkaml", "app.kubernetes.io/component": "backend",
+        }}}
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_runner_defaults_name_objects_that_every_overlay_creates(
     overlay: str, rendered: dict[str, str]
 ) -> None:
