@@ -67,7 +67,7 @@ CONTAINER_NAME = "worker"
 GPU_RESOURCE = "nvidia.com/gpu"
 # model_training's threshold (MB) above which it spills its training data to a file.
 SPILL_ENV = "KAFKAML_TRAINING_MEMORY_LIMIT_MB"
-# Non-root user of every kafkaml image (see the Dockerfiles).
+# Non-root user of every kafkaml image (the base stage of the root Dockerfile).
 RUN_AS_USER = 10001
 # The writable volumes of a job pod, and where the Kafka CA Secret is mounted.
 SCRATCH_DIR = "/scratch"
