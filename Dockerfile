@@ -53,6 +53,9 @@ CMD ["python", "-m", "kafka_control_logger"]
 FROM frameworks AS mlcode-executor
 COPY mlcode_executor mlcode_executor
 USER 10001:10001
+# The pod is the sandbox here (own non-root user, read-only root, no egress: docs/security.md);
+# bubblewrap would need user namespaces, which pods usually do not get.
+ENV KAFKAML_SANDBOX=none
 EXPOSE 8001
 CMD ["python", "-m", "mlcode_executor"]
 
