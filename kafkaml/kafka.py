@@ -10,7 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -135,7 +135,7 @@ class KafkaSecurityError(RuntimeError):
         self.reason = reason
 
 
-def _security_error_cb(settings: KafkaSettings) -> Any:
+def _security_error_cb(settings: KafkaSettings) -> Callable[[KafkaError], None]:
     """An `error_cb` that raises KafkaSecurityError out of the client's next poll, consume or
     flush; other errors (an unreachable broker) stay librdkafka's to retry."""
 
@@ -153,7 +153,7 @@ def _with_security_check(settings: KafkaSettings, config: dict[str, Any]) -> dic
     return {**config, "error_cb": _security_error_cb(settings)}
 
 
-def _check_connection(settings: KafkaSettings, client: Any, poll: Any) -> None:
+def _check_connection(settings: KafkaSettings, client: Producer | Consumer | AdminClient) -> None:
     """On a secured cluster, wait up to CONNECT_CHECK_S for the first metadata.
 
     Raises KafkaSecurityError (through the error callback that `poll` serves) as soon as the
@@ -168,7 +168,7 @@ def _check_connection(settings: KafkaSettings, client: Any, poll: Any) -> None:
             client.list_topics(timeout=0.5)
             return
         except KafkaException:
-            poll(0)
+            client.poll(0)
 
 
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
@@ -196,7 +196,7 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> Producer:
     its credentials or certificate.
     """
     producer = Producer(_with_security_check(settings, producer_config(settings, **overrides)))
-    _check_connection(settings, producer, producer.poll)
+    _check_connection(settings, producer)
     return producer
 
 
@@ -221,7 +221,7 @@ def make_consumer(
         _with_security_check(settings, consumer_config(settings, group_id, **overrides))
     )
     # Not yet subscribed or assigned: a poll serves the error callback and takes no record.
-    _check_connection(settings, consumer, consumer.poll)
+    _check_connection(settings, consumer)
     return consumer
 
 
@@ -229,7 +229,7 @@ def make_admin(settings: KafkaSettings, **overrides: Any) -> AdminClient:
     """An admin client for topic management; raises KafkaSecurityError as the others do."""
     config = _with_security_check(settings, {**settings.client_config(), **_dotted(overrides)})
     admin = AdminClient(config)
-    _check_connection(settings, admin, admin.poll)
+    _check_connection(settings, admin)
     return admin
 
 
