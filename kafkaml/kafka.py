@@ -220,8 +220,12 @@ def make_consumer(
     consumer = Consumer(
         _with_security_check(settings, consumer_config(settings, group_id, **overrides))
     )
-    # Not yet subscribed or assigned: a poll serves the error callback and takes no record.
-    _check_connection(settings, consumer)
+    try:
+        # Not yet subscribed or assigned: a poll serves the error callback and takes no record.
+        _check_connection(settings, consumer)
+    except KafkaSecurityError:
+        consumer.close()  # its threads would otherwise retry until garbage collection
+        raise
     return consumer
 
 
