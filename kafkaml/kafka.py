@@ -126,7 +126,8 @@ class KafkaSecurityError(RuntimeError):
 
     def __init__(self, bootstrap_servers: str, reason: str, *, tls: bool) -> None:
         hint = (
-            "check KAFKAML_KAFKA_SSL_CA_LOCATION (the CA that signed the brokers' certificates)"
+            "check KAFKAML_KAFKA_SSL_CA_LOCATION (the CA that signed the brokers' certificates) "
+            "and, for mutual TLS, KAFKAML_KAFKA_SSL_CERTIFICATE_LOCATION and _KEY_LOCATION"
             if tls
             else "check KAFKAML_KAFKA_SASL_USERNAME, _PASSWORD and _MECHANISM"
         )
