@@ -7,8 +7,10 @@ reaches every producer and consumer in the project at once.
 
 from __future__ import annotations
 
+import concurrent.futures
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
@@ -113,6 +115,69 @@ def _reveal(secret: SecretStr | None) -> str | None:
     return secret.get_secret_value() if secret is not None else None
 
 
+# librdkafka reports a refused SASL login and a failed TLS handshake (an untrusted or mismatched
+# certificate) as errors it retries forever; every client would then wait out its timeouts.
+_SECURITY_ERRORS = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
+# How long a new client of a secured cluster waits for its first metadata before it leaves an
+# unreachable cluster to its caller (who rides out outages as before).
+CONNECT_CHECK_S = 5.0
+
+
+class KafkaSecurityError(RuntimeError):
+    """The brokers refused this client's SASL credentials, or the TLS handshake failed.
+
+    A configuration error (wrong password or mechanism, an untrusted certificate, a wrong CA
+    file) that retrying does not fix; `reason` is librdkafka's message.
+    """
+
+    def __init__(self, bootstrap_servers: str, reason: str, *, tls: bool) -> None:
+        hint = (
+            "check KAFKAML_KAFKA_SSL_CA_LOCATION (the CA that signed the brokers' certificates) "
+            "and, for mutual TLS, KAFKAML_KAFKA_SSL_CERTIFICATE_LOCATION and _KEY_LOCATION"
+            if tls
+            else "check KAFKAML_KAFKA_SASL_USERNAME, _PASSWORD and _MECHANISM"
+        )
+        super().__init__(f"Kafka at {bootstrap_servers} refused this client: {reason}; {hint}")
+        self.bootstrap_servers = bootstrap_servers
+        self.reason = reason
+
+
+def _security_error_cb(settings: KafkaSettings) -> Callable[[KafkaError], None]:
+    """An `error_cb` that raises KafkaSecurityError out of the client's next poll, consume or
+    flush; other errors (an unreachable broker) stay librdkafka's to retry."""
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() in _SECURITY_ERRORS:
+            tls = error.code() == KafkaError._SSL
+            raise KafkaSecurityError(settings.bootstrap_servers, error.str(), tls=tls)
+
+    return on_error
+
+
+def _with_security_check(settings: KafkaSettings, config: dict[str, Any]) -> dict[str, Any]:
+    if settings.security_protocol == "PLAINTEXT" or "error_cb" in config:
+        return config
+    return {**config, "error_cb": _security_error_cb(settings)}
+
+
+def _check_connection(settings: KafkaSettings, client: Producer | Consumer | AdminClient) -> None:
+    """On a secured cluster, wait up to CONNECT_CHECK_S for the first metadata.
+
+    Raises KafkaSecurityError (through the error callback that `poll` serves) as soon as the
+    brokers refuse the credentials or the certificate; returns when metadata arrived or the
+    cluster stayed unreachable (an outage is the caller's to ride out, not an error here).
+    """
+    if settings.security_protocol == "PLAINTEXT":
+        return
+    deadline = time.monotonic() + CONNECT_CHECK_S
+    while time.monotonic() < deadline:
+        try:
+            client.list_topics(timeout=0.5)
+            return
+        except KafkaException:
+            client.poll(0)
+
+
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     """The full configuration `make_producer` uses: connection, tuned defaults, overrides."""
     return {
@@ -137,8 +202,14 @@ def consumer_config(
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> Producer:
-    """A producer with the tuned defaults; keyword overrides use `_` for `.` (linger_ms=5)."""
-    return Producer(producer_config(settings, **overrides))
+    """A producer with the tuned defaults; keyword overrides use `_` for `.` (linger_ms=5).
+
+    Raises KafkaSecurityError, here or from a later poll or flush, when the brokers refuse
+    its credentials or certificate.
+    """
+    producer = Producer(_with_security_check(settings, producer_config(settings, **overrides)))
+    _check_connection(settings, producer)
+    return producer
 
 
 def make_transactional_producer(
@@ -153,13 +224,29 @@ def make_transactional_producer(
 def make_consumer(
     settings: KafkaSettings, group_id: str | None = None, **overrides: Any
 ) -> Consumer:
-    """A consumer with the tuned defaults: manual commits, earliest reset, fast fetch backoff."""
-    return Consumer(consumer_config(settings, group_id, **overrides))
+    """A consumer with the tuned defaults: manual commits, earliest reset, fast fetch backoff.
+
+    Raises KafkaSecurityError, here or from a later poll or consume, when the brokers refuse
+    its credentials or certificate.
+    """
+    consumer = Consumer(
+        _with_security_check(settings, consumer_config(settings, group_id, **overrides))
+    )
+    try:
+        # Not yet subscribed or assigned: a poll serves the error callback and takes no record.
+        _check_connection(settings, consumer)
+    except KafkaSecurityError:
+        consumer.close()  # its threads would otherwise retry until garbage collection
+        raise
+    return consumer
 
 
 def make_admin(settings: KafkaSettings, **overrides: Any) -> AdminClient:
-    """An admin client for topic management."""
-    return AdminClient({**settings.client_config(), **_dotted(overrides)})
+    """An admin client for topic management; raises KafkaSecurityError as the others do."""
+    config = _with_security_check(settings, {**settings.client_config(), **_dotted(overrides)})
+    admin = AdminClient(config)
+    _check_connection(settings, admin)
+    return admin
 
 
 def ensure_topics(
@@ -172,7 +259,8 @@ def ensure_topics(
 ) -> None:
     """Create the topics that do not exist yet; existing topics are left as they are.
 
-    Raises KafkaException when the cluster refuses a creation for another reason.
+    Raises KafkaException when the cluster refuses a creation for another reason, and
+    KafkaSecurityError when it refuses the admin client's credentials meanwhile.
     """
     new = [
         NewTopic(
@@ -185,9 +273,11 @@ def ensure_topics(
     ]
     if not new:
         return
-    for future in admin.create_topics(
-        new, operation_timeout=timeout, request_timeout=timeout
-    ).values():
+    futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+    # Polled while waiting, so that the error callback can raise instead of a silent wait.
+    while concurrent.futures.wait(list(futures.values()), timeout=0.1).not_done:
+        admin.poll(0)
+    for future in futures.values():
         try:
             future.result(timeout=timeout)
         except KafkaException as error:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -167,9 +167,12 @@ def _http_ok(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def scratch_broker(port: int, directory: Path) -> Iterator[str]:
+def scratch_broker(
+    port: int, directory: Path, environment: Mapping[str, str] | None = None
+) -> Iterator[str]:
     """A broker for tests and benchmarks on `port`, data in `directory`; yields host:port.
 
+    `environment` adds broker.sh settings (e.g. KAFKAML_BROKER_SECURITY and its files).
     Reuses a broker already running from that directory; stops it afterwards only when this
     call started it. Raises LocalStackError when it cannot start.
     """
@@ -178,6 +181,7 @@ def scratch_broker(port: int, directory: Path) -> Iterator[str]:
         "KAFKAML_BROKER_PORT": str(port),
         "KAFKAML_BROKER_DIR": str(directory),
         "KAFKAML_CACHE_DIR": str(PROJECT_ROOT / ".cache"),
+        **(environment or {}),
     }
     script = ["bash", str(BROKER_SCRIPT)]
     was_running = (

@@ -4,15 +4,23 @@
 Registered by the root conftest.py. The broker is the one named by KAFKAML_TEST_BOOTSTRAP, or a
 broker this plugin starts for the session (deploy/local/kafka/broker.sh on KAFKAML_TEST_BROKER_PORT,
 default 19092, data under .cache/test-kafka) and stops at the end.
+
+`secure_kafka` is a second, SASL_SSL (SCRAM-SHA-512) broker, started for the session by the
+first test that asks for it, with certificates made here by openssl; its port is
+KAFKAML_TEST_SECURE_BROKER_PORT or a free one (its controller's too).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -144,3 +152,101 @@ def consumer_factory(kafka_settings: KafkaSettings) -> Iterator[Callable[..., Co
     for consumer in consumers:
         with contextlib.suppress(RuntimeError):  # already closed by the test
             consumer.close()
+
+
+@dataclass(frozen=True)
+class BrokerCertificates:
+    """PEM files for a TLS broker: its CA, its key and chain, and a CA that signed nothing."""
+
+    ca: Path
+    keystore: Path
+    untrusted_ca: Path
+
+
+def _openssl(*args: str) -> None:
+    done = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {done.stderr.strip()}")
+
+
+def _self_signed_ca(directory: Path, name: str) -> tuple[Path, Path]:
+    key, cert = directory / f"{name}.key", directory / f"{name}.pem"
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
+    )  # fmt: skip
+    return key, cert
+
+
+def make_broker_certificates(directory: Path) -> BrokerCertificates:
+    """A CA and a broker certificate it signed for 127.0.0.1 and localhost (EC P-256, valid two
+    days), plus an unrelated CA. Raises RuntimeError with openssl's message."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca = _self_signed_ca(directory, "kafkaml-test-ca")
+    _, untrusted_ca = _self_signed_ca(directory, "untrusted-ca")
+    key, request, cert = (directory / f"broker.{ext}" for ext in ("key", "csr", "pem"))
+    _openssl(
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", str(key), "-out", str(request), "-subj", "/CN=localhost",
+    )  # fmt: skip
+    extensions = directory / "broker.ext"
+    extensions.write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", str(request), "-CA", str(ca), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(extensions),
+    )  # fmt: skip
+    keystore = directory / "broker-keystore.pem"  # Kafka's PEM keystore: PKCS#8 key, then chain
+    keystore.write_text(key.read_text() + cert.read_text())
+    return BrokerCertificates(ca=ca, keystore=keystore, untrusted_ca=untrusted_ca)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listened on a moment ago."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def broker_certificates(tmp_path_factory: pytest.TempPathFactory) -> BrokerCertificates:
+    return make_broker_certificates(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def secure_kafka(
+    tmp_path_factory: pytest.TempPathFactory, broker_certificates: BrokerCertificates
+) -> Iterator[KafkaSettings]:
+    """Client settings of a SASL_SSL (SCRAM-SHA-512) broker started for this session.
+
+    The user `kafkaml` with a random password; the broker authenticates to itself as
+    `kafkaml-broker`. Stopped at the end of the session.
+    """
+    password = secrets.token_urlsafe(16)
+    given = os.environ.get("KAFKAML_TEST_SECURE_BROKER_PORT")
+    port = int(given) if given else free_port()
+    environment = {
+        "KAFKAML_BROKER_CONTROLLER_PORT": str(port + 1 if given else free_port()),
+        "KAFKAML_BROKER_SECURITY": "sasl_ssl",
+        "KAFKAML_BROKER_SSL_KEYSTORE": str(broker_certificates.keystore),
+        "KAFKAML_BROKER_SSL_CA": str(broker_certificates.ca),
+        "KAFKAML_BROKER_SCRAM_USERS": (
+            f"kafkaml-broker={secrets.token_urlsafe(16)} kafkaml={password}"
+        ),
+        "KAFKAML_BROKER_HEAP": "512m",
+    }
+    directory = tmp_path_factory.mktemp("secure-kafka")
+    try:
+        with scratch_broker(port, directory, environment) as bootstrap:
+            yield KafkaSettings(
+                bootstrap_servers=bootstrap,
+                security_protocol="SASL_SSL",
+                sasl_mechanism="SCRAM-SHA-512",
+                sasl_username="kafkaml",
+                sasl_password=password,  # type: ignore[arg-type]  # pydantic coerces
+                ssl_ca_location=str(broker_certificates.ca),
+            )
+    except LocalStackError as error:
+        pytest.fail(f"could not start the SASL_SSL test broker: {error}", pytrace=False)

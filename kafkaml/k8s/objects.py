@@ -26,6 +26,7 @@ from kubernetes.client import (
     V1HTTPGetAction,
     V1Job,
     V1JobSpec,
+    V1KeyToPath,
     V1LabelSelector,
     V1ObjectMeta,
     V1OwnerReference,
@@ -39,6 +40,7 @@ from kubernetes.client import (
     V1Secret,
     V1SecretEnvSource,
     V1SecretKeySelector,
+    V1SecretVolumeSource,
     V1SecurityContext,
     V1Toleration,
     V1Volume,
@@ -65,8 +67,13 @@ CONTAINER_NAME = "worker"
 GPU_RESOURCE = "nvidia.com/gpu"
 # model_training's threshold (MB) above which it spills its training data to a file.
 SPILL_ENV = "KAFKAML_TRAINING_MEMORY_LIMIT_MB"
-# Non-root user of every kafkaml image (see the Dockerfiles).
+# Non-root user of every kafkaml image (the base stage of the root Dockerfile).
 RUN_AS_USER = 10001
+# The writable volumes of a job pod, and where the Kafka CA Secret is mounted.
+SCRATCH_DIR = "/scratch"
+SPILL_DIR_ENV = "KAFKAML_TRAINING_SPILL_DIR"
+KAFKA_CA_DIR = "/etc/kafkaml/kafka-ca"
+KAFKA_CA_KEY = "ca.crt"
 
 COMPONENT = {WorkloadKind.RESULT: "training", WorkloadKind.INFERENCE: "inference"}
 
@@ -136,6 +143,8 @@ def build_training_job(spec: TrainingJobSpec, namespace: str) -> V1Job:
     }
     if SPILL_ENV not in spec.pod.env:
         env[SPILL_ENV] = str(spill_threshold_mb(spec.pod.resources.memory_limit))
+    if SPILL_DIR_ENV not in spec.pod.env:
+        env[SPILL_DIR_ENV] = SCRATCH_DIR
     container = _container(spec.pod, env, token_secret_name(name))
     pod_spec = _pod_spec(spec.pod, container, restart_policy="Never")
     return V1Job(
@@ -230,6 +239,14 @@ def _base_labels(kind: WorkloadKind) -> dict[str, str]:
 def _container(pod: PodOptions, runner_env: dict[str, str], secret_name: str) -> V1Container:
     env = [V1EnvVar(name=name, value=value) for name, value in sorted(pod.env.items())]
     env += [V1EnvVar(name=name, value=value) for name, value in runner_env.items()]
+    mounts = [
+        V1VolumeMount(name="tmp", mount_path="/tmp"),
+        V1VolumeMount(name="scratch", mount_path=SCRATCH_DIR),
+    ]
+    if pod.kafka_ca_secret is not None:
+        ca_file = f"{KAFKA_CA_DIR}/{KAFKA_CA_KEY}"
+        env.append(V1EnvVar(name="KAFKAML_KAFKA_SSL_CA_LOCATION", value=ca_file))
+        mounts.append(V1VolumeMount(name="kafka-ca", mount_path=KAFKA_CA_DIR, read_only=True))
     token_ref = V1SecretKeySelector(name=secret_name, key=TOKEN_KEY)
     env.append(
         V1EnvVar(name="KAFKAML_JOB_TOKEN", value_from=V1EnvVarSource(secret_key_ref=token_ref))
@@ -254,8 +271,9 @@ def _container(pod: PodOptions, runner_env: dict[str, str], secret_name: str) ->
             read_only_root_filesystem=True,
             capabilities=V1Capabilities(drop=["ALL"]),
         ),
-        # The root filesystem is read-only; frameworks write their scratch files to /tmp.
-        volume_mounts=[V1VolumeMount(name="tmp", mount_path="/tmp")],
+        # The root filesystem is read-only: frameworks write their temporary files to /tmp,
+        # training spills its data to /scratch; both are size-limited emptyDirs.
+        volume_mounts=mounts,
     )
 
 
@@ -294,8 +312,25 @@ def _pod_spec(pod: PodOptions, container: V1Container, restart_policy: str) -> V
         node_selector=dict(pod.node_selector) or None,
         # Service links would inject KAFKAML_KAFKA_PORT and the like into our settings' prefix.
         enable_service_links=False,
-        volumes=[V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource())],
+        volumes=_volumes(pod),
     )
+
+
+def _volumes(pod: PodOptions) -> list[V1Volume]:
+    volumes = [
+        V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource(size_limit=pod.tmp_size_limit)),
+        V1Volume(
+            name="scratch", empty_dir=V1EmptyDirVolumeSource(size_limit=pod.scratch_size_limit)
+        ),
+    ]
+    if pod.kafka_ca_secret is not None:
+        source = V1SecretVolumeSource(
+            secret_name=pod.kafka_ca_secret,
+            items=[V1KeyToPath(key=KAFKA_CA_KEY, path=KAFKA_CA_KEY)],
+            default_mode=0o444,
+        )
+        volumes.append(V1Volume(name="kafka-ca", secret=source))
+    return volumes
 
 
 def _probe(probe: HttpProbe, initial_delay_seconds: int) -> V1Probe:

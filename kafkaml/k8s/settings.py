@@ -40,6 +40,16 @@ class KubernetesRunnerSettings(BaseSettings):
         default="kafkaml-kafka-credentials",
         description="Secret of Kafka credentials (KAFKAML_KAFKA_SASL_*) for workers; optional.",
     )
+    kafka_ca_secret: str = Field(
+        default="",
+        description="Secret holding the Kafka brokers' CA certificate (key ca.crt), mounted into "
+        "job pods as KAFKAML_KAFKA_SSL_CA_LOCATION; empty: the image's system CAs.",
+    )
+    scratch_size_limit: str = Field(
+        default="10Gi",
+        description="Size limit of a job pod's writable /scratch volume (training's spill files).",
+    )
+    tmp_size_limit: str = Field(default="1Gi", description="Size limit of a job pod's /tmp volume.")
     training_cpu_request: str = Field(default="1", description="CPU request of a training pod.")
     training_memory_request: str = Field(
         default="2Gi", description="Memory request of a training pod."
@@ -125,4 +135,7 @@ class KubernetesRunnerSettings(BaseSettings):
             resources=resources,
             service_account_name=self.worker_service_account,
             node_selector=node_selector,
+            scratch_size_limit=self.scratch_size_limit,
+            tmp_size_limit=self.tmp_size_limit,
+            kafka_ca_secret=self.kafka_ca_secret or None,
         )

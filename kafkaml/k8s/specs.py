@@ -100,8 +100,28 @@ class PodOptions:
     service_account_name: str | None = None
     image_pull_policy: str = "IfNotPresent"
     node_selector: Mapping[str, str] = field(default_factory=dict)
+    # The only writable places of a job pod (its root file system is read-only): emptyDirs whose
+    # size limits bound what user code can write; beyond one, the kubelet evicts the pod.
+    scratch_size_limit: str = "10Gi"
+    tmp_size_limit: str = "1Gi"
+    # A Secret with the Kafka brokers' CA certificate (key ca.crt), mounted read-only.
+    kafka_ca_secret: str | None = None
 
     def __post_init__(self) -> None:
+        for name, value in (("scratch_size_limit", self.scratch_size_limit),
+                            ("tmp_size_limit", self.tmp_size_limit)):  # fmt: skip
+            _require(bool(_QUANTITY.match(value)), f"{value!r} is not a Kubernetes quantity", name)
+        if self.kafka_ca_secret is not None:
+            _require(
+                bool(_OBJECT_NAME.match(self.kafka_ca_secret)),
+                f"{self.kafka_ca_secret!r} is not an object name",
+                "kafka_ca_secret",
+            )
+            _require(
+                "KAFKAML_KAFKA_SSL_CA_LOCATION" not in self.env,
+                "KAFKAML_KAFKA_SSL_CA_LOCATION is set by the runner with kafka_ca_secret",
+                "env",
+            )
         _require(bool(self.image.strip()), "must name an image", field="image")
         for name in self.env:
             _require(bool(_ENV_NAME.match(name)), f"{name!r} is not a variable name", field="env")

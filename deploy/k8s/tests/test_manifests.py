@@ -1,11 +1,14 @@
 """Every overlay of deploy/k8s renders with kustomize and passes `kubernetes-validate --strict`.
 
 Rendering goes through deploy/k8s/render.sh, which installs the pinned kustomize into
-.cache/bin on first use, so `make test` needs nothing but Go on the machine.
+.cache/bin on first use, and through `kubectl kustomize`, the kustomize bundled in the machine's
+kubectl (.ci/run installs kubectl 1.30 where there is none): most users have only kubectl, and
+older bundled kustomize versions fail on constructs the pinned one reads.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +35,17 @@ def render(overlay: str) -> str:
         ["bash", str(RENDER), overlay], capture_output=True, text=True, timeout=540, check=False
     )
     assert done.returncode == 0, f"render.sh {overlay} failed:\n{done.stderr}"
+    return done.stdout
+
+
+def render_with_kubectl(overlay: str) -> str:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is missing: .ci/run installs it"
+    done = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"kubectl kustomize {overlay} failed:\n{done.stderr[-3000:]}"
     return done.stdout
 
 
@@ -77,6 +91,20 @@ def test_overlay_passes_strict_validation_for_current_kubernetes(
 
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(documents(rendered[overlay])) >= 15
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_overlay_renders_the_same_objects_with_kubectls_bundled_kustomize(
+    overlay: str, rendered: dict[str, str], tmp_path: Path
+) -> None:
+    text = render_with_kubectl(overlay)
+    path = tmp_path / f"{overlay}-kubectl.yaml"
+    path.write_text(text)
+
+    done = validate(path)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert documents(text) == documents(rendered[overlay])
 
 
 def test_strict_validation_fails_a_manifest_with_an_unknown_field(
@@ -144,6 +172,58 @@ def test_only_the_backend_may_use_the_kubernetes_api(
     for name, spec in pod_specs(docs):
         if name != "kafkaml-backend":
             assert spec.get("automountServiceAccountToken") is False, name
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_executor_reaches_nothing_and_only_the_backend_reaches_it(
+    overlay: str, rendered: dict[str, str]
+) -> None:
+    docs = documents(rendered[overlay])
+    [policy] = find(docs, "NetworkPolicy", "kafkaml-executor")
+    [executor] = find(docs, "Deployment", "kafkaml-executor")
+    backend = {"app.kubernetes.io/name": "kafkaml", "app.kubernetes.io/component": "backend"}
+
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        executor["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert sorted(policy["spec"]["policyTypes"]) == ["Egress", "Ingress"]
+    assert policy["spec"]["egress"] == []
+    assert policy["spec"]["ingress"] == [
+        {
+            "from": [{"podSelector": {"matchLabels": backend}}],
+            "ports": [{"port": 8001, "protocol": "TCP"}],
+        }
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_job_pods_reach_only_dns_the_backend_and_kafka(
+    overlay: str, rendered: dict[str, str]
+) -> None:
+    docs = documents(rendered[overlay])
+    [policy] = find(docs, "NetworkPolicy", "kafkaml-workers")
+    defaults = KubernetesRunnerSettings()
+    job = serialize(
+        objects.build_training_job(
+            defaults.training_job(result_ids=[1], deployment_id=1, job_token="t"), "kafkaml"
+        )
+    )
+    reached = {
+        (port["port"], port["protocol"]): rule.get("to", "anywhere")
+        for rule in policy["spec"]["egress"]
+        for port in rule["ports"]
+    }
+
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= (
+        job["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert policy["spec"]["ingress"] == []
+    assert set(reached) == {(53, "UDP"), (53, "TCP"), (8000, "TCP"), (9092, "TCP"), (9093, "TCP")}
+    assert reached[(8000, "TCP")] == [
+        {"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "kafkaml", "app.kubernetes.io/component": "backend",
+        }}}
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -12,6 +12,16 @@
 # KAFKAML_BROKER_START_TIMEOUT (seconds, default 60), KAFKAML_BROKER_HEAP (default 1g),
 # KAFKAML_BROKER_JVM_OPTS (more JVM options, split on spaces, e.g. GC settings),
 # KAFKAML_BROKER_PROPERTIES (more server.properties lines, key=value, split on spaces).
+#
+# KAFKAML_BROKER_SECURITY=sasl_ssl makes the client listener SASL_SSL with SCRAM-SHA-512 (the
+# controller listener stays PLAINTEXT on loopback) and needs:
+#   KAFKAML_BROKER_SSL_KEYSTORE   PEM file with the broker's unencrypted PKCS#8 key and its
+#                                 certificate chain (SANs: IP 127.0.0.1, DNS localhost)
+#   KAFKAML_BROKER_SSL_CA         PEM file of the CA that signed it (the broker trusts it for its
+#                                 own inter-broker connection)
+#   KAFKAML_BROKER_SCRAM_USERS    `name=password` pairs, split on spaces; they are added when the
+#                                 storage is formatted (a data dir's first start) and the first
+#                                 is the broker's own inter-broker user
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +29,7 @@ root=$(cd "$here/../../.." && pwd)
 cache=${KAFKAML_CACHE_DIR:-$root/.cache}
 port=${KAFKAML_BROKER_PORT:-9092}
 controller_port=${KAFKAML_BROKER_CONTROLLER_PORT:-$((port + 1))}
+security=${KAFKAML_BROKER_SECURITY:-plaintext}
 dir=${KAFKAML_BROKER_DIR:-$cache/kafka}
 lib=${KAFKAML_BROKER_LIB:-$cache/kafka-lib}
 pidfile=$dir/broker.pid
@@ -52,17 +63,54 @@ fetch() {
   touch "$stamp"
 }
 
+scram_users=()
+
+check_security() {
+  case "$security" in
+    plaintext) listener=PLAINTEXT ;;
+    sasl_ssl) listener=SASL_SSL ;;
+    *) die "KAFKAML_BROKER_SECURITY must be plaintext or sasl_ssl, not '$security'" ;;
+  esac
+  [ "$listener" = PLAINTEXT ] && return 0
+  local name
+  for name in KAFKAML_BROKER_SSL_KEYSTORE KAFKAML_BROKER_SSL_CA; do
+    [ -r "${!name:-}" ] || die "a sasl_ssl broker needs $name, a readable PEM file"
+  done
+  read -r -a scram_users <<<"${KAFKAML_BROKER_SCRAM_USERS:-}"
+  [ "${#scram_users[@]}" -gt 0 ] || die "a sasl_ssl broker needs KAFKAML_BROKER_SCRAM_USERS (name=password ...)"
+  local user
+  for user in "${scram_users[@]}"; do
+    [[ "$user" =~ ^[A-Za-z0-9._-]+=[A-Za-z0-9._~+/=-]+$ ]] \
+      || die "KAFKAML_BROKER_SCRAM_USERS: '${user%%=*}' is not name=password (letters, digits, ._~+/=-)"
+  done
+}
+
+# The SASL_SSL listener: SCRAM-SHA-512 for clients and for the broker itself (the first user).
+security_properties() {
+  local inter_user=${scram_users[0]%%=*} inter_password=${scram_users[0]#*=}
+  cat <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="$inter_user" password="$inter_password";
+ssl.keystore.type=PEM
+ssl.keystore.location=$KAFKAML_BROKER_SSL_KEYSTORE
+ssl.truststore.type=PEM
+ssl.truststore.location=$KAFKAML_BROKER_SSL_CA
+ssl.client.auth=none
+PROPS
+}
+
 write_config() {
   mkdir -p "$dir/data" "$dir/logs"
   cat >"$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listener://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=$listener://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,$listener:$listener
+inter.broker.listener.name=$listener
 log.dirs=$dir/data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -77,6 +125,7 @@ log.retention.hours=168
 message.max.bytes=20971520
 replica.fetch.max.bytes=20971520
 PROPS
+  if [ "$listener" != PLAINTEXT ]; then security_properties >>"$dir/server.properties"; fi
   local extra=()
   read -r -a extra <<<"${KAFKAML_BROKER_PROPERTIES:-}"
   if [ "${#extra[@]}" -gt 0 ]; then printf '%s\n' "${extra[@]}" >>"$dir/server.properties"; fi
@@ -96,6 +145,7 @@ start() {
   java=$(java_cmd)
   port_open "$port" && die "port $port is already in use by another program; set KAFKAML_BROKER_PORT"
   port_open "$controller_port" && die "port $controller_port is already in use; set KAFKAML_BROKER_CONTROLLER_PORT"
+  check_security
   fetch
   write_config
   local log4j="$dir/log4j.properties"
@@ -121,10 +171,13 @@ LOG
   local jvm=(-Xms256m "-Xmx${KAFKAML_BROKER_HEAP:-1g}" "${collector[@]}" -Djava.awt.headless=true
     "${extra[@]}" "-Dlog4j.configuration=file:$log4j" "-Dkafka.logs.dir=$dir/logs" -cp "$lib/*")
   if [ ! -f "$dir/data/meta.properties" ]; then
-    local cluster_id
+    local cluster_id scram=() user
     cluster_id=$("$java" "${jvm[@]}" kafka.tools.StorageTool random-uuid)
+    for user in "${scram_users[@]}"; do
+      scram+=(--add-scram "SCRAM-SHA-512=[name=${user%%=*},password=${user#*=}]")
+    done
     "$java" "${jvm[@]}" kafka.tools.StorageTool format -t "$cluster_id" \
-      -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1 \
+      -c "$dir/server.properties" "${scram[@]}" >"$dir/logs/format.log" 2>&1 \
       || die "formatting KRaft storage failed; see $dir/logs/format.log"
   fi
   setsid nohup "$java" "${jvm[@]}" kafka.Kafka "$dir/server.properties" \
@@ -138,7 +191,7 @@ LOG
     sleep 0.1
     waited=$((waited + 1))
   done
-  echo "broker: running (pid $pid) on 127.0.0.1:$port, data in $dir/data"
+  echo "broker: running (pid $pid) on 127.0.0.1:$port ($listener), data in $dir/data"
 }
 
 stop() {

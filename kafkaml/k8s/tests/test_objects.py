@@ -66,7 +66,10 @@ EXPECTED_TRAINING_JOB: dict[str, Any] = {
                 "enableServiceLinks": False,
                 "restartPolicy": "Never",
                 "securityContext": NON_ROOT_POD,
-                "volumes": [{"name": "tmp", "emptyDir": {}}],
+                "volumes": [
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+                    {"name": "scratch", "emptyDir": {"sizeLimit": "10Gi"}},
+                ],
                 "containers": [
                     {
                         "name": "worker",
@@ -78,6 +81,7 @@ EXPECTED_TRAINING_JOB: dict[str, Any] = {
                             {"name": "KAFKAML_DEPLOYMENT_ID", "value": "3"},
                             # Half of the 3Gi memory limit.
                             {"name": "KAFKAML_TRAINING_MEMORY_LIMIT_MB", "value": "1536"},
+                            {"name": "KAFKAML_TRAINING_SPILL_DIR", "value": "/scratch"},
                             {
                                 "name": "KAFKAML_JOB_TOKEN",
                                 "valueFrom": {
@@ -97,7 +101,10 @@ EXPECTED_TRAINING_JOB: dict[str, Any] = {
                             "limits": {"memory": "3Gi"},
                         },
                         "securityContext": HARDENED_CONTAINER,
-                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        "volumeMounts": [
+                            {"name": "tmp", "mountPath": "/tmp"},
+                            {"name": "scratch", "mountPath": "/scratch"},
+                        ],
                     }
                 ],
             },
@@ -121,6 +128,9 @@ BUILT_OBJECTS: dict[str, Callable[[], Any]] = {
     "inference deployment": lambda: objects.build_inference_deployment(inference_spec(), NAMESPACE),
     "inference without probe": lambda: objects.build_inference_deployment(
         inference_spec(probe=None, replicas=0), NAMESPACE
+    ),
+    "training job with the kafka ca": lambda: objects.build_training_job(
+        training_spec(pod=PodOptions(image="i", kafka_ca_secret="kafka-ca")), NAMESPACE
     ),
     "owned token secret": lambda: objects.build_token_secret(
         objects.build_training_job(training_spec(), NAMESPACE), "secret-token", "0f1e-uid"
@@ -201,6 +211,43 @@ def test_inference_deployment_runs_the_replicas_with_probes_resources_and_its_to
     assert pod["terminationGracePeriodSeconds"] == 60
 
 
+@pytest.mark.parametrize("name", ["training job", "gpu training job", "inference deployment"])
+def test_a_job_pod_writes_only_to_size_limited_empty_dirs_and_holds_no_api_token(
+    name: str,
+) -> None:
+    pod = serialize(BUILT_OBJECTS[name]())["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"] == NON_ROOT_POD
+    assert container["securityContext"] == HARDENED_CONTAINER
+    for mount in container["volumeMounts"]:
+        limit = volumes[mount["name"]].get("emptyDir", {}).get("sizeLimit")
+        assert limit is not None or mount.get("readOnly") is True, mount
+    assert {m["mountPath"] for m in container["volumeMounts"]} == {"/tmp", "/scratch"}
+
+
+def test_the_kafka_ca_secret_is_mounted_read_only_and_named_by_the_client_setting() -> None:
+    pod = serialize(BUILT_OBJECTS["training job with the kafka ca"]())["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+
+    assert {"name": "kafka-ca", "mountPath": "/etc/kafkaml/kafka-ca", "readOnly": True} in (
+        container["volumeMounts"]
+    )
+    assert {
+        "name": "kafka-ca",
+        "secret": {
+            "secretName": "kafka-ca",
+            "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            "defaultMode": 0o444,
+        },
+    } in pod["volumes"]
+    assert {"name": "KAFKAML_KAFKA_SSL_CA_LOCATION", "value": "/etc/kafkaml/kafka-ca/ca.crt"} in (
+        container["env"]
+    )
+
+
 def test_inference_without_probe_serves_no_metrics_port() -> None:
     body = serialize(objects.build_inference_deployment(inference_spec(probe=None), NAMESPACE))
     container = body["spec"]["template"]["spec"]["containers"][0]
@@ -261,6 +308,14 @@ def test_selector_of_a_result_finds_the_chain_job_from_any_of_its_results() -> N
         (lambda: PodOptions(image="i", env_from_secrets=("Not_A_Name",)), "env_from"),
         (lambda: PodOptions(image="i", image_pull_policy="Sometimes"), "image_pull_policy"),
         (lambda: PodOptions(image="i", node_selector={"bad key!": "x"}), "node_selector"),
+        (lambda: PodOptions(image="i", scratch_size_limit="10 GB"), "scratch_size_limit"),
+        (lambda: PodOptions(image="i", kafka_ca_secret="Not_A_Name"), "kafka_ca_secret"),
+        (
+            lambda: PodOptions(
+                image="i", kafka_ca_secret="ca", env={"KAFKAML_KAFKA_SSL_CA_LOCATION": "/x"}
+            ),
+            "env",
+        ),
         (lambda: Resources(memory_limit="4 GB"), "memory_limit"),
         (lambda: Resources(cpu_request="half"), "cpu_request"),
         (lambda: Resources(gpus=-1), "gpus"),
