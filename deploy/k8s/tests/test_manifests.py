@@ -40,7 +40,7 @@ def render(overlay: str) -> str:
 
 def render_with_kubectl(overlay: str) -> str:
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is missing: .ci/run installs it"
+    assert kubectl, "kubectl is missing: the overlays must render with the kustomize bundled in kubectl"
     done = subprocess.run(
         [kubectl, "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
         capture_output=True, text=True, timeout=120, check=False,
