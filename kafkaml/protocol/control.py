@@ -9,15 +9,68 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from kafkaml.protocol.errors import ControlMessageError, TopicRangeError
-from kafkaml.protocol.ranges import TopicRange, is_bare_topic, parse_ranges, validate_topic_name
+from kafkaml.protocol.ranges import (
+    OFFSET_MAX,
+    TopicRange,
+    is_bare_topic,
+    parse_ranges,
+    validate_topic_name,
+)
 
 DEFAULT_CONTROL_TOPIC = "KAFKA_ML_CONTROL_TOPIC"
+
+# Bounds of a control message, so that whoever reads one (the control logger, a job, the
+# backend) can parse and store it: a value of at most 1 MiB, JSON nested at most 32 deep (the
+# backend's JSON columns refuse deeper values), and ids and counts within a signed 64-bit
+# integer (Kafka's offsets and the database's columns).
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+DEPLOYMENT_ID_MAX = 2**63 - 1
+COUNT_MAX = OFFSET_MAX
+
+# A JSON string (with its escapes; an unterminated one runs to the end, so the scan stays
+# linear) or a bracket: what `json_text_depth` scans instead of parsing.
+_STRING_OR_BRACKET = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\\?\Z)|[\[\]{}]', re.DOTALL)
+
+
+def json_text_depth(text: bytes) -> int:
+    """How deep the arrays and objects of the JSON text `text` nest (0 for a scalar), found
+    without parsing it, so that a text nested too deep for a recursive parser is measured
+    safely. Brackets inside strings do not count; the text need not be valid JSON."""
+    depth = deepest = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return deepest
+
+
+def json_value_depth(value: Any) -> int:
+    """How deep the lists and dicts of the parsed JSON `value` nest (0 for a scalar); iterative,
+    so any depth is measured without a RecursionError."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class InputFormat(StrEnum):
@@ -84,7 +137,7 @@ class ControlMessage:
 
     def with_deployment(self, deployment_id: int) -> ControlMessage:
         """The same stream announced to another deployment (the UI's "send again")."""
-        encode_deployment_id(deployment_id)
+        _check_deployment_id(deployment_id)
         return dataclasses.replace(self, deployment_id=deployment_id)
 
     def to_value(self) -> dict[str, Any]:
@@ -113,6 +166,14 @@ class ControlMessage:
         deployment_id = decode_deployment_id(key)
         if value is None:
             raise ControlMessageError("control message has no value")
+        if len(value) > MAX_VALUE_BYTES:
+            raise ControlMessageError(
+                f"control message value has {len(value)} bytes, more than {MAX_VALUE_BYTES}"
+            )
+        if (depth := json_text_depth(value)) > MAX_JSON_DEPTH:
+            raise ControlMessageError(
+                f"control message value nests {depth} deep, deeper than {MAX_JSON_DEPTH}"
+            )
         try:
             parsed = json.loads(value)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
@@ -127,9 +188,14 @@ class ControlMessage:
 
         Absent optional fields take Kafka-ML's defaults: rates 0, `dataset_restrictions` {},
         `incremental` true only for a bare topic name; `configuration` (Kafka-ML's first name for
-        `input_config`) is accepted, and so is an `input_config` that is a JSON string.
+        `input_config`) is accepted, and so is an `input_config` that is a JSON string. The
+        bounds (ids and counts within a signed 64-bit integer, nesting) hold for every message.
         """
-        encode_deployment_id(deployment_id)
+        _check_deployment_id(deployment_id)
+        if (depth := json_value_depth(value)) > MAX_JSON_DEPTH:
+            raise ControlMessageError(
+                f"control message value nests {depth} deep, deeper than {MAX_JSON_DEPTH}"
+            )
         topic = _topic_field(value, "topic", required=True)
         assert topic is not None
         message = cls(
@@ -147,6 +213,14 @@ class ControlMessage:
         )
         _check_consistency(message)
         return message
+
+
+def _check_deployment_id(deployment_id: int) -> None:
+    encode_deployment_id(deployment_id)
+    if deployment_id > DEPLOYMENT_ID_MAX:
+        raise ControlMessageError(
+            f"deployment id {deployment_id} is larger than {DEPLOYMENT_ID_MAX}, the largest id"
+        )
 
 
 def _input_config_name(value: Mapping[str, Any]) -> str:
@@ -192,6 +266,10 @@ def _object_field(value: Mapping[str, Any], name: str, *, required: bool) -> dic
         return {}
     # Kafka-ML's federated sinks and its logger write these objects as JSON text.
     if isinstance(raw, str):
+        if json_text_depth(raw.encode("utf-8", "surrogatepass")) > MAX_JSON_DEPTH:
+            raise ControlMessageError(
+                f"control message field {name!r} nests deeper than {MAX_JSON_DEPTH}"
+            )
         try:
             raw = json.loads(raw) if raw.strip() else {}
         except ValueError:
@@ -229,9 +307,9 @@ def _count_field(value: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(count, float) and count.is_integer():
         count = int(count)  # some JSON writers emit 70000.0
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= COUNT_MAX:
         raise ControlMessageError(
-            f"control message field {name!r} must be a non-negative integer or null"
+            f"control message field {name!r} must be an integer in 0..{COUNT_MAX} or null"
         )
     return count
 
@@ -258,6 +336,10 @@ def _check_consistency(message: ControlMessage) -> None:
             )
         return
     announced = sum(topic_range.size for topic_range in message.ranges)
+    if announced > COUNT_MAX:
+        raise ControlMessageError(
+            f"the announced ranges span {announced} offsets, more than {COUNT_MAX}"
+        )
     if message.total_msg is not None and message.total_msg != announced:
         raise ControlMessageError(
             f"total_msg {message.total_msg} does not match the {announced} offsets in the "
