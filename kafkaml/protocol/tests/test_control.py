@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kafkaml.nesting import json_text_depth, json_value_depth
 from kafkaml.protocol import (
     ControlMessage,
     ControlMessageError,
@@ -16,7 +17,7 @@ from kafkaml.protocol import (
     decode_deployment_id,
     encode_deployment_id,
 )
-from kafkaml.protocol.control import MAX_VALUE_BYTES, json_text_depth, json_value_depth
+from kafkaml.protocol.control import MAX_VALUE_BYTES
 
 topic_names = st.from_regex(r"[a-zA-Z0-9._-]{1,40}", fullmatch=True)
 offsets = st.integers(min_value=0, max_value=2**62)
