@@ -14,7 +14,7 @@ from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -32,6 +32,7 @@ from backend.kafkaml_backend.auth import (
     ResultJobAuthentication,
     ServiceAuthentication,
 )
+from backend.kafkaml_backend.parsers import BoundedJSONParser
 from backend.kafkaml_backend.validation import (
     ID_MAX,
     INT32_MAX,
@@ -294,7 +295,7 @@ class DatasourceRecordApi(APIView):
 
     authentication_classes = [ServiceAuthentication]
     permission_classes = [IsOwnJob]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=DatasourceRecordInput,
