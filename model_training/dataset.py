@@ -213,7 +213,7 @@ class StreamedSplit:
         def source() -> Iterator[tuple[Array, Array]]:
             if self._done:
                 if self.error is None:
-                    self._raise_if_empty()
+                    self._held_x()
                     yield from self._held_batches(role, batch_size)
                 return
             yield from self._streaming(role, batch_size)
@@ -226,8 +226,7 @@ class StreamedSplit:
             while not self._done:
                 self._changed.wait(0.5)
         self.raise_error()
-        self._raise_if_empty()
-        samples = Samples(self._x[: self._count], _cut(self._y, self._count))
+        samples = Samples(self._held_x()[: self._count], _cut(self._y, self._count))
         parts = [self._indices(role) for role in (TRAIN, VALIDATION, TEST)]
         if not len(parts[TRAIN]):
             raise EmptyStreamError(
@@ -246,10 +245,11 @@ class StreamedSplit:
         if self.error is not None:
             raise self.error
 
-    def _raise_if_empty(self) -> None:
-        """Raise EmptyStreamError, saying why, when the stream ended without a sample."""
+    def _held_x(self) -> Array:
+        """The held samples; raises EmptyStreamError, saying why, when the stream ended without
+        a sample."""
         if self._x is not None and self._count > 0:
-            return
+            return self._x
         if self.expected == 0:
             raise EmptyStreamError(
                 "the control message announces a data stream of no records (its topic ranges "
@@ -295,7 +295,7 @@ class StreamedSplit:
             elif not self._wait_beyond(seen):
                 break
         if self.error is None:
-            self._raise_if_empty()
+            self._held_x()
         if len(waiting) and self.error is None:
             yield self._rows(waiting)
 
