@@ -69,6 +69,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = error_body("Invalid input.", {"fields": fields})
+    elif isinstance(exc, exceptions.Throttled):
+        response.data = error_body(str(exc.detail), {"retry_after_s": exc.wait})
     else:
         detail = getattr(exc, "detail", str(exc))
         response.data = error_body(str(detail))

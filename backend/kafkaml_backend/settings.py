@@ -90,6 +90,17 @@ Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 CSRF_FAILURE_VIEW = "backend.kafkaml_backend.errors.csrf_failure"
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip() for origin in KAFKAML.csrf_trusted_origins.split(",") if origin.strip()
+]
+# Shared by every gunicorn worker (a per-process cache would let each count its own failed
+# logins): files in the data dir.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(KAFKAML.data_dir / "cache"),
+    }
+}
 
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from backend.apps.datasources.selectors import datasource_first_of_deployment
-from backend.apps.inferences.models import Inference
+from backend.apps.inferences.models import Inference, InferenceStatus
 from backend.apps.training.models import TrainingResult
 from backend.kafkaml_backend.errors import NotFoundError
 
@@ -69,3 +69,10 @@ def inference_defaults(*, result: TrainingResult) -> dict[str, Any]:
             },
         }
     return defaults
+
+
+def inference_job_ended(*, inference_id: int) -> bool:
+    """Whether the inference exists and has ended (stopped or failed), so its job token no
+    longer works."""
+    ended = [InferenceStatus.STOPPED, InferenceStatus.FAILED]
+    return Inference.objects.filter(pk=inference_id, status__in=ended).exists()

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import permissions, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,14 +21,15 @@ from rest_framework.views import APIView
 
 from backend.apps.datasources.services import datasource_record
 from backend.apps.inferences.models import Inference
-from backend.apps.inferences.selectors import inference_for_job
+from backend.apps.inferences.selectors import inference_for_job, inference_job_ended
 from backend.apps.training import services
 from backend.apps.training.apis import ResultOutput, artifact_response
 from backend.apps.training.models import ArtifactFormat, TrainingResult
-from backend.apps.training.selectors import result_for_job
+from backend.apps.training.selectors import result_for_job, result_job_ended
 from backend.kafkaml_backend.auth import (
     InferenceJobAuthentication,
     IsOwnJob,
+    JobPrincipal,
     ResultJobAuthentication,
     ServiceAuthentication,
 )
@@ -42,14 +43,31 @@ from backend.kafkaml_backend.validation import (
 )
 
 
+class JobNotEnded(permissions.BasePermission):
+    """The job token's result or inference has not ended: a token stops working once its
+    result is finished, failed or stopped, or its inference stopped or failed."""
+
+    message = "This job token's result or inference has ended."
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        principal = request.user
+        if not isinstance(principal, JobPrincipal):
+            return False
+        if principal.kind == "result":
+            return not result_job_ended(result_id=principal.id)
+        if principal.kind == "inference":
+            return not inference_job_ended(inference_id=principal.id)
+        return True
+
+
 class ResultJobApi(APIView):
     authentication_classes = [ResultJobAuthentication]
-    permission_classes = [IsOwnJob]
+    permission_classes = [IsOwnJob, JobNotEnded]
 
 
 class InferenceJobApi(APIView):
     authentication_classes = [InferenceJobAuthentication]
-    permission_classes = [IsOwnJob]
+    permission_classes = [IsOwnJob, JobNotEnded]
 
 
 def result_spec(result: TrainingResult) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from backend.apps.training.models import Deployment, TrainingResult
+from backend.apps.training.models import Deployment, ResultStatus, TrainingResult
 from backend.kafkaml_backend.errors import NotFoundError
 
 User = AbstractBaseUser | AnonymousUser
@@ -45,3 +45,10 @@ def result_for_job(*, result_id: int) -> TrainingResult:
         return TrainingResult.objects.select_related("model", "deployment").get(pk=result_id)
     except TrainingResult.DoesNotExist as error:
         raise NotFoundError("Training result not found.", {"id": result_id}) from error
+
+
+def result_job_ended(*, result_id: int) -> bool:
+    """Whether the result exists and has ended (finished, failed or stopped), so its job token
+    no longer works."""
+    ended = [ResultStatus.FINISHED, ResultStatus.FAILED, ResultStatus.STOPPED]
+    return TrainingResult.objects.filter(pk=result_id, status__in=ended).exists()
