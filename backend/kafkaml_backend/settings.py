@@ -113,7 +113,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "backend.kafkaml_backend.schema.ErrorAutoSchema",
     "EXCEPTION_HANDLER": "backend.kafkaml_backend.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
     "DEFAULT_PARSER_CLASSES": [

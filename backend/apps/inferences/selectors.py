@@ -71,8 +71,9 @@ def inference_defaults(*, result: TrainingResult) -> dict[str, Any]:
     return defaults
 
 
-def inference_job_ended(*, inference_id: int) -> bool:
-    """Whether the inference exists and has ended (stopped or failed), so its job token no
-    longer works."""
+def inference_ended_status(*, inference_id: int) -> str | None:
+    """The status of the inference if it has ended (stopped or failed), so its job token no
+    longer works; None while it has not, or when there is no such inference."""
     ended = [InferenceStatus.STOPPED, InferenceStatus.FAILED]
-    return Inference.objects.filter(pk=inference_id, status__in=ended).exists()
+    statuses = Inference.objects.filter(pk=inference_id, status__in=ended)
+    return statuses.values_list("status", flat=True).first()

@@ -21,11 +21,11 @@ from rest_framework.views import APIView
 
 from backend.apps.datasources.services import datasource_record
 from backend.apps.inferences.models import Inference
-from backend.apps.inferences.selectors import inference_for_job, inference_job_ended
+from backend.apps.inferences.selectors import inference_ended_status, inference_for_job
 from backend.apps.training import services
 from backend.apps.training.apis import ResultOutput, artifact_response
 from backend.apps.training.models import ArtifactFormat, TrainingResult
-from backend.apps.training.selectors import result_for_job, result_job_ended
+from backend.apps.training.selectors import result_ended_status, result_for_job
 from backend.kafkaml_backend.auth import (
     InferenceJobAuthentication,
     IsOwnJob,
@@ -33,6 +33,7 @@ from backend.kafkaml_backend.auth import (
     ResultJobAuthentication,
     ServiceAuthentication,
 )
+from backend.kafkaml_backend.errors import ConflictError
 from backend.kafkaml_backend.parsers import BoundedJSONParser
 from backend.kafkaml_backend.validation import (
     ID_MAX,
@@ -44,19 +45,25 @@ from backend.kafkaml_backend.validation import (
 
 
 class JobNotEnded(permissions.BasePermission):
-    """The job token's result or inference has not ended: a token stops working once its
-    result is finished, failed or stopped, or its inference stopped or failed."""
-
-    message = "This job token's result or inference has ended."
+    """The job token's result or inference has not ended. A token stops working once its
+    result is finished, failed or stopped, or its inference stopped or failed: every request
+    is refused with 409 and the status in `extra.status` (the answer a job already got for a
+    report outside the status machine)."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         principal = request.user
         if not isinstance(principal, JobPrincipal):
             return False
         if principal.kind == "result":
-            return not result_job_ended(result_id=principal.id)
-        if principal.kind == "inference":
-            return not inference_job_ended(inference_id=principal.id)
+            status = result_ended_status(result_id=principal.id)
+        elif principal.kind == "inference":
+            status = inference_ended_status(inference_id=principal.id)
+        else:
+            return True
+        if status is not None:
+            raise ConflictError(
+                f"This job token's {principal.kind} has ended ({status}).", {"status": status}
+            )
         return True
 
 

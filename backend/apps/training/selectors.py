@@ -47,8 +47,9 @@ def result_for_job(*, result_id: int) -> TrainingResult:
         raise NotFoundError("Training result not found.", {"id": result_id}) from error
 
 
-def result_job_ended(*, result_id: int) -> bool:
-    """Whether the result exists and has ended (finished, failed or stopped), so its job token
-    no longer works."""
+def result_ended_status(*, result_id: int) -> str | None:
+    """The status of the result if it has ended (finished, failed or stopped), so its job
+    token no longer works; None while it has not, or when there is no such result."""
     ended = [ResultStatus.FINISHED, ResultStatus.FAILED, ResultStatus.STOPPED]
-    return TrainingResult.objects.filter(pk=result_id, status__in=ended).exists()
+    statuses = TrainingResult.objects.filter(pk=result_id, status__in=ended)
+    return statuses.values_list("status", flat=True).first()

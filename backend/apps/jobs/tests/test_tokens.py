@@ -34,15 +34,17 @@ def test_a_result_token_reads_its_spec_until_the_result_ends(
     assert ended.status_code == 200, ended.json()
     for method, path in [("get", "spec"), ("post", "epochs"), ("post", "running")]:
         response = getattr(job, method)(f"/api/jobs/results/{result.pk}/{path}", {}, format="json")
-        assert response.status_code == 403, (path, response.json())
-        assert response.json()["message"] == "This job token's result or inference has ended."
+        assert response.status_code == 409, (path, response.json())
+        assert response.json()["message"].startswith("This job token's result has ended")
 
 
 def test_a_finished_results_token_no_longer_reads_the_model_code(
     user: Any, summaries: dict[str, Any]
 ) -> None:
     result = finished_result(user, stored_model(user, summaries))
-    assert bearer("result", result.pk).get(f"/api/jobs/results/{result.pk}/spec").status_code == 403
+    response = bearer("result", result.pk).get(f"/api/jobs/results/{result.pk}/spec")
+    assert response.status_code == 409
+    assert response.json()["extra"] == {"status": "finished"}
 
 
 def test_an_inference_token_is_refused_once_the_inference_stopped(
@@ -56,7 +58,8 @@ def test_an_inference_token_is_refused_once_the_inference_stopped(
     assert api.post(f"/api/inferences/{inference['id']}/stop").status_code == 200
     for path in ("spec", "artifact"):
         response = replica.get(f"/api/jobs/inferences/{inference['id']}/{path}")
-        assert response.status_code == 403, path
+        assert response.status_code == 409, path
+        assert response.json()["extra"] == {"status": "stopped"}
 
 
 def test_metrics_are_for_staff_and_the_service_token_only(make_user: Any) -> None:
