@@ -115,3 +115,26 @@ def test_a_control_message_with_offsets_beyond_int64_is_refused_not_a_server_err
     body = {"deployment_id": 1, "control_topic": "c", "partition": 0, "offset": 0, "value": value}
     error = assert_error_shape(client.post("/api/jobs/datasources", body, format="json"), 400)
     assert "largest offset" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"name": 5, "ml_model_ids": [1]}, "name"),
+        ({"name": "c", "ml_model_ids": ["1"]}, "ml_model_ids"),
+        ({"name": "c", "ml_model_ids": 1}, "ml_model_ids"),
+        ({"name": "c", "ml_model_ids": [True]}, "ml_model_ids"),
+    ],
+)
+def test_json_values_of_the_wrong_type_are_refused_not_coerced(
+    api: APIClient, body: dict[str, Any], named: str
+) -> None:
+    error = assert_error_shape(api.post("/api/configurations", body, format="json"), 400)
+    assert named in error["extra"]["fields"]
+
+
+@pytest.mark.parametrize("text", ["1.0", " 1", "1_0", "+1", "x"])
+def test_a_query_integer_must_be_plain_digits(api: APIClient, text: str) -> None:
+    error = assert_error_shape(api.get("/api/datasources", {"deployment_id": text}), 400)
+    assert "deployment_id" in error["extra"]["fields"]
+    assert api.get("/api/datasources", {"deployment_id": "1"}).status_code == 200
