@@ -51,7 +51,8 @@ class BackendUnavailableError(BackendError):
 
 
 class BackendFailedError(BackendUnavailableError):
-    """The backend answered 500 (or another 5xx): tried again a bounded number of times."""
+    """The backend answered 500 (or another 5xx), or took the request and did not answer in
+    time: tried again a bounded number of times."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ class BackendClient:
 def _refusal(error: BackendError) -> Recorded:
     """A refusal for good (any other 4xx); raises for what retrying may fix or cannot fix."""
     status, extra = error.status, error.extra
+    if status is None and isinstance(error.__cause__, requests.ReadTimeout):
+        # It took the request and did not answer in time: maybe this message, counted like a 500.
+        raise BackendFailedError(f"backend did not answer in time: {error}") from error
     if status is None:
         raise BackendUnavailableError(f"backend unreachable: {error}", extra=extra) from error
     if status in (401, 403):

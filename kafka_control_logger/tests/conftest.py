@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -78,18 +79,27 @@ def backend_server(transactional_db: None) -> Iterator[BackendServer]:
 
 
 class FailingProxy:
-    """A reverse proxy in front of the real backend that answers 500 instead of forwarding a
-    POST whose body contains `fail_when` (and the health check while `fail_health`): a backend
-    that keeps failing on one message, or on everything. Counts the 500s it answered."""
+    """A reverse proxy in front of the real backend that answers 500 (after `hang_s`) instead of
+    forwarding a POST whose body contains `fail_when` (and the health check while
+    `fail_health`): a backend that keeps failing or hanging on one message, or fails on
+    everything. Counts the messages it failed."""
 
     def __init__(self) -> None:
+        self.hang_s = 0.0
         self.fail_when = b"never sent"
         self.fail_health = False
         self.failed = 0
         self._server: ThreadingHTTPServer | None = None
 
-    def start(self, backend_url: str, *, fail_when: bytes, fail_health: bool = False) -> None:
-        self.fail_when, self.fail_health = fail_when, fail_health
+    def start(
+        self,
+        backend_url: str,
+        *,
+        fail_when: bytes,
+        fail_health: bool = False,
+        hang_s: float = 0.0,
+    ) -> None:
+        self.fail_when, self.fail_health, self.hang_s = fail_when, fail_health, hang_s
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -103,6 +113,7 @@ class FailingProxy:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if proxy.fail_when in body:
                     proxy.failed += 1
+                    time.sleep(proxy.hang_s)  # no answer in the client's time
                     self._answer(500, b'{"message": "Internal server error.", "extra": {}}')
                 else:
                     self._forward(body)
@@ -119,12 +130,15 @@ class FailingProxy:
                 self._answer(answer.status_code, answer.content)
 
             def _answer(self, status: int, body: bytes) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client gave up waiting
 
             def log_message(self, *args: Any) -> None:
                 pass
