@@ -26,6 +26,14 @@ from backend.apps.mlmodels.executor import validate_model_code  # noqa: E402
 from backend.testing import PYTORCH_MODEL, TF_CHAIN, TF_MODEL, ModelCode  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with no counted failed logins (the cache is a folder shared by all)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def make_user(db: None) -> Callable[..., AbstractBaseUser]:
     """Factory of users: `make_user("alice")`, `make_user("root", staff=True)`."""

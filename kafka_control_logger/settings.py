@@ -37,6 +37,28 @@ class LoggerSettings(BaseSettings):
     backend_retry_max_s: float = Field(
         default=5.0, description="Longest wait between retries while the backend is down."
     )
+    control_logger_max_failures: int = Field(
+        default=5,
+        ge=1,
+        le=1000,
+        description="Answers of 500 to one control message (backend healthy) before it is a "
+        "dead letter.",
+    )
+    control_logger_dead_letter_topic: str | None = Field(
+        default=None,
+        description="Dead-letter topic of the control logger (default: `<control topic>.dlq`).",
+    )
+    control_logger_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the control logger's Prometheus /metrics endpoint; 0: off.",
+    )
+
+    @property
+    def dead_letter_topic(self) -> str:
+        """Where records that cannot be recorded go."""
+        return self.control_logger_dead_letter_topic or f"{self.control_topic}.dlq"
 
     def token(self) -> str:
         """The service token, from service_token or else service_token_file.

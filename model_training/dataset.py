@@ -213,6 +213,7 @@ class StreamedSplit:
         def source() -> Iterator[tuple[Array, Array]]:
             if self._done:
                 if self.error is None:
+                    self._held_x()
                     yield from self._held_batches(role, batch_size)
                 return
             yield from self._streaming(role, batch_size)
@@ -225,9 +226,7 @@ class StreamedSplit:
             while not self._done:
                 self._changed.wait(0.5)
         self.raise_error()
-        if self._x is None or self._count == 0:
-            raise EmptyStreamError("the announced data stream holds no samples")
-        samples = Samples(self._x[: self._count], _cut(self._y, self._count))
+        samples = Samples(self._held_x()[: self._count], _cut(self._y, self._count))
         parts = [self._indices(role) for role in (TRAIN, VALIDATION, TEST)]
         if not len(parts[TRAIN]):
             raise EmptyStreamError(
@@ -245,6 +244,21 @@ class StreamedSplit:
         """Raise the error that ended the read, if one did."""
         if self.error is not None:
             raise self.error
+
+    def _held_x(self) -> Array:
+        """The held samples; raises EmptyStreamError, saying why, when the stream ended without
+        a sample."""
+        if self._x is not None and self._count > 0:
+            return self._x
+        if self.expected == 0:
+            raise EmptyStreamError(
+                "the control message announces a data stream of no records (its topic ranges "
+                "are empty), so there is nothing to train on"
+            )
+        raise EmptyStreamError(
+            f"the announced data stream of {self.expected} records ended without a single "
+            "sample, so there is nothing to train on"
+        )
 
     def has_role(self, role: int) -> bool:
         """Whether the part gets any of the expected samples."""
@@ -280,6 +294,8 @@ class StreamedSplit:
                     waiting = waiting[batch_size:]
             elif not self._wait_beyond(seen):
                 break
+        if self.error is None:
+            self._held_x()
         if len(waiting) and self.error is None:
             yield self._rows(waiting)
 

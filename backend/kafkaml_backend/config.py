@@ -80,6 +80,27 @@ class BackendSettings(BaseSettings):
         description="Lifetime of a service token (the control logger's), in seconds.",
     )
 
+    login_failures_per_user: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong passwords for one user name before its logins are refused (429).",
+    )
+    login_failures_per_address: int = Field(
+        default=30,
+        ge=1,
+        description="Failed logins from one client address before its logins are refused (429).",
+    )
+    login_lockout_s: int = Field(
+        default=300,
+        ge=1,
+        description="Window in which failed logins are counted, and how long a lockout lasts.",
+    )
+    csrf_trusted_origins: str = Field(
+        default="",
+        description="Comma-separated origins (scheme://host:port) besides the backend's own "
+        "from which session logins and CSRF-checked requests are accepted.",
+    )
+
     def resolved_secret_key(self) -> str:
         """The secret key; when none is configured, one kept in the data dir (made on first use)."""
         if self.secret_key is not None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
@@ -68,10 +69,39 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = error_body("Invalid input.", {"fields": fields})
+    elif isinstance(exc, exceptions.Throttled):
+        response.data = error_body(str(exc.detail), {"retry_after_s": exc.wait})
     else:
         detail = getattr(exc, "detail", str(exc))
         response.data = error_body(str(detail))
     return response
+
+
+def body_too_large(limit: int | None) -> JsonResponse:
+    """The 413 answer for a request body over `limit` bytes."""
+    return JsonResponse(
+        error_body("The request body is too large.", {"limit_bytes": limit}), status=413
+    )
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler400: what Django refuses before a view answers (a body over the size limit: 413;
+    too many fields, a bad host or another SuspiciousOperation: 400)."""
+    if isinstance(exception, RequestDataTooBig):
+        return body_too_large(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
+    message = str(exception) if isinstance(exception, TooManyFieldsSent) else "Bad request."
+    return JsonResponse(error_body(message), status=400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """handler403 for what is refused outside the API views."""
+    return JsonResponse(error_body("Permission denied."), status=403)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> JsonResponse:
+    """CSRF_FAILURE_VIEW: a session request without a valid CSRF token or from a foreign
+    Origin."""
+    return JsonResponse(error_body(f"CSRF check failed: {reason}", {"reason": reason}), status=403)
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

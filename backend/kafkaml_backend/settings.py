@@ -38,6 +38,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "backend.kafkaml_backend.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -91,6 +92,18 @@ FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+CSRF_FAILURE_VIEW = "backend.kafkaml_backend.errors.csrf_failure"
+CSRF_TRUSTED_ORIGINS = [
+    origin.strip() for origin in KAFKAML.csrf_trusted_origins.split(",") if origin.strip()
+]
+# Shared by every gunicorn worker (a per-process cache would let each count its own failed
+# logins): files in the data dir.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(KAFKAML.data_dir / "cache"),
+    }
+}
 
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -103,9 +116,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "backend.kafkaml_backend.schema.ErrorAutoSchema",
     "EXCEPTION_HANDLER": "backend.kafkaml_backend.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": None,
+    "DEFAULT_PARSER_CLASSES": [
+        "backend.kafkaml_backend.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

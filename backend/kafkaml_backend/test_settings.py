@@ -36,6 +36,13 @@ else:
     # (a runner thread and a request writing together failed test_local_runner that way).
     DATABASES["default"]["TEST"] = {"NAME": str(_DATA_DIR / "test.sqlite3")}
 
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(_DATA_DIR / "cache"),
+    }
+}
+
 STATIC_ROOT = str(_DATA_DIR / "static")
 Path(STATIC_ROOT).mkdir()
 

@@ -14,6 +14,8 @@ from backend.apps.training import apis as training
 from backend.kafkaml_backend import schema  # noqa: F401  (registers the job token scheme)
 from backend.kafkaml_backend.metrics import MetricsApi
 
+handler400 = "backend.kafkaml_backend.errors.bad_request"
+handler403 = "backend.kafkaml_backend.errors.permission_denied"
 handler404 = "backend.kafkaml_backend.errors.not_found"
 handler500 = "backend.kafkaml_backend.errors.server_error"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -14,8 +16,17 @@ from confluent_kafka import TopicPartition
 
 from backend.apps.datasources.models import Datasource
 from backend.kafkaml_backend.auth import issue_job_token
-from kafka_control_logger.logger import BackendClient, run
-from kafka_control_logger.tests.conftest import BackendServer
+from kafka_control_logger.logger import (
+    ERROR_HEADER,
+    REASON_HEADER,
+    SOURCE_HEADER,
+    BackendClient,
+    DeadLetters,
+    LoggerMetrics,
+    RetryPolicy,
+    run,
+)
+from kafka_control_logger.tests.conftest import BackendServer, FailingProxy
 from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.protocol import ControlMessage, InputFormat, encode_deployment_id
@@ -23,36 +34,53 @@ from kafkaml.testing import wait_until
 
 
 class RunningLogger:
-    def __init__(self, thread: threading.Thread, stop: threading.Event) -> None:
-        self.thread, self.stop = thread, stop
+    def __init__(
+        self, thread: threading.Thread, stop: threading.Event, dead_letters: DeadLetters
+    ) -> None:
+        self.thread, self.stop, self.dead_letters = thread, stop, dead_letters
         self.error: BaseException | None = None
+
+    def dead_letter_count(self, reason: str) -> float:
+        counter = self.dead_letters.metrics.dead_letters.labels(reason=reason)
+        return float(counter._value.get())
 
 
 @pytest.fixture
 def start_logger(
-    consumer_factory: Callable[..., Any], backend_server: BackendServer
-) -> Iterator[Callable[[str, str], RunningLogger]]:
-    """Starts the logger (`run`) in a thread on a control topic and consumer group."""
+    consumer_factory: Callable[..., Any],
+    backend_server: BackendServer,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+) -> Iterator[Callable[..., RunningLogger]]:
+    """Starts the logger (`run`) in a thread on a control topic and consumer group, with a
+    fresh dead-letter topic (`logger.dead_letters.topic`)."""
     running: list[RunningLogger] = []
 
-    def start(control_topic: str, group_id: str) -> RunningLogger:
+    def start(
+        control_topic: str, group_id: str, backend_url: str | None = None, timeout_s: float = 5
+    ) -> RunningLogger:
         consumer = consumer_factory(group_id)
         # One connection per request: no keep-alive connection outlives the test's server.
         session = requests.Session()
         session.headers["Connection"] = "close"
         backend = BackendClient(
-            backend_server.url, issue_job_token("service"), timeout_s=5, session=session
+            backend_url or backend_server.url,
+            issue_job_token("service"),
+            timeout_s=timeout_s,
+            session=session,
         )
+        dead_letters = DeadLetters(make_producer(kafka_settings), new_topic(), LoggerMetrics())
         stop = threading.Event()
         logger: RunningLogger
+        policy = RetryPolicy(retry_max_s=0.5, max_failures=3)
 
         def target() -> None:
             try:
-                run(consumer, backend, control_topic, stop, retry_max_s=0.5)
+                run(consumer, backend, dead_letters, control_topic, stop, policy)
             except BaseException as error:  # reported by the test, not lost in the thread
                 logger.error = error
 
-        logger = RunningLogger(threading.Thread(target=target, daemon=True), stop)
+        logger = RunningLogger(threading.Thread(target=target, daemon=True), stop, dead_letters)
         logger.thread.start()
         running.append(logger)
         return logger
@@ -152,6 +180,139 @@ def test_malformed_or_unknown_deployment_messages_are_skipped_without_stopping_t
     logger.stop.set()
     logger.thread.join(30)
     assert committed(consumer_factory, group_id, control_topic) == 3
+    dead = dead_letters(consumer_factory, logger.dead_letters.topic, 2)
+    assert [(d.value(), headers_of(d)[REASON_HEADER]) for d in dead] == [
+        (b"{not json", b"malformed"),
+        (unknown_value, b"refused"),
+    ]
+    assert headers_of(dead[1])[SOURCE_HEADER] == f"{control_topic}[0]@1".encode()
+    assert b"No deployment has this id" in headers_of(dead[1])[ERROR_HEADER]
+
+
+def test_poison_control_messages_become_dead_letters_and_later_messages_are_recorded(
+    make_deployment: Callable[[], Any],
+    backend_server: BackendServer,
+    new_topic: Any,
+    group_id: str,
+    start_logger: Callable[..., RunningLogger],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Any],
+) -> None:
+    deployment = make_deployment()
+    control_topic = new_topic()
+    backend_server.start()
+    key, good = control_message(deployment.pk, "d").to_record()
+    huge = json.loads(good)
+    huge.update(topic=f"d:0:0:{2**70}", total_msg=2**70)
+    poison = [
+        json.dumps(huge).encode(),
+        good.replace(
+            b'"data_type"', b'"deep": ' + b"[" * 10_000 + b"]" * 10_000 + b', "data_type"'
+        ),
+    ]
+    producer = make_producer(kafka_settings)
+    for value in [*poison, good]:
+        producer.produce(control_topic, key=key, value=value)
+    producer.flush(10)
+    logger = start_logger(control_topic, group_id)
+    wait_until(
+        lambda: Datasource.objects.filter(deployment=deployment).exists(),
+        "the valid message after the poison ones",
+    )
+    assert Datasource.objects.get().offset == 2
+    dead = dead_letters(consumer_factory, logger.dead_letters.topic, 2)
+    assert [d.value() for d in dead] == poison
+    errors = [headers_of(d)[ERROR_HEADER].decode() for d in dead]
+    assert "largest offset" in errors[0]
+    assert "nests 10002 deep" in errors[1]
+    assert logger.dead_letter_count("malformed") == 2
+    assert logger.thread.is_alive() and logger.error is None
+
+
+@pytest.mark.parametrize("hang_s", [0.0, 2.0])
+def test_a_message_the_backend_keeps_failing_on_is_a_dead_letter_after_bounded_tries(
+    make_deployment: Callable[[], Any],
+    backend_server: BackendServer,
+    new_topic: Any,
+    group_id: str,
+    start_logger: Callable[..., RunningLogger],
+    kafka_settings: KafkaSettings,
+    consumer_factory: Callable[..., Any],
+    failing_proxy: FailingProxy,
+    hang_s: float,
+) -> None:
+    deployments = [make_deployment() for _ in range(2)]
+    control_topic = new_topic()
+    backend_server.start()
+    failing_proxy.start(backend_server.url, fail_when=b"poisoned", hang_s=hang_s)
+    poisoned = dataclasses.replace(control_message(deployments[0].pk, "p"), description="poisoned")
+    producer = make_producer(kafka_settings)
+    for message in (poisoned, control_message(deployments[1].pk, "d")):
+        key, value = message.to_record()
+        producer.produce(control_topic, key=key, value=value)
+    producer.flush(10)
+    timeout_s = 0.5 if hang_s else 5.0
+    logger = start_logger(control_topic, group_id, failing_proxy.url, timeout_s)
+    wait_until(
+        lambda: Datasource.objects.filter(deployment=deployments[1]).exists(),
+        "the message after the one the backend fails on",
+    )
+    assert not Datasource.objects.filter(deployment=deployments[0]).exists()
+    assert failing_proxy.failed == 3  # RetryPolicy.max_failures of the fixture
+    [dead] = dead_letters(consumer_factory, logger.dead_letters.topic, 1)
+    assert headers_of(dead)[REASON_HEADER] == b"failed"
+    error = headers_of(dead)[ERROR_HEADER]
+    assert b"did not answer in time" in error if hang_s else b"500" in error
+    assert logger.dead_letter_count("failed") == 1
+
+
+def test_a_backend_that_fails_on_everything_is_waited_for_not_dead_lettered(
+    make_deployment: Callable[[], Any],
+    backend_server: BackendServer,
+    new_topic: Any,
+    group_id: str,
+    start_logger: Callable[..., RunningLogger],
+    kafka_settings: KafkaSettings,
+    failing_proxy: FailingProxy,
+) -> None:
+    deployment = make_deployment()
+    control_topic = new_topic()
+    backend_server.start()
+    failing_proxy.start(backend_server.url, fail_when=b"", fail_health=True)
+    key, value = control_message(deployment.pk, "d").to_record()
+    producer = make_producer(kafka_settings)
+    producer.produce(control_topic, key=key, value=value)
+    producer.flush(10)
+    logger = start_logger(control_topic, group_id, backend_url=failing_proxy.url)
+    wait_until(lambda: failing_proxy.failed > 5, "the logger to retry past its failure limit")
+    assert logger.dead_letter_count("failed") == 0
+    failing_proxy.fail_health = False
+    failing_proxy.fail_when = b"never sent"
+    wait_until(
+        lambda: Datasource.objects.filter(deployment=deployment).exists(),
+        "the message once the backend is well again",
+    )
+    assert logger.dead_letter_count("failed") == 0
+
+
+def dead_letters(consumer_factory: Callable[..., Any], topic: str, count: int) -> list[Any]:
+    """The first `count` records of the dead-letter `topic`, read from its start."""
+    consumer = consumer_factory(f"reader-{topic}")
+    consumer.subscribe([topic])
+    records: list[Any] = []
+
+    def read() -> bool:
+        record = consumer.poll(0.5)
+        if record is not None and record.error() is None:
+            records.append(record)
+        return len(records) >= count
+
+    wait_until(read, f"{count} dead letters")
+    return records
+
+
+def headers_of(record: Any) -> dict[str, bytes]:
+    return dict(record.headers() or [])
 
 
 def test_control_messages_sent_while_the_backend_is_down_are_recorded_once_when_it_returns(

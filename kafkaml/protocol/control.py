@@ -14,10 +14,26 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from kafkaml.nesting import json_text_depth, json_value_depth
 from kafkaml.protocol.errors import ControlMessageError, TopicRangeError
-from kafkaml.protocol.ranges import TopicRange, is_bare_topic, parse_ranges, validate_topic_name
+from kafkaml.protocol.ranges import (
+    OFFSET_MAX,
+    TopicRange,
+    is_bare_topic,
+    parse_ranges,
+    validate_topic_name,
+)
 
 DEFAULT_CONTROL_TOPIC = "KAFKA_ML_CONTROL_TOPIC"
+
+# Bounds of a control message, so that whoever reads one (the control logger, a job, the
+# backend) can parse and store it: a value of at most 1 MiB, JSON nested at most 32 deep (the
+# backend's JSON columns refuse deeper values), and ids and counts within a signed 64-bit
+# integer (Kafka's offsets and the database's columns).
+MAX_VALUE_BYTES = 1024 * 1024
+MAX_JSON_DEPTH = 32
+DEPLOYMENT_ID_MAX = 2**63 - 1
+COUNT_MAX = OFFSET_MAX
 
 
 class InputFormat(StrEnum):
@@ -85,7 +101,7 @@ class ControlMessage:
 
     def with_deployment(self, deployment_id: int) -> ControlMessage:
         """The same stream announced to another deployment (the UI's "send again")."""
-        encode_deployment_id(deployment_id)
+        _check_deployment_id(deployment_id)
         return dataclasses.replace(self, deployment_id=deployment_id)
 
     def to_value(self) -> dict[str, Any]:
@@ -114,6 +130,14 @@ class ControlMessage:
         deployment_id = decode_deployment_id(key)
         if value is None:
             raise ControlMessageError("control message has no value")
+        if len(value) > MAX_VALUE_BYTES:
+            raise ControlMessageError(
+                f"control message value has {len(value)} bytes, more than {MAX_VALUE_BYTES}"
+            )
+        if (depth := json_text_depth(value)) > MAX_JSON_DEPTH:
+            raise ControlMessageError(
+                f"control message value nests {depth} deep, deeper than {MAX_JSON_DEPTH}"
+            )
         try:
             parsed = json.loads(value)
         except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
@@ -128,9 +152,14 @@ class ControlMessage:
 
         Absent optional fields take Kafka-ML's defaults: rates 0, `dataset_restrictions` {},
         `incremental` true only for a bare topic name; `configuration` (Kafka-ML's first name for
-        `input_config`) is accepted, and so is an `input_config` that is a JSON string.
+        `input_config`) is accepted, and so is an `input_config` that is a JSON string. The
+        bounds (ids and counts within a signed 64-bit integer, nesting) hold for every message.
         """
-        encode_deployment_id(deployment_id)
+        _check_deployment_id(deployment_id)
+        if (depth := json_value_depth(value)) > MAX_JSON_DEPTH:
+            raise ControlMessageError(
+                f"control message value nests {depth} deep, deeper than {MAX_JSON_DEPTH}"
+            )
         topic = _topic_field(value, "topic", required=True)
         assert topic is not None
         message = cls(
@@ -148,6 +177,14 @@ class ControlMessage:
         )
         _check_consistency(message)
         return message
+
+
+def _check_deployment_id(deployment_id: int) -> None:
+    encode_deployment_id(deployment_id)
+    if deployment_id > DEPLOYMENT_ID_MAX:
+        raise ControlMessageError(
+            f"deployment id {deployment_id} is larger than {DEPLOYMENT_ID_MAX}, the largest id"
+        )
 
 
 def _input_config_name(value: Mapping[str, Any]) -> str:
@@ -193,6 +230,10 @@ def _object_field(value: Mapping[str, Any], name: str, *, required: bool) -> dic
         return {}
     # Kafka-ML's federated sinks and its logger write these objects as JSON text.
     if isinstance(raw, str):
+        if json_text_depth(raw.encode("utf-8", "surrogatepass")) > MAX_JSON_DEPTH:
+            raise ControlMessageError(
+                f"control message field {name!r} nests deeper than {MAX_JSON_DEPTH}"
+            )
         try:
             raw = json.loads(raw) if raw.strip() else {}
         except ValueError:
@@ -230,9 +271,9 @@ def _count_field(value: Mapping[str, Any], name: str) -> int | None:
         return None
     if isinstance(count, float) and count.is_integer():
         count = int(count)  # some JSON writers emit 70000.0
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= COUNT_MAX:
         raise ControlMessageError(
-            f"control message field {name!r} must be a non-negative integer or null"
+            f"control message field {name!r} must be an integer in 0..{COUNT_MAX} or null"
         )
     return count
 
@@ -259,6 +300,10 @@ def _check_consistency(message: ControlMessage) -> None:
             )
         return
     announced = sum(topic_range.size for topic_range in message.ranges)
+    if announced > COUNT_MAX:
+        raise ControlMessageError(
+            f"the announced ranges span {announced} offsets, more than {COUNT_MAX}"
+        )
     if message.total_msg is not None and message.total_msg != announced:
         raise ControlMessageError(
             f"total_msg {message.total_msg} does not match the {announced} offsets in the "

@@ -15,6 +15,10 @@ from kafkaml.protocol.errors import TopicRangeError
 
 # Kafka's own rule for topic names (kafka.common.internals.Topic): at most 249 of these.
 _TOPIC_NAME = re.compile(r"^[a-zA-Z0-9._-]{1,249}$")
+# Kafka's offsets are signed 64-bit integers and its partition numbers signed 32-bit ones; so
+# are the database columns that store them.
+OFFSET_MAX = 2**63 - 1
+PARTITION_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,15 @@ class TopicRange:
     def __post_init__(self) -> None:
         if not _TOPIC_NAME.match(self.topic):
             raise TopicRangeError(f"{self.topic!r} is not a valid Kafka topic name")
-        if self.partition < 0:
-            raise TopicRangeError(f"partition {self.partition} of {self.topic!r} is negative")
+        if not 0 <= self.partition <= PARTITION_MAX:
+            raise TopicRangeError(
+                f"partition {self.partition} of {self.topic!r} is not in 0..{PARTITION_MAX}"
+            )
+        if self.end > OFFSET_MAX:
+            raise TopicRangeError(
+                f"offset {self.end} of {self.topic}:{self.partition} is beyond Kafka's largest "
+                f"offset {OFFSET_MAX}"
+            )
         if not 0 <= self.start <= self.end:
             raise TopicRangeError(
                 f"range {self.start}..{self.end} of {self.topic}:{self.partition} needs "

@@ -97,3 +97,19 @@ def test_a_split_that_leaves_nothing_to_train_on_is_a_named_error() -> None:
     samples = Samples(np.zeros((5, 1)), np.zeros(5))
     with pytest.raises(EmptyStreamError):
         split(samples, 0.6, 0.4, seed=1)
+
+
+@pytest.mark.parametrize(
+    ("expected", "says"),
+    [(0, "announces a data stream of no records"), (10, "of 10 records ended without a single")],
+)
+@pytest.mark.parametrize("after_the_end", [True, False])
+def test_a_stream_that_ends_without_a_sample_fails_every_pass_with_a_sentence(
+    expected: int, says: str, after_the_end: bool
+) -> None:
+    stream = StreamedSplit(iter([]), expected, 0.0, 0.0, 1, memory_limit_bytes=2**20)
+    if after_the_end:
+        with pytest.raises(EmptyStreamError, match=says):
+            stream.split()
+    with pytest.raises(EmptyStreamError, match=says):
+        _rows(stream.batches(TRAIN, 64))

@@ -95,3 +95,18 @@ def test_a_broker_that_never_answers_fails_the_job_with_a_named_reason(
     status, reason = job.status()
     assert status == "failed"
     assert "BrokerUnreachableError" in reason
+
+
+def test_an_announced_stream_of_no_records_fails_the_result_with_a_sentence_that_says_so(
+    tmp_path: Path, kafka_settings: KafkaSettings, new_topic: Callable[..., str]
+) -> None:
+    control, data = new_topic(), new_topic()
+    spec = spec_document("pytorch", control, 406)
+    announce(kafka_settings, control, 406, ranges_text([TopicRange(data, 0, 0, 0)]), total=0)
+    job = start_job(tmp_path, kafka_settings, spec)
+
+    assert job.wait() == EXIT_FAILED, job.log()
+    status, reason = job.status()
+    assert status == "failed"
+    assert "EmptyStreamError" in reason
+    assert "announces a data stream of no records" in reason, reason

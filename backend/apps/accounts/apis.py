@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
 from django.db import connection
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from backend.apps.accounts.services import user_api_token
+from backend.apps.accounts.services import (
+    login_failure_record,
+    login_lockout_s,
+    user_api_token,
+)
 from backend.kafkaml_backend.errors import ApplicationError
 from backend.kafkaml_backend.validation import validated
 
@@ -42,12 +47,37 @@ class LoginApi(APIView):
     @extend_schema(request=LoginInput, responses=UserOutput, operation_id="auth_login")
     @method_decorator(ensure_csrf_cookie)
     def post(self, request: Request) -> Response:
+        if not _same_origin(request):
+            raise ForeignOriginError(
+                "Logins are accepted only from the backend's own origin.",
+                {"origin": request.META.get("HTTP_ORIGIN")},
+            )
         data = validated(LoginInput, request.data)
+        address = request.META.get("REMOTE_ADDR", "")
+        wait = login_lockout_s(username=data["username"], address=address)
+        if wait is not None:
+            raise exceptions.Throttled(wait, detail="Too many failed logins.")
         user = authenticate(request._request, username=data["username"], password=data["password"])
         if user is None:
+            login_failure_record(username=data["username"], address=address)
             raise AuthenticationFailedError("Wrong user name or password.")
         login(request._request, user)
         return Response(UserOutput(user).data)
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether a browser sent the login from the backend's own origin (or a trusted one), so a
+    foreign page cannot sign its visitor in to an account of its choosing. Programs send no
+    Origin and pass; a browser's cross-site request without Origin is refused by Sec-Fetch-Site."""
+    origin = request.META.get("HTTP_ORIGIN")
+    if origin is None:
+        return request.META.get("HTTP_SEC_FETCH_SITE") != "cross-site"
+    own = f"{request.scheme}://{request.get_host()}"
+    return origin in {own, *settings.CSRF_TRUSTED_ORIGINS}
+
+
+class ForeignOriginError(ApplicationError):
+    status_code = status.HTTP_403_FORBIDDEN
 
 
 class AuthenticationFailedError(ApplicationError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -45,7 +45,7 @@ class DatasourceFilter(serializers.Serializer):
 
 class DatasourceListApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("deployment_id", int, required=False)],
+        parameters=[DatasourceFilter],
         responses=DatasourceOutput(many=True),
         operation_id="datasources_list",
     )

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
 from backend.apps.datasources.selectors import datasource_first_of_deployment
-from backend.apps.inferences.models import Inference
+from backend.apps.inferences.models import Inference, InferenceStatus
 from backend.apps.training.models import TrainingResult
 from backend.kafkaml_backend.errors import NotFoundError
 
@@ -69,3 +69,11 @@ def inference_defaults(*, result: TrainingResult) -> dict[str, Any]:
             },
         }
     return defaults
+
+
+def inference_ended_status(*, inference_id: int) -> str | None:
+    """The status of the inference if it has ended (stopped or failed), so its job token no
+    longer works; None while it has not, or when there is no such inference."""
+    ended = [InferenceStatus.STOPPED, InferenceStatus.FAILED]
+    statuses = Inference.objects.filter(pk=inference_id, status__in=ended)
+    return statuses.values_list("status", flat=True).first()

@@ -13,25 +13,28 @@ from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework import permissions, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from backend.apps.datasources.services import datasource_record
 from backend.apps.inferences.models import Inference
-from backend.apps.inferences.selectors import inference_for_job
+from backend.apps.inferences.selectors import inference_ended_status, inference_for_job
 from backend.apps.training import services
 from backend.apps.training.apis import ResultOutput, artifact_response
 from backend.apps.training.models import ArtifactFormat, TrainingResult
-from backend.apps.training.selectors import result_for_job
+from backend.apps.training.selectors import result_ended_status, result_for_job
 from backend.kafkaml_backend.auth import (
     InferenceJobAuthentication,
     IsOwnJob,
+    JobPrincipal,
     ResultJobAuthentication,
     ServiceAuthentication,
 )
+from backend.kafkaml_backend.errors import ConflictError
+from backend.kafkaml_backend.parsers import BoundedJSONParser
 from backend.kafkaml_backend.validation import (
     ID_MAX,
     INT32_MAX,
@@ -41,14 +44,37 @@ from backend.kafkaml_backend.validation import (
 )
 
 
+class JobNotEnded(permissions.BasePermission):
+    """The job token's result or inference has not ended. A token stops working once its
+    result is finished, failed or stopped, or its inference stopped or failed: every request
+    is refused with 409 and the status in `extra.status` (the answer a job already got for a
+    report outside the status machine)."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        principal = request.user
+        if not isinstance(principal, JobPrincipal):
+            return False
+        if principal.kind == "result":
+            status = result_ended_status(result_id=principal.id)
+        elif principal.kind == "inference":
+            status = inference_ended_status(inference_id=principal.id)
+        else:
+            return True
+        if status is not None:
+            raise ConflictError(
+                f"This job token's {principal.kind} has ended ({status}).", {"status": status}
+            )
+        return True
+
+
 class ResultJobApi(APIView):
     authentication_classes = [ResultJobAuthentication]
-    permission_classes = [IsOwnJob]
+    permission_classes = [IsOwnJob, JobNotEnded]
 
 
 class InferenceJobApi(APIView):
     authentication_classes = [InferenceJobAuthentication]
-    permission_classes = [IsOwnJob]
+    permission_classes = [IsOwnJob, JobNotEnded]
 
 
 def result_spec(result: TrainingResult) -> dict[str, Any]:
@@ -295,7 +321,7 @@ class DatasourceRecordApi(APIView):
 
     authentication_classes = [ServiceAuthentication]
     permission_classes = [IsOwnJob]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(
         request=DatasourceRecordInput,

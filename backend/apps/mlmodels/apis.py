@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from backend.apps.mlmodels import selectors, services
 from backend.apps.mlmodels.models import Configuration, Framework, MLModel
 from backend.kafkaml_backend.errors import ApplicationError
-from backend.kafkaml_backend.validation import ID_MAX, validated
+from backend.kafkaml_backend.validation import CODE_MAX, DESCRIPTION_MAX, ID_MAX, validated
 
 
 class MLModelOutput(serializers.ModelSerializer):
@@ -42,10 +42,14 @@ class MLModelOutput(serializers.ModelSerializer):
 
 class MLModelCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX
+    )
     framework = serializers.ChoiceField(choices=Framework.choices)
-    imports = serializers.CharField(required=False, allow_blank=True, default="")
-    code = serializers.CharField()
+    imports = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=CODE_MAX
+    )
+    code = serializers.CharField(max_length=CODE_MAX)
     distributed = serializers.BooleanField(required=False, default=False)
     upper_id = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=1, max_value=ID_MAX
@@ -54,10 +58,12 @@ class MLModelCreateInput(serializers.Serializer):
 
 class MLModelUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=DESCRIPTION_MAX
+    )
     framework = serializers.ChoiceField(choices=Framework.choices, required=False)
-    imports = serializers.CharField(required=False, allow_blank=True)
-    code = serializers.CharField(required=False)
+    imports = serializers.CharField(required=False, allow_blank=True, max_length=CODE_MAX)
+    code = serializers.CharField(required=False, max_length=CODE_MAX)
     distributed = serializers.BooleanField(required=False)
     upper_id = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=ID_MAX
@@ -126,7 +132,9 @@ class ConfigurationOutput(serializers.ModelSerializer):
 
 class ConfigurationCreateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX
+    )
     ml_model_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
         allow_empty=False,
@@ -136,7 +144,9 @@ class ConfigurationCreateInput(serializers.Serializer):
 
 class ConfigurationUpdateInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(
+        required=False, allow_blank=True, max_length=DESCRIPTION_MAX
+    )
     ml_model_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=ID_MAX),
         allow_empty=False,

@@ -20,10 +20,13 @@ from backend.apps.training.models import ArtifactFormat, Deployment, TrainingMod
 from backend.kafkaml_backend.errors import NotFoundError
 from backend.kafkaml_backend.runners import get_runner
 from backend.kafkaml_backend.validation import (
+    CODE_MAX,
+    DESCRIPTION_MAX,
     ID_MAX,
     INT32_MAX,
     FiniteFloatField,
     JsonObjectField,
+    TrainingArgumentsField,
     validated,
 )
 
@@ -83,14 +86,17 @@ MODE_OPTIONS = {
 
 class DeploymentCreateInput(serializers.Serializer):
     configuration_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX
+    )
     mode = serializers.ChoiceField(choices=TrainingMode.choices, default=TrainingMode.CLASSIC)
     batch_size = serializers.IntegerField(min_value=1, max_value=1_000_000)
-    fit_kwargs = JsonObjectField(
+    fit_kwargs = TrainingArgumentsField(
         default=dict,
-        help_text='Keras fit / Ignite run arguments, e.g. {"epochs": 5, "shuffle": true}.',
+        help_text='Keras fit / Ignite run arguments, e.g. {"epochs": 5, "shuffle": true}; the '
+        "numeric ones are bounded (epochs 1..100000, steps_per_epoch 1..10^7, ...).",
     )
-    eval_kwargs = JsonObjectField(default=dict, help_text="Evaluation arguments.")
+    eval_kwargs = TrainingArgumentsField(default=dict, help_text="Evaluation arguments.")
     gpus = serializers.IntegerField(min_value=0, max_value=16, default=0)
     reader = serializers.ChoiceField(choices=["native", "tfio"], default="native")
     confusion_matrix = serializers.BooleanField(default=False)
@@ -290,12 +296,16 @@ class ResultLogsApi(APIView):
 
 class ModelImportInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX
+    )
     framework = serializers.ChoiceField(choices=Framework.choices)
     artifact_format = serializers.ChoiceField(choices=ArtifactFormat.choices)
     artifact = serializers.FileField(max_length=300)
-    imports = serializers.CharField(required=False, allow_blank=True, default="")
-    code = serializers.CharField(required=False, allow_blank=True, default="")
+    imports = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=CODE_MAX
+    )
+    code = serializers.CharField(required=False, allow_blank=True, default="", max_length=CODE_MAX)
 
 
 class ModelImportApi(APIView):

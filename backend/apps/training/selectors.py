@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from backend.apps.training.models import Deployment, TrainingResult
+from backend.apps.training.models import Deployment, ResultStatus, TrainingResult
 from backend.kafkaml_backend.errors import NotFoundError
 
 User = AbstractBaseUser | AnonymousUser
@@ -45,3 +45,11 @@ def result_for_job(*, result_id: int) -> TrainingResult:
         return TrainingResult.objects.select_related("model", "deployment").get(pk=result_id)
     except TrainingResult.DoesNotExist as error:
         raise NotFoundError("Training result not found.", {"id": result_id}) from error
+
+
+def result_ended_status(*, result_id: int) -> str | None:
+    """The status of the result if it has ended (finished, failed or stopped), so its job
+    token no longer works; None while it has not, or when there is no such result."""
+    ended = [ResultStatus.FINISHED, ResultStatus.FAILED, ResultStatus.STOPPED]
+    statuses = TrainingResult.objects.filter(pk=result_id, status__in=ended)
+    return statuses.values_list("status", flat=True).first()

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kafkaml.nesting import json_text_depth, json_value_depth
 from kafkaml.protocol import (
     ControlMessage,
     ControlMessageError,
@@ -16,6 +17,7 @@ from kafkaml.protocol import (
     decode_deployment_id,
     encode_deployment_id,
 )
+from kafkaml.protocol.control import MAX_VALUE_BYTES
 
 topic_names = st.from_regex(r"[a-zA-Z0-9._-]{1,40}", fullmatch=True)
 offsets = st.integers(min_value=0, max_value=2**62)
@@ -51,7 +53,7 @@ def control_messages(draw: st.DrawFn) -> ControlMessage:
         total, incremental = draw(st.sampled_from([count, None])), draw(st.booleans())
     unsupervised = draw(st.none() | topic_names | range_texts().map(lambda pair: pair[0]))
     return ControlMessage(
-        deployment_id=draw(st.integers(min_value=0, max_value=2**70)),
+        deployment_id=draw(st.integers(min_value=0, max_value=2**63 - 1)),
         topic=topic,
         input_format=draw(st.sampled_from(InputFormat)),
         input_config=draw(json_objects),
@@ -212,3 +214,75 @@ def test_a_record_that_is_no_control_message_is_refused(
 ) -> None:
     with pytest.raises(ControlMessageError, match=named):
         ControlMessage.from_record(key, value)
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ({**KAFKA_ML_MESSAGE, "topic": f"t:0:0:{2**70}", "total_msg": 2**70}, "largest offset"),
+        ({**KAFKA_ML_MESSAGE, "topic": f"t:{2**31}:0:1", "total_msg": 1}, "partition"),
+        ({**KAFKA_ML_MESSAGE, "topic": "t", "total_msg": 2**63}, "'total_msg'"),
+        (
+            {**KAFKA_ML_MESSAGE, "topic": f"t:0:0:{2**62},t:1:0:{2**62}", "total_msg": None},
+            "more than",
+        ),
+    ],
+)
+def test_offsets_and_counts_beyond_a_signed_64_bit_integer_are_refused(
+    value: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ControlMessageError, match=named):
+        ControlMessage.from_record(b"\x01", json.dumps(value).encode())
+
+
+def test_a_deployment_id_beyond_a_signed_64_bit_integer_is_refused() -> None:
+    key = encode_deployment_id(2**70)
+    with pytest.raises(ControlMessageError, match="largest id"):
+        ControlMessage.from_record(key, json.dumps(KAFKA_ML_MESSAGE).encode())
+
+
+@pytest.mark.parametrize("depth", [33, 10_000, 1_000_000])
+def test_json_nested_deeper_than_the_limit_is_refused_without_recursion(depth: int) -> None:
+    text = json.dumps({**KAFKA_ML_MESSAGE, "input_config": "@"}).replace('"@"', '{"a": @}')
+    deep = text.replace("@", _nested(depth)).encode()
+    if len(deep) <= MAX_VALUE_BYTES:
+        with pytest.raises(ControlMessageError, match="nests"):
+            ControlMessage.from_record(b"\x01", deep)
+    as_text = {**KAFKA_ML_MESSAGE, "dataset_restrictions": _nested(depth)}
+    with pytest.raises(ControlMessageError, match="nests deeper"):
+        ControlMessage.from_value(1, as_text)
+
+
+def test_an_already_parsed_value_nested_too_deep_is_refused_without_recursion() -> None:
+    deep: list[Any] = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(ControlMessageError, match="nests"):
+        ControlMessage.from_value(1, {**KAFKA_ML_MESSAGE, "input_config": {"a": deep}})
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting() -> None:
+    value = {**KAFKA_ML_MESSAGE, "description": "[" * 100 + '\\"{' * 100}
+    assert ControlMessage.from_record(b"\x01", json.dumps(value).encode()).description
+
+
+def test_a_value_over_the_size_limit_is_refused() -> None:
+    value = {**KAFKA_ML_MESSAGE, "description": "x" * MAX_VALUE_BYTES}
+    with pytest.raises(ControlMessageError, match="bytes"):
+        ControlMessage.from_record(b"\x01", json.dumps(value).encode())
+
+
+@given(
+    st.recursive(
+        json_leaves,
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        ),
+    )
+)
+def test_the_text_depth_and_the_parsed_depth_agree(value: Any) -> None:
+    assert json_text_depth(json.dumps(value).encode()) == json_value_depth(value)
