@@ -1,0 +1,136 @@
+"""The client against the real stack: backend, local runner, training and inference jobs, and
+the broker. Nothing is mocked."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kafkaml.client import Client, KafkamlError
+from kafkaml.datasources import RawSink
+from kafkaml.frameworks.onnx import OnnxModel
+from kafkaml.testing import Stack
+
+TORCH_IMPORTS = "import torch\nfrom ignite.metrics import Accuracy, Loss"
+TORCH_CODE = """\
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(),
+                                          torch.nn.Linear(16, 3))
+    def forward(self, x):
+        return self.layers(x)
+    def loss_fn(self):
+        return torch.nn.CrossEntropyLoss()
+    def optimizer(self):
+        return torch.optim.Adam(self.parameters(), lr=0.05)
+    def metrics(self):
+        return {'loss': Loss(self.loss_fn()), 'accuracy': Accuracy()}
+model = Net()
+"""
+
+
+def blobs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three well-separated classes of 4-feature samples."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, count)
+    x = rng.normal(0.0, 0.5, (count, 4)) + np.eye(3, 4)[y] * 4
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+@pytest.fixture
+def client(kafkaml_stack: Stack) -> Client:
+    return Client(
+        kafkaml_stack.url,
+        username=kafkaml_stack.username,
+        password=kafkaml_stack.password,
+        bootstrap_servers=kafkaml_stack.bootstrap_servers,
+    )
+
+
+def test_a_model_trains_serves_and_answers_every_input_once_through_the_client(
+    client: Client, kafkaml_stack: Stack, new_topic: Callable[..., str], tmp_path: Path
+) -> None:
+    model = client.models.create(
+        name="blobs", framework="pytorch", imports=TORCH_IMPORTS, code=TORCH_CODE
+    )
+    configuration = client.configurations.create(name="one", model_ids=[model.id])
+    deployment = client.deployments.create(configuration.id, batch_size=32, epochs=3)
+    x, y = blobs(600)
+    with RawSink(
+        kafkaml_stack.bootstrap_servers, new_topic(), deployment.id, test_rate=0.2,
+        control_topic=kafkaml_stack.control_topic, progress=False,
+    ) as sink:  # fmt: skip
+        sink.send_many(x, y)
+    seen: list[str] = []
+    result = client.results.wait(
+        deployment.result_ids[0], timeout_s=300, progress=lambda r: seen.append(r.status)
+    )
+
+    assert result.status == "finished", (result.error, client.results.logs(result.id).logs)
+    assert result.test_metrics["accuracy"] > 0.8
+    assert len(result.epochs) == 3 and seen[-1] == "finished"
+    native = client.results.download(result.id, tmp_path / "net.pth")
+    assert native.stat().st_size > 0
+    converted = client.results.artifact(result.id, artifact_format="onnx")
+    onnx = OnnxModel(converted)
+    assert (np.argmax(onnx.predict_batch(x), axis=1) == y).mean() > 0.8
+    assert client.results.artifact(result.id, artifact_format="onnx") == converted  # kept
+
+    inference = client.inferences.create(
+        result.id, input_topic=new_topic(), output_topic=new_topic()
+    )
+    assert inference.input_format == "RAW"  # from the training datasource
+    assert client.inferences.wait(inference.id, timeout_s=120).status == "running"
+    answers = client.predict(inference.id, x[:200], timeout_s=180)
+    assert len(answers) == 200  # every input answered, none twice (predict checks)
+    assert np.mean([a.argmax for a in answers] == y[:200]) > 0.8
+    assert client.inferences.stop(inference.id).status == "stopped"
+    assert [d.deployment_id for d in client.datasources.list(deployment_id=deployment.id)] == [
+        deployment.id
+    ]
+
+
+def test_a_wrong_password_is_refused_with_the_apis_message(kafkaml_stack: Stack) -> None:
+    with pytest.raises(KafkamlError) as refused:
+        Client(kafkaml_stack.url, username=kafkaml_stack.username, password="wrong")
+    assert refused.value.status == 401
+    assert refused.value.message == "Wrong user name or password."
+
+
+def test_an_unknown_id_is_a_404_with_the_apis_message(client: Client) -> None:
+    with pytest.raises(KafkamlError) as missing:
+        client.results.get(987_654)
+    assert missing.value.status == 404
+    assert "not found" in missing.value.message.lower()
+
+
+def test_invalid_model_code_names_its_line(client: Client) -> None:
+    with pytest.raises(KafkamlError) as invalid:
+        client.models.create(
+            name="bad", framework="pytorch", imports="import torch", code="x = 1\nmodel = nope\n"
+        )
+    assert invalid.value.status == 400
+    assert invalid.value.extra["line"] == 2, invalid.value.extra
+
+
+def test_a_validation_error_carries_its_field(client: Client) -> None:
+    with pytest.raises(KafkamlError) as invalid:
+        client.deployments.create(987_654, batch_size=0)
+    assert "batch_size" in invalid.value.extra["fields"]
+    assert "batch_size" in str(invalid.value)
+
+
+def test_a_backend_that_is_down_is_one_clear_error() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Client(f"http://127.0.0.1:{port}", token="t", timeout_s=5)
+    with pytest.raises(KafkamlError) as down:
+        client.models.list()
+    assert down.value.status is None
+    assert "cannot be reached" in down.value.message
