@@ -21,6 +21,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+import builtins
 from typing import Any, TypeVar
 
 from kafkaml.client.errors import KafkamlError
@@ -70,7 +71,7 @@ class _Api:
     def one(self, cls: type[T], method: str, path: str, **kwargs: Any) -> T:
         return parse(cls, self.call(method, path, **kwargs))
 
-    def many(self, cls: type[T], path: str, **kwargs: Any) -> list[T]:
+    def many(self, cls: type[T], path: str, **kwargs: Any) -> builtins.list[T]:
         return [parse(cls, item) for item in self.call("GET", path, **kwargs)]
 
     def raw(self, path: str, **kwargs: Any) -> bytes:
@@ -178,7 +179,7 @@ class Deployments:
             body[mode] = options
         return self._api.one(Deployment, "POST", "/api/deployments", json=body)
 
-    def results(self, deployment_id: int) -> list[Result]:
+    def results(self, deployment_id: int) -> builtins.list[Result]:
         return self._api.many(Result, f"/api/deployments/{deployment_id}/results")
 
     def delete(self, deployment_id: int) -> None:
@@ -407,7 +408,7 @@ class Client:
         *,
         timeout_s: float = 120.0,
         topics: Sequence[str] | None = None,
-    ) -> list[Prediction]:
+    ) -> builtins.list[Prediction]:
         """Send `rows` to the inference's input topic, one record each with a fresh unique
         key, and return each row's answer in the rows' order. `topics` are where answers are
         read (default: the inference's output topic; add an upper tier's output topic for an

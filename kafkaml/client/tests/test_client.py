@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ model = Net()
 """
 
 
-def blobs(count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def blobs(count: int, seed: int = 0) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """Three well-separated classes of 4-feature samples."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, count)
