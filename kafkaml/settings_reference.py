@@ -24,6 +24,8 @@ SETTINGS_CLASSES = [
     "model_inference.settings:JobApiSettings",
     "model_training.settings:TrainingSettings",
 ]
+# The page that holds the table, between the markers.
+TABLE_PAGE = Path(__file__).resolve().parents[1] / "README.md"
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
 
