@@ -17,11 +17,11 @@ message and `extra`) for anything that did not succeed. The HTTP layer is the wo
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-import builtins
 from typing import Any, TypeVar
 
 from kafkaml.client.errors import KafkamlError
