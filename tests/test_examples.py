@@ -1,0 +1,29 @@
+"""Each example in examples/ at reduced size against the real stack (broker, backend, local
+runner, training and inference jobs), asserting the bar its docstring states."""
+
+from __future__ import annotations
+
+import pytest
+
+from examples import digits
+from examples.platform import Platform
+from kafkaml.client import Client
+from kafkaml.testing import Stack
+
+
+@pytest.fixture
+def platform(kafkaml_stack: Stack) -> Platform:
+    client = Client(
+        kafkaml_stack.url,
+        username=kafkaml_stack.username,
+        password=kafkaml_stack.password,
+        bootstrap_servers=kafkaml_stack.bootstrap_servers,
+    )
+    return Platform(client, kafkaml_stack.bootstrap_servers, kafkaml_stack.control_topic)
+
+
+def test_digits_trains_keras_and_pytorch_and_serves_the_better_one_above_its_bar(
+    platform: Platform,
+) -> None:
+    outcome = digits.run(platform, epochs=4)
+    digits.check(outcome, bar=0.80)
