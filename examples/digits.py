@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.datasets import load_digits
 
-from examples.platform import Platform, from_command_line
+from examples.platform import Platform, from_command_line, run_example
 from kafkaml.client import Result
 from kafkaml.datasources import RawSink
 
@@ -150,4 +150,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_example(main)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kafkaml.cli import credentials_path
-from kafkaml.client import Client
+from kafkaml.client import Client, KafkamlError
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin
 from kafkaml.protocol.control import DEFAULT_CONTROL_TOPIC
 
@@ -49,11 +51,21 @@ def from_command_line(description: str, argv: list[str] | None = None) -> tuple[
     args = parser.parse_args(argv)
     stored = json.loads(credentials_path().read_text()) if credentials_path().exists() else {}
     url = args.url or stored.get("url", "http://127.0.0.1:8000")
+    bootstrap = args.bootstrap_servers or stored.get("bootstrap_servers") or "127.0.0.1:9092"
     if args.password:
-        client = Client(url, username=args.username, password=args.password)
+        client = Client(url, username=args.username, password=args.password,
+                        bootstrap_servers=bootstrap)  # fmt: skip
     elif stored.get("token"):
-        client = Client(url, token=stored["token"])
+        client = Client(url, token=stored["token"], bootstrap_servers=bootstrap)
     else:
         parser.error("sign in first (`kafkaml login`) or give --password")
-    bootstrap = args.bootstrap_servers or stored.get("bootstrap_servers") or "127.0.0.1:9092"
     return Platform(client, bootstrap, args.control_topic), args.small
+
+
+def run_example(main: Callable[[], int]) -> None:
+    """Exit with `main`'s code; the API's refusals as a message, not a traceback."""
+    try:
+        sys.exit(main())
+    except KafkamlError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from examples import digits
+from examples import digits, online
 from examples.platform import Platform
 from kafkaml.client import Client
 from kafkaml.testing import Stack
@@ -27,3 +27,10 @@ def test_digits_trains_keras_and_pytorch_and_serves_the_better_one_above_its_bar
 ) -> None:
     outcome = digits.run(platform, epochs=4)
     digits.check(outcome, bar=0.80)
+
+
+def test_online_training_snapshots_and_the_running_inference_swaps_to_the_newest(
+    platform: Platform,
+) -> None:
+    outcome = online.run(platform, window=150, more_windows=3)
+    online.check(outcome, bar=0.75)

@@ -8,7 +8,6 @@ transaction committed, never a record of an aborted batch.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from kafkaml.client.errors import KafkamlError
 from kafkaml.kafka import KafkaSettings, make_consumer, make_producer
+from kafkaml.protocol.answers import answer_values, model_version
 from kafkaml.protocol.formats import side_from_config
 
 _BATCH = 10_000
@@ -33,6 +33,7 @@ class Prediction:
     topic: str
     partition: int
     offset: int
+    model_version: str | None = None  # of the model that answered (changes with a swap)
 
     @property
     def argmax(self) -> int:
@@ -147,8 +148,9 @@ class PredictionReader:
                 )
             self._answers[key] = Prediction(
                 key=key,
-                values=json.loads(message.value())["values"],
+                values=answer_values(message.value()),
                 topic=message.topic(),
                 partition=message.partition(),
                 offset=message.offset(),
+                model_version=model_version(message.headers()),
             )
