@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from examples import digits, online
+from examples import digits, online, susy
 from examples.platform import Platform
 from kafkaml.client import Client
 from kafkaml.testing import Stack
@@ -34,3 +34,8 @@ def test_online_training_snapshots_and_the_running_inference_swaps_to_the_newest
 ) -> None:
     outcome = online.run(platform, window=150, more_windows=3)
     online.check(outcome, bar=0.75)
+
+
+def test_susy_in_avro_trains_and_serves_above_its_bar(platform: Platform) -> None:
+    outcome = susy.run(platform, count=4000, epochs=4)
+    susy.check(outcome, bar=0.75)

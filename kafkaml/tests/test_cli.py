@@ -15,6 +15,7 @@ import pytest
 
 from kafkaml.cli import credentials_path, main
 from kafkaml.client.tests.test_client import TORCH_CODE, TORCH_IMPORTS, blobs
+from kafkaml.frameworks.onnx import OnnxModel
 from kafkaml.testing import Stack
 
 
@@ -83,7 +84,12 @@ def test_a_whole_flow_from_the_command_line(
     assert cli.json("results", "list")[0]["status"] == "finished"
     onnx = tmp_path / "net.onnx"
     assert cli("results", "download", str(result_id), "--format", "onnx", "-f", str(onnx))
-    assert onnx.stat().st_size > 0
+    served = OnnxModel(onnx.read_bytes())
+    assert np.mean(np.argmax(served.predict_batch(x), axis=1) == y) > 0.8
+    cli("results", "download", str(result_id), "--format", "onnx", "-f", str(tmp_path / "again"))
+    assert (tmp_path / "again").read_bytes() == onnx.read_bytes()  # converted once, kept
+    cli("results", "download", str(result_id), "-f", str(tmp_path / "net.pth"))
+    assert (tmp_path / "net.pth").stat().st_size > 0
 
     # Replaying the recorded stream trains a second deployment: a model to swap in later.
     datasource = cli.json("datasources", "list", "--deployment", str(deployment["id"]))[0]

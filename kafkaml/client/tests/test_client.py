@@ -1,19 +1,16 @@
-"""The client against the real stack: backend, local runner, training and inference jobs, and
-the broker. Nothing is mocked."""
+"""The client's error paths against the real stack. The whole flow through the client (train,
+download native and ONNX, serve, predict) runs in kafkaml/tests/test_cli.py (the CLI is the
+client's) and in the examples (tests/test_examples.py)."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from kafkaml.client import Client, KafkamlError
-from kafkaml.datasources import RawSink
-from kafkaml.frameworks.onnx import OnnxModel
 from kafkaml.testing import Stack
 
 TORCH_IMPORTS = "import torch\nfrom ignite.metrics import Accuracy, Loss"
@@ -51,49 +48,6 @@ def client(kafkaml_stack: Stack) -> Client:
         password=kafkaml_stack.password,
         bootstrap_servers=kafkaml_stack.bootstrap_servers,
     )
-
-
-def test_a_model_trains_serves_and_answers_every_input_once_through_the_client(
-    client: Client, kafkaml_stack: Stack, new_topic: Callable[..., str], tmp_path: Path
-) -> None:
-    model = client.models.create(
-        name="blobs", framework="pytorch", imports=TORCH_IMPORTS, code=TORCH_CODE
-    )
-    configuration = client.configurations.create(name="one", model_ids=[model.id])
-    deployment = client.deployments.create(configuration.id, batch_size=32, epochs=3)
-    x, y = blobs(600)
-    with RawSink(
-        kafkaml_stack.bootstrap_servers, new_topic(), deployment.id, test_rate=0.2,
-        control_topic=kafkaml_stack.control_topic, progress=False,
-    ) as sink:  # fmt: skip
-        sink.send_many(x, y)
-    seen: list[str] = []
-    result = client.results.wait(
-        deployment.result_ids[0], timeout_s=300, progress=lambda r: seen.append(r.status)
-    )
-
-    assert result.status == "finished", (result.error, client.results.logs(result.id).logs)
-    assert result.test_metrics["accuracy"] > 0.8
-    assert len(result.epochs) == 3 and seen[-1] == "finished"
-    native = client.results.download(result.id, tmp_path / "net.pth")
-    assert native.stat().st_size > 0
-    converted = client.results.artifact(result.id, artifact_format="onnx")
-    onnx = OnnxModel(converted)
-    assert (np.argmax(onnx.predict_batch(x), axis=1) == y).mean() > 0.8
-    assert client.results.artifact(result.id, artifact_format="onnx") == converted  # kept
-
-    inference = client.inferences.create(
-        result.id, input_topic=new_topic(), output_topic=new_topic()
-    )
-    assert inference.input_format == "RAW"  # from the training datasource
-    assert client.inferences.wait(inference.id, timeout_s=120).status == "running"
-    answers = client.predict(inference.id, x[:200], timeout_s=180)
-    assert len(answers) == 200  # every input answered, none twice (predict checks)
-    assert np.mean([a.argmax for a in answers] == y[:200]) > 0.8
-    assert client.inferences.stop(inference.id).status == "stopped"
-    assert [d.deployment_id for d in client.datasources.list(deployment_id=deployment.id)] == [
-        deployment.id
-    ]
 
 
 def test_a_wrong_password_is_refused_with_the_apis_message(kafkaml_stack: Stack) -> None:
