@@ -404,7 +404,7 @@ def _settings_table(args: argparse.Namespace) -> int:
         print(settings_reference.render_table())
         return 0
     reference = settings_reference.TABLE_PAGE
-    reference.write_text(settings_reference.readme_with_table(reference.read_text()))
+    reference.write_text(settings_reference.page_with_table(reference.read_text()))
     return 0
 
 
