@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from examples import digits, online, susy
+from examples import digits, early_exit, online, susy
 from examples.platform import Platform
 from kafkaml.client import Client
 from kafkaml.testing import Stack
@@ -39,3 +39,10 @@ def test_online_training_snapshots_and_the_running_inference_swaps_to_the_newest
 def test_susy_in_avro_trains_and_serves_above_its_bar(platform: Platform) -> None:
     outcome = susy.run(platform, count=4000, epochs=4)
     susy.check(outcome, bar=0.75)
+
+
+def test_early_exit_edge_answers_or_forwards_each_digit_and_the_cloud_answers_the_rest(
+    platform: Platform,
+) -> None:
+    outcome = early_exit.run(platform, epochs=6)
+    early_exit.check(outcome, bar=0.75)

@@ -89,7 +89,9 @@ def deployment_create(
     groups = training_groups(configuration.ml_models.all())
     _check_mode(training, groups)
     if settings.KAFKAML.validate_training_settings:
-        for model in (m for group in groups for m in group):
+        # A Keras early-exit tier is not compiled on its own (the job compiles the chain with
+        # the deployment's distributed options): there is nothing to dry-run for it alone.
+        for model in (m for group in groups for m in group if not _chained_keras(m)):
             executor.validate_training(
                 framework=model.framework,
                 imports=model.imports,
@@ -291,6 +293,10 @@ def result_stop(*, result: TrainingResult) -> TrainingResult:
         locked.save(update_fields=["status", "finished_at"])
         transaction.on_commit(lambda: get_runner().stop_training(locked))
     return locked
+
+
+def _chained_keras(model: MLModel) -> bool:
+    return bool(model.distributed) and model.framework == "tensorflow"
 
 
 def result_delete(*, result: TrainingResult) -> None:
