@@ -478,7 +478,7 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument(
         "--mode",
         default="classic",
-        choices=["classic", "incremental", "distributed", "semi_supervised", "federated"],
+        choices=["classic", "incremental", "distributed", "semi-supervised", "federated"],
     )
     deploy.add_argument("--fit-kwargs", default="{}", help="JSON object")
     deploy.add_argument("--eval-kwargs", default="{}", help="JSON object")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from examples import digits, early_exit, online, susy
+from examples import digits, early_exit, online, semi_supervised, susy
 from examples.platform import Platform
 from kafkaml.client import Client
 from kafkaml.testing import Stack
@@ -46,3 +46,10 @@ def test_early_exit_edge_answers_or_forwards_each_digit_and_the_cloud_answers_th
 ) -> None:
     outcome = early_exit.run(platform, epochs=6)
     early_exit.check(outcome, bar=0.75)
+
+
+def test_semi_supervised_learns_from_few_labels_and_an_unlabeled_stream(
+    platform: Platform,
+) -> None:
+    outcome = semi_supervised.run(platform, epochs=10, rounds=2)
+    semi_supervised.check(outcome, bar=0.70)

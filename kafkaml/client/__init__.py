@@ -175,8 +175,8 @@ class Deployments:
             "fit_kwargs": fit, "eval_kwargs": eval_kwargs or {}, "description": description,
             "gpus": gpus, "confusion_matrix": confusion_matrix,
         }  # fmt: skip
-        if options is not None:
-            body[mode] = options
+        if options is not None:  # mode "semi-supervised" has its options in "semi_supervised"
+            body[mode.replace("-", "_")] = options
         return self._api.one(Deployment, "POST", "/api/deployments", json=body)
 
     def results(self, deployment_id: int) -> builtins.list[Result]:
