@@ -10,6 +10,8 @@ from examples.platform import Platform
 from kafkaml.client import Client
 from kafkaml.testing import Stack
 
+pytestmark = pytest.mark.stack
+
 
 @pytest.fixture
 def platform(kafkaml_stack: Stack) -> Platform:
