@@ -29,6 +29,7 @@ from kafkaml import local, settings_reference
 from kafkaml.client import Client, KafkamlError
 from kafkaml.client.types import Result, to_json
 from kafkaml.kafka import KafkaSettings
+from kafkaml.protocol.control import DEFAULT_CONTROL_TOPIC
 
 Handler = Callable[[argparse.Namespace], int]
 EXIT_FAILED = 1  # the API refused, or what was waited for failed
@@ -527,7 +528,7 @@ def parser() -> argparse.ArgumentParser:
     send.add_argument("--label-column", default="-1", help="name or index (default: the last)")
     send.add_argument("--validation-rate", type=float, default=0.0)
     send.add_argument("--test-rate", type=float, default=0.0)
-    send.add_argument("--control-topic", default="KAFKA_ML_CONTROL_TOPIC")
+    send.add_argument("--control-topic", default=DEFAULT_CONTROL_TOPIC)
     send.add_argument("--bootstrap-servers")
     send.set_defaults(handler=_send)
 

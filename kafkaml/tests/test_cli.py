@@ -82,6 +82,14 @@ def test_a_whole_flow_from_the_command_line(
     watched = cli("results", "watch", str(result_id), "--timeout", "300")
     assert "epoch    2" in watched and f"result {result_id}: finished" in watched
     assert cli.json("results", "list")[0]["status"] == "finished"
+    assert "epoch" in cli("results", "logs", str(result_id)).lower()
+    assert cli.json("results", "show", str(result_id))["test_metrics"]["accuracy"] > 0.8
+    assert cli.json("models", "show", str(model["id"]))["name"] == "blobs"
+    assert cli.json("configurations", "show", str(configuration["id"]))["ml_model_ids"] == [
+        model["id"]
+    ]
+    assert str(deployment["id"]) in cli("deployments", "list")
+    assert cli.json("deployments", "show", str(deployment["id"]))["result_ids"] == [result_id]
     onnx = tmp_path / "net.onnx"
     assert cli("results", "download", str(result_id), "--format", "onnx", "-f", str(onnx))
     served = OnnxModel(onnx.read_bytes())
@@ -93,6 +101,7 @@ def test_a_whole_flow_from_the_command_line(
 
     # Replaying the recorded stream trains a second deployment: a model to swap in later.
     datasource = cli.json("datasources", "list", "--deployment", str(deployment["id"]))[0]
+    assert cli.json("datasources", "show", str(datasource["id"]))["topic"].startswith(data_topic)
     second = cli.json("deploy", str(configuration["id"]), "--epochs", "1")
     cli("datasources", "replay", str(datasource["id"]), "--deployment", str(second["id"]))
     cli("results", "watch", str(second["result_ids"][0]), "--timeout", "300")
