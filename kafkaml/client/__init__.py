@@ -47,7 +47,7 @@ from kafkaml.kafka import KafkaSettings
 from kafkaml.rest import BackendError, RestClient
 
 T = TypeVar("T")
-ARTIFACT_SUFFIX = {"keras": "keras", "pytorch": "pth", "onnx": "onnx"}
+ARTIFACT_SUFFIX = {"keras": "keras", "pytorch": "pt", "onnx": "onnx"}
 
 
 class _Api:
