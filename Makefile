@@ -13,14 +13,16 @@ PYTEST_ARGS ?=
 # KAFKAML_TEST_DATABASE_URL names one (CI does).
 DB_TESTS := backend kafka_control_logger tests model_inference/tests/test_backend.py
 
-.PHONY: help install run stop status test test-python lint bench clean
+.PHONY: help install run stop status test test-python lint bench docs example clean
 
 help:
 	@echo "make run    install what is missing, start the local stack, print its addresses"
 	@echo "make stop   stop the local stack (services and broker)"
 	@echo "make test   install what is missing and run the whole test suite"
 	@echo "make lint   ruff and mypy"
-	@echo "make bench  the benchmarks behind the README's figures"
+	@echo "make bench  the benchmarks behind the documented figures"
+	@echo "make docs   build the documentation site (strict) into .cache/site"
+	@echo "make example NAME=digits   run examples/NAME.py against the running stack"
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "kafkaml needs Python 3.11"'
@@ -46,7 +48,7 @@ test: install
 	env -u KAFKAML_TEST_DATABASE_URL $(PY) -m pytest $(PYTEST_ARGS)
 	@if [ -n "$${KAFKAML_TEST_DATABASE_URL:-}" ]; then \
 	  echo "== the database tests again, on $${KAFKAML_TEST_DATABASE_URL%%://*}"; \
-	  $(PY) -m pytest $(DB_TESTS) $(PYTEST_ARGS); \
+	  $(PY) -m pytest $(DB_TESTS) -m "not stack" $(PYTEST_ARGS); \
 	fi
 
 lint: install
@@ -56,6 +58,12 @@ lint: install
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict
+
+example: install
+	$(PY) -m examples.$(NAME) $(EXAMPLE_ARGS)
 
 clean: stop
 	rm -rf .cache

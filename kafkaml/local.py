@@ -206,6 +206,13 @@ def up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
     if result.returncode != 0:
         raise LocalStackError(result.stderr.strip() or result.stdout.strip())
     out(result.stdout.strip())
+    services_up(settings, out)
+    out(f"kafkaml is up: open {backend_url(settings)}/api/docs/ and sign in as admin")
+
+
+def services_up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
+    """Start every program against the broker already listening on `settings.broker_port`
+    (tests run the stack on their session's broker this way). Raises LocalStackError."""
     progs = programs(settings)
     if progs:
         prepare_backend(settings, out)
@@ -213,11 +220,17 @@ def up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
         for program in progs:
             _wait_ready(settings, program)
             out(f"{program.name}: running" + (f" at {program.address}" if program.address else ""))
-    out(f"kafkaml is up: open {backend_url(settings)}/api/docs/ and sign in as admin")
 
 
 def down(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
     """Stop every program and then the broker; nothing is left running."""
+    services_down(settings, out)
+    result = broker("stop", settings)
+    out(result.stdout.strip() or result.stderr.strip())
+
+
+def services_down(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
+    """Stop the jobs and every program; the broker is left running."""
     if (settings.data_dir / "service_token").exists():  # the backend was prepared: jobs may run
         out(_manage(settings, "stop_jobs"))
     pid = _supervisord_pid(settings)
@@ -225,8 +238,6 @@ def down(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
         _supervisorctl(settings, "shutdown")
         _wait_gone(pid, timeout=60)
         out("services: stopped")
-    result = broker("stop", settings)
-    out(result.stdout.strip() or result.stderr.strip())
 
 
 def status(settings: LocalSettings, out: Callable[[str], None] = print) -> bool:

@@ -28,12 +28,20 @@ class BackendError(RuntimeError):
     (`status` None). `extra` holds the `extra` object of the backend's error body."""
 
     def __init__(
-        self, message: str, *, status: int | None = None, extra: dict[str, Any] | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+        reason: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.extra = extra or {}
+        # What went wrong without the request's method and URL: the backend's own message,
+        # or the transport's error. For people (the CLI prints it); `message` is for logs.
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -52,13 +60,19 @@ class Retries:
 
 
 class RestClient:
-    """Requests to one backend with one bearer token; paths are joined to `base_url`."""
+    """Requests to one backend with one token; paths are joined to `base_url`.
+
+    `scheme` names the token's kind in the Authorization header: `Bearer` for a job's or a
+    service's token, `Token` for a user's API token. Without a token no header is sent (the
+    public endpoints, and a session login that then asks for a token).
+    """
 
     def __init__(
         self,
         base_url: str,
-        token: str,
+        token: str | None,
         *,
+        scheme: str = "Bearer",
         timeout_s: float = 30.0,
         retries: Retries = Retries(),
         session: requests.Session | None = None,
@@ -67,7 +81,17 @@ class RestClient:
         self.timeout_s = timeout_s
         self.retries = retries
         self._session = session or requests.Session()
-        self._session.headers["Authorization"] = f"Bearer {token}"
+        if token is not None:
+            self.set_token(token, scheme=scheme)
+
+    def set_token(self, token: str, *, scheme: str = "Bearer") -> None:
+        """Send `token` on every later request."""
+        self._session.headers["Authorization"] = f"{scheme} {token}"
+
+    @property
+    def cookies(self) -> requests.cookies.RequestsCookieJar:
+        """The session's cookies (a session login's, and its CSRF token)."""
+        return self._session.cookies
 
     def url(self, path: str) -> str:
         """The absolute URL of `path` (which starts with `/`)."""
@@ -81,6 +105,8 @@ class RestClient:
         json: Any = None,
         data: Mapping[str, Any] | None = None,
         files: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         """The backend's answer (status below 400), after the retries that were needed.
 
@@ -88,20 +114,23 @@ class RestClient:
         success says nothing about the body (see `get_json`).
         """
         url = self.url(path)
-        outcome = self._attempt(method, url, json=json, data=data, files=files)
+        sent = {"json": json, "data": data, "files": files, "params": params, "headers": headers}
+        outcome = self._attempt(method, url, **sent)
         attempts = 1
         while self._retryable(outcome) and attempts <= self.retries.count:
             delay = self.retries.delay_s(attempts - 1)
             log.warning("%s; retrying in %.1f s", outcome, delay)
             time.sleep(delay)  # backoff between attempts, not a wait for a condition
-            outcome = self._attempt(method, url, json=json, data=data, files=files)
+            outcome = self._attempt(method, url, **sent)
             attempts += 1
         if isinstance(outcome, requests.Response):
             return outcome
         if attempts == 1 or not self._retryable(outcome):
             raise outcome
         message = f"{outcome} (after {attempts} attempts)"
-        raise BackendError(message, status=outcome.status, extra=outcome.extra) from outcome
+        raise BackendError(
+            message, status=outcome.status, extra=outcome.extra, reason=outcome.reason
+        ) from outcome
 
     def get_json(self, path: str) -> Any:
         """The JSON document at `path`. Raises BackendError, also when the body is not JSON."""
@@ -124,7 +153,10 @@ class RestClient:
         try:
             response = self._session.request(method, url, timeout=self.timeout_s, **kwargs)
         except requests.RequestException as error:
-            unreachable = BackendError(f"{method} {url} failed: {error}")
+            unreachable = BackendError(
+                f"{method} {url} failed: {error}",
+                reason=f"the backend at {self.base_url} cannot be reached ({type(error).__name__})",
+            )
             unreachable.__cause__ = error
             return unreachable
         if response.status_code >= 400:
@@ -135,14 +167,16 @@ class RestClient:
 def _error_from(response: requests.Response, method: str, url: str) -> BackendError:
     """A BackendError from the backend's uniform error body, or else a quote of the body."""
     message, extra = f"{method} {url} answered {response.status_code}", dict[str, Any]()
+    reason = f"the backend answered {response.status_code} {response.reason}"
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        message = f"{message}: {body['message']}"
+        reason = body["message"]
+        message = f"{message}: {reason}"
         if isinstance(body.get("extra"), dict):
             extra = body["extra"]
     elif response.text.strip():
         message = f"{message}: {response.text.strip()[:_QUOTED_TEXT_CHARS]}"
-    return BackendError(message, status=response.status_code, extra=extra)
+    return BackendError(message, status=response.status_code, extra=extra, reason=reason)

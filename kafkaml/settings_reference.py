@@ -1,7 +1,8 @@
-"""The README's settings table, generated from the settings classes' field descriptions.
+"""The settings table of docs/settings.md, generated from the settings classes' field
+descriptions.
 
 Every component lists its pydantic-settings class in SETTINGS_CLASSES; `kafkaml settings-table
---write` rewrites the table between the README markers, and a test fails when they differ.
+--write` rewrites the table between the page's markers, and a test fails when they differ.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-# "module:Class" of every settings class in the project, in README order.
+# "module:Class" of every settings class in the project, in the table's order.
 SETTINGS_CLASSES = [
     "kafkaml.kafka:KafkaSettings",
     "kafkaml.local:LocalSettings",
@@ -25,6 +26,8 @@ SETTINGS_CLASSES = [
     "model_inference.settings:JobApiSettings",
     "model_training.settings:TrainingSettings",
 ]
+# The page that holds the table, between the markers.
+TABLE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "settings.md"
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
 
@@ -40,7 +43,7 @@ class Setting:
 
 
 def settings() -> dict[str, Setting]:
-    """Every setting of the project by variable name, in README order."""
+    """Every setting of the project by variable name, in the table's order."""
     found: dict[str, Setting] = {}
     for target in SETTINGS_CLASSES:
         module, name = target.split(":")
@@ -84,8 +87,8 @@ def _shown_default(value: object) -> str:
     return f"`{text.replace(root, '<project>')}`"
 
 
-def readme_with_table(readme: str) -> str:
-    """`readme` with the text between the markers replaced by the current table."""
-    head, rest = readme.split(START, 1)
+def page_with_table(page: str) -> str:
+    """`page` with the text between the markers replaced by the current table."""
+    head, rest = page.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{render_table()}\n{END}{tail}"

@@ -1,5 +1,5 @@
 """pytest fixtures for every component's tests: a real broker, fresh topics and groups, and
-`wait_until` for conditions that hold a while later.
+`wait_until` for conditions that hold a while later, and the whole local stack (`kafkaml_stack`).
 
 Registered by the root conftest.py. The broker is the one named by KAFKAML_TEST_BOOTSTRAP, or a
 broker this plugin starts for the session (deploy/local/kafka/broker.sh on KAFKAML_TEST_BROKER_PORT,
@@ -29,7 +29,15 @@ from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer
-from kafkaml.local import PROJECT_ROOT, LocalStackError, scratch_broker
+from kafkaml.local import (
+    PROJECT_ROOT,
+    LocalSettings,
+    LocalStackError,
+    backend_url,
+    scratch_broker,
+    services_down,
+    services_up,
+)
 
 # Group joins in tests take seconds, not librdkafka's 45 s session default.
 TEST_CONSUMER_OVERRIDES = {"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}
@@ -250,3 +258,56 @@ def secure_kafka(
             )
     except LocalStackError as error:
         pytest.fail(f"could not start the SASL_SSL test broker: {error}", pytrace=False)
+class Stack:
+    """A running kafkaml stack: where its API is, who may sign in, which broker it uses."""
+
+    url: str
+    username: str
+    password: str
+    bootstrap_servers: str
+    control_topic: str
+    data_dir: Path
+
+
+@pytest.fixture(scope="session")
+def kafkaml_stack(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    """The local stack as `make run` starts it (backend under gunicorn with the local runner,
+    control logger, supervisord), on this session's broker, with its own data folder, port,
+    admin password and control topic. Stopped, with every job it started, at the end."""
+    host, _, port = kafka_bootstrap.rpartition(":")
+    if host not in ("127.0.0.1", "localhost"):
+        pytest.skip(f"the local stack runs on a loopback broker, not {kafka_bootstrap}")
+    root = tmp_path_factory.mktemp("stack")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        backend_port = int(probe.getsockname()[1])
+    settings = LocalSettings(
+        cache_dir=root / "cache",
+        data_dir=root / "data",
+        broker_port=int(port),
+        backend_port=backend_port,
+    )
+    stack = Stack(
+        url=backend_url(settings),
+        username="admin",
+        password=f"pw-{uuid.uuid4().hex[:12]}",
+        bootstrap_servers=kafka_bootstrap,
+        control_topic=f"test-control-{uuid.uuid4().hex[:12]}",
+        data_dir=settings.data_dir,
+    )
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as env:  # what supervisord and its programs inherit
+        env.setenv("KAFKAML_ADMIN_PASSWORD", stack.password)
+        env.setenv("KAFKAML_CONTROL_TOPIC", stack.control_topic)
+        env.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+        try:
+            services_up(settings, out=lines.append)
+        except LocalStackError as error:
+            services_down(settings, out=lines.append)
+            pytest.fail(f"the stack did not start: {error}", pytrace=False)
+    try:
+        yield stack
+    finally:
+        services_down(settings, out=lines.append)

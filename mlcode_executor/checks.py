@@ -1,4 +1,4 @@
-"""The three operations' requests, checked before any process is started."""
+"""The operations' requests, checked before any process is started."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 from kafkaml.frameworks.errors import ArtifactError, FrameworkError, TrainingSettingsError
 from kafkaml.frameworks.usercode import check_syntax
 
-OPERATIONS = ("validate_model", "validate_training", "validate_artifact")
+OPERATIONS = ("validate_model", "validate_training", "validate_artifact", "export_onnx")
+# The operations that carry a trained artifact (its code is optional: Keras needs none).
+_WITH_ARTIFACT = ("validate_artifact", "export_onnx")
 FRAMEWORKS = ("tensorflow", "pytorch")
 ARTIFACT_FORMATS = ("keras", "pytorch", "onnx")
 GIB = 1024**3
@@ -32,11 +34,11 @@ def check_request(operation: str, request: Mapping[str, Any]) -> None:
     for field in ("imports", "code"):
         if not isinstance(request.get(field, ""), str):
             raise RequestError(f"{field} must be a string")
-    if operation != "validate_artifact" or request.get("code"):
+    if operation not in _WITH_ARTIFACT or request.get("code"):
         check_syntax(request.get("imports", ""), request.get("code", ""))
     if operation == "validate_training":
         _check_training(request)
-    if operation == "validate_artifact":
+    if operation in _WITH_ARTIFACT:
         _check_artifact(request)
 
 

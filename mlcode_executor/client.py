@@ -1,4 +1,4 @@
-"""The executor client the backend uses: the same three calls in local mode and against the
+"""The executor client the backend uses: the same calls in local mode and against the
 HTTP service. Importing it imports neither TensorFlow nor PyTorch."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 import requests
 
 from kafkaml.frameworks.errors import FrameworkError
-from mlcode_executor.checks import GIB, encode_artifact
+from mlcode_executor.checks import GIB, artifact_bytes, encode_artifact
 from mlcode_executor.sandbox import (
     ExecutorBusy,
     ExecutorUnavailable,
@@ -107,6 +107,22 @@ class ExecutorClient:
         request = {"framework": framework, "imports": imports, "code": code}
         encoded = {"artifact": encode_artifact(artifact), "artifact_format": artifact_format}
         return self._call("validate_artifact", {**request, **encoded})
+
+    def export_onnx(
+        self,
+        *,
+        framework: str,
+        artifact: bytes,
+        artifact_format: str,
+        imports: str = "",
+        code: str = "",
+    ) -> bytes:
+        """The trained model converted to ONNX (ArtifactError, ModelCodeError,
+        OnnxExportUnavailable when it cannot be)."""
+        request = {"framework": framework, "imports": imports, "code": code}
+        encoded = {"artifact": encode_artifact(artifact), "artifact_format": artifact_format}
+        result = self._call("export_onnx", {**request, **encoded})
+        return artifact_bytes({"artifact": result.get("onnx", "")})
 
     def _call(self, operation: str, request: dict[str, Any]) -> dict[str, Any]:
         if self.url is None:

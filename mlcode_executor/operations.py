@@ -11,7 +11,7 @@ import numpy as np
 from kafkaml.frameworks import get_framework, load_artifact
 from kafkaml.frameworks.base import Array, Batch, BatchSource
 from kafkaml.frameworks.errors import FrameworkError, TrainingSettingsError
-from mlcode_executor.checks import artifact_bytes
+from mlcode_executor.checks import artifact_bytes, encode_artifact
 
 # The dry run trains on at most this many random samples: enough to exercise the batch
 # size and the arguments, small enough to stay well inside the time limit.
@@ -85,10 +85,25 @@ def validate_artifact(request: Mapping[str, Any]) -> dict[str, Any]:
     return model.summary().to_dict()  # type: ignore[no-any-return]
 
 
+def export_onnx(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The trained model converted to ONNX, as base64 text under "onnx"."""
+    from kafkaml.frameworks.onnx import export
+
+    onnx = export(
+        request["framework"],
+        artifact_bytes(request),
+        request["artifact_format"],
+        imports=request.get("imports", ""),
+        code=request.get("code", ""),
+    )
+    return {"onnx": encode_artifact(onnx)}
+
+
 OPERATIONS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "validate_model": validate_model,
     "validate_training": validate_training,
     "validate_artifact": validate_artifact,
+    "export_onnx": export_onnx,
 }
 
 

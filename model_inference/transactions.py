@@ -18,11 +18,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from kafkaml.protocol.answers import MODEL_VERSION_HEADER
 from model_inference.answers import Answers, Routed, Routes
 
 log = logging.getLogger(__name__)
 
-MODEL_VERSION_HEADER = "kafkaml-model-version"
 ERROR_HEADER = "kafkaml-error"
 SOURCE_HEADER = "kafkaml-source"
 _DEAD_LETTERS_LOGGED_PER_BATCH = 10

@@ -60,3 +60,22 @@ class OnnxModel:
 def _dims(shape: list[Any]) -> Shape:
     # Symbolic dimensions ("batch") and unknown ones are None, as in Keras shapes.
     return [d if isinstance(d, int) else None for d in shape]
+
+
+def export(
+    framework: str, artifact: bytes, artifact_format: str, *, imports: str = "", code: str = ""
+) -> bytes:
+    """The trained model converted to ONNX (batch dimension dynamic), checked by loading it.
+
+    Runs the user's code (a PyTorch module is rebuilt from it): call it only where user code
+    may run, never in the backend. An ONNX artifact is returned as it is. Raises ArtifactError,
+    ModelCodeError, or OnnxExportUnavailable where the converter cannot be imported.
+    """
+    if artifact_format == "onnx":
+        return artifact
+    from kafkaml.frameworks import load_artifact
+
+    model = load_artifact(framework, artifact, artifact_format, imports=imports, code=code)
+    converted: bytes = model.export_onnx()
+    OnnxModel(converted)
+    return converted

@@ -3,15 +3,16 @@ import re
 from kafkaml.local import PROJECT_ROOT
 from kafkaml.settings_reference import (
     SETTINGS_CLASSES,
+    TABLE_PAGE,
     conflicting_defaults,
-    readme_with_table,
+    page_with_table,
     render_table,
 )
 
 
-def test_readme_settings_table_matches_the_settings_classes() -> None:
-    readme = (PROJECT_ROOT / "README.md").read_text()
-    assert readme == readme_with_table(readme), "run: kafkaml settings-table --write"
+def test_the_settings_pages_table_matches_the_settings_classes() -> None:
+    page = TABLE_PAGE.read_text()
+    assert page == page_with_table(page), "run: kafkaml settings-table --write"
 
 
 def test_every_setting_has_a_description() -> None:

@@ -97,3 +97,28 @@ def validate_training(
         raise ApplicationError(f"Training settings are invalid: {error}") from error
     except ExecutorUnavailable as error:
         raise ServiceUnavailableError(f"The model code executor is unavailable: {error}") from error
+
+
+def export_onnx(
+    *, framework: str, artifact: bytes, artifact_format: str, imports: str, code: str
+) -> bytes:
+    """The trained model converted to ONNX by the executor (user code runs there, not here).
+
+    Raises ApplicationError (400) when it cannot be converted, ServiceUnavailableError (503)
+    when the executor cannot be reached. The conversion may take longer than a validation
+    (the converter traces the model): its time limit is four times the executor's.
+    """
+    try:
+        return ExecutorClient(
+            settings.KAFKAML.executor_url, timeout_s=4 * settings.KAFKAML.executor_timeout_s
+        ).export_onnx(
+            framework=framework,
+            artifact=artifact,
+            artifact_format=artifact_format,
+            imports=imports,
+            code=code,
+        )
+    except FrameworkError as error:
+        raise ApplicationError(f"The model cannot be converted to ONNX: {error}") from error
+    except ExecutorUnavailable as error:
+        raise ServiceUnavailableError(f"The model code executor is unavailable: {error}") from error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.files import File
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -253,8 +254,18 @@ class ResultStopApi(APIView):
         return Response(ResultOutput(services.result_stop(result=result)).data)
 
 
+class ArtifactQuery(serializers.Serializer):
+    # Not `format`: DRF reads that query parameter to choose a renderer.
+    artifact_format = serializers.ChoiceField(
+        choices=["native", "onnx"],
+        default="native",
+        help_text="native: as trained (.keras, PyTorch state_dict); onnx: converted once, kept.",
+    )
+
+
 class ResultArtifactApi(APIView):
     @extend_schema(
+        parameters=[ArtifactQuery],
         responses={
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
             404: OpenApiResponse(description="No artifact yet."),
@@ -263,16 +274,20 @@ class ResultArtifactApi(APIView):
     )
     def get(self, request: Request, pk: int) -> FileResponse:
         result = selectors.result_get(user=request.user, result_id=pk)
+        if validated(ArtifactQuery, request.query_params)["artifact_format"] == "onnx":
+            return artifact_response(result, services.result_onnx_artifact(result=result))
         return artifact_response(result)
 
 
-def artifact_response(result: TrainingResult) -> FileResponse:
-    """The result's artifact as a download; NotFoundError while it has none."""
+def artifact_response(result: TrainingResult, artifact: File | None = None) -> FileResponse:
+    """The result's artifact (or `artifact`, a conversion of it) as a download; NotFoundError
+    while it has none."""
     if not result.artifact:
         raise NotFoundError("The result has no trained model yet.", {"status": result.status})
-    name = f"{result.model.name}-{result.pk}.{result.artifact.name.rsplit('.', 1)[-1]}"
+    artifact = artifact or result.artifact
+    name = f"{result.model.name}-{result.pk}.{artifact.name.rsplit('.', 1)[-1]}"
     return FileResponse(
-        result.artifact.open("rb"),
+        artifact.open("rb"),
         as_attachment=True,
         filename=name,
         content_type="application/octet-stream",

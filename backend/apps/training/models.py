@@ -108,6 +108,10 @@ class TrainingResult(models.Model):
     artifact_format = models.CharField(
         max_length=20, choices=ArtifactFormat.choices, blank=True, default=""
     )
+    # The artifact converted to ONNX on its first download in that format, then kept.
+    onnx_artifact = models.FileField(
+        storage=artifact_storage, upload_to="results/", null=True, blank=True, max_length=300
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

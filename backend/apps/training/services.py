@@ -12,7 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import File
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
@@ -89,7 +89,9 @@ def deployment_create(
     groups = training_groups(configuration.ml_models.all())
     _check_mode(training, groups)
     if settings.KAFKAML.validate_training_settings:
-        for model in (m for group in groups for m in group):
+        # A Keras early-exit tier is not compiled on its own (the job compiles the chain with
+        # the deployment's distributed options): there is nothing to dry-run for it alone.
+        for model in (m for group in groups for m in group if not _chained_keras(m)):
             executor.validate_training(
                 framework=model.framework,
                 imports=model.imports,
@@ -293,17 +295,56 @@ def result_stop(*, result: TrainingResult) -> TrainingResult:
     return locked
 
 
+def _chained_keras(model: MLModel) -> bool:
+    return bool(model.distributed) and model.framework == "tensorflow"
+
+
 def result_delete(*, result: TrainingResult) -> None:
     """Delete a result that is not running and serves no inference, and its artifact."""
     if result.status == ResultStatus.RUNNING:
         raise ConflictError("The result is running; stop it first.", {"status": result.status})
-    names = [r.artifact.name for r in (result, *result.snapshots.all()) if r.artifact]
+    names = [
+        file.name
+        for r in (result, *result.snapshots.all())
+        for file in (r.artifact, r.onnx_artifact)
+        if file
+    ]
     try:
         with transaction.atomic():
             result.delete()
             transaction.on_commit(lambda: _delete_artifacts(names))
     except ProtectedError as error:
         raise ConflictError("The result serves an inference; delete that first.") from error
+
+
+def result_onnx_artifact(*, result: TrainingResult) -> File:
+    """The result's trained model as ONNX: converted by the executor on the first request (user
+    code runs there, never here) and kept, so later requests only read it.
+
+    Raises NotFoundError while the result has no trained model, ApplicationError when the
+    model cannot be converted, ServiceUnavailableError when the executor cannot run.
+    """
+    if not result.artifact:
+        raise NotFoundError("The result has no trained model yet.", {"status": result.status})
+    if result.artifact_format == ArtifactFormat.ONNX:
+        return result.artifact
+    if result.onnx_artifact:
+        return result.onnx_artifact
+    with result.artifact.open("rb") as stored:
+        content = stored.read()
+    onnx = executor.export_onnx(
+        framework=result.model.framework,
+        artifact=content,
+        artifact_format=result.artifact_format,
+        imports=result.model.imports,
+        code=result.model.code,
+    )
+    with transaction.atomic():
+        locked = TrainingResult.objects.select_for_update().get(pk=result.pk)
+        if not locked.onnx_artifact:  # a concurrent request may have converted it meanwhile
+            locked.onnx_artifact.save(f"{locked.pk}.onnx", ContentFile(onnx), save=False)
+            locked.save(update_fields=["onnx_artifact"])
+    return locked.onnx_artifact
 
 
 def result_import(
