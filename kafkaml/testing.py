@@ -258,6 +258,9 @@ def secure_kafka(
             )
     except LocalStackError as error:
         pytest.fail(f"could not start the SASL_SSL test broker: {error}", pytrace=False)
+
+
+@dataclass(frozen=True)
 class Stack:
     """A running kafkaml stack: where its API is, who may sign in, which broker it uses."""
 
@@ -280,9 +283,7 @@ def kafkaml_stack(
     if host not in ("127.0.0.1", "localhost"):
         pytest.skip(f"the local stack runs on a loopback broker, not {kafka_bootstrap}")
     root = tmp_path_factory.mktemp("stack")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        backend_port = int(probe.getsockname()[1])
+    backend_port = free_port()
     settings = LocalSettings(
         cache_dir=root / "cache",
         data_dir=root / "data",
