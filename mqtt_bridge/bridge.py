@@ -1,0 +1,197 @@
+"""The bridge: each MQTT message is mapped, produced to Kafka, and acknowledged to the MQTT
+broker only after Kafka confirmed the record (at-least-once end to end).
+
+paho calls `on_message` on its network thread; the producer's delivery callbacks run wherever
+`Producer.poll` is called (the bridge's `run` loop). Acknowledgements go out in the order the
+messages came in (MQTT 3.1.1 4.6 asks for PUBACKs in order), so a record confirmed early on one
+partition waits for the older ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from mqtt_bridge.mapping import (
+    ERROR_HEADER,
+    ROUTE_HEADER,
+    TOPIC_HEADER,
+    KafkaRecord,
+    MappingError,
+    Route,
+)
+from mqtt_bridge.metrics import BridgeMetrics
+
+log = logging.getLogger(__name__)
+Ack = Callable[[int, int], Any]
+
+
+@dataclass
+class _Pending:
+    """One received MQTT message on its way to Kafka."""
+
+    mid: int
+    qos: int
+    session: int
+    received: float
+    done: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Bridge:
+    """Maps and forwards MQTT messages; `ack(mid, qos)` is paho's `Client.ack`."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        producer: Producer,
+        dead_letter_topic: str,
+        ack: Ack,
+        metrics: BridgeMetrics | None = None,
+    ) -> None:
+        self.routes = list(routes)
+        self.producer = producer
+        self.dead_letter_topic = dead_letter_topic
+        self.ack = ack
+        self.metrics = metrics or BridgeMetrics()
+        self._pending: deque[_Pending] = deque()
+        self._lock = threading.Lock()
+        # A new MQTT connection makes older message ids meaningless: the broker resends
+        # whatever was not acknowledged, with new ids.
+        self._session = 0
+
+    # paho callbacks (network thread) ------------------------------------------------------
+
+    def on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("MQTT connection refused: %s", reason)
+            return
+        with self._lock:
+            self._session += 1
+        filters = [(route.spec.topic_filter, 1) for route in self.routes]
+        log.info("MQTT connected (session present: %s); subscribing to %s", flags, filters)
+        client.subscribe(filters)
+
+    def on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self.forward(message.topic, message.payload, message.mid, message.qos, message.dup)
+
+    # the work ------------------------------------------------------------------------------
+
+    def forward(self, mqtt_topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        """Map one MQTT message and produce it; its ack follows Kafka's confirmation."""
+        route = next((r for r in self.routes if r.matches(mqtt_topic)), None)
+        label = route.spec.topic_filter if route else "(none)"
+        self.metrics.messages_in.labels(label).inc()
+        if dup:
+            self.metrics.redelivered.inc()
+        pending = _Pending(mid, qos, self._session, time.monotonic())
+        with self._lock:
+            self._pending.append(pending)
+        self.metrics.pending.inc()
+        try:
+            if route is None:
+                raise MappingError(f"no route matches topic {mqtt_topic!r}")
+            record = route.map(mqtt_topic, payload)
+        except MappingError as error:
+            self._dead_letter(mqtt_topic, payload, label, str(error), pending)
+            return
+        self._produce(record, pending, label)
+
+    def _dead_letter(
+        self, mqtt_topic: str, payload: bytes, route: str, reason: str, pending: _Pending
+    ) -> None:
+        log.warning("dead letter from %s: %s", mqtt_topic, reason)
+        device = mqtt_topic.rsplit("/", 1)[-1]
+        record = KafkaRecord(
+            self.dead_letter_topic,
+            device.encode(),
+            payload,
+            [
+                (TOPIC_HEADER, mqtt_topic.encode()),
+                (ROUTE_HEADER, route.encode()),
+                (ERROR_HEADER, reason.encode()),
+            ],
+        )
+        pending.extra["dead_letter"] = reason
+        self._produce(record, pending, "dlq")
+
+    def _produce(self, record: KafkaRecord, pending: _Pending, label: str) -> None:
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            self._delivered(error, record, pending, label)
+
+        while True:
+            try:
+                self.producer.produce(
+                    record.topic,
+                    record.value,
+                    record.key,
+                    headers=record.headers,
+                    on_delivery=delivered,
+                )
+                return
+            except BufferError:  # the producer's queue is full: wait for Kafka (backpressure)
+                self.producer.poll(0.1)
+
+    # producer callbacks (the run loop's thread) ------------------------------------------
+
+    def _delivered(
+        self, error: KafkaError | None, record: KafkaRecord, pending: _Pending, label: str
+    ) -> None:
+        if error is not None:
+            # Retriable errors never get here (message.timeout.ms=0 retries forever): this
+            # record cannot be written, so its message goes to the dead-letter topic instead.
+            if record.topic == self.dead_letter_topic:
+                log.error("dead letter for %s not written: %s; left unacknowledged", label, error)
+                return
+            reason = f"Kafka refused the record for {record.topic}: {error.str()}"
+            mqtt_topic = dict(record.headers)[TOPIC_HEADER].decode()
+            self._dead_letter(mqtt_topic, record.value, label, reason, pending)
+            return
+        self.metrics.records_out.labels(label).inc()
+        if "dead_letter" in pending.extra:
+            self.metrics.dead_letters.labels(_reason_kind(pending.extra["dead_letter"])).inc()
+        pending.done = True
+        self._ack_ready()
+
+    def _ack_ready(self) -> None:
+        """Acknowledge, in receive order, every message whose record Kafka confirmed."""
+        now = time.monotonic()
+        with self._lock:
+            while self._pending and self._pending[0].done:
+                entry = self._pending.popleft()
+                self.metrics.pending.dec()
+                if entry.session != self._session or entry.qos == 0:
+                    continue
+                self.ack(entry.mid, entry.qos)
+                self.metrics.ack_lag.observe(now - entry.received)
+
+    def pending(self) -> int:
+        """Messages received and not acknowledged yet."""
+        with self._lock:
+            return len(self._pending)
+
+    def run(self, stop: threading.Event, poll_s: float = 0.05) -> None:
+        """Serve Kafka's delivery reports until `stop` is set, then wait for the rest."""
+        while not stop.is_set():
+            self.producer.poll(poll_s)
+        self.producer.flush()
+
+
+def _reason_kind(reason: str) -> str:
+    """A short, bounded label for the dead-letter counter."""
+    if reason.startswith("the payload is not JSON") or "not an object" in reason:
+        return "not_json"
+    if reason.startswith("field"):
+        return "field"
+    if reason.startswith("no route"):
+        return "no_route"
+    if reason.startswith("Kafka refused"):
+        return "kafka_refused"
+    return "other"
