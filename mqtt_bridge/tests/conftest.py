@@ -4,6 +4,7 @@ publishers, and a reader of Kafka topics."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -180,12 +181,22 @@ def publisher(mosquitto: Mosquitto) -> Iterator[Publisher]:
     pub.close()
 
 
+_QUIET = logging.getLogger("mqtt_bridge.tests.reader")
+_QUIET.setLevel(logging.CRITICAL)
+
+
 class TopicReader:
-    """Reads a topic from the beginning on a thread, keeping every record."""
+    """Reads a topic from the beginning on a thread, keeping every record once.
+
+    A consumer that rejoins its group (after a broker restart) may read records again: each
+    (partition, offset) is kept once, so what is counted twice was written twice.
+    """
 
     def __init__(self, kafka_settings: KafkaSettings, topic: str) -> None:
         self.records: list[Message] = []
-        self._consumer = make_consumer(kafka_settings, session_timeout_ms=6000)
+        self._offsets: set[tuple[int, int]] = set()
+        # A stopped broker (the outage drill) is expected, not worth a log line per retry.
+        self._consumer = make_consumer(kafka_settings, session_timeout_ms=6000, logger=_QUIET)
         self._consumer.subscribe([topic])
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
@@ -194,7 +205,9 @@ class TopicReader:
     def _read(self) -> None:
         while not self._stop.is_set():
             for message in self._consumer.consume(10_000, 0.2):
-                if message.error() is None:
+                where = (message.partition(), message.offset())
+                if message.error() is None and where not in self._offsets:
+                    self._offsets.add(where)
                     self.records.append(message)
 
     def wait_for(self, count: int, timeout_s: float = 120.0) -> list[Message]:
