@@ -13,11 +13,18 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     stack = commands.add_parser("local", help="run the local stack (broker and services)")
     stack.add_argument("action", choices=["up", "down", "status"])
+    commands.add_parser(
+        "mqtt-bridge", help="bridge MQTT topics into Kafka (settings: KAFKAML_MQTT_*)"
+    )
     table = commands.add_parser("settings-table", help="print the README's settings table")
     table.add_argument("--write", action="store_true", help="rewrite it in README.md")
     args = parser.parse_args(argv)
     if args.command == "local":
         return _local(args.action)
+    if args.command == "mqtt-bridge":
+        from mqtt_bridge.__main__ import main as mqtt_bridge_main  # a component, not the library
+
+        return mqtt_bridge_main()
     return _settings_table(write=args.write)
 
 

@@ -92,6 +92,7 @@ class Bridge:
         if dup:
             self.metrics.redelivered.inc()
         pending = _Pending(mid, qos, self._session, time.monotonic())
+        pending.extra["mqtt_topic"] = mqtt_topic
         with self._lock:
             self._pending.append(pending)
         self.metrics.pending.inc()
@@ -151,7 +152,7 @@ class Bridge:
                 log.error("dead letter for %s not written: %s; left unacknowledged", label, error)
                 return
             reason = f"Kafka refused the record for {record.topic}: {error.str()}"
-            mqtt_topic = dict(record.headers)[TOPIC_HEADER].decode()
+            mqtt_topic = str(pending.extra["mqtt_topic"])
             self._dead_letter(mqtt_topic, record.value, label, reason, pending)
             return
         self.metrics.records_out.labels(label).inc()

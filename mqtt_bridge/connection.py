@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ssl
 
-from paho.mqtt.client import CallbackAPIVersion, Client
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -44,7 +44,7 @@ def make_client(settings: BridgeSettings) -> Client:
 def connect(client: Client, settings: BridgeSettings) -> None:
     """Start connecting in the background (paho's loop reconnects after a lost connection)."""
     if settings.protocol == "5":
-        properties = Properties(PacketTypes.CONNECT)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = settings.session_expiry_s
         client.connect_async(
             settings.host,

@@ -47,7 +47,7 @@ class KafkaRecord:
     topic: str
     key: bytes
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: list[tuple[str, str | bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ class Route:
             raise MappingError(
                 f"the sample does not fit the {self.spec.format} mapping: {error}"
             ) from None
-        headers = [(TOPIC_HEADER, mqtt_topic.encode())]
+        headers: list[tuple[str, str | bytes | None]] = [(TOPIC_HEADER, mqtt_topic.encode())]
         for name in self.spec.header_fields:
             if name in document:
                 headers.append((name, json.dumps(document[name]).encode()))

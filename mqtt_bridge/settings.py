@@ -73,7 +73,7 @@ class BridgeSettings(BaseSettings):
         default=None, description="Client private key for mutual TLS with the MQTT broker."
     )
     routes: list[RouteSpec] = Field(
-        default_factory=list,
+        default=[],
         description="Routes as a JSON list (topic_filter, kafka_topic, format, fields, ...).",
     )
     routes_file: Path | None = Field(

@@ -28,6 +28,7 @@ PYTHON_IMAGES = {
     "model_training": ["python", "-m", "model_training"],
     "model_inference": ["python", "-m", "model_inference"],
     "kafka_control_logger": ["python", "-m", "kafka_control_logger"],
+    "mqtt_bridge": ["python", "-m", "mqtt_bridge"],
 }
 COMPONENTS = (*PYTHON_IMAGES, "frontend")
 # An exact version tag, never `latest` or a bare major.
