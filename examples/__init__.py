@@ -1,0 +1,1 @@
+"""Runnable end-to-end scenarios of kafkaml."""
