@@ -49,8 +49,10 @@ def run(bootstrap: str) -> None:
         print(f"throughput: {rate:,.0f} msg/s ({MESSAGES:,} QoS 1 messages, MQTT -> Kafka acked)")
         p50, p99, count = _latency(kafka, mosquitto, Path(folder))
         print(f"latency at {RATE:,} msg/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({count:,} messages)")
-        print(f"load average after: {_load()} on {os.cpu_count()} cores (a shared machine "
-              "shows other work's load here)")  # fmt: skip
+        print(
+            f"load average after: {_load()} on {os.cpu_count()} cores (a shared machine "
+            "shows other work's load here)"
+        )
 
 
 def _load() -> str:
@@ -63,12 +65,24 @@ def _payload(seq: int, stamp: float = 0.0) -> dict[str, float]:
     return payload
 
 
-def _bridge(kafka: KafkaSettings, mosquitto: Mosquitto, topic: str, client_id: str, log: Path,
-            extra_fields: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:  # fmt: skip
+def _bridge(
+    kafka: KafkaSettings,
+    mosquitto: Mosquitto,
+    topic: str,
+    client_id: str,
+    log: Path,
+    extra_fields: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
     fields = [{"field": name, "type": "float32"} for name in FIELDS]
     fields += [{"field": name, "type": "float64"} for name in extra_fields]
-    routes = [{"topic_filter": f"bench/{topic}/+", "kafka_topic": topic, "format": "JSON",
-               "fields": fields}]  # fmt: skip
+    routes = [
+        {
+            "topic_filter": f"bench/{topic}/+",
+            "kafka_topic": topic,
+            "format": "JSON",
+            "fields": fields,
+        }
+    ]
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
@@ -79,8 +93,13 @@ def _bridge(kafka: KafkaSettings, mosquitto: Mosquitto, topic: str, client_id: s
         "KAFKAML_MQTT_DEAD_LETTER_TOPIC": f"{topic}-dlq",
     }
     with log.open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "mqtt_bridge"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "mqtt_bridge"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
 
 
 def _new_topic(kafka: KafkaSettings) -> str:
@@ -156,8 +175,14 @@ def _latency(kafka: KafkaSettings, mosquitto: Mosquitto, folder: Path) -> tuple[
     topic = _new_topic(kafka)
     consumer = make_consumer(kafka, fetch_wait_max_ms=5)
     consumer.subscribe([topic])
-    bridge = _bridge(kafka, mosquitto, topic, f"bench-{uuid.uuid4().hex[:8]}",
-                     folder / "bridge.log", extra_fields=("stamp",))  # fmt: skip
+    bridge = _bridge(
+        kafka,
+        mosquitto,
+        topic,
+        f"bench-{uuid.uuid4().hex[:8]}",
+        folder / "bridge.log",
+        extra_fields=("stamp",),
+    )
     latencies: list[float] = []
     try:
         _wait_forwarded(consumer, mosquitto, topic)

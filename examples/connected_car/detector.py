@@ -84,8 +84,13 @@ class Detector:
         """The scaler and threshold beside the model, so scoring uses what training saw."""
         assert self.scaler is not None
         folder.mkdir(parents=True, exist_ok=True)
-        np.savez(folder / "scaler.npz", mean=self.scaler.mean, std=self.scaler.std,
-                 threshold=np.array(self.threshold), version=np.array(self.version))  # fmt: skip
+        np.savez(
+            folder / "scaler.npz",
+            mean=self.scaler.mean,
+            std=self.scaler.std,
+            threshold=np.array(self.threshold),
+            version=np.array(self.version),
+        )
 
 
 def precision_recall(predicted: Array, truth: Array) -> tuple[float, float]:

@@ -99,8 +99,9 @@ def _run(config: RunConfig, mqtt_port: int, folder: Path, out: Any) -> RunResult
     return result
 
 
-def _start_bridge(kafka: KafkaSettings, mqtt_port: int, route: dict[str, Any], dlq: str,
-                  log: Path) -> subprocess.Popen[bytes]:  # fmt: skip
+def _start_bridge(
+    kafka: KafkaSettings, mqtt_port: int, route: dict[str, Any], dlq: str, log: Path
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
@@ -111,8 +112,13 @@ def _start_bridge(kafka: KafkaSettings, mqtt_port: int, route: dict[str, Any], d
         "KAFKAML_MQTT_DEAD_LETTER_TOPIC": dlq,
     }
     with log.open("ab") as sink:
-        return subprocess.Popen([sys.executable, "-m", "mqtt_bridge"], env=env, stdout=sink,
-                                stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)  # fmt: skip
+        return subprocess.Popen(
+            [sys.executable, "-m", "mqtt_bridge"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
 
 
 def _wait_bridge(kafka: KafkaSettings, mqtt_port: int, dlq: str, timeout_s: float = 120) -> None:
@@ -156,8 +162,9 @@ def _publish_fleet(fleet: Fleet, steps: int, mqtt_port: int) -> threading.Thread
     return thread
 
 
-def _windows(consumer: Consumer, count: int, window: int, config_json: dict[str, Any],
-             timeout_s: float = 600) -> Iterator[tuple[np.ndarray, np.ndarray, list[Message]]]:  # fmt: skip
+def _windows(
+    consumer: Consumer, count: int, window: int, config_json: dict[str, Any], timeout_s: float = 600
+) -> Iterator[tuple[np.ndarray, np.ndarray, list[Message]]]:
     """(features, failed, records) windows of the next `count` records of the sensor topic."""
     seen, held = 0, []
     deadline = time.monotonic() + timeout_s
@@ -175,8 +182,14 @@ def _windows(consumer: Consumer, count: int, window: int, config_json: dict[str,
             held = []
 
 
-def _train(config: RunConfig, detector: Detector, consumer: Consumer,
-           config_json: dict[str, Any], mqtt_port: int, out: Any) -> int:  # fmt: skip
+def _train(
+    config: RunConfig,
+    detector: Detector,
+    consumer: Consumer,
+    config_json: dict[str, Any],
+    mqtt_port: int,
+    out: Any,
+) -> int:
     """Train window by window on the normal readings as they arrive; then calibrate."""
     count = config.cars * config.train_steps
     publisher = _publish_fleet(Fleet(config.cars, config.seed), config.train_steps, mqtt_port)
@@ -195,9 +208,15 @@ def _train(config: RunConfig, detector: Detector, consumer: Consumer,
     return trained
 
 
-def _score(config: RunConfig, detector: Detector, consumer: Consumer,
-           config_json: dict[str, Any], mqtt_port: int, kafka: KafkaSettings,
-           scores_topic: str) -> RunResult:  # fmt: skip
+def _score(
+    config: RunConfig,
+    detector: Detector,
+    consumer: Consumer,
+    config_json: dict[str, Any],
+    mqtt_port: int,
+    kafka: KafkaSettings,
+    scores_topic: str,
+) -> RunResult:
     """Score a fresh fleet's readings, write one score record per reading, compare."""
     count = config.cars * config.test_steps
     publisher = _publish_fleet(Fleet(config.cars, config.seed + 1), config.test_steps, mqtt_port)

@@ -36,9 +36,14 @@ SENSOR_FIELDS = (
     "control_unit_firmware",
 )
 INT_FIELDS = frozenset(
-    {"tire_pressure11", "tire_pressure12", "tire_pressure21", "tire_pressure22",
-     "control_unit_firmware"}
-)  # fmt: skip
+    {
+        "tire_pressure11",
+        "tire_pressure12",
+        "tire_pressure21",
+        "tire_pressure22",
+        "control_unit_firmware",
+    }
+)
 WHEELS = ("11", "12", "21", "22")
 TOPIC_PREFIX = "vehicles/sensor/data"
 
@@ -82,9 +87,13 @@ class Fleet:
     def failed(self) -> np.ndarray:
         """Which cars have any failure mode (the ground-truth label)."""
         return (
-            self.shock.any(axis=1) | self.tire.any(axis=1) | self.vibration | self.overheating
-            | self.firmware | self.battery_bad
-        )  # fmt: skip
+            self.shock.any(axis=1)
+            | self.tire.any(axis=1)
+            | self.vibration
+            | self.overheating
+            | self.firmware
+            | self.battery_bad
+        )
 
     def step(self) -> list[dict[str, object]]:
         """One reading per car (sensor fields, `failure_occurred`, `car_id`, `timestamp`)."""
@@ -109,10 +118,19 @@ class Fleet:
         readings = []
         for car in range(n):
             values: list[float | int] = [
-                coolant[car], intake[car], self.speed[car] * 1.8 + rng.normal(0, 0.5),
-                self.battery[car], voltage[car], current[car], self.speed[car], vibration[car],
-                throttle[car], *pressure[car].tolist(), *accel[car].tolist(), firmware[car],
-            ]  # fmt: skip
+                coolant[car],
+                intake[car],
+                self.speed[car] * 1.8 + rng.normal(0, 0.5),
+                self.battery[car],
+                voltage[car],
+                current[car],
+                self.speed[car],
+                vibration[car],
+                throttle[car],
+                *pressure[car].tolist(),
+                *accel[car].tolist(),
+                firmware[car],
+            ]
             reading: dict[str, object] = {
                 name: int(value) if name in INT_FIELDS else round(float(value), 4)
                 for name, value in zip(SENSOR_FIELDS, values, strict=True)

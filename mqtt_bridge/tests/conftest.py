@@ -84,8 +84,9 @@ def start_bridge(
     bridges: list[RunningBridge] = []
 
     def start(routes: list[RouteSpec], dead_letters: str, **more: Any) -> RunningBridge:
-        bridge = RunningBridge(bridge_settings(mosquitto, routes, **more), kafka_settings,
-                               dead_letters)  # fmt: skip
+        bridge = RunningBridge(
+            bridge_settings(mosquitto, routes, **more), kafka_settings, dead_letters
+        )
         bridges.append(bridge)
         return bridge
 

@@ -97,13 +97,15 @@ def own_broker(
     except LocalStackError as error:
         pytest.fail(f"could not start the scratch broker: {error}", pytrace=False)
     finally:
-        subprocess.run(["bash", str(BROKER_SCRIPT), "stop"], env=env, check=False,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["bash", str(BROKER_SCRIPT), "stop"], env=env, check=False, capture_output=True
+        )
 
 
 def _broker(command: str, env: dict[str, str]) -> None:
-    done = subprocess.run(["bash", str(BROKER_SCRIPT), command], env=env, text=True,
-                          capture_output=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(BROKER_SCRIPT), command], env=env, text=True, capture_output=True, check=False
+    )
     assert done.returncode == 0, done.stderr + done.stdout
 
 
@@ -124,8 +126,9 @@ def test_kafka_stopped_for_ten_seconds_mid_stream_loses_no_message(
     ensure_topics(make_admin(kafka), [topic, dead_letters], partitions=2)
     prefix = f"outage-{topic}"
     settings = bridge_settings(mosquitto, [_route(topic, prefix)])
-    bridge = BridgeProcess(bridge_process_env(settings, bootstrap, dead_letters),
-                           tmp_path / "bridge.log")  # fmt: skip
+    bridge = BridgeProcess(
+        bridge_process_env(settings, bootstrap, dead_letters), tmp_path / "bridge.log"
+    )
     publisher = Publisher(mosquitto)
     reader = TopicReader(kafka, topic)
     done = threading.Event()
@@ -148,8 +151,9 @@ def test_kafka_stopped_for_ten_seconds_mid_stream_loses_no_message(
         reader.close()
 
     duplicates = sum(seen.values()) - len(seen)
-    print(f"outage drill: {MESSAGES} messages, {stopped_at} before the stop, "
-          f"{duplicates} duplicates")  # fmt: skip
+    print(
+        f"outage drill: {MESSAGES} messages, {stopped_at} before the stop, {duplicates} duplicates"
+    )
     assert set(seen) == set(range(MESSAGES))
     assert stopped_at < MESSAGES, "the outage did not fall mid-stream"
 

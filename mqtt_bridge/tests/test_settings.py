@@ -51,16 +51,23 @@ def test_the_kubernetes_manifest_routes_compile() -> None:
 
 
 def test_positions_must_cover_the_sample_once() -> None:
-    spec = RouteSpec(topic_filter="a/+", kafka_topic="t", fields=[
-        {"field": "x", "position": 1}, {"field": "y", "position": 1}])  # type: ignore[list-item]  # fmt: skip
+    spec = RouteSpec(
+        topic_filter="a/+",
+        kafka_topic="t",
+        fields=[{"field": "x", "position": 1}, {"field": "y", "position": 1}],
+    )  # type: ignore[list-item]
 
     with pytest.raises(RouteConfigError, match="positions"):
         Route.from_spec(spec)
 
 
 def test_raw_and_json_refuse_string_fields() -> None:
-    spec = RouteSpec(topic_filter="a/+", kafka_topic="t", format="RAW",
-                     fields=[{"field": "car", "type": "string"}])  # type: ignore[list-item]  # fmt: skip
+    spec = RouteSpec(
+        topic_filter="a/+",
+        kafka_topic="t",
+        format="RAW",
+        fields=[{"field": "car", "type": "string"}],
+    )  # type: ignore[list-item]
 
     with pytest.raises(RouteConfigError, match="need AVRO"):
         Route.from_spec(spec)
@@ -77,17 +84,29 @@ def test_raw_and_json_refuse_string_fields() -> None:
     ],
 )
 def test_a_field_of_the_wrong_type_is_a_mapping_error(payload: bytes, reason: str) -> None:
-    route = Route.from_spec(RouteSpec(topic_filter="a/+", kafka_topic="t", format="RAW",
-                                      fields=[{"field": "x", "type": "int32"}]))  # type: ignore[list-item]  # fmt: skip
+    route = Route.from_spec(
+        RouteSpec(
+            topic_filter="a/+",
+            kafka_topic="t",
+            format="RAW",
+            fields=[{"field": "x", "type": "int32"}],
+        )
+    )  # type: ignore[list-item]
 
     with pytest.raises(MappingError, match=reason):
         route.map("a/dev", payload)
 
 
 def test_labels_sent_as_text_map_to_booleans_and_the_device_level_is_configurable() -> None:
-    route = Route.from_spec(RouteSpec(topic_filter="fleet/+/status", kafka_topic="t",
-                                      format="JSON", device_id_level=1,
-                                      fields=[{"field": "failed", "type": "bool"}]))  # type: ignore[list-item]  # fmt: skip
+    route = Route.from_spec(
+        RouteSpec(
+            topic_filter="fleet/+/status",
+            kafka_topic="t",
+            format="JSON",
+            device_id_level=1,
+            fields=[{"field": "failed", "type": "bool"}],
+        )
+    )  # type: ignore[list-item]
 
     record = route.map("fleet/car-7/status", b'{"failed": "true"}')
 
