@@ -1,8 +1,9 @@
 """The bridge: each MQTT message is mapped, produced to Kafka, and acknowledged to the MQTT
 broker only after Kafka confirmed the record (at-least-once end to end).
 
-paho calls `on_message` on its network thread; the producer's delivery callbacks run wherever
-`Producer.poll` is called (the bridge's `run` loop). Acknowledgements go out in the order the
+paho calls `on_message` on its network thread, which only queues the message; the `run` loop
+maps what has arrived in batches (one codec call per route), produces, and serves the
+producer's delivery callbacks. Acknowledgements go out in the order the
 messages came in (MQTT 3.1.1 4.6 asks for PUBACKs in order), so a record confirmed early on one
 partition waits for the older ones.
 """
@@ -62,6 +63,7 @@ class Bridge:
         self.ack = ack
         self.metrics = metrics or BridgeMetrics()
         self._pending: deque[_Pending] = deque()
+        self._inbox: deque[tuple[str, bytes, _Pending]] = deque()
         self._lock = threading.Lock()
         # A new MQTT connection makes older message ids meaningless: the broker resends
         # whatever was not acknowledged, with new ids.
@@ -80,30 +82,56 @@ class Bridge:
         client.subscribe(filters)
 
     def on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        self.forward(message.topic, message.payload, message.mid, message.qos, message.dup)
+        self.receive(message.topic, message.payload, message.mid, message.qos, message.dup)
 
     # the work ------------------------------------------------------------------------------
 
-    def forward(self, mqtt_topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
-        """Map one MQTT message and produce it; its ack follows Kafka's confirmation."""
-        route = next((r for r in self.routes if r.matches(mqtt_topic)), None)
-        label = route.spec.topic_filter if route else "(none)"
-        self.metrics.messages_in.labels(label).inc()
-        if dup:
-            self.metrics.redelivered.inc()
+    def receive(self, mqtt_topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        """Take one MQTT message in; `run` maps and produces it, its ack follows Kafka's."""
         pending = _Pending(mid, qos, self._session, time.monotonic())
         pending.extra["mqtt_topic"] = mqtt_topic
         with self._lock:
             self._pending.append(pending)
+            self._inbox.append((mqtt_topic, payload, pending))
         self.metrics.pending.inc()
-        try:
-            if route is None:
-                raise MappingError(f"no route matches topic {mqtt_topic!r}")
-            record = route.map(mqtt_topic, payload)
-        except MappingError as error:
-            self._dead_letter(mqtt_topic, payload, label, str(error), pending)
-            return
-        self._produce(record, pending, label)
+        if dup:
+            self.metrics.redelivered.inc()
+
+    def forward_received(self, limit: int = 10_000) -> int:
+        """Map and produce the messages received so far (up to `limit`); how many there were.
+
+        Messages of one route are mapped as one batch (one codec call for their samples).
+        """
+        with self._lock:
+            taken = [self._inbox.popleft() for _ in range(min(limit, len(self._inbox)))]
+        if not taken:
+            return 0
+        by_route: dict[int, list[tuple[str, bytes, _Pending]]] = {}
+        for message in taken:
+            route_index = next(
+                (i for i, route in enumerate(self.routes) if route.matches(message[0])), -1
+            )
+            by_route.setdefault(route_index, []).append(message)
+        for route_index, messages in by_route.items():
+            if route_index < 0:
+                for topic, payload, pending in messages:
+                    self.metrics.messages_in.labels("(none)").inc()
+                    reason = f"no route matches topic {topic!r}"
+                    self._dead_letter(topic, payload, "(none)", reason, pending)
+                continue
+            self._forward_route(self.routes[route_index], messages)
+        return len(taken)
+
+    def _forward_route(self, route: Route, messages: list[tuple[str, bytes, _Pending]]) -> None:
+        label = route.spec.topic_filter
+        self.metrics.messages_in.labels(label).inc(len(messages))
+        topics = [topic for topic, _, _ in messages]
+        results = route.map_batch(topics, [payload for _, payload, _ in messages])
+        for (topic, payload, pending), result in zip(messages, results, strict=True):
+            if isinstance(result, MappingError):
+                self._dead_letter(topic, payload, label, str(result), pending)
+            else:
+                self._produce(result, pending, label)
 
     def _dead_letter(
         self, mqtt_topic: str, payload: bytes, route: str, reason: str, pending: _Pending
@@ -178,10 +206,15 @@ class Bridge:
         with self._lock:
             return len(self._pending)
 
-    def run(self, stop: threading.Event, poll_s: float = 0.05) -> None:
-        """Serve Kafka's delivery reports until `stop` is set, then wait for the rest."""
+    def run(self, stop: threading.Event, poll_s: float = 0.002) -> None:
+        """Forward received messages and serve Kafka's delivery reports until `stop` is set,
+        then forward what was received and wait for Kafka's confirmations."""
         while not stop.is_set():
-            self.producer.poll(poll_s)
+            if self.forward_received():
+                self.producer.poll(0)
+            else:
+                self.producer.poll(poll_s)
+        self.forward_received(limit=len(self._inbox))
         self.producer.flush()
 
 
