@@ -166,7 +166,8 @@ def test_bridge_sigkilled_mid_stream_and_restarted_loses_no_message(
 ) -> None:
     topic, dead_letters = new_topic(partitions=2), new_topic()
     prefix = f"kill-{topic}"
-    settings = bridge_settings(mosquitto, [_route(topic, prefix)])
+    # MQTT 3.1.1 here (clean_session False), MQTT 5 (session expiry) in the outage drill.
+    settings = bridge_settings(mosquitto, [_route(topic, prefix)], protocol="3.1.1")
     bridge = BridgeProcess(
         bridge_process_env(settings, kafka_settings.bootstrap_servers, dead_letters),
         tmp_path / "bridge.log",
