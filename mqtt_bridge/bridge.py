@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -34,7 +34,11 @@ log = logging.getLogger(__name__)
 Ack = Callable[[int, int], Any]
 
 
-@dataclass
+class BridgeError(RuntimeError):
+    """The bridge cannot go on without losing a message; the message says why."""
+
+
+@dataclass(slots=True)
 class _Pending:
     """One received MQTT message on its way to Kafka."""
 
@@ -42,8 +46,9 @@ class _Pending:
     qos: int
     session: int
     received: float
+    mqtt_topic: str
     done: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    dead_letter: str | None = None  # the reason, once it goes to the dead-letter topic
 
 
 class Bridge:
@@ -64,6 +69,8 @@ class Bridge:
         self.metrics = metrics or BridgeMetrics()
         self._pending: deque[_Pending] = deque()
         self._inbox: deque[tuple[str, bytes, _Pending]] = deque()
+        self._out_counters: dict[str, Any] = {}
+        self._fatal: str | None = None
         self._lock = threading.Lock()
         # A new MQTT connection makes older message ids meaningless: the broker resends
         # whatever was not acknowledged, with new ids.
@@ -88,8 +95,7 @@ class Bridge:
 
     def receive(self, mqtt_topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
         """Take one MQTT message in; `run` maps and produces it, its ack follows Kafka's."""
-        pending = _Pending(mid, qos, self._session, time.monotonic())
-        pending.extra["mqtt_topic"] = mqtt_topic
+        pending = _Pending(mid, qos, self._session, time.monotonic(), mqtt_topic)
         with self._lock:
             self._pending.append(pending)
             self._inbox.append((mqtt_topic, payload, pending))
@@ -148,7 +154,7 @@ class Bridge:
                 (ERROR_HEADER, reason.encode()),
             ],
         )
-        pending.extra["dead_letter"] = reason
+        pending.dead_letter = reason
         self._produce(record, pending, "dlq")
 
     def _produce(self, record: KafkaRecord, pending: _Pending, label: str) -> None:
@@ -177,17 +183,26 @@ class Bridge:
             # Retriable errors never get here (message.timeout.ms=0 retries forever): this
             # record cannot be written, so its message goes to the dead-letter topic instead.
             if record.topic == self.dead_letter_topic:
-                log.error("dead letter for %s not written: %s; left unacknowledged", label, error)
+                # Acknowledging would lose the message and waiting would hold every later
+                # ack: stop, so the supervisor restarts the bridge and the broker resends.
+                self._fatal = f"the dead-letter topic refused a record: {error.str()}"
                 return
             reason = f"Kafka refused the record for {record.topic}: {error.str()}"
-            mqtt_topic = str(pending.extra["mqtt_topic"])
+            mqtt_topic = pending.mqtt_topic
             self._dead_letter(mqtt_topic, record.value, label, reason, pending)
             return
-        self.metrics.records_out.labels(label).inc()
-        if "dead_letter" in pending.extra:
-            self.metrics.dead_letters.labels(_reason_kind(pending.extra["dead_letter"])).inc()
+        self._records_out(label).inc()
+        if pending.dead_letter is not None:
+            self.metrics.dead_letters.labels(_reason_kind(pending.dead_letter)).inc()
         pending.done = True
         self._ack_ready()
+
+    def _records_out(self, label: str) -> Any:
+        """The route's records_out counter (labels() looked up once per route, not per record)."""
+        counter = self._out_counters.get(label)
+        if counter is None:
+            counter = self._out_counters[label] = self.metrics.records_out.labels(label)
+        return counter
 
     def _ack_ready(self) -> None:
         """Acknowledge, in receive order, every message whose record Kafka confirmed."""
@@ -208,8 +223,13 @@ class Bridge:
 
     def run(self, stop: threading.Event, poll_s: float = 0.002) -> None:
         """Forward received messages and serve Kafka's delivery reports until `stop` is set,
-        then forward what was received and wait for Kafka's confirmations."""
+        then forward what was received and wait for Kafka's confirmations.
+
+        Raises BridgeError when a dead letter cannot be written (nothing more is acknowledged).
+        """
         while not stop.is_set():
+            if self._fatal is not None:
+                raise BridgeError(self._fatal)
             if self.forward_received():
                 self.producer.poll(0)
             else:
