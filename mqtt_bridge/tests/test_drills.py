@@ -11,6 +11,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -109,6 +110,23 @@ def _broker(command: str, env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr + done.stdout
 
 
+def _metrics(port: int) -> dict[str, float]:
+    """The bridge's Prometheus samples, summed over labels, once nothing is pending."""
+
+    def scrape() -> dict[str, float] | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                key = name.split("{")[0]
+                samples[key] = samples.get(key, 0.0) + float(value)
+        return samples if samples.get("kafkaml_mqtt_pending") == 0 else None
+
+    return wait_until(scrape, "the bridge's metrics with nothing pending", timeout_s=60)
+
+
 def _alive(bridge: BridgeProcess) -> Callable[[], None]:
     def check() -> None:
         if bridge.process is not None and bridge.process.poll() is not None:
@@ -169,7 +187,10 @@ def test_bridge_sigkilled_mid_stream_and_restarted_loses_no_message(
     # MQTT 3.1.1 here (clean_session False), MQTT 5 (session expiry) in the outage drill.
     settings = bridge_settings(mosquitto, [_route(topic, prefix)], protocol="3.1.1")
     bridge = BridgeProcess(
-        bridge_process_env(settings, kafka_settings.bootstrap_servers, dead_letters),
+        {
+            **bridge_process_env(settings, kafka_settings.bootstrap_servers, dead_letters),
+            "KAFKAML_MQTT_METRICS_PORT": str(metrics_port := free_port()),
+        },
         tmp_path / "bridge.log",
     )
     publisher = Publisher(mosquitto)
@@ -188,11 +209,15 @@ def test_bridge_sigkilled_mid_stream_and_restarted_loses_no_message(
         pace.join(300)
         assert done.is_set(), "the publisher did not finish"
         seen = _wait_all(reader, MESSAGES, _alive(bridge))
+        metrics = _metrics(metrics_port)
     finally:
         publisher.close()
         assert bridge.stop() == 0, bridge.tail()
         reader.close()
 
+    # The restarted bridge counts what it forwarded itself, resent messages among them.
+    assert metrics["kafkaml_mqtt_records_out_total"] > 0
+    assert metrics["kafkaml_mqtt_pending"] == 0
     duplicates = sum(seen.values()) - len(seen)
     print(f"kill drill: {MESSAGES} messages, 2 SIGKILLs, {duplicates} duplicates")
     assert bridge.starts == 3
