@@ -59,7 +59,6 @@ class BridgeSettings(BaseSettings):
         description="MQTT 5 session expiry: how long the broker queues messages while away.",
     )
     keepalive_s: int = Field(default=30, description="MQTT keep-alive interval in seconds.")
-    qos: Literal[1, 2] = Field(default=1, description="QoS of the bridge's subscriptions.")
     username: str | None = Field(default=None, description="MQTT user name.")
     password: SecretStr | None = Field(default=None, description="MQTT password.")
     tls: bool = Field(default=False, description="Connect to the MQTT broker over TLS.")
