@@ -49,6 +49,12 @@ COPY kafka_control_logger kafka_control_logger
 USER 10001:10001
 CMD ["python", "-m", "kafka_control_logger"]
 
+# MQTT topic filters -> Kafka topics.
+FROM core AS mqtt-bridge
+COPY mqtt_bridge mqtt_bridge
+USER 10001:10001
+CMD ["python", "-m", "mqtt_bridge"]
+
 # Validates model code in sandboxed child processes, HTTP on :8001.
 FROM frameworks AS mlcode-executor
 COPY mlcode_executor mlcode_executor

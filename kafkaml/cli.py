@@ -544,10 +544,20 @@ def parser() -> argparse.ArgumentParser:
     stack = commands.add_parser("local", help="run the local stack (broker and services)")
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.set_defaults(handler=_local)
+    bridge = commands.add_parser(
+        "mqtt-bridge", help="bridge MQTT topics into Kafka (settings: KAFKAML_MQTT_*)"
+    )
+    bridge.set_defaults(handler=_mqtt_bridge)
     table = commands.add_parser("settings-table", help="print the settings reference table")
     table.add_argument("--write", action="store_true", help="rewrite it in docs/settings.md")
     table.set_defaults(handler=_settings_table)
     return top
+
+
+def _mqtt_bridge(args: argparse.Namespace) -> int:
+    from mqtt_bridge.__main__ import main as mqtt_bridge_main  # a component, not the library
+
+    return mqtt_bridge_main()
 
 
 def _crud(

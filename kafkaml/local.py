@@ -42,6 +42,10 @@ class LocalSettings(BaseSettings):
     )
     broker_port: int = Field(default=9092, description="Port of the local Kafka broker.")
     backend_port: int = Field(default=8000, description="Port of the local backend (API and UI).")
+    local_mqtt_bridge: bool = Field(
+        default=False,
+        description="Also run the MQTT bridge in the local stack (routes: KAFKAML_MQTT_ROUTES).",
+    )
 
     @property
     def state_dir(self) -> Path:
@@ -75,6 +79,12 @@ def programs(settings: LocalSettings) -> list[Program]:
         "KAFKAML_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{settings.broker_port}",
     }
     python = sys.executable
+    bridge = Program(
+        name="mqtt-bridge",
+        # The KAFKAML_MQTT_* settings reach it through supervisord's environment.
+        command=[python, "-m", "mqtt_bridge"],
+        environment={"KAFKAML_KAFKA_BOOTSTRAP_SERVERS": common["KAFKAML_KAFKA_BOOTSTRAP_SERVERS"]},
+    )
     return [
         Program(
             name="backend",
@@ -108,6 +118,7 @@ def programs(settings: LocalSettings) -> list[Program]:
                 "KAFKAML_SERVICE_TOKEN_FILE": str(settings.data_dir / "service_token"),
             },
         ),
+        *([bridge] if settings.local_mqtt_bridge else []),
     ]
 
 

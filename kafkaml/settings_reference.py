@@ -22,6 +22,7 @@ SETTINGS_CLASSES = [
     "mlcode_executor.settings:ExecutorSettings",
     "backend.kafkaml_backend.config:BackendSettings",
     "kafka_control_logger.settings:LoggerSettings",
+    "mqtt_bridge.settings:BridgeSettings",
     "model_inference.settings:InferenceSettings",
     "model_inference.settings:JobApiSettings",
     "model_training.settings:TrainingSettings",

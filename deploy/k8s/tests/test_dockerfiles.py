@@ -40,6 +40,7 @@ PYTHON_IMAGES = {
         "core",
         ["python", "-m", "kafka_control_logger"],
     ),
+    "mqtt-bridge": ("mqtt_bridge", "core", ["python", "-m", "mqtt_bridge"]),
 }
 # An exact version tag, never `latest` or a bare major.
 PINNED_FROM = re.compile(r"^FROM docker\.io/[\w./-]+:\d+\.\d+\.\d+-[\w.-]+( AS [\w-]+)?$")

@@ -1,0 +1,229 @@
+"""The MQTT bridge: messages/s from MQTT (QoS 1) into Kafka (acked), and the latency from an
+MQTT publish until the record is readable in Kafka at a steady 5,000 msg/s.
+
+Runs a Mosquitto on a free port and `python -m mqtt_bridge` as its own process, with the
+connected-car payload (18 sensor fields, JSON -> JSON mapping). Throughput: the bridge's
+persistent session is filled with KAFKAML_BENCH_MQTT_MESSAGES messages while it is away
+, then the bridge is started and the rate is the records' Kafka timestamps'
+span. Latency: a paced publisher stamps each payload; a consumer reads as records arrive.
+Targets (issue 18): >= 20,000 msg/s, p99 <= 50 ms. The load average is printed beside them.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion
+
+from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer
+from kafkaml.local import PROJECT_ROOT
+from mqtt_bridge.testing import Mosquitto
+
+MESSAGES = int(os.environ.get("KAFKAML_BENCH_MQTT_MESSAGES", "100000"))
+RATE = 5_000
+LATENCY_SECONDS = float(os.environ.get("KAFKAML_BENCH_MQTT_SECONDS", "10"))
+FIELDS = [
+    *("coolant_temp", "intake_air_temp", "intake_air_flow_speed", "battery_percentage"),
+    *("battery_voltage", "current_draw", "speed", "engine_vibration_amplitude", "throttle_pos"),
+    *("tire_pressure11", "tire_pressure12", "tire_pressure21", "tire_pressure22"),
+    *("accelerometer11_value", "accelerometer12_value", "accelerometer21_value"),
+    *("accelerometer22_value", "control_unit_firmware"),
+]
+
+
+def run(bootstrap: str) -> None:
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    with tempfile.TemporaryDirectory() as folder, Mosquitto(Path(folder)) as mosquitto:
+        print(f"load average before: {_load()}")
+        rate = _throughput(kafka, mosquitto, Path(folder))
+        print(f"throughput: {rate:,.0f} msg/s ({MESSAGES:,} QoS 1 messages, MQTT -> Kafka acked)")
+        p50, p99, count = _latency(kafka, mosquitto, Path(folder))
+        print(f"latency at {RATE:,} msg/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({count:,} messages)")
+        print(
+            f"load average after: {_load()} on {os.cpu_count()} cores (a shared machine "
+            "shows other work's load here)"
+        )
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def _payload(seq: int, stamp: float = 0.0) -> dict[str, float]:
+    payload = {name: float(seq % 97) + index for index, name in enumerate(FIELDS)}
+    payload["stamp"] = stamp
+    return payload
+
+
+def _bridge(
+    kafka: KafkaSettings,
+    mosquitto: Mosquitto,
+    topic: str,
+    client_id: str,
+    log: Path,
+    extra_fields: tuple[str, ...] = (),
+) -> subprocess.Popen[bytes]:
+    fields = [{"field": name, "type": "float32"} for name in FIELDS]
+    fields += [{"field": name, "type": "float64"} for name in extra_fields]
+    routes = [
+        {
+            "topic_filter": f"bench/{topic}/+",
+            "kafka_topic": topic,
+            "format": "JSON",
+            "fields": fields,
+        }
+    ]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "KAFKAML_KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KAFKAML_MQTT_PORT": str(mosquitto.port),
+        "KAFKAML_MQTT_CLIENT_ID": client_id,
+        "KAFKAML_MQTT_ROUTES": json.dumps(routes),
+        "KAFKAML_MQTT_DEAD_LETTER_TOPIC": f"{topic}-dlq",
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mqtt_bridge"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
+
+
+def _new_topic(kafka: KafkaSettings) -> str:
+    topic = f"bench-mqtt-{uuid.uuid4().hex[:8]}"
+    ensure_topics(make_admin(kafka), [topic, f"{topic}-dlq"], partitions=4)
+    return topic
+
+
+def _throughput(kafka: KafkaSettings, mosquitto: Mosquitto, folder: Path) -> float:
+    topic, client_id = _new_topic(kafka), f"bench-{uuid.uuid4().hex[:8]}"
+    consumer = make_consumer(kafka)
+    consumer.subscribe([topic])
+    bridge = _bridge(kafka, mosquitto, topic, client_id, folder / "bridge.log")
+    _wait_forwarded(consumer, mosquitto, topic)  # session and subscription exist
+    bridge.terminate()
+    bridge.wait(60)
+    _fill(mosquitto, topic)
+    bridge = _bridge(kafka, mosquitto, topic, client_id, folder / "bridge.log")
+    try:
+        stamps = _read(consumer, MESSAGES, timeout_s=600)
+    finally:
+        bridge.terminate()
+        bridge.wait(60)
+        consumer.close()
+    return (len(stamps) - 1) / ((max(stamps) - min(stamps)) / 1000)
+
+
+def _fill(mosquitto: Mosquitto, topic: str) -> None:
+    """Publish MESSAGES QoS 1 messages and wait for every PUBACK (the broker queues them)."""
+    client = Client(CallbackAPIVersion.VERSION2)
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    infos = [
+        client.publish(f"bench/{topic}/car-{seq % 100}", json.dumps(_payload(seq)), qos=1)
+        for seq in range(MESSAGES)
+    ]
+    for info in infos:
+        info.wait_for_publish(600)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _wait_forwarded(consumer: object, mosquitto: Mosquitto, topic: str) -> None:
+    client = Client(CallbackAPIVersion.VERSION2)
+    client.connect("127.0.0.1", mosquitto.port)
+    client.loop_start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        client.publish(f"bench/{topic}/warm-up", json.dumps(_payload(0)), qos=1)
+        if consumer.consume(1000, 1.0):  # type: ignore[attr-defined]
+            client.disconnect()
+            client.loop_stop()
+            return
+    raise RuntimeError("the bridge forwarded nothing within 120 s")
+
+
+def _read(consumer: object, count: int, timeout_s: float) -> list[int]:
+    """Kafka timestamps (ms) of `count` records."""
+    stamps: list[int] = []
+    deadline = time.monotonic() + timeout_s
+    while len(stamps) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(stamps)} of {count} records within {timeout_s} s")
+        for message in consumer.consume(10_000, 0.5):  # type: ignore[attr-defined]
+            if message.error() is None:
+                stamps.append(message.timestamp()[1])
+    return stamps
+
+
+def _latency(kafka: KafkaSettings, mosquitto: Mosquitto, folder: Path) -> tuple[float, float, int]:
+    topic = _new_topic(kafka)
+    consumer = make_consumer(kafka, fetch_wait_max_ms=5)
+    consumer.subscribe([topic])
+    bridge = _bridge(
+        kafka,
+        mosquitto,
+        topic,
+        f"bench-{uuid.uuid4().hex[:8]}",
+        folder / "bridge.log",
+        extra_fields=("stamp",),
+    )
+    latencies: list[float] = []
+    try:
+        _wait_forwarded(consumer, mosquitto, topic)
+        count = int(RATE * LATENCY_SECONDS)
+        # Its own process: a publisher sharing the reader's interpreter would delay both.
+        publisher = multiprocessing.get_context("spawn").Process(
+            target=_publish_paced, args=(mosquitto.port, topic, count)
+        )
+        publisher.start()
+        deadline = time.monotonic() + LATENCY_SECONDS + 120
+        while len(latencies) < count and time.monotonic() < deadline:
+            for message in consumer.consume(10_000, 0.1):
+                if message.error() is None:
+                    now = time.time()
+                    stamp = json.loads(message.value())[-1]
+                    if stamp:
+                        latencies.append((now - stamp) * 1000)
+        publisher.join()
+    finally:
+        bridge.terminate()
+        bridge.wait(60)
+        consumer.close()
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return float(p50), float(p99), len(latencies)
+
+
+def _publish_paced(port: int, topic: str, count: int) -> None:
+    client = Client(CallbackAPIVersion.VERSION2)
+    client.max_inflight_messages_set(0)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    started = time.monotonic()
+    for seq in range(count):
+        delay = started + seq / RATE - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        client.publish(
+            f"bench/{topic}/car-{seq % 100}", json.dumps(_payload(seq, time.time())), qos=1
+        )
+    elapsed = time.monotonic() - started
+    client.disconnect()
+    client.loop_stop()
+    # Under load the publisher itself may fall behind the pace; then latency means little.
+    print(f"publisher: {count:,} messages in {elapsed:.1f} s ({count / elapsed:,.0f} msg/s)")

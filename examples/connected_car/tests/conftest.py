@@ -1,0 +1,3 @@
+from mqtt_bridge.tests.conftest import mosquitto
+
+__all__ = ["mosquitto"]

@@ -1,0 +1,56 @@
+"""`python -m mqtt_bridge`: build settings and clients, then bridge until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from prometheus_client import start_http_server
+
+from kafkaml.kafka import KafkaSettings
+from mqtt_bridge.bridge import Bridge
+from mqtt_bridge.connection import connect, make_client
+from mqtt_bridge.mapping import Route
+from mqtt_bridge.metrics import BridgeMetrics
+from mqtt_bridge.producer import make_bridge_producer
+from mqtt_bridge.settings import BridgeSettings
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        settings = BridgeSettings()
+        if not settings.routes:
+            raise ValueError("no routes: set KAFKAML_MQTT_ROUTES or KAFKAML_MQTT_ROUTES_FILE")
+        routes = [Route.from_spec(spec) for spec in settings.routes]
+        producer = make_bridge_producer(KafkaSettings(), settings.linger_ms)
+        metrics = BridgeMetrics()
+        if settings.metrics_port is not None:
+            start_http_server(settings.metrics_port, registry=metrics.registry)
+        client = make_client(settings)
+    except Exception:
+        logging.exception("the MQTT bridge could not start")
+        return 1
+    bridge = Bridge(routes, producer, settings.dead_letter_topic, client.ack, metrics)
+    client.on_connect = bridge.on_connect
+    client.on_message = bridge.on_message
+    connect(client, settings)
+    client.loop_start()
+    try:
+        bridge.run(stop)
+    except Exception:
+        logging.exception("the MQTT bridge stopped")
+        return 1
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""The bridge: each MQTT message is mapped, produced to Kafka, and acknowledged to the MQTT
+broker only after Kafka confirmed the record (at-least-once end to end).
+
+paho calls `on_message` on its network thread, which only queues the message; the `run` loop
+maps what has arrived in batches (one codec call per route), produces, and serves the
+producer's delivery callbacks. Acknowledgements go out in the order the
+messages came in (MQTT 3.1.1 4.6 asks for PUBACKs in order), so a record confirmed early on one
+partition waits for the older ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from mqtt_bridge.mapping import (
+    ERROR_HEADER,
+    ROUTE_HEADER,
+    TOPIC_HEADER,
+    KafkaRecord,
+    MappingError,
+    Route,
+)
+from mqtt_bridge.metrics import BridgeMetrics
+
+log = logging.getLogger(__name__)
+Ack = Callable[[int, int], Any]
+
+
+class BridgeError(RuntimeError):
+    """The bridge cannot go on without losing a message; the message says why."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    """One received MQTT message on its way to Kafka."""
+
+    mid: int
+    qos: int
+    session: int
+    received: float
+    mqtt_topic: str
+    done: bool = False
+    dead_letter: str | None = None  # the reason, once it goes to the dead-letter topic
+
+
+class Bridge:
+    """Maps and forwards MQTT messages; `ack(mid, qos)` is paho's `Client.ack`."""
+
+    def __init__(
+        self,
+        routes: Sequence[Route],
+        producer: Producer,
+        dead_letter_topic: str,
+        ack: Ack,
+        metrics: BridgeMetrics | None = None,
+    ) -> None:
+        self.routes = list(routes)
+        self.producer = producer
+        self.dead_letter_topic = dead_letter_topic
+        self.ack = ack
+        self.metrics = metrics or BridgeMetrics()
+        self._pending: deque[_Pending] = deque()
+        self._inbox: deque[tuple[str, bytes, _Pending]] = deque()
+        self._out_counters: dict[str, Any] = {}
+        self._fatal: str | None = None
+        self._lock = threading.Lock()
+        # A new MQTT connection makes older message ids meaningless: the broker resends
+        # whatever was not acknowledged, with new ids.
+        self._session = 0
+
+    # paho callbacks (network thread) ------------------------------------------------------
+
+    def on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            log.error("MQTT connection refused: %s", reason)
+            return
+        with self._lock:
+            self._session += 1
+        filters = [(route.spec.topic_filter, 1) for route in self.routes]
+        log.info("MQTT connected (session present: %s); subscribing to %s", flags, filters)
+        client.subscribe(filters)
+
+    def on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        self.receive(message.topic, message.payload, message.mid, message.qos, message.dup)
+
+    # the work ------------------------------------------------------------------------------
+
+    def receive(self, mqtt_topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
+        """Take one MQTT message in; `run` maps and produces it, its ack follows Kafka's."""
+        pending = _Pending(mid, qos, self._session, time.monotonic(), mqtt_topic)
+        with self._lock:
+            self._pending.append(pending)
+            self._inbox.append((mqtt_topic, payload, pending))
+        self.metrics.pending.inc()
+        if dup:
+            self.metrics.redelivered.inc()
+
+    def forward_received(self, limit: int = 10_000) -> int:
+        """Map and produce the messages received so far (up to `limit`); how many there were.
+
+        Messages of one route are mapped as one batch (one codec call for their samples).
+        """
+        with self._lock:
+            taken = [self._inbox.popleft() for _ in range(min(limit, len(self._inbox)))]
+        if not taken:
+            return 0
+        by_route: dict[int, list[tuple[str, bytes, _Pending]]] = {}
+        for message in taken:
+            route_index = next(
+                (i for i, route in enumerate(self.routes) if route.matches(message[0])), -1
+            )
+            by_route.setdefault(route_index, []).append(message)
+        for route_index, messages in by_route.items():
+            if route_index < 0:
+                for topic, payload, pending in messages:
+                    self.metrics.messages_in.labels("(none)").inc()
+                    reason = f"no route matches topic {topic!r}"
+                    self._dead_letter(topic, payload, "(none)", reason, pending)
+                continue
+            self._forward_route(self.routes[route_index], messages)
+        return len(taken)
+
+    def _forward_route(self, route: Route, messages: list[tuple[str, bytes, _Pending]]) -> None:
+        label = route.spec.topic_filter
+        self.metrics.messages_in.labels(label).inc(len(messages))
+        topics = [topic for topic, _, _ in messages]
+        results = route.map_batch(topics, [payload for _, payload, _ in messages])
+        for (topic, payload, pending), result in zip(messages, results, strict=True):
+            if isinstance(result, MappingError):
+                self._dead_letter(topic, payload, label, str(result), pending)
+            else:
+                self._produce(result, pending, label)
+
+    def _dead_letter(
+        self, mqtt_topic: str, payload: bytes, route: str, reason: str, pending: _Pending
+    ) -> None:
+        log.warning("dead letter from %s: %s", mqtt_topic, reason)
+        device = mqtt_topic.rsplit("/", 1)[-1]
+        record = KafkaRecord(
+            self.dead_letter_topic,
+            device.encode(),
+            payload,
+            [
+                (TOPIC_HEADER, mqtt_topic.encode()),
+                (ROUTE_HEADER, route.encode()),
+                (ERROR_HEADER, reason.encode()),
+            ],
+        )
+        pending.dead_letter = reason
+        self._produce(record, pending, "dlq")
+
+    def _produce(self, record: KafkaRecord, pending: _Pending, label: str) -> None:
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            self._delivered(error, record, pending, label)
+
+        while True:
+            try:
+                self.producer.produce(
+                    record.topic,
+                    record.value,
+                    record.key,
+                    headers=record.headers,
+                    on_delivery=delivered,
+                )
+                return
+            except BufferError:  # the producer's queue is full: wait for Kafka (backpressure)
+                self.producer.poll(0.1)
+
+    # producer callbacks (the run loop's thread) ------------------------------------------
+
+    def _delivered(
+        self, error: KafkaError | None, record: KafkaRecord, pending: _Pending, label: str
+    ) -> None:
+        if error is not None:
+            # Retriable errors never get here (message.timeout.ms=0 retries forever): this
+            # record cannot be written, so its message goes to the dead-letter topic instead.
+            if record.topic == self.dead_letter_topic:
+                # Acknowledging would lose the message and waiting would hold every later
+                # ack: stop, so the supervisor restarts the bridge and the broker resends.
+                self._fatal = f"the dead-letter topic refused a record: {error.str()}"
+                return
+            reason = f"Kafka refused the record for {record.topic}: {error.str()}"
+            mqtt_topic = pending.mqtt_topic
+            self._dead_letter(mqtt_topic, record.value, label, reason, pending)
+            return
+        self._records_out(label).inc()
+        if pending.dead_letter is not None:
+            self.metrics.dead_letters.labels(_reason_kind(pending.dead_letter)).inc()
+        pending.done = True
+        self._ack_ready()
+
+    def _records_out(self, label: str) -> Any:
+        """The route's records_out counter (labels() looked up once per route, not per record)."""
+        counter = self._out_counters.get(label)
+        if counter is None:
+            counter = self._out_counters[label] = self.metrics.records_out.labels(label)
+        return counter
+
+    def _ack_ready(self) -> None:
+        """Acknowledge, in receive order, every message whose record Kafka confirmed."""
+        now = time.monotonic()
+        with self._lock:
+            while self._pending and self._pending[0].done:
+                entry = self._pending.popleft()
+                self.metrics.pending.dec()
+                if entry.session != self._session or entry.qos == 0:
+                    continue
+                self.ack(entry.mid, entry.qos)
+                self.metrics.ack_lag.observe(now - entry.received)
+
+    def pending(self) -> int:
+        """Messages received and not acknowledged yet."""
+        with self._lock:
+            return len(self._pending)
+
+    def run(self, stop: threading.Event, poll_s: float = 0.002) -> None:
+        """Forward received messages and serve Kafka's delivery reports until `stop` is set,
+        then forward what was received and wait for Kafka's confirmations.
+
+        Raises BridgeError when a dead letter cannot be written (nothing more is acknowledged).
+        """
+        while not stop.is_set():
+            if self._fatal is not None:
+                raise BridgeError(self._fatal)
+            if self.forward_received():
+                self.producer.poll(0)
+            else:
+                self.producer.poll(poll_s)
+        self.forward_received(limit=len(self._inbox))
+        self.producer.flush()
+
+
+def _reason_kind(reason: str) -> str:
+    """A short, bounded label for the dead-letter counter."""
+    if reason.startswith("the payload is not JSON") or "not an object" in reason:
+        return "not_json"
+    if reason.startswith("field"):
+        return "field"
+    if reason.startswith("no route"):
+        return "no_route"
+    if reason.startswith("Kafka refused"):
+        return "kafka_refused"
+    return "other"
