@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "backend.apps.inferences",
     "backend.apps.jobs",
     "backend.apps.processes",
+    "backend.apps.visualization",
 ]
 
 MIDDLEWARE = [
@@ -86,6 +87,11 @@ STATIC_ROOT = str(KAFKAML.data_dir / "static")
 WHITENOISE_USE_FINDERS = True
 # whitenoise serves the collected UI from here; it warns at every start when it is missing.
 Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+# The built web UI (frontend/dist) at the site root; index.html for its routes (spa.py).
+if KAFKAML.frontend_dir.is_dir():
+    WHITENOISE_ROOT = str(KAFKAML.frontend_dir)
+# Vite names its assets by content hash: they never change under one name.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/assets/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
@@ -118,6 +124,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "VisualizationTypeEnum": "backend.apps.visualization.models.VisualizationType",
+    },
 }
 
 LOGGING = {
