@@ -38,7 +38,10 @@ export function DeployPage() {
   });
   const apiErrors = deploy.error instanceof ApiError ? deploy.error.fields : {};
   const errors = { ...apiErrors, ...localErrors };
-  const set = <K extends keyof DeployForm>(key: K, value: DeployForm[K]) => setForm((current) => ({ ...current, [key]: value }));
+  const set = <K extends keyof DeployForm>(key: K, value: DeployForm[K]) => {
+    setForm((current) => ({ ...current, [key]: value }));
+    setLocalErrors((current) => Object.fromEntries(Object.entries(current).filter(([field]) => field !== key)));
+  };
   const setIn = <K extends "incremental" | "distributed" | "semi_supervised" | "federated">(key: K, patch: Partial<DeployForm[K]>) =>
     setForm((current) => ({ ...current, [key]: { ...current[key], ...patch } }));
 

@@ -241,7 +241,7 @@ function ImportModel() {
       </Text>
       <ErrorAlert error={upload.error} />
       <Group align="flex-end">
-        <TextInput label="Name" value={name} onChange={(e) => setName(e.currentTarget.value)} />
+        <TextInput label="Imported model name" value={name} onChange={(e) => setName(e.currentTarget.value)} />
         <Select label="Framework" data={[{ value: "tensorflow", label: "TensorFlow" }, { value: "pytorch", label: "PyTorch" }]} value={framework} onChange={(v) => setFramework((v as Framework) ?? "tensorflow")} allowDeselect={false} />
         <Select label="File format" data={["keras", "pytorch", "onnx"]} value={format} onChange={(v) => setFormat((v as Schemas["ArtifactFormatEnum"]) ?? "keras")} allowDeselect={false} />
         <input aria-label="Model file" type="file" onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} />
