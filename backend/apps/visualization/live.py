@@ -74,11 +74,17 @@ def prediction_values(value: bytes | None) -> list[float]:
     return flat
 
 
-def assign_at_end(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> None:
-    """Assign every partition of `topic` at its current end (no group, no commits)."""
+def assign_at_end(consumer: Consumer, topic: str, timeout_s: float = 10.0) -> bool:
+    """Assign every partition of `topic` at its current end (no group, no commits).
+
+    False when the topic does not exist yet (the inference has not produced to it).
+    """
     metadata = consumer.list_topics(topic, timeout=timeout_s)
-    partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
-    consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in sorted(partitions)])
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        return False
+    consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in sorted(found.partitions)])
+    return True
 
 
 def sse(event: str, data: dict[str, Any]) -> str:
@@ -99,10 +105,15 @@ def stream_updates(
     never holds its server thread for long; closes the consumer however it ends.
     """
     try:
-        assign_at_end(consumer, topic)
+        assigned = assign_at_end(consumer, topic)
         yield "retry: 1000\n" + sse("ready", {"topic": topic, "interval_s": interval_s})
         deadline = clock() + max_duration_s
         while clock() < deadline:
+            if not assigned:  # the topic appears with the inference's first prediction
+                time.sleep(interval_s)
+                assigned = assign_at_end(consumer, topic, timeout_s=interval_s)
+                yield ": waiting for the topic\n\n"
+                continue
             window = Window()
             end = clock() + interval_s
             while (remaining := end - clock()) > 0:

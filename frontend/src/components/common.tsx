@@ -39,19 +39,19 @@ export function EmptyState({ children }: { children: ReactNode }) {
   );
 }
 
+// Dark enough for white badge text to reach WCAG AA (4.5:1) at badge size.
 const STATUS_COLORS: Record<string, string> = {
-  created: "gray",
-  running: "blue",
-  finished: "green",
-  failed: "red",
-  stopped: "orange",
+  created: "#495057",
+  running: "#1864ab",
+  finished: "#1e6b30",
+  failed: "#a61e1e",
+  stopped: "#8a4b00",
 };
 
 export function StatusBadge({ status }: { status: string | undefined }) {
   const value = status ?? "created";
-  // Dark text on the light variant keeps the contrast readable (axe: color-contrast).
   return (
-    <Badge color={STATUS_COLORS[value] ?? "gray"} variant="outline" data-testid="status" data-status={value}>
+    <Badge color={STATUS_COLORS[value] ?? "#495057"} variant="filled" data-testid="status" data-status={value}>
       {value}
     </Badge>
   );

@@ -20,7 +20,7 @@ export default function ResultPage() {
   });
   const live = LIVE.has(result.data?.status ?? "created");
   const logs = useQuery({
-    queryKey: ["results", pk, "logs"],
+    queryKey: ["results", pk, "logs", result.data?.status],
     queryFn: () => unwrap(api.GET("/api/results/{id}/logs", { params: { path: { id: pk } } })),
     refetchInterval: live ? 2000 : false,
   });
