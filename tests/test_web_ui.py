@@ -23,6 +23,8 @@ from kafkaml import frontend
 from kafkaml.local import LocalSettings, prepare_backend, programs
 from kafkaml.testing import wait_until
 
+# A fixed backend port for a run by hand (an engineer's port range); a free one by default.
+UI_PORT = int(os.environ.get("KAFKAML_TEST_UI_PORT") or 0)
 CHROMIUM = os.environ.get("KAFKAML_TEST_CHROMIUM", "/usr/bin/chromium")
 needs_node = pytest.mark.skipif(shutil.which("npm") is None, reason="the web UI needs Node.js")
 
@@ -32,7 +34,9 @@ def npx(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> 
         ["npx", "--no-install", *args], cwd=frontend.FRONTEND, text=True, capture_output=True,
         env={**os.environ, **(env or {})}, timeout=timeout, check=False,
     )  # fmt: skip
-    assert result.returncode == 0, f"npx {' '.join(args)}:\n{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
+    assert result.returncode == 0, (
+        f"npx {' '.join(args)}:\n{result.stdout[-8000:]}\n{result.stderr[-4000:]}"
+    )
     return result.stdout
 
 
@@ -69,7 +73,7 @@ def stack(
     """The local stack's services on a free port, their own data dir and control topic."""
     root = tmp_path_factory.mktemp("web-ui-stack")
     settings = LocalSettings(
-        cache_dir=root / "cache", data_dir=root / "data", backend_port=int(os.environ.get("KAFKAML_TEST_UI_PORT") or free_port()),
+        cache_dir=root / "cache", data_dir=root / "data", backend_port=UI_PORT or free_port(),
         broker_port=int(kafka_bootstrap.rsplit(":", 1)[1]),
     )  # fmt: skip
     password = uuid.uuid4().hex
@@ -94,9 +98,12 @@ def stack(
         log = (root / f"{program.name}.log").open("w")
         processes.append(
             subprocess.Popen(
-                command, env={**os.environ, **program.environment, **extra}, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                command,
+                env={**os.environ, **program.environment, **extra},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         )
     url = f"http://127.0.0.1:{settings.backend_port}"
     try:

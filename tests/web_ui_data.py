@@ -1,9 +1,9 @@
 """Data for the web UI's browser test, sent the way its pages tell a user to send it.
 
-    python tests/web_ui_data.py train BOOTSTRAP DEPLOYMENT_ID CONTROL_TOPIC
-        labeled samples through the RawSink call the Deploy page shows (4 features, 3 classes)
-    python tests/web_ui_data.py predict BOOTSTRAP TOPIC SECONDS
-        unlabeled samples to an inference's input topic, a few hundred a second, for SECONDS
+python tests/web_ui_data.py train BOOTSTRAP DEPLOYMENT_ID CONTROL_TOPIC
+    labeled samples through the RawSink call the Deploy page shows (4 features, 3 classes)
+python tests/web_ui_data.py predict BOOTSTRAP TOPIC SECONDS
+    unlabeled samples to an inference's input topic, a few hundred a second, for SECONDS
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ SPA_PATH = r"^(?!api/|api$|admin/|admin$|static/|metrics$).*$"
 
 NOT_BUILT = """<!doctype html><html lang="en"><head><title>kafkaml</title></head><body>
 <h1>The kafkaml web UI is not built</h1>
-<p>Run <code>make run</code> (it builds the UI), or <code>cd frontend && npm ci && npm run build</code>.
+<p>Run <code>make run</code> (it builds the UI),
+or <code>cd frontend && npm ci && npm run build</code>.
 The API answers at <a href="/api/docs/">/api/docs/</a>.</p></body></html>"""
 
 
@@ -31,4 +32,3 @@ def index(request: HttpRequest) -> HttpResponse:
     if not page.is_file():
         return HttpResponse(NOT_BUILT)
     return HttpResponse(page.read_bytes(), content_type="text/html; charset=utf-8")
-

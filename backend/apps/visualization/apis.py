@@ -44,7 +44,9 @@ class VisualizationApi(APIView):
     @extend_schema(responses=VisualizationSerializer, operation_id="inferences_visualization")
     def get(self, request: Request, pk: int) -> Response:
         inference = inference_get(user=request.user, inference_id=pk)
-        return Response(VisualizationSerializer(services.visualization_get(inference=inference)).data)
+        return Response(
+            VisualizationSerializer(services.visualization_get(inference=inference)).data
+        )
 
     @extend_schema(
         request=VisualizationSerializer,
@@ -74,7 +76,9 @@ class EventStreamRenderer(renderers.BaseRenderer):
     format = "sse"
     charset = "utf-8"
 
-    def render(self, data: Any, accepted_media_type: str | None = None, **_: Any) -> bytes:
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None
+    ) -> bytes:
         return renderers.JSONRenderer().render(data)
 
 
