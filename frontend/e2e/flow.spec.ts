@@ -191,6 +191,15 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
       await noSeriousA11yViolations(page, name);
       await screenshot(page, name.replace(" ", "-"));
     }
+    // An expired session: the next request is refused and the sign-in page says why.
+    await page.context().clearCookies({ name: "sessionid" });
+    await page.getByRole("navigation").getByRole("link", { name: "Configurations" }).click();
+    await expect(page.getByText("Your session has expired. Sign in again to continue.")).toBeVisible();
+    await screenshot(page, "session-expired");
+    await page.getByLabel("User name").fill(env("KAFKAML_UI_USER"));
+    await page.locator("input[type=password]").fill(env("KAFKAML_UI_PASSWORD"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("heading", { name: "Configurations" })).toBeVisible();
     await page.getByRole("button", { name: "Sign out" }).click();
     await expect(page.getByText("You are signed out.")).toBeVisible();
     await screenshot(page, "signed-out");
