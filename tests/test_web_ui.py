@@ -8,13 +8,16 @@ frontend/test-results/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.cookiejar import CookieJar
 from pathlib import Path
 
 import pytest
@@ -134,8 +137,6 @@ def stack(
 
 
 def _answers(url: str) -> bool:
-    import urllib.request
-
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return bool(response.status == 200)
@@ -152,3 +153,37 @@ def test_a_user_trains_deploys_and_watches_a_model_in_the_browser(stack: dict[st
         env={**stack, "KAFKAML_TEST_CHROMIUM": CHROMIUM, "PYTHONPATH": str(frontend.PROJECT_ROOT)},
         timeout=900,
     )  # fmt: skip
+
+
+@needs_node
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no chromium at {CHROMIUM}")
+def test_the_api_keeps_answering_while_five_live_views_are_open(stack: dict[str, str]) -> None:
+    """Runs after the browser flow, whose inference it watches."""
+    url = stack["KAFKAML_UI_URL"]
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    login = json.dumps({"username": "admin", "password": stack["KAFKAML_UI_PASSWORD"]}).encode()
+    opener.open(
+        urllib.request.Request(
+            f"{url}/api/auth/login", login, {"Content-Type": "application/json"}
+        ),
+        timeout=30,
+    ).close()
+    with opener.open(f"{url}/api/inferences", timeout=30) as answer:
+        inference = json.load(answer)[0]["id"]
+    stream = f"{url}/api/inferences/{inference}/visualization/stream"
+    viewers = [
+        opener.open(
+            urllib.request.Request(stream, headers={"Accept": "text/event-stream"}), timeout=30
+        )
+        for _ in range(5)
+    ]
+    try:
+        for viewer in viewers:
+            assert viewer.headers["Content-Type"].startswith("text/event-stream")
+            assert viewer.readline().startswith(b"retry:")
+        for _ in range(10):
+            with opener.open(f"{url}/api/models", timeout=10) as answer:
+                assert answer.status == 200
+    finally:
+        for viewer in viewers:
+            viewer.close()

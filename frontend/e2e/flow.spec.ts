@@ -7,6 +7,7 @@
 import AxeBuilder from "@axe-core/playwright";
 import { expect, test, type Page } from "@playwright/test";
 import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { TEMPLATES } from "../src/lib/models";
 
 const env = (name: string): string => {
@@ -15,6 +16,9 @@ const env = (name: string): string => {
   return value;
 };
 
+// This run's screenshots only.
+mkdirSync("test-results", { recursive: true });
+for (const old of readdirSync("test-results", { withFileTypes: true }).filter((entry) => entry.name.endsWith(".png"))) rmSync(`test-results/${old.name}`);
 let shot = 0;
 async function screenshot(page: Page, name: string) {
   shot += 1;
