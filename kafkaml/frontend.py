@@ -95,11 +95,11 @@ def build(root: Path = FRONTEND, out: Callable[[str], None] = print) -> bool:
 
 
 def openapi_schema(path: Path) -> None:
-    """Write the backend's OpenAPI document (YAML) to `path`."""
+    """Write the backend's OpenAPI document (YAML) to `path` (a scratch data dir beside it)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "backend.kafkaml_backend.settings",
-        "KAFKAML_DATA_DIR": os.environ.get("KAFKAML_DATA_DIR", tempfile.gettempdir()),
+        "KAFKAML_DATA_DIR": str(path.parent / "data"),
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])
         ),
