@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 # KAFKAML_TEST_DATABASE_URL names one (CI does).
 DB_TESTS := backend kafka_control_logger tests model_inference/tests/test_backend.py
 
-.PHONY: help install run stop status test test-python lint bench docs example clean
+.PHONY: help install run stop status test test-python lint bench docs example clean api-types
 
 help:
 	@echo "make run    install what is missing, start the local stack, print its addresses"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench  the benchmarks behind the documented figures"
 	@echo "make docs   build the documentation site (strict) into .cache/site"
 	@echo "make example NAME=digits   run examples/NAME.py against the running stack"
+	@echo "make api-types  regenerate frontend/src/api/schema.d.ts from the backend's OpenAPI document"
 
 $(INSTALLED): pyproject.toml requirements/constraints.txt
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "kafkaml needs Python 3.11"'
@@ -64,6 +65,9 @@ docs: install
 
 example: install
 	$(PY) -m examples.$(NAME) $(EXAMPLE_ARGS)
+# The web UI's TypeScript API types, from `manage.py spectacular` (tests/test_web_ui.py checks them).
+api-types: install
+	$(PY) -m kafkaml.frontend api-types
 
 clean: stop
 	rm -rf .cache

@@ -21,6 +21,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kafkaml import frontend
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BROKER_SCRIPT = PROJECT_ROOT / "deploy" / "local" / "kafka" / "broker.sh"
 # Named explicitly: a caller's DJANGO_SETTINGS_MODULE (a test run's) must not leak into the stack.
@@ -211,14 +213,29 @@ def scratch_broker(
             subprocess.run([*script, "stop"], env=env, capture_output=True, check=False)
 
 
+def build_web_ui(out: Callable[[str], None]) -> None:
+    """Build the web UI when its sources changed (npm ci / vite build, each only when needed).
+
+    Without npm the stack still starts: the API works and `/` says how to build the UI.
+    """
+    if shutil.which("npm") is None:
+        out("web UI: npm not found, not built (install Node.js 20+ for the UI at /)")
+        return
+    try:
+        frontend.build(out=out)
+    except frontend.FrontendBuildError as error:
+        raise LocalStackError(str(error)) from error
+
+
 def up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:
     """Start the broker and every program; idempotent. Raises LocalStackError on failure."""
+    build_web_ui(out)
     result = broker("start", settings)
     if result.returncode != 0:
         raise LocalStackError(result.stderr.strip() or result.stdout.strip())
     out(result.stdout.strip())
     services_up(settings, out)
-    out(f"kafkaml is up: open {backend_url(settings)}/api/docs/ and sign in as admin")
+    out(f"kafkaml is up: open {backend_url(settings)}/ and sign in as admin (API: /api/docs/)")
 
 
 def services_up(settings: LocalSettings, out: Callable[[str], None] = print) -> None:

@@ -71,6 +71,25 @@ class BackendSettings(BaseSettings):
         default="http://127.0.0.1:8000",
         description="URL at which jobs reach this backend (handed to them as KAFKAML_BACKEND_URL).",
     )
+    live_update_interval_s: float = Field(
+        default=0.25,
+        description="Interval of the live visualization's aggregated updates to a browser (the "
+        "rate limit of one stream).",
+    )
+    live_stream_max_s: float = Field(
+        default=300.0,
+        description="Longest one live visualization stream stays open before the browser "
+        "reconnects (bounds how long it holds a server thread).",
+    )
+    live_streams_max: int = Field(
+        default=8,
+        description="Live visualization streams one backend process serves at once; more are "
+        "answered 503 so threads stay free for the API.",
+    )
+    frontend_dir: Path = Field(
+        default=PROJECT_ROOT / "frontend" / "dist",
+        description="Folder of the built web UI that the backend serves at `/`.",
+    )
     job_token_max_age_s: int = Field(
         default=30 * 24 * 3600,
         description="Lifetime of a job token handed to a training or inference job, in seconds.",

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "backend.apps.inferences",
     "backend.apps.jobs",
     "backend.apps.processes",
+    "backend.apps.visualization",
 ]
 
 MIDDLEWARE = [
@@ -90,6 +91,11 @@ Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 # Artifacts and uploads are the backend's alone (the data dir itself is 0700).
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
+# The built web UI (frontend/dist) at the site root; index.html for its routes (spa.py).
+if KAFKAML.frontend_dir.is_dir():
+    WHITENOISE_ROOT = str(KAFKAML.frontend_dir)
+# Vite names its assets by content hash: they never change under one name.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"^/assets/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 CSRF_FAILURE_VIEW = "backend.kafkaml_backend.errors.csrf_failure"
@@ -139,6 +145,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "VisualizationTypeEnum": "backend.apps.visualization.models.VisualizationType",
+    },
 }
 
 LOGGING = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backend.apps.accounts import apis as accounts
@@ -11,7 +11,8 @@ from backend.apps.inferences import apis as inferences
 from backend.apps.jobs import apis as jobs
 from backend.apps.mlmodels import apis as mlmodels
 from backend.apps.training import apis as training
-from backend.kafkaml_backend import schema  # noqa: F401  (registers the job token scheme)
+from backend.apps.visualization import apis as visualization
+from backend.kafkaml_backend import schema, spa  # noqa: F401  (registers the job token scheme)
 from backend.kafkaml_backend.metrics import MetricsApi
 
 handler400 = "backend.kafkaml_backend.errors.bad_request"
@@ -19,7 +20,7 @@ handler403 = "backend.kafkaml_backend.errors.permission_denied"
 handler404 = "backend.kafkaml_backend.errors.not_found"
 handler500 = "backend.kafkaml_backend.errors.server_error"
 
-PUBLIC_URL_NAMES = frozenset({"health", "login", "schema", "docs"})
+PUBLIC_URL_NAMES = frozenset({"health", "login", "schema", "docs", "spa"})
 
 urlpatterns = [
     path("api/health", accounts.HealthApi.as_view(), name="health"),
@@ -27,6 +28,7 @@ urlpatterns = [
     path("api/auth/logout", accounts.LogoutApi.as_view(), name="logout"),
     path("api/auth/me", accounts.MeApi.as_view(), name="me"),
     path("api/auth/token", accounts.TokenApi.as_view(), name="token"),
+    path("api/platform", accounts.PlatformApi.as_view(), name="platform"),
     path("api/models", mlmodels.MLModelListApi.as_view(), name="models"),
     path("api/models/import", training.ModelImportApi.as_view(), name="models-import"),
     path("api/models/<int:pk>", mlmodels.MLModelDetailApi.as_view(), name="model"),
@@ -80,6 +82,16 @@ urlpatterns = [
     path(
         "api/inferences/<int:pk>/swap", inferences.InferenceSwapApi.as_view(), name="inference-swap"
     ),
+    path(
+        "api/inferences/<int:pk>/visualization",
+        visualization.VisualizationApi.as_view(),
+        name="inference-visualization",
+    ),
+    path(
+        "api/inferences/<int:pk>/visualization/stream",
+        visualization.VisualizationStreamApi.as_view(),
+        name="inference-visualization-stream",
+    ),
     path("api/jobs/results/<int:pk>/spec", jobs.ResultSpecApi.as_view(), name="job-result-spec"),
     path(
         "api/jobs/results/<int:pk>/running",
@@ -118,4 +130,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("metrics", MetricsApi.as_view(), name="metrics"),
+    re_path(spa.SPA_PATH, spa.index, name="spa"),
 ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import urllib.request
 from pathlib import Path
@@ -52,6 +53,9 @@ def test_stack_serves_the_api_stops_without_leftovers_and_keeps_broker_data(
         with urllib.request.urlopen(health_url, timeout=10) as response:
             assert json.load(response)["status"] == "ok"
         assert any("admin" in line for line in lines), lines
+        if shutil.which("npm"):  # `make run` built the web UI; the address it prints serves it
+            with urllib.request.urlopen(f"{local.backend_url(settings)}/", timeout=10) as page:
+                assert b'<div id="root">' in page.read()
         ensure_topics(make_admin(kafka), ["kept"], partitions=1)
         producer = make_producer(kafka)
         producer.produce("kept", key=b"k", value=b"survives a restart")

@@ -121,3 +121,21 @@ class HealthApi(APIView):
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
         return Response({"status": "ok", "database": "ok"})
+
+
+class PlatformOutput(serializers.Serializer):
+    kafka_bootstrap_servers = serializers.CharField()
+    control_topic = serializers.CharField()
+
+
+class PlatformApi(APIView):
+    """Where producers send data: what the UI puts in its copyable sink snippets."""
+
+    @extend_schema(responses=PlatformOutput, operation_id="platform")
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "kafka_bootstrap_servers": settings.KAFKA.bootstrap_servers,
+                "control_topic": settings.KAFKAML.control_topic,
+            }
+        )

@@ -1,0 +1,211 @@
+/**
+ * Issue 15's flow, as a first-time user: sign in, a model with a syntax error then fixed,
+ * a configuration, a deployment, data from a sink, the result live to `finished` with its
+ * learning curves, the model download, an inference, its predictions live in both modes,
+ * scale, stop, sign out. Every page gets an axe scan; every step a screenshot.
+ */
+import AxeBuilder from "@axe-core/playwright";
+import { expect, test, type Page } from "@playwright/test";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
+import { TEMPLATES } from "../src/lib/models";
+
+const env = (name: string): string => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run this through tests/test_web_ui.py`);
+  return value;
+};
+
+// This run's screenshots only.
+mkdirSync("test-results", { recursive: true });
+for (const old of readdirSync("test-results", { withFileTypes: true }).filter((entry) => entry.name.endsWith(".png"))) rmSync(`test-results/${old.name}`);
+let shot = 0;
+async function screenshot(page: Page, name: string) {
+  shot += 1;
+  await page.screenshot({ path: `test-results/${String(shot).padStart(2, "0")}-${name}.png`, fullPage: true });
+}
+
+async function noSeriousA11yViolations(page: Page, name: string) {
+  const results = await new AxeBuilder({ page }).analyze();
+  const serious = results.violations.filter((violation) => violation.impact === "serious" || violation.impact === "critical");
+  expect(serious.map((violation) => `${name}: ${violation.id} (${violation.impact}): ${violation.nodes.map((node) => node.target.join(" ")).slice(0, 3).join(" | ")}`)).toEqual([]);
+}
+
+async function replaceEditor(page: Page, label: string, text: string) {
+  const editor = page.getByLabel(label, { exact: true }).and(page.locator(".cm-content"));
+  await editor.click();
+  await page.keyboard.press("ControlOrMeta+a");
+  await page.keyboard.insertText(text);
+}
+
+function python(...args: string[]) {
+  return execFileSync(env("KAFKAML_UI_PYTHON"), [env("KAFKAML_UI_DATA_SCRIPT"), ...args], { stdio: "pipe", timeout: 180_000 });
+}
+
+test("a first-time user trains, deploys and watches a model", async ({ page }) => {
+  test.setTimeout(600_000);
+  const bootstrap = env("KAFKAML_UI_BOOTSTRAP");
+  const tag = Date.now().toString(36); // names of this run's objects: reruns on one stack work
+
+  await test.step("sign in (a wrong password is refused in words)", async () => {
+    await page.goto("/");
+    await expect(page.getByRole("heading", { name: "Sign in to kafkaml" })).toBeVisible();
+    await noSeriousA11yViolations(page, "sign in");
+    await page.getByLabel("User name").fill(env("KAFKAML_UI_USER"));
+    await page.locator("input[type=password]").fill("not-the-password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("alert")).toContainText("Wrong user name or password.");
+    await screenshot(page, "sign-in-wrong-password");
+    await page.locator("input[type=password]").fill(env("KAFKAML_UI_PASSWORD"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByTestId("signed-in-user")).toContainText(env("KAFKAML_UI_USER"));
+    await expect(page.getByRole("heading", { name: "Models" })).toBeVisible();
+    await screenshot(page, "models-empty");
+    await noSeriousA11yViolations(page, "models");
+  });
+
+  await test.step("a model with a syntax error shows the error at its line; fixed, its summary", async () => {
+    await page.getByRole("link", { name: "New model" }).click();
+    await page.getByRole("textbox", { name: "Name", exact: true }).fill(`net-${tag}`);
+    await page.getByText("PyTorch (Ignite)").click();
+    await expect(page.locator(".cm-content[aria-label=code]")).toContainText("class Net(torch.nn.Module)");
+    const broken = TEMPLATES.pytorch.code.replace("model = Net()", "model = Net(");
+    const line = broken.split("\n").findIndex((text) => text === "model = Net(") + 1;
+    await replaceEditor(page, "code", broken);
+    await page.getByRole("button", { name: "Check and create" }).click();
+    await expect(page.getByTestId("model-error")).toContainText(`line ${line}`, { timeout: 120_000 });
+    await expect(page.getByTestId("editor-code")).toHaveAttribute("data-error-line", String(line));
+    await expect(page.locator(".cm-lintRange-error")).toBeVisible();
+    await screenshot(page, "model-error-at-line");
+    await noSeriousA11yViolations(page, "model edit");
+    await replaceEditor(page, "code", TEMPLATES.pytorch.code);
+    await page.getByRole("button", { name: "Check and create" }).click();
+    await expect(page.getByTestId("model-summary")).toContainText("parameters", { timeout: 120_000 });
+    await expect(page.getByTestId("model-summary")).toContainText("[null,4]");
+    await screenshot(page, "model-summary");
+  });
+
+  let deploymentId = 0;
+  await test.step("a configuration, deployed with the snippet to send data", async () => {
+    await page.getByRole("link", { name: "Configurations" }).click();
+    await noSeriousA11yViolations(page, "configurations");
+    await page.getByRole("link", { name: "New configuration" }).click();
+    await page.getByRole("textbox", { name: "Name", exact: true }).fill(`blobs-${tag}`);
+    await page.getByRole("combobox", { name: "Models" }).click();
+    await page.getByRole("option", { name: `net-${tag} (pytorch)` }).click();
+    await page.keyboard.press("Escape");
+    await page.getByRole("button", { name: "Create" }).click();
+    await expect(page.getByRole("link", { name: `blobs-${tag}`, exact: true })).toBeVisible();
+    await screenshot(page, "configurations");
+    await page.getByRole("row", { name: new RegExp(`blobs-${tag}`) }).getByRole("link", { name: "Deploy", exact: true }).click();
+    await expect(page.getByRole("heading", { name: `Deploy blobs-${tag}` })).toBeVisible();
+    await page.getByLabel("Fit arguments (JSON)").fill("[3]");
+    await page.getByRole("button", { name: "Deploy", exact: true }).click();
+    await expect(page.getByText("Must be a JSON object")).toBeVisible();
+    await page.getByLabel("Fit arguments (JSON)").fill('{"epochs": 4}');
+    await noSeriousA11yViolations(page, "deploy");
+    await screenshot(page, "deploy-form");
+    await page.getByRole("button", { name: "Deploy", exact: true }).click();
+    const snippet = page.getByTestId("sink-snippet");
+    await expect(snippet).toContainText("RawSink(");
+    await expect(snippet).toContainText(bootstrap);
+    await expect(snippet).toContainText('data_reshape="4"');
+    deploymentId = Number(/deployment_id=(\d+)/.exec((await snippet.textContent()) ?? "")?.[1]);
+    expect(deploymentId).toBeGreaterThan(0);
+    await screenshot(page, "deployed-snippet");
+  });
+
+  await test.step("data from a sink; the result goes live to finished with its learning curves", async () => {
+    await page.getByRole("link", { name: "Watch its results" }).click();
+    await expect(page.getByTestId("status").first()).toBeVisible();
+    await noSeriousA11yViolations(page, "deployments");
+    python("train", bootstrap, String(deploymentId), env("KAFKAML_UI_CONTROL_TOPIC"));
+    await page.getByRole("link", { name: /^Result \d+$/ }).first().click();
+    // Watch it live: the page polls, nobody reloads.
+    await expect(page.getByTestId("status")).toHaveAttribute("data-status", /running|finished/, { timeout: 180_000 });
+    await expect(page.getByTestId("chart-curve loss")).toBeVisible({ timeout: 180_000 });
+    await screenshot(page, "result-training");
+    await expect(page.getByTestId("status")).toHaveAttribute("data-status", "finished", { timeout: 240_000 });
+    await expect(page.getByTestId("metrics-table")).toContainText("accuracy");
+    await expect(page.getByTestId("chart-confusion matrix")).toBeVisible();
+    await screenshot(page, "result-finished");
+    await noSeriousA11yViolations(page, "result");
+    const download = page.waitForEvent("download");
+    await page.getByRole("button", { name: /Download model/ }).click();
+    expect((await download).suggestedFilename()).toMatch(new RegExp(`^net-${tag}-\\d+\\.`));
+  });
+
+  let inferencePath = "";
+  let inputTopic = "";
+  await test.step("an inference pre-filled from the datasource", async () => {
+    await page.getByRole("link", { name: "Deploy for inference" }).click();
+    await expect(page.getByLabel("Input configuration (JSON)")).toHaveValue(/"data_reshape": "4"/);
+    await noSeriousA11yViolations(page, "inference form");
+    await screenshot(page, "inference-form");
+    inputTopic = await page.getByLabel("Input topic").inputValue();
+    await page.getByRole("button", { name: "Deploy inference" }).click();
+    await expect(page.getByRole("heading", { name: /^Inference \d+$/ })).toBeVisible();
+    inferencePath = new URL(page.url()).pathname;
+    // The local runner reports `created` until replicas report readiness (where the schema has
+    // it); predictions arriving on the visualization page are the proof that it runs.
+    await expect(page.getByTestId("status")).toHaveAttribute("data-status", /created|running/);
+    await screenshot(page, "inference-running");
+    await noSeriousA11yViolations(page, "inference");
+  });
+
+  await test.step("predictions arrive on the visualization page, in both modes", async () => {
+    await page.getByRole("link", { name: "Live visualization" }).click();
+    const config = page.getByLabel("Visualization configuration (JSON)");
+    await expect(config).toHaveValue(/"Class 2"/);
+    await page.getByRole("button", { name: "Save configuration" }).click();
+    await page.getByRole("button", { name: "Connect" }).click();
+    const producer = spawn(env("KAFKAML_UI_PYTHON"), [env("KAFKAML_UI_DATA_SCRIPT"), "predict", bootstrap, inputTopic, "120"], { stdio: "ignore" });
+    try {
+      await expect.poll(async () => Number(await page.getByTestId("live-stats").getAttribute("data-total")), { timeout: 180_000 }).toBeGreaterThan(0);
+      await expect(page.getByTestId("current-class")).not.toHaveAttribute("data-class", "");
+      await screenshot(page, "visualization-classification");
+      await noSeriousA11yViolations(page, "visualization");
+      const regression = JSON.parse(await config.inputValue());
+      await config.fill(JSON.stringify({ ...regression, type: "regression" }, null, 2));
+      await page.getByRole("button", { name: "Save configuration" }).click();
+      await expect(page.getByTestId("chart-regression outputs")).toBeVisible();
+      await expect.poll(async () => Number(await page.getByTestId("live-stats").getAttribute("data-updates")), { timeout: 60_000 }).toBeGreaterThan(2);
+      await screenshot(page, "visualization-regression");
+    } finally {
+      producer.kill();
+    }
+  });
+
+  await test.step("scale and stop the inference", async () => {
+    await page.goto(inferencePath);
+    await page.getByLabel("Replicas").fill("2");
+    await page.getByRole("button", { name: "Scale" }).click();
+    await expect(page.getByTestId("replicas")).toContainText("2");
+    await screenshot(page, "inference-scaled");
+    await page.getByRole("button", { name: "Stop" }).click();
+    await expect(page.getByTestId("status")).toHaveAttribute("data-status", "stopped", { timeout: 60_000 });
+    await screenshot(page, "inference-stopped");
+  });
+
+  await test.step("the other lists, then sign out", async () => {
+    for (const [link, name] of [["Datasources", "datasources"], ["Inferences", "inferences"], ["Deployments", "deployments list"], ["Models", "models list"]] as const) {
+      await page.getByRole("navigation").getByRole("link", { name: link }).click();
+      await expect(page.getByRole("heading", { name: new RegExp(link) })).toBeVisible();
+      await expect(page.getByRole("table")).toBeVisible();
+      await noSeriousA11yViolations(page, name);
+      await screenshot(page, name.replace(" ", "-"));
+    }
+    // An expired session: the next request is refused and the sign-in page says why.
+    await page.context().clearCookies({ name: "sessionid" });
+    await page.getByRole("navigation").getByRole("link", { name: "Configurations" }).click();
+    await expect(page.getByText("Your session has expired. Sign in again to continue.")).toBeVisible();
+    await screenshot(page, "session-expired");
+    await page.getByLabel("User name").fill(env("KAFKAML_UI_USER"));
+    await page.locator("input[type=password]").fill(env("KAFKAML_UI_PASSWORD"));
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page.getByRole("heading", { name: "Configurations" })).toBeVisible();
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await expect(page.getByText("You are signed out.")).toBeVisible();
+    await screenshot(page, "signed-out");
+  });
+});

@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { buildDeployRequest, DEFAULT_FORM, parseJsonObject, rawSinkSnippet } from "./deployForm";
+
+describe("parseJsonObject", () => {
+  it("accepts an object and an empty text", () => {
+    expect(parseJsonObject('{"epochs": 3}').value).toEqual({ epochs: 3 });
+    expect(parseJsonObject("  ").value).toEqual({});
+  });
+  it("refuses text that is not JSON, and JSON that is not an object", () => {
+    expect(parseJsonObject("{epochs: 3}").error).toMatch(/Not valid JSON/);
+    expect(parseJsonObject("[1, 2]").error).toMatch(/JSON object/);
+    expect(parseJsonObject("5").error).toMatch(/JSON object/);
+  });
+});
+
+describe("buildDeployRequest", () => {
+  it("builds a classic request with parsed arguments and no mode options", () => {
+    const { body, errors } = buildDeployRequest(DEFAULT_FORM, 7);
+    expect(errors).toEqual({});
+    expect(body).toMatchObject({ configuration_id: 7, mode: "classic", batch_size: 32, fit_kwargs: { epochs: 5 }, eval_kwargs: {} });
+    expect(body?.incremental).toBeUndefined();
+  });
+  it("reports each bad field under the API's key", () => {
+    const { body, errors } = buildDeployRequest({ ...DEFAULT_FORM, batch_size: 0, fit_kwargs: "{", gpus: 1.5 }, 1);
+    expect(body).toBeUndefined();
+    expect(Object.keys(errors).sort()).toEqual(["batch_size", "fit_kwargs", "gpus"]);
+  });
+  it("requires a monitoring metric for indefinite incremental training", () => {
+    const form = { ...DEFAULT_FORM, mode: "incremental" as const, incremental: { ...DEFAULT_FORM.incremental, indefinite: true } };
+    expect(buildDeployRequest(form, 1).errors["incremental.monitoring_metric"]).toBeTruthy();
+    const fixed = { ...form, incremental: { ...form.incremental, monitoring_metric: "val_loss" } };
+    expect(buildDeployRequest(fixed, 1).body?.incremental).toMatchObject({ indefinite: true, monitoring_metric: "val_loss" });
+  });
+  it("keeps semi-supervised confidence within 0..1 and splits distributed metrics", () => {
+    const semi = { ...DEFAULT_FORM, mode: "semi-supervised" as const, semi_supervised: { rounds: 3, confidence: 1.5 } };
+    expect(buildDeployRequest(semi, 1).errors["semi_supervised.confidence"]).toMatch(/between 0 and 1/);
+    const distributed = { ...DEFAULT_FORM, mode: "distributed" as const, distributed: { ...DEFAULT_FORM.distributed, metrics: "accuracy, mae ," } };
+    expect(buildDeployRequest(distributed, 1).body?.distributed?.metrics).toEqual(["accuracy", "mae"]);
+  });
+  it("checks the federated data restrictions as a JSON object", () => {
+    const form = { ...DEFAULT_FORM, mode: "federated" as const, federated: { ...DEFAULT_FORM.federated, data_restrictions: "[]" } };
+    expect(buildDeployRequest(form, 1).errors["federated.data_restrictions"]).toBeTruthy();
+  });
+});
+
+describe("rawSinkSnippet", () => {
+  it("names the deployment and reshapes to the model's input without the batch axis", () => {
+    const snippet = rawSinkSnippet({ deploymentId: 42, bootstrap: "127.0.0.1:9092", inputShape: [null, 28, 28] });
+    expect(snippet).toContain("deployment_id=42");
+    expect(snippet).toContain('data_reshape="28 28"');
+    expect(snippet).toContain('"127.0.0.1:9092"');
+  });
+});

@@ -1,0 +1,3 @@
+export function formatTime(value: string | null | undefined): string {
+  return value ? new Date(value).toLocaleString() : "—";
+}
