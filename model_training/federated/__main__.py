@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from kafkaml.frameworks import get_framework
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
 from model_training.federated.exchange import exchange_topics
 from model_training.federated.settings import FederatedWorkerSettings
@@ -32,6 +33,9 @@ def main() -> int:
             timeout_s=settings.worker_data_timeout_s,
             seed=settings.worker_seed,
         )
+        if settings.worker_framework is not None:
+            get_framework(settings.worker_framework)  # imports it now rather than in round 0
+        log.info("worker %s ready: %d training samples", settings.worker_id, data.samples)
         worker = Worker(
             worker_id=settings.worker_id,
             key=settings.worker_credential.get_secret_value().encode(),

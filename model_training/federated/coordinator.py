@@ -97,6 +97,7 @@ class Coordinator:
             self.credentials,
             chunk_bytes=self.chunk_bytes,
         )
+        log.info("round %d: global weights published", index)
         updates = self._collect(index, min_clients, timeout_s)
         missing = sorted(set(self.credentials) - set(updates))
         if len(updates) < min_clients:
@@ -123,7 +124,7 @@ class Coordinator:
         updates: dict[str, Envelope] = {}
         deadline = time.monotonic() + timeout_s
         while len(updates) < min_clients and (remaining := deadline - time.monotonic()) > 0:
-            records = self.consumer.consume(500, timeout=min(1.0, remaining))
+            records = self.consumer.consume(500, timeout=min(0.2, remaining))
             for update in self.assembler.feed(records):
                 if update.kind != UPDATE or update.round != index or update.weights is None:
                     log.info(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -37,6 +39,10 @@ class FederatedWorkerSettings(BaseSettings):
     worker_idle_timeout_s: float | None = Field(
         default=None,
         description="Federated worker: exit when no round arrives this long (unset: never).",
+    )
+    worker_framework: Literal["tensorflow", "pytorch"] | None = Field(
+        default=None,
+        description="Federated worker: framework to import at start, so the first round is quick.",
     )
     worker_seed: int = Field(
         default=0, description="Federated worker: seed of its validation split."

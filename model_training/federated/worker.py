@@ -106,7 +106,8 @@ class Worker:
         pending: Envelope | None = None
         heard = time.monotonic()
         while True:
-            records = self.consumer.consume(500, timeout=1.0)
+            # A short poll: an empty one means caught up with the topic, so train the newest round.
+            records = self.consumer.consume(500, timeout=0.2)
             for envelope in assembler.feed(records):
                 heard = time.monotonic()
                 if envelope.kind == DONE:

@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient
 
 from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings, ensure_topics
+from kafkaml.testing import wait_until
 from model_training.federated.exchange import (
     Assembler,
     Envelope,
@@ -107,7 +108,8 @@ def start_worker(
         "KAFKAML_DATASET_CONTROL_TOPIC": deployment.control_topic,
         "KAFKAML_DATASET_ID": str(deployment.datasets[name]),
         "KAFKAML_WORKER_IDLE_TIMEOUT_S": "120",
-        "KAFKAML_FEDERATED_CHUNK_BYTES": "2048",  # the tiny models still travel in chunks
+        "KAFKAML_FEDERATED_CHUNK_BYTES": "2048",
+        "KAFKAML_WORKER_FRAMEWORK": "pytorch",  # the tiny models still travel in chunks
         "CUDA_VISIBLE_DEVICES": "",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         **env,
@@ -121,6 +123,18 @@ def start_worker(
         stderr=subprocess.STDOUT,
     )
     return WorkerProcess(name, process, path)
+
+
+def wait_ready(workers: list[WorkerProcess], timeout_s: float = 180) -> None:
+    """Until every worker has read its data and imported its framework (or one has died)."""
+
+    def ready() -> bool:
+        for worker in workers:
+            if worker.process.poll() is not None:
+                raise AssertionError(f"{worker.name} exited: {worker.log()}")
+        return all(f"worker {w.name} ready" in w.log() for w in workers)
+
+    wait_until(ready, "workers ready", timeout_s)
 
 
 def exchanged(consumer: Consumer, topic: str) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from model_training.federated.tests.rounds import (
     globals_of,
     start_worker,
     updates_of,
+    wait_ready,
 )
 from model_training.tests.jobs import JobProcess, spec_document, start_job
 
@@ -78,7 +80,19 @@ def _weighted_mean(updates: list, index: int) -> list[np.ndarray]:  # type: igno
     ]
 
 
-@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+FULL = os.environ.get("KAFKAML_FEDERATED_FULL") == "1"
+
+
+@pytest.mark.parametrize(
+    "framework",
+    [
+        "pytorch",
+        pytest.param(
+            "tensorflow",
+            marks=pytest.mark.skipif(not FULL, reason="KAFKAML_FEDERATED_FULL=1 runs Keras too"),
+        ),
+    ],
+)
 def test_round_aggregate_is_the_sample_weighted_mean_of_non_iid_workers(
     framework: str,
     tmp_path: Path,
@@ -87,7 +101,11 @@ def test_round_aggregate_is_the_sample_weighted_mean_of_non_iid_workers(
     workers: list[WorkerProcess],
     consumer_factory: Callable[..., Consumer],
 ) -> None:
-    workers += [start_worker(tmp_path, kafka_settings, deployment, name) for name in WORKERS]
+    workers += [
+        start_worker(tmp_path, kafka_settings, deployment, name, KAFKAML_WORKER_FRAMEWORK=framework)
+        for name in WORKERS
+    ]
+    wait_ready(workers)
     job = _coordinator(tmp_path, kafka_settings, deployment, framework, rounds=2, min_clients=3)
     assert job.wait() == 0, job.log()
     assert job.status()[-1] == "finished"
@@ -110,18 +128,12 @@ def test_round_aggregate_is_the_sample_weighted_mean_of_non_iid_workers(
     epochs = job.epochs()
     assert [epoch["epoch"] for epoch in epochs] == [0, 1]
     assert "accuracy" in epochs[-1]["train"] and "loss" in epochs[-1]["validation"]
+    _assert_no_sample_on_the_wire(deployment, consumer_factory)
 
 
-def test_no_raw_sample_travels_on_the_exchange_topics(
-    tmp_path: Path,
-    kafka_settings: KafkaSettings,
-    deployment: Deployment,
-    workers: list[WorkerProcess],
-    consumer_factory: Callable[..., Consumer],
+def _assert_no_sample_on_the_wire(
+    deployment: Deployment, consumer_factory: Callable[..., Consumer]
 ) -> None:
-    workers += [start_worker(tmp_path, kafka_settings, deployment, name) for name in WORKERS]
-    job = _coordinator(tmp_path, kafka_settings, deployment, "pytorch", rounds=1, min_clients=3)
-    assert job.wait() == 0, job.log()
     records = exchanged(consumer_factory(), deployment.topics.updates) + exchanged(
         consumer_factory(), deployment.topics.global_weights
     )
@@ -139,9 +151,10 @@ def _kill_c_while_training(
     tmp_path: Path, settings: KafkaSettings, deployment: Deployment, min_clients: int
 ) -> tuple[JobProcess, list[WorkerProcess]]:
     workers = [start_worker(tmp_path, settings, deployment, name) for name in WORKERS]
+    wait_ready(workers)
     job = _coordinator(
         tmp_path, settings, deployment, "pytorch", rounds=2, min_clients=min_clients,
-        local_epochs=3, round_timeout_s=15,
+        local_epochs=3, round_timeout_s=20,
     )  # fmt: skip
     wait_until(lambda: "round 0: training" in workers[2].log(), "worker-c training", 180)
     workers[2].kill()
@@ -174,9 +187,8 @@ def test_a_worker_killed_mid_round_fails_the_round_visibly_below_min_clients(
     job, started = _kill_c_while_training(tmp_path, kafka_settings, slow_c, min_clients=3)
     workers += started
     assert job.wait() == 1, job.log()
-    assert job.status()[-1] == "failed"
-    reason = (
-        (job.result() / "reason").read_text() if (job.result() / "reason").exists() else job.log()
-    )
-    assert "RoundFailedError: round 0: 2 of the 3 updates needed arrived within 15 s" in reason
+    status, *reason_lines = job.status()
+    assert status == "failed"
+    reason = "\n".join(reason_lines)
+    assert "RoundFailedError: round 0: 2 of the 3 updates needed arrived within 20 s" in reason
     assert "missing ['worker-c']" in reason
