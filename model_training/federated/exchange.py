@@ -139,7 +139,11 @@ def publish(
             failures.append(str(error))
 
     for index, chunk in enumerate(chunks):
-        headers = [(_META, metadata), (_SIGNATURES, signatures), (_CHUNK, str(index).encode())]
+        headers: list[tuple[str, str | bytes | None]] = [
+            (_META, metadata),
+            (_SIGNATURES, signatures),
+            (_CHUNK, str(index).encode()),
+        ]
         producer.produce(
             topic, chunk, envelope.sender.encode(), headers=headers, on_delivery=delivered
         )
@@ -234,14 +238,14 @@ class Assembler:
         return done
 
     def _add(self, record: Message) -> Envelope | None:
-        headers = dict(record.headers() or [])
+        headers = _headers(record)
         try:
             raw = headers[_META]
             meta = json.loads(raw)
             part = self.partial.setdefault(
-                meta["id"], _Partial(meta, raw, json.loads(headers[_SIGNATURES]))
+                meta["id"], _Partial(meta, raw, json.loads(headers[_SIGNATURES] or b"{}"))
             )
-            part.chunks[int(headers[_CHUNK])] = record.value() or b""
+            part.chunks[int(headers[_CHUNK] or b"-1")] = record.value() or b""
         except (KeyError, ValueError, TypeError) as error:
             self._refuse("?", f"malformed record at {record.topic()}/{record.offset()}: {error}")
             return None
@@ -278,6 +282,14 @@ class Assembler:
     def _refuse(self, sender: str, reason: str) -> None:
         log.warning("refused an exchange message from %r: %s", sender, reason)
         self.refused.append((sender, reason))
+
+
+def _headers(record: Message) -> dict[str, bytes]:
+    found: dict[str, bytes] = {}
+    for header in record.headers() or []:
+        name, value = header[0], header[1]
+        found[str(name)] = value.encode() if isinstance(value, str) else bytes(value or b"")
+    return found
 
 
 def parse_credentials(text: str) -> dict[str, bytes]:

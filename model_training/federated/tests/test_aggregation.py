@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from kafkaml.frameworks.base import Array
 from model_training.federated.aggregation import (
     AggregationError,
     fedavg,
@@ -16,7 +17,7 @@ from model_training.federated.aggregation import (
 SHAPES = [(3, 2), (2,)]
 
 
-def _client(seed: int) -> list[np.ndarray]:
+def _client(seed: int) -> list[Array]:
     rng = np.random.default_rng(seed)
     return [rng.normal(size=shape).astype(np.float32) for shape in SHAPES]
 
@@ -46,7 +47,7 @@ finite = st.floats(-1e3, 1e3, allow_nan=False, width=32)
         max_size=5,
     )
 )
-def test_fedavg_matches_numpy_average_with_weights(clients: list[tuple[np.ndarray, int]]) -> None:
+def test_fedavg_matches_numpy_average_with_weights(clients: list[tuple[Array, int]]) -> None:
     arrays = [[array] for array, _ in clients]
     counts = [count for _, count in clients]
     expected = np.average(
@@ -57,9 +58,7 @@ def test_fedavg_matches_numpy_average_with_weights(clients: list[tuple[np.ndarra
 
 @settings(max_examples=30, deadline=None)
 @given(hnp.arrays(np.float32, (4,), elements=finite), st.integers(1, 5), st.integers(1, 1000))
-def test_fedavg_of_identical_clients_is_that_client(
-    array: np.ndarray, clients: int, count: int
-) -> None:
+def test_fedavg_of_identical_clients_is_that_client(array: Array, clients: int, count: int) -> None:
     np.testing.assert_allclose(fedavg([[array]] * clients, [count] * clients)[0], array, rtol=1e-6)
 
 
@@ -72,9 +71,7 @@ def test_integer_buffers_stay_integers() -> None:
     ("updates", "counts"),
     [([], []), ([_client(0)], [0]), ([_client(0), _client(1)[:1]], [1, 1]), ([_client(0)], [1, 2])],
 )
-def test_unaveragable_updates_are_refused(
-    updates: list[list[np.ndarray]], counts: list[int]
-) -> None:
+def test_unaveragable_updates_are_refused(updates: list[list[Array]], counts: list[int]) -> None:
     with pytest.raises(AggregationError):
         fedavg(updates, counts)
 

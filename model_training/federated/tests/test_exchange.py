@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings, make_producer
 from model_training.federated.exchange import (
     COORDINATOR,
@@ -50,7 +51,7 @@ dtypes = st.sampled_from([np.float32, np.float64, np.int64, np.uint8])
         max_size=4,
     )
 )
-def test_weights_container_round_trips(arrays: list[np.ndarray]) -> None:
+def test_weights_container_round_trips(arrays: list[Array]) -> None:
     decoded = decode_weights(encode_weights(arrays))
     assert len(decoded) == len(arrays)
     for got, want in zip(decoded, arrays, strict=True):
