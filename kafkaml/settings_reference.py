@@ -23,6 +23,7 @@ SETTINGS_CLASSES = [
     "model_inference.settings:InferenceSettings",
     "model_inference.settings:JobApiSettings",
     "model_training.settings:TrainingSettings",
+    "model_training.federated.settings:FederatedWorkerSettings",
 ]
 START = "<!-- settings-table:start -->"
 END = "<!-- settings-table:end -->"
