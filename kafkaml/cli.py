@@ -15,9 +15,15 @@ def main(argv: list[str] | None = None) -> int:
     stack.add_argument("action", choices=["up", "down", "status"])
     table = commands.add_parser("settings-table", help="print the README's settings table")
     table.add_argument("--write", action="store_true", help="rewrite it in README.md")
+    commands.add_parser(
+        "federated-worker",
+        help="train a federated deployment's rounds on local data (settings: KAFKAML_WORKER_*)",
+    )
     args = parser.parse_args(argv)
     if args.command == "local":
         return _local(args.action)
+    if args.command == "federated-worker":
+        return _federated_worker()
     return _settings_table(write=args.write)
 
 
@@ -28,6 +34,13 @@ def _settings_table(*, write: bool) -> int:
     readme = local.PROJECT_ROOT / "README.md"
     readme.write_text(settings_reference.readme_with_table(readme.read_text()))
     return 0
+
+
+def _federated_worker() -> int:
+    # Imported here: it needs the training extras (a framework), which producers do not install.
+    from model_training.federated.__main__ import main as worker_main
+
+    return worker_main()
 
 
 def _local(action: str) -> int:

@@ -96,9 +96,16 @@ class WorkerProcess:
 
 
 def start_worker(
-    tmp_path: Path, settings: KafkaSettings, deployment: Deployment, name: str, **env: str
+    tmp_path: Path,
+    settings: KafkaSettings,
+    deployment: Deployment,
+    name: str,
+    *,
+    cli: bool = False,
+    **env: str,
 ) -> WorkerProcess:
-    """`python -m model_training.federated` for worker `name`, its log in tmp_path."""
+    """`python -m model_training.federated` (or `kafkaml federated-worker`) for worker `name`,
+    its log in tmp_path."""
     environment = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KAFKAML_")},
         "KAFKAML_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
@@ -116,7 +123,11 @@ def start_worker(
     }
     path = tmp_path / f"{name}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "model_training.federated"],
+        [
+            sys.executable,
+            "-m",
+            *(("kafkaml.cli", "federated-worker") if cli else ("model_training.federated",)),
+        ],
         cwd=ROOT,
         env=environment,
         stdout=path.open("wb"),

@@ -102,7 +102,15 @@ def test_round_aggregate_is_the_sample_weighted_mean_of_non_iid_workers(
     consumer_factory: Callable[..., Consumer],
 ) -> None:
     workers += [
-        start_worker(tmp_path, kafka_settings, deployment, name, KAFKAML_WORKER_FRAMEWORK=framework)
+        # worker-b runs as `kafkaml federated-worker`, the others as `python -m`
+        start_worker(
+            tmp_path,
+            kafka_settings,
+            deployment,
+            name,
+            cli=name == "worker-b",
+            KAFKAML_WORKER_FRAMEWORK=framework,
+        )
         for name in WORKERS
     ]
     wait_ready(workers)
