@@ -154,7 +154,8 @@ def exchanged(consumer: Consumer, topic: str) -> list[Any]:
     consumer.assign([TopicPartition(topic, 0, 0)])
     records: list[Any] = []
     while len(records) < high:
-        records += [r for r in consumer.consume(500, timeout=5.0) if r.error() is None]
+        wanted = high - len(records)  # consume returns as soon as it has this many
+        records += [r for r in consumer.consume(wanted, timeout=5.0) if r.error() is None]
     return records
 
 

@@ -35,7 +35,7 @@ def _read_all(consumer: Consumer, topic: str, count: int) -> list[Message]:
     consumer.assign([TopicPartition(topic, 0, 0)])
     records: list[Message] = []
     for _ in range(60):
-        records += [r for r in consumer.consume(500, timeout=1.0) if r.error() is None]
+        records += [r for r in consumer.consume(count - len(records), timeout=1.0) if not r.error()]
         if len(records) >= count:
             break
     return records

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -120,8 +121,10 @@ def test_round_aggregate_is_the_sample_weighted_mean_of_non_iid_workers(
     for worker in workers:
         assert worker.process.wait(60) == 0, worker.log()
 
-    updates = updates_of(exchanged(consumer_factory(), deployment.topics.updates))
-    published = globals_of(exchanged(consumer_factory(), deployment.topics.global_weights))
+    update_records = exchanged(consumer_factory(), deployment.topics.updates)
+    global_records = exchanged(consumer_factory(), deployment.topics.global_weights)
+    updates = updates_of(update_records)
+    published = globals_of(global_records)
     assert [(g.kind, g.round) for g in published] == [(GLOBAL, 0), (GLOBAL, 1), (DONE, -1)]
     for round_index, aggregate in ((0, published[1]), (1, published[2])):
         round_updates = [u for u in updates if u.kind == UPDATE and u.round == round_index]
@@ -137,15 +140,10 @@ def test_round_aggregate_is_the_sample_weighted_mean_of_non_iid_workers(
     epochs = job.epochs()
     assert [epoch["epoch"] for epoch in epochs] == [0, 1]
     assert "accuracy" in epochs[-1]["train"] and "loss" in epochs[-1]["validation"]
-    _assert_no_sample_on_the_wire(deployment, consumer_factory)
+    _assert_no_sample_on_the_wire(deployment, update_records + global_records)
 
 
-def _assert_no_sample_on_the_wire(
-    deployment: Deployment, consumer_factory: Callable[..., Consumer]
-) -> None:
-    records = exchanged(consumer_factory(), deployment.topics.updates) + exchanged(
-        consumer_factory(), deployment.topics.global_weights
-    )
+def _assert_no_sample_on_the_wire(deployment: Deployment, records: list[Any]) -> None:
     wire = b"".join(
         (r.value() or b"") + (r.key() or b"") + b"".join(v for _, v in r.headers() or [])
         for r in records
