@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,8 @@ class Coordinator:
     topics: ExchangeTopics
     credentials: Mapping[str, bytes]
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    # Tells this job's rounds from an earlier run's of the same deployment (same topics).
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     assembler: Assembler = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,7 +92,7 @@ class Coordinator:
 
         Raises RoundFailedError when fewer than `min_clients` answer in `timeout_s`.
         """
-        envelope = Envelope(GLOBAL, index, COORDINATOR, weights, extra=dict(plan))
+        envelope = Envelope(GLOBAL, index, COORDINATOR, weights, extra={**plan, "run": self.run_id})
         publish(
             self.producer,
             self.topics.global_weights,
@@ -111,7 +114,7 @@ class Coordinator:
 
     def finish(self, weights: list[Array]) -> None:
         """Publish the final weights as `done`: the workers stop."""
-        done = Envelope(DONE, -1, COORDINATOR, weights)
+        done = Envelope(DONE, -1, COORDINATOR, weights, extra={"run": self.run_id})
         publish(
             self.producer,
             self.topics.global_weights,
@@ -126,7 +129,12 @@ class Coordinator:
         while len(updates) < min_clients and (remaining := deadline - time.monotonic()) > 0:
             records = self.consumer.consume(500, timeout=min(0.2, remaining))
             for update in self.assembler.feed(records):
-                if update.kind != UPDATE or update.round != index or update.weights is None:
+                if (
+                    update.kind != UPDATE
+                    or update.round != index
+                    or update.extra.get("run") != self.run_id
+                    or update.weights is None
+                ):
                     log.info(
                         "ignored a %s of round %d from %s", update.kind, update.round, update.sender
                     )

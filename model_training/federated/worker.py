@@ -92,7 +92,7 @@ class Worker:
     topics: ExchangeTopics
     data: LocalDataset
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
-    rounds_trained: list[int] = field(default_factory=list)
+    rounds_trained: list[tuple[str, int]] = field(default_factory=list)  # (run, round)
     _model: Any = None
 
     def run(self, idle_timeout_s: float | None = None) -> None:
@@ -101,19 +101,24 @@ class Worker:
         Raises NotSelectedError when the dataset does not fit the deployment, TimeoutError when
         no global message arrives for `idle_timeout_s` (None: wait forever).
         """
-        self.consumer.assign([TopicPartition(self.topics.global_weights, 0, OFFSET_BEGINNING)])
+        partition = TopicPartition(self.topics.global_weights, 0)
+        _, history_end = self.consumer.get_watermark_offsets(partition, timeout=30)
+        self.consumer.assign([TopicPartition(partition.topic, 0, OFFSET_BEGINNING)])
         assembler = Assembler(verify_coordinator(self.worker_id, self.key))
         pending: Envelope | None = None
         heard = time.monotonic()
         while True:
             # A short poll: an empty one means caught up with the topic, so train the newest round.
             records = self.consumer.consume(500, timeout=0.2)
+            history = bool(records) and (records[-1].offset() or 0) < history_end
             for envelope in assembler.feed(records):
                 heard = time.monotonic()
-                if envelope.kind == DONE:
+                if envelope.kind == DONE and history:
+                    pending = None  # an earlier run of this deployment ended before we started
+                elif envelope.kind == DONE:
                     log.info("coordinator done after rounds %s", self.rounds_trained)
                     return
-                if envelope.kind == GLOBAL and envelope.round not in self.rounds_trained:
+                elif envelope.kind == GLOBAL and _key(envelope) not in self.rounds_trained:
                     pending = envelope
             if pending is not None and not records and not assembler.partial:
                 self._train_round(pending)
@@ -145,8 +150,9 @@ class Worker:
             "validation": {name: values[-1] for name, values in history.validation.items()},
         }
         update = Envelope(
-            UPDATE, envelope.round, self.worker_id, model.get_weights(), self.data.samples, metrics
-        )
+            UPDATE, envelope.round, self.worker_id, model.get_weights(), self.data.samples, metrics,
+            extra={"run": plan.get("run")},
+        )  # fmt: skip
         publish(
             self.producer,
             self.topics.updates,
@@ -154,7 +160,7 @@ class Worker:
             {self.worker_id: self.key},
             chunk_bytes=self.chunk_bytes,
         )
-        self.rounds_trained.append(envelope.round)
+        self.rounds_trained.append(_key(envelope))
         log.info(
             "round %d: update sent (%d samples) %s", envelope.round, self.data.samples, metrics
         )
@@ -165,6 +171,10 @@ class Worker:
             self._model = framework.build(str(plan.get("imports", "")), str(plan["code"]))
             check_selected(self._model, self.data, plan)
         return self._model
+
+
+def _key(envelope: Envelope) -> tuple[str, int]:
+    return str(envelope.extra.get("run")), envelope.round
 
 
 def check_selected(model: Any, data: LocalDataset, plan: Mapping[str, Any]) -> None:
