@@ -29,6 +29,7 @@ from model_training.federated.exchange import (
     Assembler,
     Envelope,
     ExchangeTopics,
+    end_offset,
     publish,
     verify_sender,
 )
@@ -74,9 +75,7 @@ class Coordinator:
     def start(self) -> None:
         """Read updates from the end of the updates topic as it is now: older runs' updates
         (and anything sent before this job) are never taken."""
-        _, high = self.consumer.get_watermark_offsets(
-            TopicPartition(self.topics.updates, 0), timeout=30
-        )
+        high = end_offset(self.consumer, self.topics.updates)
         self.consumer.assign([TopicPartition(self.topics.updates, 0, high)])
 
     def run_round(

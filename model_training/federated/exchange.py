@@ -22,13 +22,14 @@ import io
 import json
 import logging
 import struct
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from confluent_kafka import Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from kafkaml.frameworks.base import Array
 
@@ -290,6 +291,32 @@ def _headers(record: Message) -> dict[str, bytes]:
         name, value = header[0], header[1]
         found[str(name)] = value.encode() if isinstance(value, str) else bytes(value or b"")
     return found
+
+
+def end_offset(consumer: Consumer, topic: str, timeout_s: float = 30.0) -> int:
+    """The high watermark of partition 0 of `topic`, waiting out a topic just created (no
+    leader yet). Raises KafkaException when the broker still refuses at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=timeout_s)
+            return int(high)
+        except KafkaException as error:
+            if time.monotonic() > deadline or not _settling(error.args[0]):
+                raise
+            time.sleep(0.2)  # the new partition's leader is being elected
+
+
+def _settling(error: KafkaError) -> bool:
+    return error.retriable() or error.code() in _NEW_TOPIC_CODES
+
+
+_NEW_TOPIC_CODES = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError._UNKNOWN_PARTITION,
+}
 
 
 def parse_credentials(text: str) -> dict[str, bytes]:

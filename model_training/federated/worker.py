@@ -35,6 +35,7 @@ from model_training.federated.exchange import (
     Assembler,
     Envelope,
     ExchangeTopics,
+    end_offset,
     publish,
     verify_coordinator,
 )
@@ -101,9 +102,8 @@ class Worker:
         Raises NotSelectedError when the dataset does not fit the deployment, TimeoutError when
         no global message arrives for `idle_timeout_s` (None: wait forever).
         """
-        partition = TopicPartition(self.topics.global_weights, 0)
-        _, history_end = self.consumer.get_watermark_offsets(partition, timeout=30)
-        self.consumer.assign([TopicPartition(partition.topic, 0, OFFSET_BEGINNING)])
+        history_end = end_offset(self.consumer, self.topics.global_weights)
+        self.consumer.assign([TopicPartition(self.topics.global_weights, 0, OFFSET_BEGINNING)])
         assembler = Assembler(verify_coordinator(self.worker_id, self.key))
         pending: Envelope | None = None
         heard = time.monotonic()
