@@ -63,7 +63,8 @@ def _dataset(index: int) -> LocalDataset:
 def run(bootstrap: str) -> None:
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     topics = exchange_topics(random.randrange(10**6, 2**31), prefix="bench-federated")
-    ensure_topics(make_admin(kafka), [topics.global_weights, topics.updates])
+    admin = make_admin(kafka)
+    ensure_topics(admin, [topics.global_weights, topics.updates])
     workers = [
         Worker(name, key, make_producer(kafka), make_consumer(kafka), topics, _dataset(i))
         for i, (name, key) in enumerate(KEYS.items())
@@ -91,6 +92,8 @@ def run(bootstrap: str) -> None:
     coordinator.finish(weights)
     for thread in threads:
         thread.join(60)
+    for future in admin.delete_topics([topics.global_weights, topics.updates]).values():
+        future.result(timeout=30)
     print(
         f"federated: {params} parameters, 3 workers x {SAMPLES} samples, {ROUNDS} rounds: "
         f"{np.median(walls):.2f} s per round (median; min {min(walls):.2f}, max "

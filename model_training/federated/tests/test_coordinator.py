@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -16,12 +17,18 @@ KEYS = {"worker-a": b"key-a", "worker-b": b"key-b"}
 WEIGHTS = [np.zeros(3, np.float32)]
 
 
-def _coordinator(settings: KafkaSettings, admin: AdminClient) -> Coordinator:
+@pytest.fixture
+def coordinator(kafka_settings: KafkaSettings, kafka_admin: AdminClient) -> Iterator[Coordinator]:
     topics = exchange_topics(random.randrange(10**6, 2**31), prefix="test-federated")
-    ensure_topics(admin, [topics.global_weights, topics.updates])
-    coordinator = Coordinator(make_producer(settings), make_consumer(settings), topics, KEYS)
+    ensure_topics(kafka_admin, [topics.global_weights, topics.updates])
+    coordinator = Coordinator(
+        make_producer(kafka_settings), make_consumer(kafka_settings), topics, KEYS
+    )
     coordinator.start()
-    return coordinator
+    yield coordinator
+    coordinator.consumer.close()
+    for future in kafka_admin.delete_topics([topics.global_weights, topics.updates]).values():
+        future.result(timeout=30)
 
 
 def _send(coordinator: Coordinator, worker: str, run: str, value: float, samples: int) -> None:
@@ -30,10 +37,7 @@ def _send(coordinator: Coordinator, worker: str, run: str, value: float, samples
     publish(coordinator.producer, coordinator.topics.updates, update, {worker: KEYS[worker]})
 
 
-def test_a_round_takes_this_runs_updates_weighted_by_samples(
-    kafka_settings: KafkaSettings, kafka_admin: AdminClient
-) -> None:
-    coordinator = _coordinator(kafka_settings, kafka_admin)
+def test_a_round_takes_this_runs_updates_weighted_by_samples(coordinator: Coordinator) -> None:
     _send(coordinator, "worker-a", coordinator.run_id, 1.0, 10)
     _send(coordinator, "worker-b", "an-earlier-run", 100.0, 1000)  # same topics, older job
     _send(coordinator, "worker-b", coordinator.run_id, 4.0, 30)
@@ -44,9 +48,8 @@ def test_a_round_takes_this_runs_updates_weighted_by_samples(
 
 
 def test_a_round_short_of_min_clients_fails_naming_who_is_missing(
-    kafka_settings: KafkaSettings, kafka_admin: AdminClient
+    coordinator: Coordinator,
 ) -> None:
-    coordinator = _coordinator(kafka_settings, kafka_admin)
     _send(coordinator, "worker-b", "an-earlier-run", 4.0, 30)
     _send(coordinator, "worker-a", coordinator.run_id, 1.0, 10)
     with pytest.raises(RoundFailedError, match=r"1 of the 2 updates .* missing \['worker-b'\]"):
