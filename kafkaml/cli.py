@@ -548,6 +548,11 @@ def parser() -> argparse.ArgumentParser:
         "mqtt-bridge", help="bridge MQTT topics into Kafka (settings: KAFKAML_MQTT_*)"
     )
     bridge.set_defaults(handler=_mqtt_bridge)
+    worker = commands.add_parser(
+        "federated-worker",
+        help="train a federated deployment's rounds on local data (settings: KAFKAML_WORKER_*)",
+    )
+    worker.set_defaults(handler=_federated_worker)
     table = commands.add_parser("settings-table", help="print the settings reference table")
     table.add_argument("--write", action="store_true", help="rewrite it in docs/settings.md")
     table.set_defaults(handler=_settings_table)
@@ -558,6 +563,13 @@ def _mqtt_bridge(args: argparse.Namespace) -> int:
     from mqtt_bridge.__main__ import main as mqtt_bridge_main  # a component, not the library
 
     return mqtt_bridge_main()
+
+
+def _federated_worker(args: argparse.Namespace) -> int:
+    # Imported here: it needs the training extras (a framework), which producers do not install.
+    from model_training.federated.__main__ import main as worker_main
+
+    return worker_main()
 
 
 def _crud(

@@ -26,6 +26,7 @@ SETTINGS_CLASSES = [
     "model_inference.settings:InferenceSettings",
     "model_inference.settings:JobApiSettings",
     "model_training.settings:TrainingSettings",
+    "model_training.federated.settings:FederatedWorkerSettings",
 ]
 # The page that holds the table, between the markers.
 TABLE_PAGE = Path(__file__).resolve().parents[1] / "docs" / "settings.md"

@@ -9,8 +9,10 @@ import logging
 import sys
 
 from kafkaml.frameworks import get_framework
-from kafkaml.kafka import KafkaSettings, make_consumer
+from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
 from model_training.device import log_device
+from model_training.federated.coordinator import Coordinator, train_federated
+from model_training.federated.exchange import exchange_topics, parse_credentials
 from model_training.job import (
     EXIT_FAILED,
     EXIT_STOPPED,
@@ -24,7 +26,7 @@ from model_training.modes import Job
 from model_training.readers import make_reader
 from model_training.reporting import ResultSink, open_sinks
 from model_training.settings import TrainingSettings
-from model_training.spec import parse_spec
+from model_training.spec import JobSpec, SpecError, parse_spec
 
 log = logging.getLogger("model_training")
 
@@ -57,15 +59,18 @@ def main() -> int:
                 spec.framework,
                 kafka,
                 settings.training_stall_timeout_s,
-                # An incremental job reads its online topic, never ranges.
-                start_ahead=spec.mode != "incremental",
+                # An incremental job reads its online topic, never ranges; a federated one no data.
+                start_ahead=spec.mode not in ("incremental", "federated"),
             ),
             seed=choose_seed(settings.training_seed),
             memory_limit_bytes=settings.training_memory_limit_mb * 2**20,
             spill_dir=settings.training_spill_dir,
             online_consumer=make_consumer(kafka),
         )
-        run(job, make_consumer(kafka), settings.training_control_timeout_s)
+        if spec.mode == "federated":
+            train_federated(job, _coordinator(spec, settings, kafka))
+        else:
+            run(job, make_consumer(kafka), settings.training_control_timeout_s)
     except StopRequested:
         log.warning("stop requested: exiting")
         return EXIT_STOPPED
@@ -74,6 +79,21 @@ def main() -> int:
         report_failure(sinks, error)
         return EXIT_FAILED
     return 0
+
+
+def _coordinator(spec: JobSpec, settings: TrainingSettings, kafka: KafkaSettings) -> Coordinator:
+    """The federated deployment's exchange clients: it trains no data, so it reads none."""
+    if settings.federated_credentials is None:
+        raise SpecError("a federated job needs KAFKAML_FEDERATED_CREDENTIALS (its workers)")
+    topics = exchange_topics(spec.deployment_id)
+    ensure_topics(make_admin(kafka), [topics.global_weights, topics.updates])
+    return Coordinator(
+        producer=make_producer(kafka),
+        consumer=make_consumer(kafka),
+        topics=topics,
+        credentials=parse_credentials(settings.federated_credentials.get_secret_value()),
+        chunk_bytes=settings.federated_chunk_bytes,
+    )
 
 
 if __name__ == "__main__":

@@ -56,6 +56,15 @@ class TrainingSettings(BaseSettings):
     training_seed: int | None = Field(
         default=None, description="Seed of the train/validation/test shuffle (random if unset)."
     )
+    federated_credentials: SecretStr | None = Field(
+        default=None,
+        description="Federated coordinator: the workers' credentials, `worker-id:secret,...`.",
+    )
+    federated_chunk_bytes: int = Field(
+        default=512 * 1024,
+        gt=0,
+        description="Federated weights are sent in Kafka records of at most this many bytes.",
+    )
     training_http_retries: int = Field(
         default=5, ge=0, description="Retries of a failed job API call before the job fails."
     )

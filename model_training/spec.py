@@ -13,7 +13,8 @@ from typing import Any
 
 from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
 
-MODES = ("classic", "incremental", "distributed", "semi-supervised")
+MODES = ("classic", "incremental", "distributed", "semi-supervised", "federated")
+STRATEGIES = ("fedavg", "fedprox")
 
 
 class SpecError(ValueError):
@@ -61,6 +62,25 @@ class SemiSupervisedOptions:
 
 
 @dataclass(frozen=True)
+class FederatedOptions:
+    """Federated rounds: each round waits for `min_clients` signed updates or `round_timeout_s`.
+
+    `strategy` "fedprox" trains the workers with the proximal term `mu`; aggregation is the
+    sample-weighted mean either way. `min_data` and `data_restrictions` select the workers'
+    datasets (a worker whose dataset falls short or differs does not take part).
+    """
+
+    rounds: int = 15
+    local_epochs: int = 1
+    min_clients: int = 1
+    min_data: int = 1
+    round_timeout_s: float = 300.0
+    strategy: str = "fedavg"
+    mu: float = 0.0
+    data_restrictions: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """Everything the job needs besides the data: models (edge first), mode and settings."""
 
@@ -78,6 +98,7 @@ class JobSpec:
     incremental: IncrementalOptions = field(default_factory=IncrementalOptions)
     distributed: DistributedOptions = field(default_factory=DistributedOptions)
     semi_supervised: SemiSupervisedOptions = field(default_factory=SemiSupervisedOptions)
+    federated: FederatedOptions = field(default_factory=FederatedOptions)
 
     @property
     def result_ids(self) -> list[int]:
@@ -113,6 +134,7 @@ def parse_spec(documents: Sequence[Mapping[str, Any]]) -> JobSpec:
         incremental=_incremental(_mapping(training, "incremental", required=False)),
         distributed=_distributed(_mapping(training, "distributed", required=False)),
         semi_supervised=_semi(_mapping(training, "semi_supervised", required=False)),
+        federated=_federated(_mapping(training, "federated", required=False)),
     )
 
 
@@ -165,6 +187,30 @@ def _semi(options: Mapping[str, Any]) -> SemiSupervisedOptions:
     )
     if result.rounds < 1 or not 0 <= result.confidence <= 1:
         raise SpecError("semi_supervised needs rounds >= 1 and confidence in [0, 1]")
+    return result
+
+
+def _federated(options: Mapping[str, Any]) -> FederatedOptions:
+    strategy = str(options.get("strategy", "fedavg"))
+    restrictions = options.get("data_restrictions", options.get("data_restriction")) or {}
+    if not isinstance(restrictions, Mapping):
+        raise SpecError("federated.data_restrictions must be a JSON object")
+    result = FederatedOptions(
+        rounds=int(options.get("rounds", 15)),
+        local_epochs=int(options.get("local_epochs", 1)),
+        min_clients=int(options.get("min_clients", 1)),
+        min_data=int(options.get("min_data", 1)),
+        round_timeout_s=float(options.get("round_timeout_s", 300.0)),
+        strategy=strategy,
+        mu=float(options.get("mu", 0.01 if strategy == "fedprox" else 0.0)),
+        data_restrictions=dict(restrictions),
+    )
+    if min(result.rounds, result.local_epochs, result.min_clients, result.min_data) < 1:
+        raise SpecError("federated rounds, local_epochs, min_clients and min_data must be >= 1")
+    if result.round_timeout_s <= 0 or result.mu < 0:
+        raise SpecError("federated round_timeout_s must be positive and mu not negative")
+    if strategy not in STRATEGIES:
+        raise SpecError(f"federated.strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     return result
 
 

@@ -79,6 +79,7 @@ class TorchModel:
         self.module.to(self.device)
         self._input_dtype: str | None = None
         self._optimizer: Any = None
+        self.proximal: tuple[float, list[torch.Tensor]] | None = None
 
     def move_to(self, device: DeviceLike) -> None:
         """Move the module to `device`; moving to the device it is on does nothing.
@@ -176,6 +177,31 @@ class TorchModel:
                 opset_version=17,
             )
         return buffer.getvalue()
+
+    def get_weights(self) -> list[Array]:
+        """The `state_dict`'s tensors (parameters and buffers) as numpy arrays, in its order."""
+        return [value.detach().cpu().numpy().copy() for value in self.module.state_dict().values()]
+
+    def set_weights(self, weights: Sequence[Array]) -> None:
+        """Load arrays in `get_weights` order (each cast to its tensor's dtype); the optimizer is
+        made afresh at the next fit, since its state belonged to the old weights.
+
+        Raises ValueError for a wrong number of arrays, RuntimeError for a wrong shape.
+        """
+        state = self.module.state_dict()
+        if len(weights) != len(state):
+            raise ValueError(f"{len(weights)} arrays for a model of {len(state)} tensors")
+        for (name, value), array in zip(list(state.items()), weights, strict=True):
+            state[name] = torch.as_tensor(np.asarray(array)).to(value.dtype)
+        self.module.load_state_dict(state)
+        self._optimizer = None
+
+    def set_proximal(self, mu: float) -> None:
+        """FedProx: until called again, `fit` adds `mu / 2 * ||w - w_now||^2` to the loss,
+        anchored at the parameters as they are now; `mu` 0 removes the term."""
+        self.proximal = (
+            (mu, [p.detach().clone() for p in self.module.parameters()]) if mu > 0 else None
+        )
 
     def optimizer(self) -> Any:
         """The module's optimizer, made once, over the parameters on the model's device:
@@ -284,7 +310,7 @@ class PyTorchFramework:
         trainer = create_supervised_trainer(
             model.module,
             model.optimizer(),
-            _call(model.module.loss_fn, "loss_fn"),
+            _with_proximal(_call(model.module.loss_fn, "loss_fn"), model),
             device=model.device,
             non_blocking=True,
             prepare_batch=_prepare(model),
@@ -400,6 +426,20 @@ class _EarlyExitChain(torch.nn.Module):
         bottom = _call(self.tiers[0].optimizer, "optimizer")
         optimizer: torch.optim.Optimizer = type(bottom)(self.parameters(), **bottom.defaults)
         return optimizer
+
+
+def _with_proximal(loss: Any, model: TorchModel) -> Any:
+    """The loss, plus FedProx's proximal term when the model has one set."""
+    if model.proximal is None:
+        return loss
+    mu, anchors = model.proximal
+    parameters = list(model.module.parameters())
+
+    def proximal_loss(y_pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        distance = sum(torch.sum((p - a) ** 2) for p, a in zip(parameters, anchors, strict=True))
+        return loss(y_pred, y) + mu / 2 * distance  # type: ignore[no-any-return]
+
+    return proximal_loss
 
 
 class _SumOfExitLosses(torch.nn.Module):

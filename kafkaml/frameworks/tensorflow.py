@@ -98,6 +98,25 @@ class KerasModel:
         proto, _ = tf2onnx.convert.from_function(call, input_signature=spec, opset=17)
         return proto.SerializeToString()  # type: ignore[no-any-return]
 
+    def get_weights(self) -> list[Array]:
+        """Every weight of the model as numpy arrays, in Keras's fixed order (federated rounds)."""
+        return [np.asarray(weight) for weight in self.model.get_weights()]
+
+    def set_weights(self, weights: Sequence[Array]) -> None:
+        """Load arrays in `get_weights` order. Raises ValueError for a wrong number or shape."""
+        self.model.set_weights(list(weights))
+
+    def set_proximal(self, mu: float) -> None:
+        """FedProx: until called again, training adds `mu / 2 * ||w - w_now||^2` to the loss,
+        anchored at the weights as they are now; `mu` 0 removes the term.
+
+        Implemented as a regularizer on each trainable variable, so Keras's own loss includes it.
+        """
+        for variable in self.model.trainable_variables:
+            anchor = np.asarray(variable.numpy())
+            variable.regularizer = _Proximal(mu, anchor) if mu > 0 else None
+        self.model.train_function = None  # retrace so the fit step sees the new regularizers
+
     def _trace(self) -> Any:
         spec = tf.TensorSpec(self._signature_shape(), self._input_dtype())
         model = self.model
@@ -230,6 +249,17 @@ class TensorFlowFramework:
     def split_metrics(metrics: Metrics, tiers: int) -> list[Metrics]:
         """Split a chain's `exit_<i>_<name>` metrics into one dict per sub-model."""
         return split_metrics(metrics, tiers)
+
+
+class _Proximal(keras.regularizers.Regularizer):  # type: ignore[misc]
+    """FedProx's proximal term for one variable, anchored at the round's global value."""
+
+    def __init__(self, mu: float, anchor: Array) -> None:
+        self.mu = mu
+        self.anchor = anchor
+
+    def __call__(self, x: Any) -> Any:
+        return self.mu / 2 * keras.ops.sum(keras.ops.square(x - self.anchor))
 
 
 class _EpochRecorder(keras.callbacks.Callback):  # type: ignore[misc]

@@ -44,7 +44,9 @@ def test_chain_results_keep_their_edge_first_order() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"mode": "federated"}, "training mode"),
+        ({"mode": "swarm"}, "training mode"),
+        ({"mode": "federated", "federated": {"min_clients": 0}}, "min_clients"),
+        ({"mode": "federated", "federated": {"strategy": "fedadam"}}, "strategy"),
         ({"batch_size": 0}, "batch_size"),
         ({"incremental": {"indefinite": True}}, "monitoring_metric"),
     ],
@@ -61,3 +63,17 @@ def test_a_spec_without_a_creation_time_is_refused() -> None:
     document["deployment_created_at"] = None
     with pytest.raises(SpecError, match="deployment_created_at"):
         parse_spec([document])
+
+
+def test_federated_options_take_the_deployment_values_and_fedprox_a_default_mu() -> None:
+    document = spec_document("pytorch", "c", 1, mode="federated")
+    document["training"]["federated"] = {
+        "rounds": 3,
+        "local_epochs": 2,
+        "min_clients": 2,
+        "strategy": "fedprox",
+        "data_restrictions": {"features": 8},
+    }
+    options = parse_spec([document]).federated
+    assert (options.rounds, options.local_epochs, options.min_clients) == (3, 2, 2)
+    assert options.mu == 0.01 and options.data_restrictions == {"features": 8}

@@ -73,8 +73,20 @@ class SemiSupervisedOptions(serializers.Serializer):
 
 class FederatedOptions(serializers.Serializer):
     rounds = serializers.IntegerField(min_value=1, max_value=10_000, default=15)
+    local_epochs = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
+    min_clients = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
     min_data = serializers.IntegerField(min_value=1, max_value=INT32_MAX, default=1)
     data_restrictions = JsonObjectField(default=dict)
+    round_timeout_s = FiniteFloatField(min_value=1, max_value=86_400, default=300)
+    strategy = serializers.ChoiceField(choices=["fedavg", "fedprox"], default="fedavg")
+    mu = FiniteFloatField(
+        min_value=0, required=False, help_text="FedProx's proximal weight (default 0.01)."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "mu" not in attrs:
+            attrs["mu"] = 0.01 if attrs.get("strategy") == "fedprox" else 0.0
+        return attrs
 
 
 MODE_OPTIONS = {

@@ -138,7 +138,7 @@ class LocalRunner:
             **{
                 k: v
                 for k, v in os.environ.items()
-                if k.startswith(("KAFKAML_TRAINING_", "KAFKAML_INFERENCE_"))
+                if k.startswith(("KAFKAML_TRAINING_", "KAFKAML_INFERENCE_", "KAFKAML_FEDERATED_"))
             },
             **kafka_environment(self.kafka),
             "KAFKAML_BACKEND_URL": settings.KAFKAML.backend_url,

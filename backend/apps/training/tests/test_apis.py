@@ -119,6 +119,28 @@ def test_indefinite_incremental_training_needs_a_monitoring_metric(
     assert created.json()["incremental"]["stream_timeout_ms"] == 60_000
 
 
+def test_a_federated_deployment_gets_its_options_with_defaults_in_the_job_spec(
+    api: APIClient, user: Any, summaries: dict[str, Any]
+) -> None:
+    configuration = configuration_of(api, [stored_model(user, summaries).pk])
+    body = {
+        "configuration_id": configuration,
+        "batch_size": 4,
+        "mode": "federated",
+        "federated": {"rounds": 3, "min_clients": 2, "strategy": "fedprox"},
+    }
+    created = api.post("/api/deployments", body, format="json")
+    assert created.status_code == 201, created.json()
+    options = created.json()["federated"]
+    assert (options["rounds"], options["min_clients"], options["local_epochs"]) == (3, 2, 1)
+    assert (options["mu"], options["round_timeout_s"]) == (0.01, 300)
+    result = TrainingResult.objects.get(pk=created.json()["result_ids"][0])
+    spec = job_client(result).get(f"/api/jobs/results/{result.pk}/spec").json()
+    assert spec["training"]["federated"]["strategy"] == "fedprox"
+    body["federated"] = {"strategy": "fedadam"}
+    assert api.post("/api/deployments", body, format="json").status_code == 400
+
+
 def test_the_executor_dry_run_refuses_settings_the_model_cannot_train_with(
     api: APIClient, user: Any, summaries: dict[str, Any]
 ) -> None:

@@ -1,0 +1,213 @@
+"""The coordinator: a federated deployment's training job.
+
+Each round it publishes the global weights (signed for every registered worker), collects
+signed updates for that round until `min_clients` workers have answered or `round_timeout_s`
+has passed, aggregates them (sample-weighted FedAvg), and reports the clients' weighted
+metrics as the result's epoch. After the last round it publishes the final weights as `done`
+(the workers stop) and uploads the model like any other result. It never sees a sample.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from kafkaml.frameworks.base import Array
+from model_training.federated.aggregation import fedavg, weighted_metrics
+from model_training.federated.exchange import (
+    COORDINATOR,
+    DEFAULT_CHUNK_BYTES,
+    DONE,
+    GLOBAL,
+    UPDATE,
+    Assembler,
+    Envelope,
+    ExchangeTopics,
+    end_offset,
+    publish,
+    verify_sender,
+)
+from model_training.modes import Job
+from model_training.progress import EpochReporter
+
+log = logging.getLogger(__name__)
+
+
+class RoundFailedError(RuntimeError):
+    """Fewer than `min_clients` workers answered a round within its timeout."""
+
+
+@dataclass
+class RoundResult:
+    """One round's aggregate and who contributed to it."""
+
+    weights: list[Array]
+    clients: dict[str, int]
+    train: dict[str, float]
+    validation: dict[str, float]
+
+
+@dataclass
+class Coordinator:
+    """Publishes globals and collects updates on the deployment's exchange topics.
+
+    `consumer` is a fresh consumer with no subscription; `credentials` maps worker ids to keys.
+    """
+
+    producer: Producer
+    consumer: Consumer
+    topics: ExchangeTopics
+    credentials: Mapping[str, bytes]
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    # Tells this job's rounds from an earlier run's of the same deployment (same topics).
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    assembler: Assembler = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.assembler = Assembler(verify_sender(self.credentials))
+
+    def start(self) -> None:
+        """Read updates from the end of the updates topic as it is now: older runs' updates
+        (and anything sent before this job) are never taken."""
+        high = end_offset(self.consumer, self.topics.updates)
+        self.consumer.assign([TopicPartition(self.topics.updates, 0, high)])
+
+    def run_round(
+        self,
+        index: int,
+        weights: list[Array],
+        *,
+        min_clients: int,
+        timeout_s: float,
+        plan: Mapping[str, Any],
+    ) -> RoundResult:
+        """Publish the global weights of round `index`, collect and aggregate the updates.
+
+        Raises RoundFailedError when fewer than `min_clients` answer in `timeout_s`.
+        """
+        envelope = Envelope(GLOBAL, index, COORDINATOR, weights, extra={**plan, "run": self.run_id})
+        publish(
+            self.producer,
+            self.topics.global_weights,
+            envelope,
+            self.credentials,
+            chunk_bytes=self.chunk_bytes,
+        )
+        log.info("round %d: global weights published", index)
+        updates = self._collect(index, min_clients, timeout_s)
+        missing = sorted(set(self.credentials) - set(updates))
+        if len(updates) < min_clients:
+            raise RoundFailedError(
+                f"round {index}: {len(updates)} of the {min_clients} updates needed arrived within "
+                f"{timeout_s:g} s (from {sorted(updates) or 'no worker'}; missing {missing})"
+            )
+        if missing:
+            log.warning("round %d: aggregated without %s (stragglers dropped)", index, missing)
+        return _aggregate(updates)
+
+    def finish(self, weights: list[Array]) -> None:
+        """Publish the final weights as `done`: the workers stop."""
+        done = Envelope(DONE, -1, COORDINATOR, weights, extra={"run": self.run_id})
+        publish(
+            self.producer,
+            self.topics.global_weights,
+            done,
+            self.credentials,
+            chunk_bytes=self.chunk_bytes,
+        )
+
+    def _collect(self, index: int, min_clients: int, timeout_s: float) -> dict[str, Envelope]:
+        updates: dict[str, Envelope] = {}
+        deadline = time.monotonic() + timeout_s
+        while len(updates) < min_clients and (remaining := deadline - time.monotonic()) > 0:
+            records = self.consumer.consume(500, timeout=min(0.2, remaining))
+            for update in self.assembler.feed(records):
+                if (
+                    update.kind != UPDATE
+                    or update.round != index
+                    or update.extra.get("run") != self.run_id
+                    or update.weights is None
+                ):
+                    log.info(
+                        "ignored a %s of round %d from %s", update.kind, update.round, update.sender
+                    )
+                elif update.samples < 1:
+                    log.warning(
+                        "round %d: refused an update of %d samples from %s",
+                        index,
+                        update.samples,
+                        update.sender,
+                    )
+                else:
+                    log.info(
+                        "round %d: update from %s (%d samples)",
+                        index,
+                        update.sender,
+                        update.samples,
+                    )
+                    updates[update.sender] = update
+        return updates
+
+
+def _aggregate(updates: Mapping[str, Envelope]) -> RoundResult:
+    clients = list(updates.values())
+    samples = [update.samples for update in clients]
+    weights = fedavg([update.weights or [] for update in clients], samples)
+    return RoundResult(
+        weights=weights,
+        clients={update.sender: update.samples for update in clients},
+        train=weighted_metrics([u.metrics.get("train", {}) for u in clients], samples),
+        validation=weighted_metrics([u.metrics.get("validation", {}) for u in clients], samples),
+    )
+
+
+def train_federated(job: Job, coordinator: Coordinator) -> None:
+    """Run the deployment's rounds and upload the final model; raises RoundFailedError."""
+    spec = job.spec
+    options = spec.federated
+    code = spec.models[0]
+    model = job.framework.build(code.imports, code.code)
+    plan = {
+        "framework": spec.framework,
+        "imports": code.imports,
+        "code": code.code,
+        "batch_size": spec.batch_size,
+        "local_epochs": options.local_epochs,
+        "mu": options.mu if options.strategy == "fedprox" else 0.0,
+        "min_data": options.min_data,
+        "data_restrictions": options.data_restrictions,
+    }
+    for sink in job.sinks:
+        sink.running()
+    reporter = EpochReporter(job.sinks)
+    coordinator.start()
+    weights = model.get_weights()
+    for index in range(options.rounds):
+        result = coordinator.run_round(
+            index,
+            weights,
+            min_clients=options.min_clients,
+            timeout_s=options.round_timeout_s,
+            plan=plan,
+        )
+        weights = result.weights
+        log.info("round %d aggregated from %s", index, result.clients)
+        reporter(index, result.train, result.validation)
+    model.set_weights(weights)
+    coordinator.finish(weights)
+    history = reporter.histories[0]
+    metrics = {
+        "train": history.train,
+        "validation": history.validation,
+        "test": {},
+        "confusion_matrix": None,
+        "training_time_s": round(time.monotonic() - job.started, 3),
+        "seed": job.seed,
+    }
+    job.sinks[0].finish(model.save(), job.framework.artifact_format, metrics)
