@@ -46,6 +46,9 @@ class InferenceOutput(serializers.ModelSerializer):
             "upper_topic",
             "limit",
             "error",
+            "ready_replicas",
+            "restarts",
+            "last_exit_reason",
             "created_at",
             "updated_at",
         ]

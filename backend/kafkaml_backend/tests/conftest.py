@@ -1,0 +1,72 @@
+"""Fixtures of the runner tests: a live backend with the local runner over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from pytest_django.live_server_helper import LiveServer
+
+from backend.apps.mlmodels.executor import validate_model_code
+from backend.apps.processes.models import JobProcess
+from backend.kafkaml_backend.runners.local import _alive, cancel_restarts, watched_pids
+from backend.testing import PYTORCH_MODEL
+from kafkaml.kafka import KafkaSettings
+from kafkaml.testing import wait_until
+
+DEADLINE_S = 120.0
+
+
+@pytest.fixture(scope="module")
+def torch_summary() -> dict[str, dict[str, Any]]:
+    code = PYTORCH_MODEL
+    return {
+        "pytorch": validate_model_code(
+            framework=code.framework, imports=code.imports, code=code.code, distributed=False
+        )
+    }
+
+
+@pytest.fixture
+def local_backend(
+    transactional_db: None,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[str]:
+    """A live backend with the local runner and a fresh control topic; yields the topic."""
+    server = LiveServer("127.0.0.1:0")
+    topic = new_topic()
+    update = {
+        "runner": "local",
+        "backend_url": server.url,
+        "control_topic": topic,
+        # Crash loops show within seconds: restarts after 0.5 s, 1 s; the third crash fails.
+        "restart_backoff_s": 0.5,
+        "crash_loop_limit": 3,
+    }
+    monkeypatch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update=update))
+    monkeypatch.setenv("KAFKAML_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
+    monkeypatch.setenv("KAFKAML_TRAINING_SEED", "7")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    yield topic
+    end_local_jobs()
+    server.stop()
+
+
+def end_local_jobs() -> None:
+    """Kill every job process the rows know, with no restart pending, and wait for the
+    watchers to record the exits (they write to the database, which the test then drops)."""
+    JobProcess.objects.filter(ended_at__isnull=True).update(stop_requested=True)
+    cancel_restarts()
+    for row in JobProcess.objects.filter(ended_at__isnull=True):
+        if _alive(row.pid):
+            os.killpg(row.pid, signal.SIGKILL)
+    # The watcher threads write to the database: they finish before the test's data goes.
+    wait_until(
+        lambda: not watched_pids(), "the watchers to record every exit", timeout_s=DEADLINE_S
+    )
