@@ -2,12 +2,18 @@
 
 A direction's brokers are, in order: the `KAFKAML_INFERENCE_<DIRECTION>_BOOTSTRAP` override, the
 spec's `<direction>_bootstrap`, `KAFKAML_KAFKA_BOOTSTRAP_SERVERS`. Security settings are the same
-for every cluster.
+for every cluster. A replica that starts while the broker is away waits for it (up to
+`KAFKAML_INFERENCE_OUTAGE_S`) rather than exiting.
 """
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, Producer
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from kafkaml.kafka import (
     KafkaSettings,
@@ -15,7 +21,6 @@ from kafkaml.kafka import (
     make_admin,
     make_consumer,
     make_producer,
-    make_transactional_producer,
 )
 from model_inference.answers import Routes
 from model_inference.metrics import InferenceMetrics
@@ -30,6 +35,10 @@ from model_inference.swap import (
     load_serving_model,
 )
 from model_inference.transactions import Producers
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_START_RETRY_PAUSE_S = 1.0
 
 
 def build_service(
@@ -47,7 +56,11 @@ def build_service(
     clusters = cluster_settings(kafka, settings, spec)
     consumer = make_input_consumer(settings, clusters["input"], spec.inference_id)
     routes = routes_for(settings, spec)
-    ensure_route_topics(clusters, routes, spec.input_topic, consumer)
+    until_broker_answers(
+        "creating the output topics",
+        lambda: ensure_route_topics(clusters, routes, spec.input_topic, consumer),
+        settings.outage_s,
+    )
     service = InferenceService(
         consumer=consumer,
         producers=make_producers(settings, clusters, spec.inference_id),
@@ -59,6 +72,8 @@ def build_service(
         max_wait_ms=settings.max_wait_ms,
         metrics=InferenceMetrics(),
         transaction_timeout_s=settings.transaction_timeout_ms / 1000,
+        outage_s=settings.outage_s,
+        renew_producer=lambda: make_transactional(settings, clusters["input"], spec.inference_id),
     )
     return spec, service
 
@@ -125,20 +140,10 @@ def make_producers(
 ) -> Producers:
     """The transactional producer on the input cluster, reused by every direction on it.
 
-    Raises KafkaException when the transactions cannot be initialised (e.g. broker down).
+    Raises KafkaException when the transactions cannot be initialised (a fatal error, or the
+    broker stayed away longer than `settings.outage_s`).
     """
-    transactional = make_transactional_producer(
-        clusters["input"],
-        transactional_id(inference_id, settings.replica_name),
-        transaction_timeout_ms=settings.transaction_timeout_ms,
-        linger_ms=settings.linger_ms,
-        # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
-        # while the broker writes the commit markers (a few ms); librdkafka's default 100 ms
-        # retry backoff then stalls every batch. Measured at 10,000 msg/s: p99 of send_offsets
-        # 14 ms with a 10 ms backoff, 5 ms with 1 ms (p90 110 ms with the default).
-        retry_backoff_ms=1,
-        retry_backoff_max_ms=20,
-    )
+    transactional = make_transactional(settings, clusters["input"], inference_id)
     others: dict[str, Producer] = {}
 
     def direction(name: str) -> Producer:
@@ -150,6 +155,32 @@ def make_producers(
         return others[key]
 
     return Producers(transactional, direction("output"), direction("upper"))
+
+
+def make_transactional(
+    settings: InferenceSettings, input_cluster: KafkaSettings, inference_id: int
+) -> Producer:
+    """The replica's transactional producer, initialised: it fences any earlier producer of the
+    same replica. Waits for an absent broker up to `settings.outage_s`; raises KafkaException.
+    """
+    transactional = make_producer(
+        input_cluster,
+        transactional_id=transactional_id(inference_id, settings.replica_name),
+        transaction_timeout_ms=settings.transaction_timeout_ms,
+        linger_ms=settings.linger_ms,
+        # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
+        # while the broker writes the commit markers (a few ms); librdkafka's default 100 ms
+        # retry backoff then stalls every batch. Measured at 10,000 msg/s: p99 of send_offsets
+        # 14 ms with a 10 ms backoff, 5 ms with 1 ms (p90 110 ms with the default).
+        retry_backoff_ms=1,
+        retry_backoff_max_ms=20,
+    )
+    until_broker_answers(
+        "initialising the transactions",
+        lambda: transactional.init_transactions(settings.transaction_timeout_ms / 1000),
+        settings.outage_s,
+    )
+    return transactional
 
 
 def ensure_route_topics(
@@ -167,3 +198,18 @@ def ensure_route_topics(
         wanted.append(("upper", routes.upper_topic))
     for direction, name in wanted:
         ensure_topics(make_admin(clusters[direction]), [name], partitions=partitions)
+
+
+def until_broker_answers(what: str, call: Callable[[], T], outage_s: float) -> T:
+    """`call()`, called again while it raises a KafkaException that is not fatal (the broker is
+    away), for at most `outage_s`; returns its value. Raises the last KafkaException."""
+    deadline = time.monotonic() + outage_s
+    while True:
+        try:
+            return call()
+        except KafkaException as exception:
+            error: Any = exception.args[0]
+            if getattr(error, "fatal", lambda: False)() or time.monotonic() >= deadline:
+                raise
+            log.warning("%s failed, trying again: %s", what, error)
+            time.sleep(_START_RETRY_PAUSE_S)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
+    Producer,
     TopicPartition,
 )
 from numpy.typing import NDArray
@@ -36,7 +37,12 @@ from kafkaml.runtime import refreeze
 from model_inference.answers import Answers, Decoder, Routes, answer_batch
 from model_inference.metrics import InferenceMetrics
 from model_inference.swap import ModelSwapper, ServingModel
-from model_inference.transactions import BatchWriter, ForeignDeliveryError, Producers
+from model_inference.transactions import (
+    BatchWriter,
+    ForeignDeliveryError,
+    Producers,
+    retry_while_away,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +99,13 @@ class InferenceService:
         max_wait_ms: int = 20,
         metrics: InferenceMetrics | None = None,
         transaction_timeout_s: float = 30.0,
+        outage_s: float = 300.0,
+        renew_producer: Callable[[], Producer] | None = None,
     ) -> None:
         self._consumer = consumer
-        self._writer = BatchWriter(producers, routes, transaction_timeout_s)
+        self._writer = BatchWriter(producers, routes, transaction_timeout_s, outage_s,
+                                   renew_producer)  # fmt: skip
+        self._outage_s = outage_s
         self._routes = routes
         self._decode = decode
         self._model = model
@@ -246,22 +256,44 @@ class InferenceService:
                                   len(answers.upper.messages), len(answers.dead))  # fmt: skip
 
     def _transaction_failed(self, exception: KafkaException, *, rewind: bool) -> None:
-        """Abort and rewind on an abortable error; raise InferenceError on any other."""
+        """Abort and rewind on an abortable error; renew the producer and rewind when it timed
+        out (the broker is or was away); raise InferenceError on any other."""
         error: KafkaError = exception.args[0]
-        if not error.txn_requires_abort():
-            raise InferenceError(f"the transaction failed: {error}") from exception
-        log.warning("aborting the transaction: %s", error)
-        self.metrics.aborted.inc()
-        self._writer.abort()
+        if error.txn_requires_abort():
+            log.warning("aborting the transaction: %s", error)
+            self.metrics.aborted.inc()
+            try:
+                self._writer.abort()
+            except KafkaException as abort_exception:
+                self._renew_or_raise(abort_exception.args[0])
+        else:
+            self._renew_or_raise(error)
         if rewind:
             self._rewind()
+
+    def _renew_or_raise(self, error: KafkaError) -> None:
+        if error.fatal() or not error.retriable() or not self._writer.renewable:
+            raise InferenceError(f"the transaction failed: {error}")
+        log.warning("the transaction timed out, renewing the producer: %s", error)
+        self.metrics.aborted.inc()
+        try:
+            self._writer.renew()
+        except KafkaException as renew_exception:
+            raise InferenceError(
+                f"the broker stayed away: {renew_exception.args[0]}"
+            ) from renew_exception
 
     def _rewind(self) -> None:
         """Go back to the committed offsets of every owned partition."""
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        for tp in self._consumer.committed(assignment, self._timeout_s):
+        committed = retry_while_away(
+            "reading the committed offsets",
+            lambda: self._consumer.committed(assignment, self._timeout_s),
+            self._outage_s,
+        )
+        for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING
             self._consumer.seek(tp)

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import Consumer
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from pytest_django.live_server_helper import LiveServer
 
 from backend.apps.mlmodels.executor import validate_model_code
 from backend.apps.processes.models import JobProcess
 from backend.kafkaml_backend.runners.local import _alive, cancel_restarts, watched_pids
-from backend.testing import PYTORCH_MODEL
+from backend.kafkaml_backend.tests.drills import PARTITIONS
+from backend.testing import PYTORCH_MODEL, finished_result, stored_model
+from kafkaml.frameworks import get_framework
 from kafkaml.kafka import KafkaSettings
 from kafkaml.testing import wait_until
 
@@ -56,6 +62,10 @@ def local_backend(
     yield topic
     end_local_jobs()
     server.stop()
+    keep = os.environ.get("KAFKAML_DRILL_KEEP_LOGS")
+    if keep:  # the job logs outlive the test's data dir, for a person to read
+        shutil.copytree(Path(settings.KAFKAML.data_dir) / "logs", Path(keep) / topic,
+                        dirs_exist_ok=True)  # fmt: skip
 
 
 def end_local_jobs() -> None:
@@ -70,3 +80,23 @@ def end_local_jobs() -> None:
     wait_until(
         lambda: not watched_pids(), "the watchers to record every exit", timeout_s=DEADLINE_S
     )
+
+
+@pytest.fixture
+def trained(user: AbstractBaseUser, torch_summary: dict[str, Any]) -> int:
+    """A finished result with a real (untrained) PyTorch model; its id."""
+    code = PYTORCH_MODEL
+    artifact = get_framework("pytorch").build(code.imports, code.code).save()
+    return finished_result(user, stored_model(user, torch_summary, "pytorch"), artifact).pk
+
+
+@pytest.fixture
+def streams(new_topic: Callable[..., str]) -> tuple[str, str]:
+    return new_topic(partitions=PARTITIONS), new_topic(partitions=PARTITIONS)
+
+
+@pytest.fixture
+def answers_consumer(
+    consumer_factory: Callable[..., Consumer], group_id: str
+) -> Iterator[Consumer]:
+    yield consumer_factory(group_id, isolation_level="read_committed", auto_offset_reset="earliest")
