@@ -176,6 +176,8 @@ class InferenceService:
         if self._closed:
             return
         self._closed = True
+        if self._swapper is not None:
+            self._swapper.close()
         try:
             self._settle(rewind=False)
         finally:
