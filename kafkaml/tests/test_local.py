@@ -52,6 +52,8 @@ def test_stack_serves_the_api_stops_without_leftovers_and_keeps_broker_data(
         with urllib.request.urlopen(health_url, timeout=10) as response:
             assert json.load(response)["status"] == "ok"
         assert any("admin" in line for line in lines), lines
+        # Its own gunicorn control socket, in its own state folder (not ~/.gunicorn).
+        assert (settings.state_dir / "gunicorn.ctl").is_socket()
         ensure_topics(make_admin(kafka), ["kept"], partitions=1)
         producer = make_producer(kafka)
         producer.produce("kept", key=b"k", value=b"survives a restart")
