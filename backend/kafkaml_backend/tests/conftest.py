@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +38,22 @@ def torch_summary() -> dict[str, dict[str, Any]]:
     }
 
 
+@dataclass
+class LiveBackend:
+    """The backend the jobs reach over HTTP, and its control topic."""
+
+    server: LiveServer
+    control_topic: str
+
+
 @pytest.fixture
-def local_backend(
+def live_backend(
     transactional_db: None,
     kafka_settings: KafkaSettings,
     new_topic: Callable[..., str],
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[str]:
-    """A live backend with the local runner and a fresh control topic; yields the topic."""
+) -> Iterator[LiveBackend]:
+    """A live backend with the local runner and a fresh control topic."""
     server = LiveServer("127.0.0.1:0")
     topic = new_topic()
     update = {
@@ -59,13 +68,20 @@ def local_backend(
     monkeypatch.setenv("KAFKAML_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
     monkeypatch.setenv("KAFKAML_TRAINING_SEED", "7")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    yield topic
+    backend = LiveBackend(server, topic)
+    yield backend
     end_local_jobs()
     server.stop()
     keep = os.environ.get("KAFKAML_DRILL_KEEP_LOGS")
     if keep:  # the job logs outlive the test's data dir, for a person to read
         shutil.copytree(Path(settings.KAFKAML.data_dir) / "logs", Path(keep) / topic,
                         dirs_exist_ok=True)  # fmt: skip
+
+
+@pytest.fixture
+def local_backend(live_backend: LiveBackend) -> str:
+    """A live backend with the local runner (`live_backend`); its control topic."""
+    return live_backend.control_topic
 
 
 def end_local_jobs() -> None:
@@ -83,11 +99,19 @@ def end_local_jobs() -> None:
 
 
 @pytest.fixture
-def trained(user: AbstractBaseUser, torch_summary: dict[str, Any]) -> int:
-    """A finished result with a real (untrained) PyTorch model; its id."""
+def trained(
+    user: AbstractBaseUser, torch_summary: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> int:
+    """A finished result with a real (untrained) PyTorch model; its id. No job trains it."""
     code = PYTORCH_MODEL
     artifact = get_framework("pytorch").build(code.imports, code.code).save()
-    return finished_result(user, stored_model(user, torch_summary, "pytorch"), artifact).pk
+    runner = settings.KAFKAML.runner
+    with monkeypatch.context() as patch:
+        patch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update={"runner": "none"}))
+        model = stored_model(user, torch_summary, "pytorch")
+        result = finished_result(user, model, artifact)
+    assert settings.KAFKAML.runner == runner
+    return result.pk
 
 
 @pytest.fixture

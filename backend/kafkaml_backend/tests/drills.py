@@ -6,7 +6,9 @@ Reduced sizes by default; `KAFKAML_DRILL_FULL=1` runs the sizes of issue 14.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -19,6 +21,7 @@ from rest_framework.test import APIClient
 
 from backend.apps.processes.models import JobProcess
 from backend.kafkaml_backend.runners.local import _alive
+from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings, make_producer
 
 FULL = os.environ.get("KAFKAML_DRILL_FULL") == "1"
@@ -123,3 +126,92 @@ def serving(api: APIClient, inference_id: int, replicas: int) -> bool:
     """Whether every replica got as far as serving (its log says so)."""
     logs = api.get(f"/api/inferences/{inference_id}/logs").json()["logs"]
     return bool(logs.count(" serving model ") >= replicas)
+
+
+def deploy(api: APIClient, model_id: int, epochs: int) -> tuple[int, int]:
+    """A deployment of one model trained for `epochs`; (deployment id, result id)."""
+    configuration = api.post(
+        "/api/configurations", {"name": "c", "ml_model_ids": [model_id]}, format="json"
+    ).json()
+    response = api.post(
+        "/api/deployments",
+        {"configuration_id": configuration["id"], "batch_size": 32,
+         "fit_kwargs": {"epochs": epochs}},
+        format="json",
+    )  # fmt: skip
+    assert response.status_code == 201, response.json()
+    results = api.get(f"/api/deployments/{response.json()['id']}/results").json()
+    return int(response.json()["id"]), int(results[0]["id"])
+
+
+def send_training_data(kafka: KafkaSettings, control_topic: str, deployment_id: int,
+                       topic: str) -> None:  # fmt: skip
+    """600 labelled samples of three blobs and their control message."""
+    rng = np.random.default_rng(0)
+    centers = np.random.default_rng(42).normal(0, 3, size=(3, 4))
+    y = rng.integers(0, 3, size=600).astype(np.uint8)
+    x = (centers[y] + rng.normal(0, 1, size=(600, 4))).astype(np.float32)
+    sink = RawSink(kafka.bootstrap_servers, topic, deployment_id, control_topic=control_topic,
+                   kafka_settings=kafka, progress=False, test_rate=0.2)  # fmt: skip
+    sink.send_many(x, y)
+    sink.close()
+
+
+class BackendProxy:
+    """A TCP relay in front of the backend: jobs that call its `url` lose the backend on `stop`
+    (connections reset, then refused, as when the backend process dies) and find it again on
+    `start`, on the same address."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = ("127.0.0.1", target_port)
+        self._listener: socket.socket | None = None
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self.port = 0
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def stop(self) -> None:
+        """Refuse new connections and reset the open ones."""
+        assert self._listener is not None
+        self._listener.close()
+        with self._lock:
+            for open_socket in self._sockets:
+                open_socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+                open_socket.close()
+            self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:  # closed by stop()
+                return
+            upstream = socket.create_connection(self._target)
+            with self._lock:
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    for end in (source, sink):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
