@@ -56,8 +56,8 @@ class InferenceSettings(BaseSettings):
     outage_s: float = Field(
         default=300.0,
         gt=0,
-        description="How long a replica retries a transaction that times out while the broker "
-        "is away before it exits (and its runner restarts it).",
+        description="How long a replica waits for an absent broker (retrying its transaction, "
+        "then a new producer) before it exits and its runner restarts it.",
     )
     session_timeout_ms: int = Field(
         default=10_000,

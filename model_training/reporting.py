@@ -186,7 +186,7 @@ class HeldReports:
     """A sink whose reports are delivered in order by a thread of their own, so training goes
     on while the backend is away (the wrapped sink retries until its deadline).
 
-    `running`, `epoch` and `snapshot` return at once; `finish` and `fail` wait until every
+    `epoch` and `snapshot` return at once; `running`, `finish` and `fail` wait until every
     report is delivered. Once a delivery failed for good, every later call raises its
     ReportingError (the job then fails).
     """
@@ -202,7 +202,10 @@ class HeldReports:
         self._thread.start()
 
     def running(self) -> None:
+        # Delivered before training starts: a result that cannot start (stopped, deleted)
+        # ends the job now, not at its first epoch.
         self._hold("running")
+        self.drain()
 
     def epoch(self, epoch: int, train: Metrics, validation: Metrics) -> None:
         self._hold("epoch", epoch, dict(train), dict(validation))

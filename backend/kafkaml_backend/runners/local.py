@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from backend.apps.processes.models import JobProcess, ProcessKind
@@ -64,6 +64,7 @@ _watched_lock = threading.Lock()
 # Restarts waiting out their backoff, by (inference id, replica).
 _pending: dict[tuple[int, int], threading.Timer] = {}
 _pending_lock = threading.Lock()
+_restart_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -467,10 +468,7 @@ def _restart_replica(inference_id: int, replica: int) -> None:
         _pending.pop((inference_id, replica), None)
     try:
         close_old_connections()
-        with transaction.atomic():
-            # The write takes the inference's row lock (SQLite: the database's write lock), so
-            # a second backend process restarting the same replica waits, then sees its row.
-            Inference.objects.filter(pk=inference_id).update(updated_at=timezone.now())
+        with _restart_lock:  # this process's watchers and reconciler never start one twice
             inference = Inference.objects.filter(pk=inference_id).first()
             live = _live(ProcessKind.INFERENCE, inference_id)
             if inference is None or not _still_wanted(inference_id, replica):

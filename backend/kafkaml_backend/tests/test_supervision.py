@@ -13,7 +13,9 @@ import signal
 import time
 from typing import Any
 
+import pytest
 from confluent_kafka import Consumer
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
 from rest_framework.test import APIClient
@@ -69,9 +71,16 @@ def test_replicas_killed_three_times_are_each_replaced_and_every_input_is_answer
 
 
 def test_a_crash_looping_inference_fails_and_stop_scale_delete_and_stop_jobs_clean_it_up(
-    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+    api: APIClient,
+    user: AbstractBaseUser,
+    torch_summary: dict[str, Any],
+    local_backend: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    result = finished_result(user, stored_model(user, torch_summary, "pytorch"), b"not a model")
+    with monkeypatch.context() as patch:  # no training job for the result: stop_jobs counts
+        patch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update={"runner": "none"}))
+        model = stored_model(user, torch_summary, "pytorch")
+        result = finished_result(user, model, b"not a model")
     inference_id = serve(api, result.pk, "in", "out", replicas=2)
     failed = wait_until(
         lambda: (i := inference(api, inference_id))["status"] == "failed" and i,
