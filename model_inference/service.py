@@ -47,6 +47,8 @@ from model_inference.transactions import (
 log = logging.getLogger(__name__)
 
 _LAG_INTERVAL_S = 1.0
+# A replica fenced twice within this time yields to the other holder of its transactional id.
+_FENCED_RENEWAL_INTERVAL_S = 60.0
 
 
 class InferenceError(RuntimeError):
@@ -106,6 +108,8 @@ class InferenceService:
         self._writer = BatchWriter(producers, routes, transaction_timeout_s, outage_s,
                                    renew_producer)  # fmt: skip
         self._outage_s = outage_s
+        self._last_fenced_renewal = -_FENCED_RENEWAL_INTERVAL_S
+        self._broker_trouble_at = -outage_s  # when the brokers were last seen away
         self._routes = routes
         self._decode = decode
         self._model = model
@@ -176,8 +180,6 @@ class InferenceService:
         if self._closed:
             return
         self._closed = True
-        if self._swapper is not None:
-            self._swapper.close()
         try:
             self._settle(rewind=False)
         finally:
@@ -199,6 +201,7 @@ class InferenceService:
     def _consumer_error(self, error: KafkaError) -> None:
         if error.fatal():
             raise InferenceError(f"the input consumer failed: {error}")
+        self._broker_trouble_at = time.monotonic()
         log.warning("input consumer: %s", error)
 
     def _positions(self) -> list[TopicPartition]:
@@ -274,9 +277,10 @@ class InferenceService:
             self._rewind()
 
     def _renew_or_raise(self, error: KafkaError) -> None:
-        if error.fatal() or not error.retriable() or not self._writer.renewable:
+        if not self._writer.renewable or not (self._timed_out(error) or self._epoch_lost(error)):
             raise InferenceError(f"the transaction failed: {error}")
-        log.warning("the transaction timed out, renewing the producer: %s", error)
+        self._broker_trouble_at = time.monotonic()
+        log.warning("the transaction failed, renewing the producer: %s", error)
         self.metrics.aborted.inc()
         try:
             self._writer.renew()
@@ -284,6 +288,24 @@ class InferenceService:
             raise InferenceError(
                 f"the broker stayed away: {renew_exception.args[0]}"
             ) from renew_exception
+
+    @staticmethod
+    def _timed_out(error: KafkaError) -> bool:
+        return bool(error.retriable() and not error.fatal())
+
+    def _epoch_lost(self, error: KafkaError) -> bool:
+        """Fenced after the brokers were away: the coordinator aborted a transaction that
+        outlived its timeout and bumped the epoch. Fenced with no outage seen, or again soon
+        after a renewal: another replica of the same name runs, and this one yields to it."""
+        if error.code() != KafkaError._FENCED:
+            return False
+        now = time.monotonic()
+        if now - self._broker_trouble_at > self._outage_s:
+            return False
+        if now - self._last_fenced_renewal < _FENCED_RENEWAL_INTERVAL_S:
+            return False
+        self._last_fenced_renewal = now
+        return True
 
     def _rewind(self) -> None:
         """Go back to the committed offsets of every owned partition."""

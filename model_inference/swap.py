@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,13 +71,11 @@ def load_serving_model(
 
 
 class ModelSwapper:
-    """Polls a spec source every `interval_s` on a thread of its own and loads the model when
-    its version changes; the serving loop takes the loaded model between two batches (`poll`).
+    """Polls a spec source every `interval_s` and loads the model when its version changes.
 
-    Neither a slow or absent backend nor a model load adds latency to answers. Failures to
-    reach the source are logged and retried at the next poll (a replica keeps serving through
-    a backend outage). A version whose model fails to load is logged and not retried; the
-    replica keeps serving the model it has.
+    Failures to reach the source are logged and retried at the next poll (a replica keeps
+    serving through a backend restart). A version whose model fails to load is logged and not
+    retried; the replica keeps serving the model it has.
     """
 
     def __init__(
@@ -86,58 +84,36 @@ class ModelSwapper:
         loader: ModelLoader,
         running: InferenceSpec,
         interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._running = running
         self._loader = loader
         self._interval_s = interval_s
+        self._clock = clock
+        self._next_poll = clock() + interval_s
         self._rejected: set[str] = set()
-        self._loaded: ServingModel | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._version = ""
 
     def poll(self, current: ServingModel) -> ServingModel | None:
-        """The model loaded since the last call when it differs from `current`, else None.
-
-        Never waits on the source; the first call starts the polling thread.
-        """
-        if self._thread is None:
-            self._version = current.version
-            self._thread = threading.Thread(target=self._run, name="spec-poll", daemon=True)
-            self._thread.start()
-        with self._lock:
-            loaded, self._loaded = self._loaded, None
-        if loaded is None or loaded.version == current.version:
+        """A newly loaded model when the poll is due and the version changed, else None."""
+        now = self._clock()
+        if now < self._next_poll:
             return None
-        return loaded
-
-    def close(self) -> None:
-        """Stop polling (the thread ends after the poll in hand)."""
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            loaded = self._check()
-            if loaded is not None:
-                self._version = loaded.version
-                with self._lock:
-                    self._loaded = loaded
-
-    def _check(self) -> ServingModel | None:
+        self._next_poll = now + self._interval_s
         try:
             version = self._source.spec().model_version
-            if version == self._version or version in self._rejected:
+            if version == current.version or version in self._rejected:
                 return None
             spec, artifact = self._source.model()
         except (OSError, ValueError, RuntimeError) as error:
             log.warning("could not check the inference spec for a new model: %s", error)
             return None
-        return self._load(spec, artifact)
+        return self._load(spec, artifact, current)
 
-    def _load(self, spec: InferenceSpec, artifact: ModelArtifact) -> ServingModel | None:
-        if artifact.version == self._version:
+    def _load(
+        self, spec: InferenceSpec, artifact: ModelArtifact, current: ServingModel
+    ) -> ServingModel | None:
+        if artifact.version == current.version:
             return None
         if not spec.same_pipeline(self._running):
             log.warning("the spec changed more than the model; only the model is swapped, "
@@ -146,8 +122,8 @@ class ModelSwapper:
             predictor = self._loader(spec, artifact)
         except (ValueError, OSError) as error:  # the frameworks' ModelCodeError is a ValueError
             log.error("model version %s failed to load, keeping %s: %s",
-                      artifact.version, self._version, error)  # fmt: skip
+                      artifact.version, current.version, error)  # fmt: skip
             self._rejected.add(artifact.version)
             return None
-        log.info("swapping model version %s for %s", self._version, artifact.version)
+        log.info("swapping model version %s for %s", current.version, artifact.version)
         return ServingModel(artifact.version, predictor)
