@@ -113,7 +113,10 @@ MODEL_COLUMNS = ["id", "name", "framework", "distributed", "upper_id", "created_
 CONFIGURATION_COLUMNS = ["id", "name", "ml_model_ids", "created_at"]
 DEPLOYMENT_COLUMNS = ["id", "configuration_id", "mode", "batch_size", "result_ids", "created_at"]
 RESULT_COLUMNS = ["id", "deployment_id", "model_name", "framework", "status", "test_metrics"]
-INFERENCE_COLUMNS = ["id", "result_id", "status", "replicas", "input_topic", "output_topic"]
+INFERENCE_COLUMNS = [
+    "id", "result_id", "status", "replicas", "ready_replicas", "restarts", "input_topic",
+    "output_topic",
+]  # fmt: skip
 DATASOURCE_COLUMNS = ["id", "deployment_id", "topic", "input_format", "total_msg", "recorded_at"]
 
 
@@ -292,6 +295,7 @@ def _inferences(args: argparse.Namespace) -> int:
         else None,
         upper_topic=args.upper_topic,
         limit=args.limit,
+        delivery=args.delivery,
     )
     if args.wait:
         inference = client.inferences.wait(inference.id, timeout_s=args.timeout)
@@ -620,6 +624,10 @@ def _inference_create(command: argparse.ArgumentParser) -> None:
     command.add_argument("--input-format", choices=["RAW", "AVRO", "JSON"])
     command.add_argument("--input-config", help="JSON object (default: from the training data)")
     command.add_argument("--upper-topic", default="")
+    command.add_argument(
+        "--delivery", choices=["exactly-once", "at-least-once"], default="exactly-once",
+        help="at-least-once for consumers that cannot skip transaction markers",
+    )  # fmt: skip
     command.add_argument("--limit", type=float)
     command.add_argument("--wait", action="store_true", help="until the replicas run")
     command.add_argument("--timeout", type=float, default=300.0)

@@ -107,6 +107,10 @@ def programs(settings: LocalSettings) -> list[Program]:
                 "8",
                 "--timeout",
                 "300",
+                # Gunicorn's default control socket is one per user (~/.gunicorn): each stack
+                # keeps its own beside its other state, so two stacks never share one.
+                "--control-socket",
+                str(settings.state_dir / "gunicorn.ctl"),
             ],
             address=f"{url}/api/docs/",
             environment=common,

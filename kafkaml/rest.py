@@ -47,12 +47,21 @@ class BackendError(RuntimeError):
 @dataclass(frozen=True)
 class Retries:
     """How a request that got no answer, or a status in `statuses`, is tried again: `count`
-    more times, `backoff_s` seconds before the first retry, doubling up to `max_backoff_s`."""
+    more times, `backoff_s` seconds before the first retry, doubling up to `max_backoff_s`;
+    and, when `deadline_s` is set, on and on until `deadline_s` have passed since the first
+    attempt (a job that outlives a backend outage)."""
 
     count: int = 0
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     statuses: frozenset[int] = frozenset({502, 503, 504})
+    deadline_s: float | None = None
+
+    def another(self, attempts: int, started: float) -> bool:
+        """Whether to try again after `attempts` attempts, the first at `started` (monotonic)."""
+        if attempts <= self.count:
+            return True
+        return self.deadline_s is not None and time.monotonic() - started < self.deadline_s
 
     def delay_s(self, retry: int) -> float:
         """Seconds to wait before retry number `retry` (counting from 0)."""
@@ -114,10 +123,11 @@ class RestClient:
         success says nothing about the body (see `get_json`).
         """
         url = self.url(path)
+        started = time.monotonic()
         sent = {"json": json, "data": data, "files": files, "params": params, "headers": headers}
         outcome = self._attempt(method, url, **sent)
         attempts = 1
-        while self._retryable(outcome) and attempts <= self.retries.count:
+        while self._retryable(outcome) and self.retries.another(attempts, started):
             delay = self.retries.delay_s(attempts - 1)
             log.warning("%s; retrying in %.1f s", outcome, delay)
             time.sleep(delay)  # backoff between attempts, not a wait for a condition

@@ -2,12 +2,18 @@
 
 A direction's brokers are, in order: the `KAFKAML_INFERENCE_<DIRECTION>_BOOTSTRAP` override, the
 spec's `<direction>_bootstrap`, `KAFKAML_KAFKA_BOOTSTRAP_SERVERS`. Security settings are the same
-for every cluster.
+for every cluster. A replica that starts while the broker is away waits for it (up to
+`KAFKAML_INFERENCE_OUTAGE_S`) rather than exiting.
 """
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer, Producer
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaException, Producer
 
 from kafkaml.kafka import (
     KafkaSettings,
@@ -15,7 +21,6 @@ from kafkaml.kafka import (
     make_admin,
     make_consumer,
     make_producer,
-    make_transactional_producer,
 )
 from model_inference.answers import Routes
 from model_inference.delivery import AT_LEAST_ONCE_COMMIT_INTERVAL_MS, Delivery, DeliveryFailures
@@ -31,6 +36,10 @@ from model_inference.swap import (
     load_serving_model,
 )
 from model_inference.transactions import Producers
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_START_RETRY_PAUSE_S = 1.0
 
 
 def build_service(
@@ -48,7 +57,11 @@ def build_service(
     clusters = cluster_settings(kafka, settings, spec)
     consumer = make_input_consumer(settings, clusters["input"], spec.inference_id, spec.delivery)
     routes = routes_for(settings, spec)
-    ensure_route_topics(clusters, routes, spec.input_topic, consumer)
+    until_broker_answers(
+        "creating the output topics",
+        lambda: ensure_route_topics(clusters, routes, spec.input_topic, consumer),
+        settings.outage_s,
+    )
     failures = DeliveryFailures()
     service = InferenceService(
         consumer=consumer,
@@ -63,6 +76,8 @@ def build_service(
         transaction_timeout_s=settings.transaction_timeout_ms / 1000,
         delivery=spec.delivery,
         delivery_failures=failures,
+        outage_s=settings.outage_s,
+        renew_producer=lambda: make_transactional(settings, clusters["input"], spec.inference_id),
     )
     return spec, service
 
@@ -145,7 +160,7 @@ def make_producers(
 
     At-least-once: a plain idempotent producer in its place, which reports only failed
     deliveries, to `failures`. Raises KafkaException when the transactions cannot be
-    initialised (e.g. broker down).
+    initialised (a fatal error, or the broker stayed away longer than `settings.outage_s`).
     """
     if delivery == "at-least-once":
         transactional = make_producer(
@@ -153,7 +168,7 @@ def make_producers(
             on_delivery=failures, delivery_report_only_error=True,
         )  # fmt: skip
     else:
-        transactional = _transactional_producer(settings, clusters, inference_id)
+        transactional = make_transactional(settings, clusters["input"], inference_id)
     others: dict[str, Producer] = {}
 
     def direction(name: str) -> Producer:
@@ -167,12 +182,15 @@ def make_producers(
     return Producers(transactional, direction("output"), direction("upper"))
 
 
-def _transactional_producer(
-    settings: InferenceSettings, clusters: dict[str, KafkaSettings], inference_id: int
+def make_transactional(
+    settings: InferenceSettings, input_cluster: KafkaSettings, inference_id: int
 ) -> Producer:
-    return make_transactional_producer(
-        clusters["input"],
-        transactional_id(inference_id, settings.replica_name),
+    """The replica's transactional producer, initialised: it fences any earlier producer of the
+    same replica. Waits for an absent broker up to `settings.outage_s`; raises KafkaException.
+    """
+    transactional = make_producer(
+        input_cluster,
+        transactional_id=transactional_id(inference_id, settings.replica_name),
         transaction_timeout_ms=settings.transaction_timeout_ms,
         linger_ms=settings.linger_ms,
         # A transaction begun right after the previous commit meets CONCURRENT_TRANSACTIONS
@@ -182,6 +200,12 @@ def _transactional_producer(
         retry_backoff_ms=1,
         retry_backoff_max_ms=20,
     )
+    until_broker_answers(
+        "initialising the transactions",
+        lambda: transactional.init_transactions(settings.transaction_timeout_ms / 1000),
+        settings.outage_s,
+    )
+    return transactional
 
 
 def ensure_route_topics(
@@ -199,3 +223,18 @@ def ensure_route_topics(
         wanted.append(("upper", routes.upper_topic))
     for direction, name in wanted:
         ensure_topics(make_admin(clusters[direction]), [name], partitions=partitions)
+
+
+def until_broker_answers(what: str, call: Callable[[], T], outage_s: float) -> T:
+    """`call()`, called again while it raises a KafkaException that is not fatal (the broker is
+    away), for at most `outage_s`; returns its value. Raises the last KafkaException."""
+    deadline = time.monotonic() + outage_s
+    while True:
+        try:
+            return call()
+        except KafkaException as exception:
+            error: Any = exception.args[0]
+            if getattr(error, "fatal", lambda: False)() or time.monotonic() >= deadline:
+                raise
+            log.warning("%s failed, trying again: %s", what, error)
+            time.sleep(_START_RETRY_PAUSE_S)

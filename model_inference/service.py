@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from confluent_kafka import (
     KafkaError,
     KafkaException,
     Message,
+    Producer,
     TopicPartition,
 )
 from numpy.typing import NDArray
@@ -37,11 +38,18 @@ from model_inference.answers import Answers, Decoder, Routes, answer_batch
 from model_inference.delivery import DEFAULT_DELIVERY, AtLeastOnceWriter, Delivery, DeliveryFailures
 from model_inference.metrics import InferenceMetrics
 from model_inference.swap import ModelSwapper, ServingModel
-from model_inference.transactions import BatchWriter, ForeignDeliveryError, Producers
+from model_inference.transactions import (
+    BatchWriter,
+    ForeignDeliveryError,
+    Producers,
+    retry_while_away,
+)
 
 log = logging.getLogger(__name__)
 
 _LAG_INTERVAL_S = 1.0
+# A replica fenced twice within this time yields to the other holder of its transactional id.
+_FENCED_RENEWAL_INTERVAL_S = 60.0
 
 
 class InferenceError(RuntimeError):
@@ -96,10 +104,15 @@ class InferenceService:
         transaction_timeout_s: float = 30.0,
         delivery: Delivery = DEFAULT_DELIVERY,
         delivery_failures: DeliveryFailures | None = None,
+        outage_s: float = 300.0,
+        renew_producer: Callable[[], Producer] | None = None,
     ) -> None:
         self._consumer = consumer
         self._writer = _writer(delivery, producers, routes, transaction_timeout_s, consumer,
-                               delivery_failures)  # fmt: skip
+                               delivery_failures, outage_s, renew_producer)  # fmt: skip
+        self._outage_s = outage_s
+        self._last_fenced_renewal = -_FENCED_RENEWAL_INTERVAL_S
+        self._broker_trouble_at = -outage_s  # when the brokers were last seen away
         self._routes = routes
         self._decode = decode
         self._model = model
@@ -191,6 +204,7 @@ class InferenceService:
     def _consumer_error(self, error: KafkaError) -> None:
         if error.fatal():
             raise InferenceError(f"the input consumer failed: {error}")
+        self._broker_trouble_at = time.monotonic()
         log.warning("input consumer: %s", error)
 
     def _positions(self) -> list[TopicPartition]:
@@ -258,22 +272,63 @@ class InferenceService:
                                   len(answers.upper.messages), len(answers.dead))  # fmt: skip
 
     def _transaction_failed(self, exception: KafkaException, *, rewind: bool) -> None:
-        """Abort and rewind on an abortable error; raise InferenceError on any other."""
+        """Abort and rewind on an abortable error; renew the producer and rewind when it timed
+        out (the broker is or was away); raise InferenceError on any other."""
         error: KafkaError = exception.args[0]
-        if not error.txn_requires_abort():
-            raise InferenceError(f"the transaction failed: {error}") from exception
-        log.warning("aborting the transaction: %s", error)
-        self.metrics.aborted.inc()
-        self._writer.abort()
+        if error.txn_requires_abort():
+            log.warning("aborting the transaction: %s", error)
+            self.metrics.aborted.inc()
+            try:
+                self._writer.abort()
+            except KafkaException as abort_exception:
+                self._renew_or_raise(abort_exception.args[0])
+        else:
+            self._renew_or_raise(error)
         if rewind:
             self._rewind()
+
+    def _renew_or_raise(self, error: KafkaError) -> None:
+        if not self._writer.renewable or not (self._timed_out(error) or self._epoch_lost(error)):
+            raise InferenceError(f"the transaction failed: {error}")
+        self._broker_trouble_at = time.monotonic()
+        log.warning("the transaction failed, renewing the producer: %s", error)
+        self.metrics.aborted.inc()
+        try:
+            self._writer.renew()
+        except KafkaException as renew_exception:
+            raise InferenceError(
+                f"the broker stayed away: {renew_exception.args[0]}"
+            ) from renew_exception
+
+    @staticmethod
+    def _timed_out(error: KafkaError) -> bool:
+        return bool(error.retriable() and not error.fatal())
+
+    def _epoch_lost(self, error: KafkaError) -> bool:
+        """Fenced after the brokers were away: the coordinator aborted a transaction that
+        outlived its timeout and bumped the epoch. Fenced with no outage seen, or again soon
+        after a renewal: another replica of the same name runs, and this one yields to it."""
+        if error.code() != KafkaError._FENCED:
+            return False
+        now = time.monotonic()
+        if now - self._broker_trouble_at > self._outage_s:
+            return False
+        if now - self._last_fenced_renewal < _FENCED_RENEWAL_INTERVAL_S:
+            return False
+        self._last_fenced_renewal = now
+        return True
 
     def _rewind(self) -> None:
         """Go back to the committed offsets of every owned partition."""
         assignment = self._consumer.assignment()
         if not assignment:
             return
-        for tp in self._consumer.committed(assignment, self._timeout_s):
+        committed = retry_while_away(
+            "reading the committed offsets",
+            lambda: self._consumer.committed(assignment, self._timeout_s),
+            self._outage_s,
+        )
+        for tp in committed:
             if tp.offset < 0:
                 tp.offset = OFFSET_BEGINNING
             self._consumer.seek(tp)
@@ -297,10 +352,12 @@ def _writer(
     timeout_s: float,
     consumer: Consumer,
     failures: DeliveryFailures | None,
+    outage_s: float,
+    renew: Callable[[], Producer] | None,
 ) -> BatchWriter:
     """The writer of the delivery guarantee; at-least-once needs the producer's failures."""
     if delivery == "exactly-once":
-        return BatchWriter(producers, routes, timeout_s)
+        return BatchWriter(producers, routes, timeout_s, outage_s, renew)
     if failures is None:
         raise ValueError("an at-least-once service needs the DeliveryFailures of its producer")
     return AtLeastOnceWriter(producers, routes, timeout_s, consumer, failures)

@@ -53,6 +53,12 @@ class InferenceSettings(BaseSettings):
         description="How long the broker keeps a transaction of a vanished replica open "
         "before aborting it.",
     )
+    outage_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a replica waits for an absent broker (retrying its transaction, "
+        "then a new producer) before it exits and its runner restarts it.",
+    )
     session_timeout_ms: int = Field(
         default=10_000,
         ge=1000,

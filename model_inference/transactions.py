@@ -5,6 +5,12 @@ it is committed on a helper thread while the caller consumes and predicts batch 
 is produced only after batch k's commit has settled (a producer has one transaction at a time),
 so the order of the outputs is the order of the inputs and a failed commit is seen before
 anything of the next batch is written.
+
+A broker outage is ridden out: a transactional call that times out (retriable, not abortable)
+is tried again a few times; when the producer still cannot finish its transaction, `renew`
+replaces it by a new producer with the same transactional id, whose initialisation waits for
+the broker and fences the old one (the broker aborts the transaction it left open). The
+caller then rewinds to the committed offsets, so every input is still answered exactly once.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ log = logging.getLogger(__name__)
 ERROR_HEADER = "kafkaml-error"
 SOURCE_HEADER = "kafkaml-source"
 _DEAD_LETTERS_LOGGED_PER_BATCH = 10
+_RETRY_PAUSE_S = (0.1, 2.0)  # first and longest pause between two tries of a retriable call
+# Tries of a timed-out transactional call on one producer before it is renewed: after a broker
+# restart, librdkafka's coordinator request could stay queued for good (seen with 2.x).
+SAME_PRODUCER_TRIES = 2
 
 Headers = list[tuple[str, str | bytes | None]]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -33,6 +43,36 @@ DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 class ForeignDeliveryError(RuntimeError):
     """Records for a cluster outside the transaction could not be delivered."""
+
+
+def retry_while_away(
+    what: str, call: Callable[[], Any], outage_s: float, tries: int | None = None
+) -> Any:
+    """`call()`, called again while it raises a retriable KafkaException (a timeout while the
+    broker is away), for at most `outage_s` after the first failure and at most `tries` calls;
+    returns its value.
+
+    Raises the KafkaException of an abortable or fatal error at once, and the last retriable
+    one once `outage_s` has passed or the tries are spent.
+    """
+    deadline: float | None = None
+    pause = _RETRY_PAUSE_S[0]
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return call()
+        except KafkaException as exception:
+            error: KafkaError = exception.args[0]
+            if not error.retriable() or error.txn_requires_abort() or error.fatal():
+                raise
+            now = time.monotonic()
+            deadline = deadline if deadline is not None else now + outage_s
+            if now >= deadline or (tries is not None and attempt >= tries):
+                raise
+            log.warning("%s failed, trying again in %.1f s: %s", what, pause, error)
+            time.sleep(pause)
+            pause = min(pause * 2, _RETRY_PAUSE_S[1])
 
 
 @dataclass(frozen=True)
@@ -60,10 +100,19 @@ class Producers:
 class BatchWriter:
     """Produces answered batches and commits them with their input offsets, one at a time."""
 
-    def __init__(self, producers: Producers, routes: Routes, timeout_s: float) -> None:
+    def __init__(
+        self,
+        producers: Producers,
+        routes: Routes,
+        timeout_s: float,
+        outage_s: float = 300.0,
+        renew: Callable[[], Producer] | None = None,
+    ) -> None:
         self._producers = producers
+        self._renew = renew
         self._routes = routes
         self._timeout_s = timeout_s
+        self._outage_s = outage_s
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._in_flight: Future[float] | None = None
         self._foreign_failures: list[KafkaError] = []
@@ -100,8 +149,38 @@ class BatchWriter:
         return in_flight.result() if in_flight is not None else None
 
     def abort(self) -> None:
-        """Abort the open transaction: none of its records will ever be read committed."""
-        self._producers.transactional.abort_transaction(self._timeout_s)
+        """Abort the open transaction: none of its records will ever be read committed.
+
+        Retried while the broker is away (`retry_while_away`).
+        """
+        transactional = self._producers.transactional
+        retry_while_away("aborting the transaction",
+                         lambda: transactional.abort_transaction(self._timeout_s),
+                         self._outage_s, SAME_PRODUCER_TRIES)  # fmt: skip
+
+    @property
+    def renewable(self) -> bool:
+        """Whether `renew` can replace the transactional producer."""
+        return self._renew is not None
+
+    def renew(self) -> None:
+        """Replace the transactional producer by a new one with the same transactional id.
+
+        The new one's initialisation fences the old one, and the broker aborts the transaction
+        the old one left open. Raises what the producer factory raises (KafkaException when the
+        broker stayed away too long), RuntimeError when no factory was given.
+        """
+        if self._renew is None:
+            raise RuntimeError("this writer was given no producer factory")
+        old = self._producers.transactional
+        old.purge()  # its records belong to the transaction being fenced
+        new = self._renew()
+        self._producers = Producers(
+            new,
+            new if self._producers.output is old else self._producers.output,
+            new if self._producers.upper is old else self._producers.upper,
+        )
+        log.warning("the transactional producer was renewed; its open transaction is aborted")
 
     def close(self) -> None:
         """Stop the helper thread and deliver what the foreign producers hold."""
@@ -111,15 +190,18 @@ class BatchWriter:
 
     def _commit(self, offsets: list[TopicPartition], group_metadata: Any) -> float:
         transactional = self._producers.transactional
-        transactional.send_offsets_to_transaction(offsets, group_metadata, self._timeout_s)
-        while True:
-            try:
-                transactional.commit_transaction(self._timeout_s)
-                return time.perf_counter()
-            except KafkaException as exception:
-                if not exception.args[0].retriable():
-                    raise
-                log.warning("retrying the commit: %s", exception.args[0])
+        retry_while_away(
+            "sending the offsets to the transaction",
+            lambda: transactional.send_offsets_to_transaction(
+                offsets, group_metadata, self._timeout_s
+            ),
+            self._outage_s,
+            SAME_PRODUCER_TRIES,
+        )
+        retry_while_away("committing the transaction",
+                         lambda: transactional.commit_transaction(self._timeout_s),
+                         self._outage_s, SAME_PRODUCER_TRIES)  # fmt: skip
+        return time.perf_counter()
 
     def _produce(self, producer: Producer, topic: str, routed: Routed, version: Headers) -> None:
         if producer is self._producers.transactional:

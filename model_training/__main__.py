@@ -45,6 +45,7 @@ def main() -> int:
             spec_file=settings.training_spec_file,
             output_dir=settings.training_output_dir,
             retries=settings.training_http_retries,
+            deadline_s=settings.training_report_deadline_s,
         )
         spec = parse_spec(documents)
         framework = get_framework(spec.framework)

@@ -3,6 +3,10 @@
 Both sinks offer the same calls for one training result: running, one call per epoch, the final
 artifact with its metrics (status finished), a snapshot (indefinite training), and failure.
 
+Reports to the job API are held and delivered in order by a thread of their own
+(`HeldReports`): training goes on while the backend is away, and the reports arrive once it is
+back; the job fails only when a report could not be delivered within the report deadline.
+
 Local mode (`KAFKAML_TRAINING_OUTPUT_DIR`) writes, per result, `result-<id>/`:
 `epochs.jsonl` (one JSON object per epoch), `metrics.json` (the final metrics), `artifact.<fmt>`,
 `snapshots/<n>/` (artifact and metrics of each indefinite snapshot) and `status`
@@ -12,6 +16,9 @@ Local mode (`KAFKAML_TRAINING_OUTPUT_DIR`) writes, per result, `result-<id>/`:
 from __future__ import annotations
 
 import json
+import logging
+import queue
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +26,8 @@ from typing import Any, Protocol
 import requests
 
 from kafkaml.rest import BackendError, RestClient, Retries
+
+log = logging.getLogger(__name__)
 
 Metrics = Mapping[str, float]
 
@@ -98,7 +107,8 @@ class JobApi:
     """The backend's job API for one result: bearer token, retries with exponential backoff.
 
     A connection error, a timeout or a 5xx/429 answer is retried `retries` times (1, 2, 4 ...
-    seconds apart, at most 30); a 4xx answer is not. Raises ReportingError when a call fails.
+    seconds apart, at most 30), and on until `deadline_s` has passed when it is set; a 4xx
+    answer is not. Raises ReportingError when a call fails.
     """
 
     def __init__(
@@ -108,15 +118,19 @@ class JobApi:
         token: str,
         *,
         retries: int = 5,
+        deadline_s: float | None = None,
         session: requests.Session | None = None,
         timeout_s: float = 30.0,
     ) -> None:
         self.path = f"/api/jobs/results/{result_id}"
+        # With a deadline, a backend that comes back is noticed within 10 s.
+        backoff = Retries(count=retries, statuses=RETRIED_STATUSES, deadline_s=deadline_s,
+                          max_backoff_s=10.0 if deadline_s else 30.0)  # fmt: skip
         self.rest = RestClient(
             base_url,
             token,
             timeout_s=timeout_s,
-            retries=Retries(count=retries, statuses=RETRIED_STATUSES),
+            retries=backoff,
             session=session,
         )
 
@@ -165,6 +179,77 @@ class HttpResultSink:
         self.api.post(path, files=files, data=data)
 
 
+_Report = tuple[str, tuple[Any, ...]]
+
+
+class HeldReports:
+    """A sink whose reports are delivered in order by a thread of their own, so training goes
+    on while the backend is away (the wrapped sink retries until its deadline).
+
+    `epoch` and `snapshot` return at once; `running`, `finish` and `fail` wait until every
+    report is delivered. Once a delivery failed for good, every later call raises its
+    ReportingError (the job then fails).
+    """
+
+    def __init__(self, sink: ResultSink) -> None:
+        self.result_id = sink.result_id
+        self._sink = sink
+        self._queue: queue.Queue[_Report | None] = queue.Queue()
+        self._error: ReportingError | None = None
+        self._thread = threading.Thread(
+            target=self._deliver, name=f"reports-{sink.result_id}", daemon=True
+        )
+        self._thread.start()
+
+    def running(self) -> None:
+        # Delivered before training starts: a result that cannot start (stopped, deleted)
+        # ends the job now, not at its first epoch.
+        self._hold("running")
+        self.drain()
+
+    def epoch(self, epoch: int, train: Metrics, validation: Metrics) -> None:
+        self._hold("epoch", epoch, dict(train), dict(validation))
+
+    def snapshot(self, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]) -> None:
+        self._hold("snapshot", artifact, artifact_format, metrics)
+
+    def finish(self, artifact: bytes, artifact_format: str, metrics: Mapping[str, Any]) -> None:
+        self._hold("finish", artifact, artifact_format, metrics)
+        self.drain()
+
+    def fail(self, reason: str) -> None:
+        if self._error is None:
+            self._queue.put(("fail", (reason,)))
+            self.drain()
+        else:  # what is held can no longer be delivered: the failure goes first, once
+            self._sink.fail(reason)
+
+    def drain(self) -> None:
+        """Wait until every held report is delivered. Raises the ReportingError of one that
+        could not be."""
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
+
+    def _hold(self, call: str, *args: Any) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((call, args))
+
+    def _deliver(self) -> None:
+        while True:
+            report = self._queue.get()
+            try:
+                if report is not None and self._error is None:
+                    call, args = report
+                    getattr(self._sink, call)(*args)
+            except ReportingError as error:
+                log.error("result %s: a report could not be delivered: %s", self.result_id, error)
+                self._error = error
+            finally:
+                self._queue.task_done()
+
+
 SpecLoader = Callable[[], list[dict[str, Any]]]
 
 
@@ -188,11 +273,13 @@ def open_sinks(
     spec_file: Path | None,
     output_dir: Path | None,
     retries: int = 5,
+    deadline_s: float | None = None,
 ) -> tuple[list[ResultSink], list[dict[str, Any]]]:
     """The sinks of the job's results and their spec documents, edge first for a chain.
 
     Local mode (a spec file and an output folder) when a spec file is given; otherwise the
-    job API with one token per result (or one token for all). Raises ReportingError for an
+    job API with one token per result (or one token for all), each call retried until
+    `deadline_s` when it is set, and reports held (`HeldReports`). Raises ReportingError for an
     incomplete configuration or a backend that cannot be reached.
     """
     if spec_file is not None:
@@ -202,11 +289,18 @@ def open_sinks(
     if len(tokens) not in (1, len(result_ids)):
         raise ReportingError("KAFKAML_JOB_TOKEN needs one token, or one per result id")
     apis = [
-        JobApi(backend_url, result_id, tokens[min(i, len(tokens) - 1)], retries=retries)
+        JobApi(
+            backend_url,
+            result_id,
+            tokens[min(i, len(tokens) - 1)],
+            retries=retries,
+            deadline_s=deadline_s,
+        )
         for i, result_id in enumerate(result_ids)
     ]
     sinks: list[ResultSink] = [
-        HttpResultSink(api, result_id) for api, result_id in zip(apis, result_ids, strict=True)
+        HeldReports(HttpResultSink(api, result_id))
+        for api, result_id in zip(apis, result_ids, strict=True)
     ]
     return sinks, [api.get_json("spec") for api in apis]
 

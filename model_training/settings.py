@@ -68,6 +68,12 @@ class TrainingSettings(BaseSettings):
     training_http_retries: int = Field(
         default=5, ge=0, description="Retries of a failed job API call before the job fails."
     )
+    training_report_deadline_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="How long a job holds its reports for an unreachable backend, retrying, "
+        "before it fails (training goes on meanwhile).",
+    )
 
     def parsed_result_ids(self) -> list[int]:
         """`result_ids` as integers, in the given order; [] when unset.

@@ -90,6 +90,28 @@ class BackendSettings(BaseSettings):
         default=PROJECT_ROOT / "frontend" / "dist",
         description="Folder of the built web UI that the backend serves at `/`.",
     )
+    restart_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Local runner: wait before the first restart of a crashed replica; doubles.",
+    )
+    restart_backoff_max_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Local runner: the longest wait between restarts of a crashing replica.",
+    )
+    restart_reset_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Local runner: a replica that ran this long restarts again after the "
+        "shortest backoff and its crash-loop count starts over.",
+    )
+    crash_loop_limit: int = Field(
+        default=5,
+        ge=1,
+        description="Local runner: a replica that crashes this many times in a row (each "
+        "within restart_reset_s of starting) fails its inference.",
+    )
     job_token_max_age_s: int = Field(
         default=30 * 24 * 3600,
         description="Lifetime of a job token handed to a training or inference job, in seconds.",

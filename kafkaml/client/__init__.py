@@ -18,7 +18,6 @@ message and `extra`) for anything that did not succeed. The HTTP layer is the wo
 from __future__ import annotations
 
 import builtins
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -288,9 +287,12 @@ class Inferences:
         input_bootstrap: str = "",
         output_bootstrap: str = "",
         upper_bootstrap: str = "",
+        delivery: str = "exactly-once",
     ) -> Inference:
         """Serve a finished result. Format and config default to the result's training
-        datasource (`results.inference_defaults`)."""
+        datasource (`results.inference_defaults`). `delivery`: `exactly-once` (transactions,
+        read with read_committed) or `at-least-once` (for consumers that cannot skip
+        transaction markers)."""
         if input_format is None or input_config is None:
             defaults = Results(self._api).inference_defaults(result_id)
             input_format = input_format or defaults.input_format
@@ -300,7 +302,7 @@ class Inferences:
             "input_config": input_config, "input_topic": input_topic,
             "output_topic": output_topic, "upper_topic": upper_topic, "limit": limit,
             "input_bootstrap": input_bootstrap, "output_bootstrap": output_bootstrap,
-            "upper_bootstrap": upper_bootstrap,
+            "upper_bootstrap": upper_bootstrap, "delivery": delivery,
         }  # fmt: skip
         return self._api.one(Inference, "POST", "/api/inferences", json=body)
 
@@ -330,16 +332,12 @@ class Inferences:
         interval_s: float = 0.5,
         progress: Callable[[Inference], None] | None = None,
     ) -> Inference:
-        """The inference once its replicas run (the runner reports them running) or once it
-        failed or stopped; KafkamlError after `timeout_s`. Running replicas may still be
-        joining their consumer group: answers to inputs sent now come once they have."""
+        """The inference once its replicas run (status `running`) or once it failed or
+        stopped; KafkamlError after `timeout_s`. Running replicas may still be joining their
+        consumer group: answers to inputs sent now come once they have."""
 
         def fetch() -> Inference:
-            inference = self.get(inference_id)
-            if inference.status in ("failed", "stopped"):
-                return inference
-            serving = self.logs(inference_id).state == "running"
-            return dataclasses.replace(inference, status="running" if serving else "created")
+            return self.get(inference_id)
 
         return _wait(
             fetch, lambda i: i.status, f"inference {inference_id}", timeout_s, interval_s, progress

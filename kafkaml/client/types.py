@@ -140,7 +140,11 @@ class Inference:
     upper_bootstrap: str
     upper_topic: str
     limit: float | None
+    delivery: str
     error: str
+    ready_replicas: int
+    restarts: int
+    last_exit_reason: str
     created_at: dt.datetime
     updated_at: dt.datetime
 

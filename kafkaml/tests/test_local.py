@@ -56,6 +56,8 @@ def test_stack_serves_the_api_stops_without_leftovers_and_keeps_broker_data(
         if shutil.which("npm"):  # `make run` built the web UI; the address it prints serves it
             with urllib.request.urlopen(f"{local.backend_url(settings)}/", timeout=10) as page:
                 assert b'<div id="root">' in page.read()
+        # Its own gunicorn control socket, in its own state folder (not ~/.gunicorn).
+        assert (settings.state_dir / "gunicorn.ctl").is_socket()
         ensure_topics(make_admin(kafka), ["kept"], partitions=1)
         producer = make_producer(kafka)
         producer.produce("kept", key=b"k", value=b"survives a restart")

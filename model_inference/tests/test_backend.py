@@ -65,7 +65,7 @@ def test_a_replica_serves_the_backends_model_and_swaps_when_the_api_swaps(
     _, service = build_service(settings, kafka_settings, BackendSpecSource(client, inference["id"]))
     service.subscribe(source)
     x = samples(400)
-    produce_samples(kafka_settings, source, x)
+    produce_samples(kafka_settings, source, x[:300])
     try:
         run_until([service], lambda: service.committed_records >= 150)
         service.settle()
@@ -73,6 +73,9 @@ def test_a_replica_serves_the_backends_model_and_swaps_when_the_api_swaps(
         swapped = api.post(f"/api/inferences/{inference['id']}/swap",
                            {"result_id": second.pk}, format="json")  # fmt: skip
         assert swapped.status_code == 200, swapped.json()
+        new_version = swapped.json()["model_version"]
+        run_until([service], lambda: service.model_version == new_version)
+        produce_samples(kafka_settings, source, x[300:], first_key=300)
         run_until([service], lambda: service.committed_records >= len(x))
     finally:
         service.close()  # nothing more is answered: a duplicate would be read below
@@ -80,10 +83,11 @@ def test_a_replica_serves_the_backends_model_and_swaps_when_the_api_swaps(
     outputs = read_committed(kafka_settings, target)
     assert [int(r.key()) for r in outputs] == list(range(len(x)))  # type: ignore[arg-type]
     versions = [version_of(r) for r in outputs]
-    new_version = swapped.json()["model_version"]
-    assert versions == [inference["model_version"]] * before_swap + [new_version] * (
-        len(x) - before_swap
-    )
+    # The new model is loaded off the serving path: it serves from a batch boundary after the
+    # swap on, every record before it answered by the old model.
+    switch = versions.index(new_version)
+    assert switch >= before_swap
+    assert versions == [inference["model_version"]] * switch + [new_version] * (len(x) - switch)
 
 
 def test_a_wrong_token_is_refused_with_the_backends_message(live_server: Any) -> None:

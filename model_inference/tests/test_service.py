@@ -187,7 +187,7 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
 ) -> None:
     source, target = new_topic(partitions=1), new_topic(partitions=1)
     x = samples(1000)
-    produce_samples(kafka_settings, source, x)
+    produce_samples(kafka_settings, source, x[:600])
     spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
                      inference_id=unique_inference_id())  # fmt: skip
     service = start_service(spec, kafka_settings, max_batch=64)
@@ -197,13 +197,18 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
     service.settle()  # the batch in flight was predicted by version 1 too
     before_swap = service.committed_records
     spec.write(other_torch_model, "2")
+    run_until([service], lambda: service.model_version == "2")
+    produce_samples(kafka_settings, source, x[600:], first_key=600)
     run_until([service], lambda: service.committed_records >= len(x))
     service.close()
 
     outputs = read_committed(kafka_settings, target)
     assert [int(r.key()) for r in outputs] == list(range(len(x)))
     versions = [version_of(r) for r in outputs]
-    assert versions == ["1"] * before_swap + ["2"] * (len(x) - before_swap)
+    # The new model loads off the serving path: version 1 answers on until it is ready.
+    switch = versions.index("2")
+    assert switch >= before_swap
+    assert versions == ["1"] * switch + ["2"] * (len(x) - switch)
     old = torch_model.predictor().predict_batch(x)
     new = other_torch_model.predictor().predict_batch(x)
     for record, version in zip(outputs, versions, strict=True):

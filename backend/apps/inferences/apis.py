@@ -47,6 +47,9 @@ class InferenceOutput(serializers.ModelSerializer):
             "limit",
             "delivery",
             "error",
+            "ready_replicas",
+            "restarts",
+            "last_exit_reason",
             "created_at",
             "updated_at",
         ]

@@ -27,7 +27,8 @@ class Inference(models.Model):
     """A trained model served from an input topic to an output topic by N replicas.
 
     `result` is the model served now; swapping it changes `model_version`, which replicas
-    compare to know they must reload.
+    compare to know they must reload. `ready_replicas`, `restarts` (replica exits nobody asked
+    for, all replicas together) and `last_exit_reason` are what the runner last saw.
     """
 
     owner = models.ForeignKey(
@@ -52,6 +53,9 @@ class Inference(models.Model):
         max_length=20, choices=Delivery.choices, default=Delivery.EXACTLY_ONCE
     )
     error = models.TextField(blank=True, default="")
+    ready_replicas = models.PositiveIntegerField(default=0)
+    restarts = models.PositiveIntegerField(default=0)
+    last_exit_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

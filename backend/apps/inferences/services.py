@@ -76,45 +76,79 @@ def _locked(inference_id: int) -> Inference:
 
 
 def inference_stop(*, inference: Inference) -> Inference:
-    """created | running -> stopped; the runner stops the replicas after the commit."""
+    """created | running -> stopped; the runner stops the replicas after the commit.
+
+    Whatever the status: a stopped or failed inference keeps its status, and the runner is
+    asked again to end any replica left (a stop is how a person cleans up).
+    """
     with transaction.atomic():
         locked = _locked(inference.pk)
-        if locked.status not in ACTIVE:
-            raise ConflictError(
-                f"Cannot stop an inference that is {locked.status}.", {"status": locked.status}
-            )
-        locked.status = InferenceStatus.STOPPED
-        locked.save(update_fields=["status", "updated_at"])
+        if locked.status in ACTIVE:
+            locked.status = InferenceStatus.STOPPED
+            locked.save(update_fields=["status", "updated_at"])
         transaction.on_commit(lambda: get_runner().stop_inference(locked))
     return locked
 
 
-def inference_fail(*, inference_id: int, reason: str) -> Inference:
-    """created | running -> failed with `reason` (a replica ended on its own); otherwise nothing.
+def inference_fail(*, inference_id: int, reason: str) -> Inference | None:
+    """created | running -> failed with `reason` (its replicas cannot run); otherwise nothing.
 
-    Idempotent: the runner may report the end of several replicas of one inference.
+    Idempotent: the runner may report the end of several replicas of one inference. None when
+    the inference is gone (deleted while a replica ended).
     """
     with transaction.atomic():
-        locked = _locked(inference_id)
+        try:
+            locked = _locked(inference_id)
+        except Inference.DoesNotExist:
+            return None
         if locked.status not in ACTIVE:
             return locked
         locked.status = InferenceStatus.FAILED
         locked.error = reason
-        locked.save(update_fields=["status", "error", "updated_at"])
+        locked.ready_replicas = 0
+        locked.save(update_fields=["status", "error", "ready_replicas", "updated_at"])
+    return locked
+
+
+def inference_record_replicas(
+    *, inference_id: int, ready: int, restarts: int | None = None, last_exit_reason: str = ""
+) -> Inference | None:
+    """Record what the runner sees of the replicas; the first ready replica makes a created
+    inference running. `restarts` None leaves the count; an empty `last_exit_reason` leaves the
+    reason. Changes only the health fields of an inference that is stopped or failed. None when
+    the inference is gone.
+    """
+    with transaction.atomic():
+        try:
+            locked = _locked(inference_id)
+        except Inference.DoesNotExist:
+            return None
+        fields = ["ready_replicas", "updated_at"]
+        locked.ready_replicas = ready if locked.status in ACTIVE else 0
+        if restarts is not None:
+            locked.restarts = restarts
+            fields.append("restarts")
+        if last_exit_reason:
+            locked.last_exit_reason = last_exit_reason
+            fields.append("last_exit_reason")
+        if locked.status == InferenceStatus.CREATED and ready > 0:
+            locked.status = InferenceStatus.RUNNING
+            fields.append("status")
+        locked.save(update_fields=fields)
     return locked
 
 
 def inference_scale(*, inference: Inference, replicas: int) -> Inference:
-    """Run `replicas` replicas of an active inference."""
+    """Run `replicas` replicas of an active inference; a stopped or failed one only records
+    the number (it starts nothing, and the runner is asked to end any replica left)."""
     with transaction.atomic():
         locked = _locked(inference.pk)
-        if locked.status not in ACTIVE:
-            raise ConflictError(
-                f"Cannot scale an inference that is {locked.status}.", {"status": locked.status}
-            )
         locked.replicas = replicas
         locked.save(update_fields=["replicas", "updated_at"])
-        transaction.on_commit(lambda: get_runner().scale_inference(locked, replicas))
+        if locked.status in ACTIVE:
+            transaction.on_commit(lambda: get_runner().scale_inference(locked, replicas))
+        else:
+            transaction.on_commit(lambda: get_runner().stop_inference(locked))
     return locked
 
 
@@ -137,7 +171,12 @@ def inference_swap(*, inference: Inference, result: TrainingResult) -> Inference
 
 
 def inference_delete(*, inference: Inference) -> None:
-    """Delete an inference that is stopped or failed."""
-    if inference.status in ACTIVE:
-        raise ConflictError("Stop the inference before deleting it.", {"status": inference.status})
-    inference.delete()
+    """Delete an inference whatever its status: its replicas are told to stop first (an active
+    one is stopped), then the row goes."""
+    with transaction.atomic():
+        locked = _locked(inference.pk)
+        if locked.status in ACTIVE:
+            locked.status = InferenceStatus.STOPPED
+            locked.save(update_fields=["status", "updated_at"])
+    get_runner().stop_inference(locked)
+    locked.delete()

@@ -38,6 +38,8 @@ ARTIFACT_SUFFIX = {
 }
 DEFAULT_ARTIFACT_FORMAT = {"tensorflow": ArtifactFormat.KERAS, "pytorch": ArtifactFormat.PYTORCH}
 
+ACTIVE = (ResultStatus.CREATED, ResultStatus.RUNNING)
+
 
 @dataclass(frozen=True)
 class TrainingSettings:
@@ -141,10 +143,11 @@ def _check_mode(training: TrainingSettings, groups: list[list[MLModel]]) -> None
 
 
 def deployment_delete(*, deployment: Deployment) -> None:
-    """Delete a deployment, its results and their artifacts, unless a result runs or serves an
-    inference."""
-    if deployment.results.filter(status=ResultStatus.RUNNING).exists():
-        raise ConflictError("A result of this deployment is running; stop it first.")
+    """Delete a deployment, its results and their artifacts, unless a result serves an
+    inference. The jobs of its active results are stopped first (those results become
+    stopped), so no process outlives its rows."""
+    for result in deployment.results.filter(status__in=ACTIVE):
+        _stop_before_delete(result)
     names = [r.artifact.name for r in deployment.results.all() if r.artifact]
     try:
         with transaction.atomic():
@@ -152,6 +155,16 @@ def deployment_delete(*, deployment: Deployment) -> None:
             transaction.on_commit(lambda: _delete_artifacts(names))
     except ProtectedError as error:
         raise ConflictError("A result of this deployment serves an inference.") from error
+
+
+def _stop_before_delete(result: TrainingResult) -> None:
+    with transaction.atomic():
+        locked = _locked(result.pk)
+        if locked.status in ACTIVE:
+            locked.status = ResultStatus.STOPPED
+            locked.finished_at = timezone.now()
+            locked.save(update_fields=["status", "finished_at"])
+    get_runner().stop_training(locked)
 
 
 def _delete_artifacts(names: Sequence[str]) -> None:
@@ -300,9 +313,9 @@ def _chained_keras(model: MLModel) -> bool:
 
 
 def result_delete(*, result: TrainingResult) -> None:
-    """Delete a result that is not running and serves no inference, and its artifact."""
-    if result.status == ResultStatus.RUNNING:
-        raise ConflictError("The result is running; stop it first.", {"status": result.status})
+    """Delete a result that serves no inference, and its artifacts; its job is stopped first."""
+    if result.status in ACTIVE:
+        _stop_before_delete(result)
     names = [
         file.name
         for r in (result, *result.snapshots.all())

@@ -8,9 +8,16 @@ stderr to `<data dir>/logs/`, and has its pid in `JobProcess` rows.
 
 Two things notice a job's end: a watcher thread per child this process started (`wait()`, so the
 exit code is exact), and `reconcile()`, which checks the rows against the operating system and
-covers processes that ended while no backend watched them (a restart). A job that ends while its
-result or inference is still created or running becomes failed with the reason and its log tail;
-one that ends after a stop changes nothing (the stop service already set `stopped`).
+covers processes that ended while no backend watched them (a restart). A training job that ends
+while its result is still created or running fails the result with the reason and its log tail.
+
+Inference replicas are supervised as a Kubernetes Deployment's pods are: a replica that exits
+unasked is started again under the same replica number (its transactional id fences the old
+one) after a backoff (`KAFKAML_RESTART_BACKOFF_S` doubling to `KAFKAML_RESTART_BACKOFF_MAX_S`,
+back to the start once a replica ran `KAFKAML_RESTART_RESET_S`). The inference records ready
+replicas (processes up), restarts and the last exit reason; it fails only when one replica
+crashed `KAFKAML_CRASH_LOOP_LIMIT` times in a row, and then its other replicas are stopped. A
+process that ends after a stop changes nothing (the stop service already set the status).
 """
 
 from __future__ import annotations
@@ -24,11 +31,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from backend.apps.processes.models import JobProcess, ProcessKind
@@ -46,11 +54,38 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 20.0
 LOG_TAIL_BYTES = 4000
 ENDED_UNWATCHED = "the process ended while the backend was not watching"
+# How long the reconciler leaves a replica that just ended to the watcher that saw it end.
+RESTART_GRACE_S = 10.0
 
 # Children this backend process started and whose watcher thread still waits on them, by pid:
 # the reconciler leaves these to their watcher (it alone can read their exit code).
 _watched: dict[int, subprocess.Popen[bytes]] = {}
 _watched_lock = threading.Lock()
+
+# Restarts waiting out their backoff, by (inference id, replica).
+_pending: dict[tuple[int, int], threading.Timer] = {}
+_pending_lock = threading.Lock()
+_restart_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When a crashed replica starts again, and when its inference gives up (backend settings)."""
+
+    backoff_s: float = 1.0
+    backoff_max_s: float = 60.0
+    reset_s: float = 300.0
+    crash_loop_limit: int = 5
+
+    @classmethod
+    def from_settings(cls) -> RestartPolicy:
+        config = settings.KAFKAML
+        return cls(config.restart_backoff_s, config.restart_backoff_max_s,
+                   config.restart_reset_s, config.crash_loop_limit)  # fmt: skip
+
+    def backoff(self, crashes: int) -> float:
+        """The wait before restarting a replica after its `crashes`-th crash in a row."""
+        return float(min(self.backoff_max_s, self.backoff_s * 2 ** max(crashes - 1, 0)))
 
 
 def kafka_environment(kafka: KafkaSettings) -> dict[str, str]:
@@ -103,30 +138,40 @@ class LocalRunner:
         """`inference.replicas` `model_inference` processes."""
         self._start_replicas(inference, range(inference.replicas))
 
-    def _start_replicas(self, inference: Inference, replicas: range) -> None:
+    def _start_replicas(self, inference: Inference, replicas: Iterable[int]) -> None:
         for replica in replicas:
-            log_path = self.logs_dir / f"inference-{inference.pk}-{replica}.log"
-            env = {
-                "KAFKAML_INFERENCE_ID": str(inference.pk),
-                "KAFKAML_INFERENCE_REPLICA": str(replica),
-                "KAFKAML_JOB_TOKEN": issue_job_token("inference", inference.pk),
-            }
             try:
-                process = self._spawn("model_inference", env, log_path)
+                row = self._start_replica(inference.pk, replica)
             except OSError as error:
                 from backend.apps.inferences.services import inference_fail
 
                 reason = f"replica {replica} did not start: {error}"
                 inference_fail(inference_id=inference.pk, reason=reason)
+                _stop_rows(_live(ProcessKind.INFERENCE, inference.pk))
                 return
-            JobProcess.objects.create(
-                kind=ProcessKind.INFERENCE,
-                object_id=inference.pk,
-                replica=replica,
-                pid=process.pid,
-                log_path=log_path,
-            )
-            self._watch(process)
+            if not _still_wanted(inference.pk, replica):
+                # A stop or scale-down committed while this replica started: it saw no row.
+                _stop_rows([row])
+        _record_health(inference.pk)
+
+    def _start_replica(self, inference_id: int, replica: int) -> JobProcess:
+        """Spawn replica `replica` and record its row. Raises OSError when it cannot start."""
+        log_path = self.logs_dir / f"inference-{inference_id}-{replica}.log"
+        env = {
+            "KAFKAML_INFERENCE_ID": str(inference_id),
+            "KAFKAML_INFERENCE_REPLICA": str(replica),
+            "KAFKAML_JOB_TOKEN": issue_job_token("inference", inference_id),
+        }
+        process = self._spawn("model_inference", env, log_path)
+        row = JobProcess.objects.create(
+            kind=ProcessKind.INFERENCE,
+            object_id=inference_id,
+            replica=replica,
+            pid=process.pid,
+            log_path=log_path,
+        )
+        self._watch(process)
+        return row
 
     def _spawn(
         self, module: str, job_env: Mapping[str, str], log_path: Path
@@ -186,16 +231,19 @@ class LocalRunner:
         self._stop(JobProcess.objects.filter(kind=ProcessKind.RESULT, object_id=result.pk))
 
     def stop_inference(self, inference: Inference) -> None:
-        self._stop(_live(ProcessKind.INFERENCE, inference.pk))
+        _cancel_restarts(inference.pk)
+        _stop_rows(_live(ProcessKind.INFERENCE, inference.pk))
+        _record_health(inference.pk)
 
     def scale_inference(self, inference: Inference, replicas: int) -> None:
         """Start the missing replicas, stop those numbered `replicas` and above."""
-        live = list(_live(ProcessKind.INFERENCE, inference.pk))
-        self._stop([row for row in live if row.replica >= replicas])
+        _cancel_restarts(inference.pk, from_replica=replicas)
+        live = _live(ProcessKind.INFERENCE, inference.pk)
+        _stop_rows([row for row in live if row.replica >= replicas])
         running = {row.replica for row in live if row.replica < replicas}
-        missing = [i for i in range(replicas) if i not in running]
-        for replica in missing:
-            self._start_replicas(inference, range(replica, replica + 1))
+        with _pending_lock:
+            waiting = {replica for (pk, replica) in _pending if pk == inference.pk}
+        self._start_replicas(inference, [i for i in range(replicas) if i not in running | waiting])
 
     def swap_inference_model(self, inference: Inference) -> None:
         """Nothing to do: replicas poll their spec and load the new model version themselves
@@ -203,19 +251,7 @@ class LocalRunner:
         return None
 
     def _stop(self, rows: Iterable[JobProcess]) -> None:
-        """SIGTERM to each row's process group now, SIGKILL after STOP_GRACE_S if it remains."""
-        pids: set[int] = set()
-        for row in rows:
-            if row.ended_at is not None:
-                continue
-            JobProcess.objects.filter(pk=row.pk).update(stop_requested=True)
-            pids.add(row.pid)
-        for pid in pids:
-            if _alive(pid):
-                _signal_group(pid, signal.SIGTERM)
-                timer = threading.Timer(STOP_GRACE_S, _kill_if_alive, args=(pid,))
-                timer.daemon = True
-                timer.start()
+        _stop_rows(rows)
 
     # --- looking --------------------------------------------------------------------------
 
@@ -225,7 +261,10 @@ class LocalRunner:
             return JobStatus(state="not-started")
         live = [row for row in rows if row.ended_at is None]
         if live:
-            return JobStatus(state="running", detail=f"pids {sorted({r.pid for r in live})}")
+            detail = ", ".join(f"replica {r.replica}: pid {r.pid}" for r in live)
+            if _kind_of(obj) == ProcessKind.RESULT:
+                detail = f"pids {sorted({r.pid for r in live})}"
+            return JobStatus(state="running", detail=detail)
         last = rows[-1]
         return JobStatus(state="exited", detail=last.end_reason)
 
@@ -243,6 +282,22 @@ def _kind_of(obj: TrainingResult | Inference) -> str:
 
 def _live(kind: str, object_id: int) -> list[JobProcess]:
     return list(JobProcess.objects.filter(kind=kind, object_id=object_id, ended_at__isnull=True))
+
+
+def _stop_rows(rows: Iterable[JobProcess]) -> None:
+    """SIGTERM to each row's process group now, SIGKILL after STOP_GRACE_S if it remains."""
+    pids: set[int] = set()
+    for row in rows:
+        if row.ended_at is not None:
+            continue
+        JobProcess.objects.filter(pk=row.pk).update(stop_requested=True)
+        pids.add(row.pid)
+    for pid in pids:
+        if _alive(pid):
+            _signal_group(pid, signal.SIGTERM)
+            timer = threading.Timer(STOP_GRACE_S, _kill_if_alive, args=(pid,))
+            timer.daemon = True
+            timer.start()
 
 
 def _tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
@@ -291,8 +346,7 @@ def _wait_and_record(process: subprocess.Popen[bytes]) -> None:
     code = process.wait()
     try:
         record_end(process.pid, describe_exit(code), exit_code=code)
-    except DatabaseError:
-        # The rows stay open: the next reconcile() records the end (without the exit code).
+    except Exception:  # the thread's top: the next reconcile() records what is left open
         log.exception("could not record the end of job process %s", process.pid)
     finally:
         with _watched_lock:
@@ -301,12 +355,12 @@ def _wait_and_record(process: subprocess.Popen[bytes]) -> None:
 
 
 def record_end(pid: int, reason: str, *, exit_code: int | None = None) -> None:
-    """Record that process `pid` ended; fail its results/inferences that are still active.
+    """Record that process `pid` ended: fail its results that are still active, restart the
+    inference replica it was (or fail the inference past the crash-loop limit).
 
-    Idempotent: rows already ended are left alone, and the fail services change only active
-    objects. A process that ends after its stop (its rows have `stop_requested`) fails nothing.
+    Idempotent: rows already ended are left alone, and the services change only active
+    objects. A process that ends after its stop (its rows have `stop_requested`) changes nothing.
     """
-    from backend.apps.inferences.services import inference_fail
     from backend.apps.training.services import result_fail
 
     close_old_connections()
@@ -322,7 +376,129 @@ def record_end(pid: int, reason: str, *, exit_code: int | None = None) -> None:
         if row.kind == ProcessKind.RESULT:
             _fail_result_if_active(row.object_id, message, result_fail)
         else:
-            inference_fail(inference_id=row.object_id, reason=message)
+            _replica_exited(row, reason, message)
+
+
+def _replica_exited(row: JobProcess, reason: str, message: str) -> None:
+    """A replica exited unasked: schedule its restart, or fail the inference in a crash loop."""
+    from backend.apps.inferences.services import inference_fail
+
+    if not _inference_active(row.object_id):
+        return
+    policy = RestartPolicy.from_settings()
+    crashes = _consecutive_crashes(row.object_id, row.replica, policy)
+    if crashes >= policy.crash_loop_limit:
+        inference_fail(
+            inference_id=row.object_id,
+            reason=f"replica {row.replica} crashed {crashes} times in a row, each within "
+            f"{policy.reset_s:g} s of starting (crash loop); the last time: {message}",
+        )
+        _cancel_restarts(row.object_id)
+        _stop_rows(_live(ProcessKind.INFERENCE, row.object_id))
+        _record_health(row.object_id, last_exit_reason=f"replica {row.replica}: {reason}")
+        return
+    delay = policy.backoff(crashes)
+    log.warning("inference %s replica %s: %s; restarting it in %g s",
+                row.object_id, row.replica, reason, delay)  # fmt: skip
+    _record_health(row.object_id, last_exit_reason=f"replica {row.replica}: {reason}")
+    _schedule_restart(row.object_id, row.replica, delay)
+
+
+def _consecutive_crashes(inference_id: int, replica: int, policy: RestartPolicy) -> int:
+    """Unasked exits of `replica` in a row, newest first, up to one that ran `reset_s`."""
+    rows = JobProcess.objects.filter(
+        kind=ProcessKind.INFERENCE, object_id=inference_id, replica=replica
+    ).order_by("-pk")
+    crashes = 0
+    for row in rows:
+        if row.ended_at is None or row.stop_requested:
+            break
+        crashes += 1
+        if (row.ended_at - row.started_at).total_seconds() >= policy.reset_s:
+            break
+    return crashes
+
+
+def _inference_active(inference_id: int) -> bool:
+    from backend.apps.inferences.models import Inference
+    from backend.apps.inferences.services import ACTIVE
+
+    return Inference.objects.filter(pk=inference_id, status__in=ACTIVE).exists()
+
+
+def _still_wanted(inference_id: int, replica: int) -> bool:
+    """Whether the inference is active and runs at least `replica + 1` replicas."""
+    from backend.apps.inferences.models import Inference
+    from backend.apps.inferences.services import ACTIVE
+
+    return Inference.objects.filter(
+        pk=inference_id, status__in=ACTIVE, replicas__gt=replica
+    ).exists()
+
+
+def _record_health(inference_id: int, *, last_exit_reason: str = "") -> None:
+    """Write the inference's ready replicas and restarts as the rows and the OS show them."""
+    from backend.apps.inferences.services import inference_record_replicas
+
+    rows = JobProcess.objects.filter(kind=ProcessKind.INFERENCE, object_id=inference_id)
+    ready = sum(1 for row in rows if row.ended_at is None and _alive(row.pid))
+    restarts = rows.filter(ended_at__isnull=False, stop_requested=False).count()
+    inference_record_replicas(inference_id=inference_id, ready=ready, restarts=restarts,
+                              last_exit_reason=last_exit_reason)  # fmt: skip
+
+
+def _schedule_restart(inference_id: int, replica: int, delay_s: float) -> None:
+    timer = threading.Timer(delay_s, _restart_replica, args=(inference_id, replica))
+    timer.daemon = True
+    with _pending_lock:
+        previous = _pending.pop((inference_id, replica), None)
+        if previous is not None:
+            previous.cancel()
+        _pending[(inference_id, replica)] = timer
+    timer.start()
+
+
+def _cancel_restarts(inference_id: int, *, from_replica: int = 0) -> None:
+    with _pending_lock:
+        for key in [k for k in _pending if k[0] == inference_id and k[1] >= from_replica]:
+            _pending.pop(key).cancel()
+
+
+def cancel_restarts() -> None:
+    """Cancel every restart waiting in this process (the stack stops, a test ends)."""
+    with _pending_lock:
+        for timer in _pending.values():
+            timer.cancel()
+        _pending.clear()
+
+
+def pending_restarts() -> set[tuple[int, int]]:
+    """(inference id, replica) of the restarts waiting out their backoff in this process."""
+    with _pending_lock:
+        return set(_pending)
+
+
+def _restart_replica(inference_id: int, replica: int) -> None:
+    """The timer's target: start the replica again unless it is no longer wanted or runs."""
+    from backend.apps.inferences.models import Inference
+
+    with _pending_lock:
+        _pending.pop((inference_id, replica), None)
+    try:
+        close_old_connections()
+        with _restart_lock:  # this process's watchers and reconciler never start one twice
+            inference = Inference.objects.filter(pk=inference_id).first()
+            live = _live(ProcessKind.INFERENCE, inference_id)
+            if inference is None or not _still_wanted(inference_id, replica):
+                return
+            if any(row.replica == replica for row in live):
+                return
+            log.info("inference %s: restarting replica %s", inference_id, replica)
+            LocalRunner()._start_replicas(inference, [replica])
+    except Exception:  # a timer thread's top: the reconciler tries again later
+        log.exception("could not restart inference %s replica %s", inference_id, replica)
+    finally:
+        connection.close()
 
 
 def _fail_result_if_active(result_id: int, message: str, result_fail: object) -> None:
@@ -348,11 +524,15 @@ def stop_all_jobs(*, grace_s: float = 20.0) -> list[int]:
 
     rows = list(JobProcess.objects.filter(ended_at__isnull=True))
     for row in rows:
-        if row.kind == ProcessKind.RESULT:
-            _fail_result_if_active(row.object_id, f"{STACK_STOPPED}.", result_fail)
-        else:
-            inference_fail(inference_id=row.object_id, reason=f"{STACK_STOPPED}.")
+        try:
+            if row.kind == ProcessKind.RESULT:
+                _fail_result_if_active(row.object_id, f"{STACK_STOPPED}.", result_fail)
+            else:
+                inference_fail(inference_id=row.object_id, reason=f"{STACK_STOPPED}.")
+        except Exception:  # a row whose object is gone or broken must not keep the others up
+            log.exception("could not record the stop on %s", row)
     JobProcess.objects.filter(pk__in=[row.pk for row in rows]).update(stop_requested=True)
+    cancel_restarts()
     live = sorted({row.pid for row in rows if _alive(row.pid)})
     for pid in live:
         _signal_group(pid, signal.SIGTERM)
@@ -362,7 +542,10 @@ def stop_all_jobs(*, grace_s: float = 20.0) -> list[int]:
     for pid in live:
         _kill_if_alive(pid)
     for pid in {row.pid for row in rows}:
-        record_end(pid, STACK_STOPPED)
+        try:
+            record_end(pid, STACK_STOPPED)
+        except Exception:
+            log.exception("could not record the end of job process %s", pid)
     return live
 
 
@@ -377,31 +560,72 @@ def reconcile(*, skip_watched: bool = True) -> list[int]:
 
     Processes that a watcher thread of this backend waits on are left to it (`skip_watched`;
     False checks them too, as a freshly started backend that watches nothing would). Call at
-    start-up and now and then (`start_reconciler`).
+    start-up and now and then (`start_reconciler`). A row that cannot be recorded is logged and
+    the others are still checked.
     """
     with _watched_lock:
         watched = set(_watched) if skip_watched else set()
     gone: list[int] = []
     pids = set(JobProcess.objects.filter(ended_at__isnull=True).values_list("pid", flat=True))
     for pid in sorted(pids - watched):
-        if not _alive(pid):
+        if _alive(pid):
+            continue
+        try:
             record_end(pid, ENDED_UNWATCHED)
-            gone.append(pid)
+        except Exception:
+            log.exception("could not record the end of job process %s", pid)
+        gone.append(pid)
     return gone
 
 
+def supervise_inferences() -> list[tuple[int, int]]:
+    """Restart, after their backoff, the replicas of active inferences that no process runs and
+    no restart waits for (their backend restarted meanwhile, or a restart failed). Returns the
+    (inference, replica) pairs scheduled. Only inferences this runner started are looked at.
+    """
+    from backend.apps.inferences.models import Inference
+    from backend.apps.inferences.services import ACTIVE
+
+    policy = RestartPolicy.from_settings()
+    started = JobProcess.objects.filter(kind=ProcessKind.INFERENCE).values("object_id")
+    scheduled: list[tuple[int, int]] = []
+    for inference in Inference.objects.filter(status__in=ACTIVE, pk__in=started):
+        rows = list(JobProcess.objects.filter(kind=ProcessKind.INFERENCE, object_id=inference.pk))
+        running = {row.replica for row in rows if row.ended_at is None}
+        for replica in range(inference.replicas):
+            if replica in running or (inference.pk, replica) in pending_restarts():
+                continue
+            if _ended_recently(rows, replica, policy):
+                continue  # its watcher, maybe in another backend process, restarts it
+            crashes = _consecutive_crashes(inference.pk, replica, policy)
+            _schedule_restart(inference.pk, replica, policy.backoff(crashes))
+            scheduled.append((inference.pk, replica))
+        _record_health(inference.pk)
+    return scheduled
+
+
+def _ended_recently(rows: Sequence[JobProcess], replica: int, policy: RestartPolicy) -> bool:
+    ended = [row.ended_at for row in rows if row.replica == replica and row.ended_at]
+    if not ended:
+        return False
+    since = (timezone.now() - max(ended)).total_seconds()
+    return since < policy.backoff_max_s + RESTART_GRACE_S
+
+
 def start_reconciler(interval_s: float = 30.0) -> threading.Thread:
-    """A daemon thread that runs `reconcile()` now and every `interval_s` seconds."""
+    """A daemon thread that runs `reconcile()` and `supervise_inferences()` now and every
+    `interval_s` seconds."""
 
     def loop() -> None:
         stop = threading.Event()
         while True:
-            try:
-                reconcile()
-            except Exception:  # a database hiccup must not end the loop; log and retry
-                log.exception("reconcile failed")
-            finally:
-                connection.close()
+            for step in (reconcile, supervise_inferences):
+                try:
+                    step()
+                except Exception:  # a database hiccup must not end the loop; log and retry
+                    log.exception("%s failed", step.__name__)
+                finally:
+                    connection.close()
             stop.wait(interval_s)
 
     thread = threading.Thread(target=loop, name="kafkaml-reconciler", daemon=True)

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,59 +18,20 @@ from confluent_kafka import Consumer
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.management import call_command
-from pytest_django.live_server_helper import LiveServer
 from rest_framework.test import APIClient
 
-from backend.apps.mlmodels.executor import validate_model_code
 from backend.apps.processes.models import JobProcess
 from backend.kafkaml_backend.runners.local import (
     ENDED_UNWATCHED,
     _alive,
     reconcile,
-    watched_pids,
 )
-from backend.testing import PYTORCH_MODEL, deployed, finished_result, stored_model
+from backend.testing import deployed, finished_result, stored_model
 from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.testing import wait_until
 
 DEADLINE_S = 120.0
-
-
-@pytest.fixture(scope="module")
-def torch_summary() -> dict[str, dict[str, Any]]:
-    code = PYTORCH_MODEL
-    return {
-        "pytorch": validate_model_code(
-            framework=code.framework, imports=code.imports, code=code.code, distributed=False
-        )
-    }
-
-
-@pytest.fixture
-def local_backend(
-    transactional_db: None,
-    kafka_settings: KafkaSettings,
-    new_topic: Callable[..., str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[str]:
-    """A live backend with the local runner and a fresh control topic; yields the topic."""
-    server = LiveServer("127.0.0.1:0")
-    topic = new_topic()
-    update = {"runner": "local", "backend_url": server.url, "control_topic": topic}
-    monkeypatch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update=update))
-    monkeypatch.setenv("KAFKAML_KAFKA_BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
-    monkeypatch.setenv("KAFKAML_TRAINING_SEED", "7")
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    yield topic
-    for row in JobProcess.objects.filter(ended_at__isnull=True):
-        if _alive(row.pid):
-            os.killpg(row.pid, signal.SIGKILL)
-    # The watcher threads write to the database: they finish before the test's data goes.
-    wait_until(
-        lambda: not watched_pids(), "the watchers to record every exit", timeout_s=DEADLINE_S
-    )
-    server.stop()
 
 
 def _deploy(api: APIClient, user: AbstractBaseUser, summary: dict[str, Any]) -> dict[str, Any]:
@@ -284,13 +245,15 @@ def test_replicas_that_cannot_load_their_model_leave_the_inference_failed_with_t
         "the inference to fail",
         timeout_s=DEADLINE_S,
     )
+    assert "crash loop" in failed["error"]
     assert "the job process exited with code 1" in failed["error"]
     assert "inference failed" in failed["error"]
-    assert sorted(
+    assert failed["restarts"] >= 2
+    assert set(
         JobProcess.objects.filter(kind="inference", object_id=inference_id).values_list(
             "replica", flat=True
         )
-    ) == [0, 1]
+    ) == {0, 1}
 
 
 def test_a_job_that_cannot_start_fails_its_result_with_the_reason(

@@ -131,18 +131,27 @@ def test_swapping_serves_the_other_results_model_under_a_new_version(
     assert artifact["X-Model-Version"] == swapped.json()["model_version"]
 
 
-def test_a_stopped_inference_can_be_deleted_but_not_scaled_swapped_or_stopped_again(
+def test_an_inference_can_be_stopped_scaled_and_deleted_whatever_its_status(
     api: APIClient, user: Any, summaries: dict[str, Any]
 ) -> None:
     result = finished_result(user, stored_model(user, summaries))
     inference = api.post("/api/inferences", inference_body(result.pk), format="json").json()
     url = f"/api/inferences/{inference['id']}"
-    assert api.delete(url).status_code == 409
     assert api.post(f"{url}/stop").json()["status"] == "stopped"
-    assert api.post(f"{url}/stop").status_code == 409
-    assert api.post(f"{url}/scale", {"replicas": 3}, format="json").status_code == 409
+    assert api.post(f"{url}/stop").json()["status"] == "stopped"
+    scaled = api.post(f"{url}/scale", {"replicas": 3}, format="json").json()
+    assert (scaled["status"], scaled["replicas"]) == ("stopped", 3)
     assert api.post(f"{url}/swap", {"result_id": result.pk}, format="json").status_code == 409
     assert api.delete(url).status_code == 204
+    assert not Inference.objects.exists()
+
+
+def test_a_running_inference_is_stopped_by_its_deletion(
+    api: APIClient, user: Any, summaries: dict[str, Any]
+) -> None:
+    result = finished_result(user, stored_model(user, summaries))
+    inference = api.post("/api/inferences", inference_body(result.pk), format="json").json()
+    assert api.delete(f"/api/inferences/{inference['id']}").status_code == 204
     assert not Inference.objects.exists()
 
 

@@ -286,14 +286,12 @@ def test_metrics_that_are_not_finite_numbers_are_refused(
     assert "metrics" in response.json()["extra"]["fields"]
 
 
-def test_deleting_a_deployment_with_a_running_result_is_refused(
+def test_deleting_a_deployment_with_a_running_result_stops_the_result_first(
     api: APIClient, user: Any, summaries: dict[str, Any]
 ) -> None:
     deployment = deployed(user, [stored_model(user, summaries)])
     result = deployment.results.get()
     job_client(result).post(f"/api/jobs/results/{result.pk}/running")
-    assert api.delete(f"/api/deployments/{deployment.pk}").status_code == 409
-    api.post(f"/api/results/{result.pk}/stop")
     assert api.delete(f"/api/deployments/{deployment.pk}").status_code == 204
     assert not TrainingResult.objects.filter(pk=result.pk).exists()
 

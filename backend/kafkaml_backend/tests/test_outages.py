@@ -1,0 +1,190 @@
+"""Outage drills on the local runner, with real jobs started through the REST API: the broker
+SIGKILLed under a serving inference (a broker of the drill's own, never the shared one), and
+the backend taken away during a training and a serving inference.
+
+Reduced sizes by default; `KAFKAML_DRILL_FULL=1` runs the sizes of issue 14 (3 replicas,
+6 partitions, a 60 s broker outage, a 120 s backend outage).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from rest_framework.test import APIClient
+
+from backend.kafkaml_backend.tests.conftest import LiveBackend
+from backend.kafkaml_backend.tests.drills import (
+    DEADLINE_S,
+    FULL,
+    PARTITIONS,
+    RATE_PER_S,
+    REPLICAS,
+    BackendProxy,
+    Load,
+    all_ready,
+    answered_keys,
+    assert_answered_exactly_once,
+    deploy,
+    inference,
+    send_training_data,
+    serve,
+    serving,
+)
+from backend.testing import stored_model
+from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer
+from kafkaml.local import BROKER_SCRIPT
+from kafkaml.testing import TEST_CONSUMER_OVERRIDES, broker_environment, wait_until
+
+OUTAGE_S = 60.0 if FULL else 20.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ScratchBroker:
+    """A broker of one test, on ports of its own (`KAFKAML_DRILL_BROKER_PORT` and the next one,
+    or free ones), that the test may kill and start again."""
+
+    env: dict[str, str]
+    directory: Path
+
+    @property
+    def settings(self) -> KafkaSettings:
+        return KafkaSettings(bootstrap_servers=f"127.0.0.1:{self.env['KAFKAML_BROKER_PORT']}")
+
+    def start(self) -> None:
+        done = self._script("start")
+        assert done.returncode == 0, done.stderr
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a pulled plug: no controlled shutdown."""
+        pid = int((self.directory / "broker.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), "the broker to die")
+
+    def stop(self) -> None:
+        self._script("stop")
+
+    def _script(self, command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(BROKER_SCRIPT), command], env=self.env, text=True,
+                              capture_output=True, check=False)  # fmt: skip
+
+
+@pytest.fixture
+def scratch_broker(tmp_path: Path) -> Iterator[ScratchBroker]:
+    given = os.environ.get("KAFKAML_DRILL_BROKER_PORT")
+    port = int(given) if given else _free_port()
+    env = broker_environment(port, tmp_path / "broker")
+    env["KAFKAML_BROKER_CONTROLLER_PORT"] = str(port + 1 if given else _free_port())
+    broker = ScratchBroker(env, tmp_path / "broker")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def test_a_broker_killed_under_load_is_ridden_out_and_every_input_is_answered_once(
+    api: APIClient,
+    local_backend: str,
+    trained: int,
+    scratch_broker: ScratchBroker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kafka = scratch_broker.settings
+    monkeypatch.setenv("KAFKAML_KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers)
+    source, sink = "drill-in", "drill-out"
+    ensure_topics(make_admin(kafka), [source, sink], partitions=PARTITIONS)
+    inference_id = serve(api, trained, source, sink)
+    wait_until(lambda: serving(api, inference_id, REPLICAS), "every replica to serve", DEADLINE_S)
+    load = Load(kafka, source, RATE_PER_S).start()
+
+    time.sleep(5.0)
+    scratch_broker.kill()
+    time.sleep(OUTAGE_S)
+    scratch_broker.start()
+    time.sleep(5.0)
+    sent = load.finish()
+
+    answers = _read_committed(kafka)
+    assert_answered_exactly_once(answered_keys(answers, sink, sent), sent)
+    now = wait_until(lambda: all_ready(api, inference_id, REPLICAS), "every replica", DEADLINE_S)
+    logs = api.get(f"/api/inferences/{inference_id}/logs").json()["logs"]
+    assert now["restarts"] == 0, logs  # ridden out, not restarted
+    assert now["status"] == "running"
+    assert inference(api, inference_id)["error"] == ""
+
+
+def _read_committed(kafka: KafkaSettings) -> Consumer:
+    overrides = {k.replace(".", "_"): v for k, v in TEST_CONSUMER_OVERRIDES.items()}
+    return make_consumer(kafka, f"drill-{time.monotonic_ns()}",
+                         isolation_level="read_committed", **overrides)  # fmt: skip
+
+
+BACKEND_OUTAGE_S = 120.0 if FULL else 15.0
+EPOCHS = 10
+
+
+def test_a_backend_outage_loses_no_epoch_and_answers_keep_coming_meanwhile(
+    api: APIClient,
+    user: AbstractBaseUser,
+    torch_summary: dict[str, Any],
+    live_backend: LiveBackend,
+    trained: int,
+    kafka_settings: KafkaSettings,
+    new_topic: Callable[..., str],
+    streams: tuple[str, str],
+    answers_consumer: Consumer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = BackendProxy(int(live_backend.server.url.rsplit(":", 1)[1]))
+    update = {"backend_url": backend.url}
+    monkeypatch.setattr(settings, "KAFKAML", settings.KAFKAML.model_copy(update=update))
+    source, sink = streams
+    inference_id = serve(api, trained, source, sink, replicas=1)
+    model = stored_model(user, torch_summary, "pytorch")
+    deployment_id, result_id = deploy(api, model.pk, EPOCHS)
+    wait_until(lambda: serving(api, inference_id, 1), "the replica to serve", DEADLINE_S)
+    wait_until(lambda: _result(api, result_id)["status"] == "running", "the job", DEADLINE_S)
+
+    backend.stop()
+    outage_started = time.monotonic()
+    send_training_data(kafka_settings, live_backend.control_topic, deployment_id, new_topic())
+    load = Load(kafka_settings, source, RATE_PER_S).start()
+    time.sleep(5.0)
+    sent = load.finish()
+    # Answered while the backend is away: the spec poll is off the serving path.
+    assert_answered_exactly_once(answered_keys(answers_consumer, sink, sent), sent)
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", backend.port)) != 0  # still away
+    time.sleep(max(0.0, BACKEND_OUTAGE_S - (time.monotonic() - outage_started)))
+    backend.start()
+
+    ended = wait_until(
+        lambda: (r := _result(api, result_id))["status"] in ("finished", "failed") and r,
+        "the result to end",
+        DEADLINE_S,
+    )
+    assert ended["status"] == "finished", ended["error"]
+    assert [epoch["epoch"] for epoch in ended["epochs"]] == list(range(EPOCHS))
+    assert inference(api, inference_id)["restarts"] == 0
+
+
+def _result(api: APIClient, result_id: int) -> dict[str, Any]:
+    return dict(api.get(f"/api/results/{result_id}").json())
