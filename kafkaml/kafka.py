@@ -147,11 +147,21 @@ def _security_error_cb(settings: KafkaSettings) -> Callable[[KafkaError], None]:
     flush; other errors (an unreachable broker) stay librdkafka's to retry."""
 
     def on_error(error: KafkaError) -> None:
-        if error.code() in _SECURITY_ERRORS:
+        if error.code() in _SECURITY_ERRORS and not _interrupted(error):
             tls = error.code() == KafkaError._SSL
             raise KafkaSecurityError(settings.bootstrap_servers, error.str(), tls=tls)
 
     return on_error
+
+
+# A connection lost in the middle of a handshake is reported as an authentication error too
+# ("... mechanism handshake failed: Local: Broker transport failure ..."): librdkafka retries it
+# and the next handshake succeeds, so it is not the configuration's fault.
+_INTERRUPTED = ("Broker transport failure", "Disconnected", "Connection reset")
+
+
+def _interrupted(error: KafkaError) -> bool:
+    return any(text in error.str() for text in _INTERRUPTED)
 
 
 def _with_security_check(settings: KafkaSettings, config: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 from pydantic import SecretStr
 
 from kafkaml import kafka
@@ -125,3 +125,25 @@ def test_a_sasl_ssl_broker_without_its_files_refuses_to_start(tmp_path: Path) ->
 
     assert done.returncode == 1
     assert "needs KAFKAML_BROKER_SSL_KEYSTORE, a readable PEM file" in done.stderr
+
+
+def test_a_handshake_cut_off_by_a_lost_connection_is_retried_not_raised() -> None:
+    # Seen under load: the group coordinator's connection dropped mid-handshake, reported by
+    # librdkafka as an authentication error although the credentials were right.
+    settings = KafkaSettings(
+        bootstrap_servers="127.0.0.1:1", security_protocol="SASL_SSL", sasl_mechanism="PLAIN"
+    )
+    on_error = kafka._security_error_cb(settings)
+    cut_off = KafkaError(
+        KafkaError._AUTHENTICATION,
+        "GroupCoordinator: SASL SCRAM-SHA-512 mechanism handshake failed: Local: Broker "
+        "transport failure: broker's supported mechanisms: (n/a) (after 0ms in state DOWN)",
+    )
+    on_error(cut_off)  # librdkafka retries this one
+    refused = KafkaError(
+        KafkaError._AUTHENTICATION,
+        "SASL authentication error: Authentication failed during authentication due to invalid "
+        "credentials with SASL mechanism SCRAM-SHA-512",
+    )
+    with pytest.raises(KafkaSecurityError):
+        on_error(refused)
