@@ -112,6 +112,12 @@ class BackendSettings(BaseSettings):
         description="Local runner: a replica that crashes this many times in a row (each "
         "within restart_reset_s of starting) fails its inference.",
     )
+    max_upload_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Largest multipart request body (model artifacts, imports, job uploads); "
+        "larger ones are answered 413 before they are read.",
+    )
     job_token_max_age_s: int = Field(
         default=30 * 24 * 3600,
         description="Lifetime of a job token handed to a training or inference job, in seconds.",

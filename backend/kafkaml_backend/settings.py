@@ -97,6 +97,8 @@ if KAFKAML.frontend_dir.is_dir():
 # Vite names its assets by content hash: they never change under one name.
 WHITENOISE_IMMUTABLE_FILE_TEST = r"^/assets/"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+# Multipart bodies carry files Django streams to disk; bounded as a whole (BodySizeLimitMiddleware).
+KAFKAML_MAX_UPLOAD_BYTES = KAFKAML.max_upload_bytes
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 CSRF_FAILURE_VIEW = "backend.kafkaml_backend.errors.csrf_failure"
 CSRF_TRUSTED_ORIGINS = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -82,6 +83,21 @@ def test_a_body_over_the_size_limit_is_a_413_in_the_error_shape(
 ) -> None:
     body = '{"name": "' + "x" * 20_000 + '"}'
     response = api.generic("POST", "/api/configurations", body, content_type=content_type)
+    error = assert_error_shape(response, 413)
+    assert error["extra"]["limit_bytes"] == 10_000
+
+
+@override_settings(KAFKAML_MAX_UPLOAD_BYTES=10_000)
+def test_a_multipart_upload_over_its_size_limit_is_a_413_before_it_is_read(
+    api: APIClient,
+) -> None:
+    artifact = io.BytesIO(b"x" * 20_000)
+    artifact.name = "model.pt"
+    response = api.post(
+        "/api/models/import",
+        {"name": "n", "framework": "pytorch", "artifact": artifact},
+        format="multipart",
+    )
     error = assert_error_shape(response, 413)
     assert error["extra"]["limit_bytes"] == 10_000
 
