@@ -156,6 +156,17 @@ def _models(args: argparse.Namespace) -> int:
         client.models.delete(args.id)
         print(f"model {args.id} deleted", file=sys.stderr)
         return 0
+    if args.action == "import":
+        result = client.models.import_artifact(
+            Path(args.artifact).read_bytes(),
+            name=args.name,
+            framework=args.framework,
+            artifact_format=args.format,
+            code=_read(args.code) if args.code else "",
+            imports=_read(args.imports) if args.imports else "",
+            description=args.description,
+        )
+        return _show(args, result, RESULT_COLUMNS)
     model = client.models.create(
         name=args.name,
         framework=args.framework,
@@ -472,7 +483,17 @@ def parser() -> argparse.ArgumentParser:
     login.set_defaults(handler=_login)
     commands.add_parser("logout", help="forget the stored token").set_defaults(handler=_logout)
 
-    _crud(commands, "models", _models, output, create=_model_create)
+    models = _crud(commands, "models", _models, output, create=_model_create)
+    imported = models.add_parser(
+        "import", help="import a trained model file as a finished result", parents=[output]
+    )
+    imported.add_argument("name")
+    imported.add_argument("artifact", help="the model file")
+    imported.add_argument("--framework", required=True, choices=["tensorflow", "pytorch"])
+    imported.add_argument("--format", required=True, choices=["keras", "pytorch", "onnx"])
+    imported.add_argument("--code", help="file with the model code (PyTorch state dicts)")
+    imported.add_argument("--imports", help="file with the imports")
+    imported.add_argument("--description", default="")
     _crud(commands, "configurations", _configurations, output, create=_configuration_create)
     _crud(commands, "deployments", _deployments, output, only=("list", "show", "delete"))
 

@@ -111,6 +111,27 @@ class Models:
     def update(self, model_id: int, **changes: Any) -> Model:
         return self._api.one(Model, "PATCH", f"/api/models/{model_id}", json=changes)
 
+    def import_artifact(
+        self,
+        artifact: bytes,
+        *,
+        name: str,
+        framework: str,
+        artifact_format: str,
+        code: str = "",
+        imports: str = "",
+        description: str = "",
+    ) -> Result:
+        """Import a model trained elsewhere (a Keras `.keras`, a PyTorch state dict with the
+        model `code` that builds it, or ONNX); it becomes a finished result to serve. The
+        executor checks it first: KafkamlError names what is wrong with it."""
+        form = {
+            "name": name, "framework": framework, "artifact_format": artifact_format,
+            "code": code, "imports": imports, "description": description,
+        }  # fmt: skip
+        files = {"artifact": (f"{name}.{ARTIFACT_SUFFIX[artifact_format]}", artifact)}
+        return self._api.one(Result, "POST", "/api/models/import", data=form, files=files)
+
     def delete(self, model_id: int) -> None:
         self._api.call("DELETE", f"/api/models/{model_id}")
 

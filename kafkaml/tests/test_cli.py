@@ -98,6 +98,10 @@ def test_a_whole_flow_from_the_command_line(
     assert (tmp_path / "again").read_bytes() == onnx.read_bytes()  # converted once, kept
     cli("results", "download", str(result_id), "-f", str(tmp_path / "net.pth"))
     assert (tmp_path / "net.pth").stat().st_size > 0
+    imported = cli.json("models", "import", "again", str(tmp_path / "net.pth"),
+                        "--framework", "pytorch", "--format", "pytorch",
+                        "--code", code, "--imports", imports)  # fmt: skip
+    assert imported["status"] == "finished" and imported["model_name"] == "again"
 
     # Replaying the recorded stream announces it again for another deployment (whose training
     # the examples cover; here the command's answer is what is checked).
