@@ -18,6 +18,7 @@ from backend.apps.inferences.selectors import inference_get
 from backend.apps.visualization import live, services
 from backend.apps.visualization.models import VisualizationType
 from backend.kafkaml_backend.errors import ApplicationError
+from backend.kafkaml_backend.schema import ErrorBody
 from kafkaml.kafka import make_consumer
 
 
@@ -95,7 +96,9 @@ class VisualizationStreamApi(APIView):
     @extend_schema(
         responses={
             (200, "text/event-stream"): OpenApiTypes.STR,
-            503: OpenApiResponse(description="Too many live streams open on this server."),
+            503: OpenApiResponse(
+                ErrorBody, description="Too many live streams open on this server."
+            ),
         },
         operation_id="inferences_visualization_stream",
     )
