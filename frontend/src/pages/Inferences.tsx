@@ -39,6 +39,7 @@ export function InferencesPage() {
               <Table.Th>Replicas</Table.Th>
               <Table.Th>Input → output</Table.Th>
               <Table.Th>Format</Table.Th>
+              <Table.Th>Delivery</Table.Th>
               <Table.Th>Model version</Table.Th>
               <Table.Th>Created</Table.Th>
             </Table.Tr>
@@ -65,6 +66,7 @@ export function InferencesPage() {
                   {inference.upper_topic ? ` (upper ${inference.upper_topic}, limit ${inference.limit})` : ""}
                 </Table.Td>
                 <Table.Td>{inference.input_format}</Table.Td>
+                <Table.Td>{inference.delivery ?? "exactly-once"}</Table.Td>
                 <Table.Td>
                   <Code>{inference.model_version.slice(0, 12)}</Code>
                 </Table.Td>
@@ -195,6 +197,9 @@ export function InferenceDetailPage() {
           <Text size="sm">
             Result <Link to={`/results/${data.result_id}`}>{data.result_id}</Link> · replicas <span data-testid="replicas">{replicasText(data)}</span> · {data.input_topic} → {data.output_topic} · {data.input_format} · model version{" "}
             <Code>{data.model_version.slice(0, 12)}</Code>
+          </Text>
+          <Text size="sm" data-testid="delivery">
+            Delivery: {data.delivery ?? "exactly-once"} ({DELIVERY_OPTIONS.find((option) => option.value === (data.delivery ?? "exactly-once"))?.help})
           </Text>
           {data.error && <ErrorAlert error={data.error} title="The inference reported an error" />}
           {active && (
