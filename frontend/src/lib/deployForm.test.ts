@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildDeployRequest, DEFAULT_FORM, parseJsonObject, rawSinkSnippet } from "./deployForm";
+import { buildDeployRequest, DEFAULT_FORM, federatedWorkerSnippet, parseJsonObject, rawSinkSnippet } from "./deployForm";
 
 describe("parseJsonObject", () => {
   it("accepts an object and an empty text", () => {
@@ -75,5 +75,17 @@ describe("rawSinkSnippet", () => {
     expect(snippet).toContain("deployment_id=42");
     expect(snippet).toContain('data_reshape="28 28"');
     expect(snippet).toContain('"127.0.0.1:9092"');
+  });
+});
+
+describe("federatedWorkerSnippet", () => {
+  it("names the deployment, the broker and the framework for the worker", () => {
+    const snippet = federatedWorkerSnippet({ deploymentId: 7, bootstrap: "10.0.0.1:9092", framework: "pytorch", controlTopic: "ctl" });
+    expect(snippet).toContain("KAFKAML_FEDERATED_DEPLOYMENT_ID=7");
+    expect(snippet).toContain("KAFKAML_KAFKA_BOOTSTRAP_SERVERS=10.0.0.1:9092");
+    expect(snippet).toContain("KAFKAML_WORKER_FRAMEWORK=pytorch");
+    expect(snippet).toContain("KAFKAML_DATASET_CONTROL_TOPIC=ctl");
+    expect(snippet.trimEnd().endsWith("kafkaml federated-worker")).toBe(true);
+    expect(federatedWorkerSnippet({ deploymentId: 7, bootstrap: "b:1" })).not.toContain("WORKER_FRAMEWORK");
   });
 });

@@ -170,3 +170,23 @@ export function rawSinkSnippet(options: { deploymentId: number; bootstrap: strin
     "# leaving the block announces the stream: training starts",
   ].join("\n");
 }
+
+/**
+ * What a data owner runs for a federated deployment (docs/federated.md): its data announced on
+ * its own broker under a dataset id of its choosing, then a worker that trains it each round.
+ */
+export function federatedWorkerSnippet(options: { deploymentId: number; bootstrap: string; framework?: string; controlTopic?: string }): string {
+  const control = options.controlTopic || "KAFKA_ML_CONTROL_TOPIC";
+  return [
+    "# 1. Announce your data on your broker with a sink (RawSink, AvroSink, JsonSink) and a",
+    "#    deployment_id of your choosing (your dataset id, here 100): see docs/federated.md.",
+    "# 2. Run a worker with the id and secret registered with the coordinator",
+    "#    (KAFKAML_FEDERATED_CREDENTIALS in the backend's environment):",
+    `KAFKAML_KAFKA_BOOTSTRAP_SERVERS=${options.bootstrap} \\`,
+    "KAFKAML_WORKER_ID=worker-a KAFKAML_WORKER_CREDENTIAL=secret-a \\",
+    `KAFKAML_FEDERATED_DEPLOYMENT_ID=${options.deploymentId} \\`,
+    `KAFKAML_DATASET_CONTROL_TOPIC=${control} KAFKAML_DATASET_ID=100 \\`,
+    ...(options.framework ? [`KAFKAML_WORKER_FRAMEWORK=${options.framework} \\`] : []),
+    "kafkaml federated-worker",
+  ].join("\n");
+}

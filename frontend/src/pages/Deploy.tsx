@@ -4,7 +4,7 @@ import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { api, ApiError, unwrap } from "../api/client";
 import { ErrorAlert, PageHeader } from "../components/common";
-import { buildDeployRequest, DEFAULT_FORM, rawSinkSnippet, type DeployForm, type Mode, type Strategy } from "../lib/deployForm";
+import { buildDeployRequest, DEFAULT_FORM, federatedWorkerSnippet, rawSinkSnippet, type DeployForm, type Mode, type Strategy } from "../lib/deployForm";
 import type { ModelSummary } from "../lib/models";
 
 const MODES: { value: Mode; label: string; help: string }[] = [
@@ -50,20 +50,26 @@ export function DeployPage() {
 
   if (deploy.isSuccess) {
     const deployment = deploy.data;
-    const snippet = rawSinkSnippet({
-      deploymentId: deployment.id,
-      bootstrap: platform.data?.kafka_bootstrap_servers ?? "127.0.0.1:9092",
-      controlTopic: platform.data?.control_topic,
-      inputShape,
-    });
+    const bootstrap = platform.data?.kafka_bootstrap_servers ?? "127.0.0.1:9092";
+    const federated = deployment.mode === "federated";
+    const snippet = federated
+      ? federatedWorkerSnippet({ deploymentId: deployment.id, bootstrap, controlTopic: platform.data?.control_topic, framework: configured[0]?.framework })
+      : rawSinkSnippet({ deploymentId: deployment.id, bootstrap, controlTopic: platform.data?.control_topic, inputShape });
     return (
       <>
-        <PageHeader title={`Deployment ${deployment.id} is waiting for data`} />
+        <PageHeader title={federated ? `Deployment ${deployment.id} is waiting for its workers` : `Deployment ${deployment.id} is waiting for data`} />
         <Stack maw={900}>
-          <Text>
-            Its training {deployment.result_ids.length === 1 ? "job starts" : "jobs start"} as soon as a producer announces a stream for deployment <b>{deployment.id}</b>. Send your data with a sink, for
-            example:
-          </Text>
+          {federated ? (
+            <Text>
+              Its coordinator publishes the global model each round and waits for the data owners’ updates. Each data owner keeps its data and runs a worker for deployment <b>{deployment.id}</b>, for
+              example:
+            </Text>
+          ) : (
+            <Text>
+              Its training {deployment.result_ids.length === 1 ? "job starts" : "jobs start"} as soon as a producer announces a stream for deployment <b>{deployment.id}</b>. Send your data with a sink, for
+              example:
+            </Text>
+          )}
           <Paper withBorder p="sm" pos="relative">
             <Code block data-testid="sink-snippet">
               {snippet}
