@@ -103,6 +103,18 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await page.getByRole("button", { name: "Deploy", exact: true }).click();
     await expect(page.getByText("Must be a JSON object")).toBeVisible();
     await page.getByLabel("Fit arguments (JSON)").fill('{"epochs": 4}');
+    // Federated mode shows every option of the API, checked at its field before a round trip.
+    await page.getByText("Federated", { exact: true }).click();
+    await page.getByRole("combobox", { name: "Strategy" }).click();
+    await page.getByRole("option", { name: "FedProx" }).click();
+    await page.getByLabel("Data restrictions (JSON)", { exact: true }).fill("[1]");
+    await page.getByRole("button", { name: "Deploy", exact: true }).click();
+    await expect(page.getByText("Must be a JSON object")).toBeVisible();
+    for (const label of ["Local epochs", "Minimum clients", "Minimum data", "Round timeout (s)", "Mu", "Data restrictions (JSON)"]) {
+      await expect(page.getByLabel(label, { exact: true })).toBeVisible();
+    }
+    await screenshot(page, "deploy-federated-options");
+    await page.getByText("Classic", { exact: true }).click();
     await noSeriousA11yViolations(page, "deploy");
     await screenshot(page, "deploy-form");
     await page.getByRole("button", { name: "Deploy", exact: true }).click();
@@ -133,6 +145,9 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     const download = page.waitForEvent("download");
     await page.getByRole("button", { name: /Download model/ }).click();
     expect((await download).suggestedFilename()).toMatch(new RegExp(`^net-${tag}-\\d+\\.`));
+    const onnx = page.waitForEvent("download", { timeout: 180_000 });
+    await page.getByRole("button", { name: "Download as ONNX" }).click();
+    expect((await onnx).suggestedFilename()).toMatch(/\.onnx$/);
   });
 
   let inferencePath = "";
@@ -143,9 +158,15 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await noSeriousA11yViolations(page, "inference form");
     await screenshot(page, "inference-form");
     inputTopic = await page.getByLabel("Input topic").inputValue();
+    // The delivery choice: exactly-once by default; at-least-once for kafka-python consumers.
+    await expect(page.getByText(/One Kafka transaction per micro-batch/)).toBeVisible();
+    await page.getByText("At least once", { exact: true }).click();
+    await expect(page.getByText(/can't skip transaction markers/)).toBeVisible();
+    await screenshot(page, "inference-form-delivery");
     await page.getByRole("button", { name: "Deploy inference" }).click();
     await expect(page.getByRole("heading", { name: /^Inference \d+$/ })).toBeVisible();
     inferencePath = new URL(page.url()).pathname;
+    await expect(page.getByTestId("delivery")).toContainText("at-least-once");
     // The local runner reports `created` until replicas report readiness (where the schema has
     // it); predictions arriving on the visualization page are the proof that it runs.
     await expect(page.getByTestId("status")).toHaveAttribute("data-status", /created|running/);

@@ -10,12 +10,12 @@ export type Schemas = components["schemas"];
 /** Field errors as the API reports them, flattened to dotted paths: `incremental.window`. */
 export type FieldErrors = Record<string, string>;
 
-/** A refused request, in the API's own words (`{"message": ..., "extra": {...}}`). */
+/** A refused request, in the API's own words (its `ErrorBody`: `{"message": ..., "extra": {...}}`). */
 export class ApiError extends Error {
   readonly status: number;
-  readonly extra: Record<string, unknown>;
+  readonly extra: ErrorBody["extra"];
 
-  constructor(status: number, message: string, extra: Record<string, unknown> = {}) {
+  constructor(status: number, message: string, extra: ErrorBody["extra"] = {}) {
     super(message);
     this.status = status;
     this.extra = extra;
@@ -93,12 +93,26 @@ export async function unwrap<T>(request: Promise<Outcome<T>>): Promise<T> {
   throw toApiError(response.status, error);
 }
 
+/** The API's error body, as the schema documents it for 400/401/403/404/409/413/429/503. */
+export type ErrorBody = Schemas["ErrorBody"];
+
+/** Whether `body` is the API's error body (a proxy's HTML page or an empty answer is not). */
+export function isErrorBody(body: unknown): body is ErrorBody {
+  if (!body || typeof body !== "object") return false;
+  const { message, extra } = body as Partial<Record<keyof ErrorBody, unknown>>;
+  return typeof message === "string" && (extra === undefined || (typeof extra === "object" && extra !== null && !Array.isArray(extra)));
+}
+
+/** What to say when the answer is not the API's own: the status in words a user can act on. */
+function fallbackMessage(status: number): string {
+  if (status === 429) return "Too many requests: wait a moment and try again.";
+  if (status === 503) return "The service is busy or unavailable: try again shortly.";
+  return `The server answered ${status}.`;
+}
+
 export function toApiError(status: number, body: unknown): ApiError {
-  if (body && typeof body === "object" && "message" in body) {
-    const { message, extra } = body as { message: unknown; extra?: unknown };
-    return new ApiError(status, String(message), (extra as Record<string, unknown>) ?? {});
-  }
-  return new ApiError(status, `The server answered ${status}.`);
+  if (isErrorBody(body)) return new ApiError(status, body.message, body.extra ?? {});
+  return new ApiError(status, fallbackMessage(status));
 }
 
 /** GET a binary download (a trained model) and hand it to the browser as a file. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildDeployRequest, DEFAULT_FORM, parseJsonObject, rawSinkSnippet } from "./deployForm";
+import { buildDeployRequest, DEFAULT_FORM, federatedWorkerSnippet, parseJsonObject, rawSinkSnippet } from "./deployForm";
 
 describe("parseJsonObject", () => {
   it("accepts an object and an empty text", () => {
@@ -41,6 +41,32 @@ describe("buildDeployRequest", () => {
     const form = { ...DEFAULT_FORM, mode: "federated" as const, federated: { ...DEFAULT_FORM.federated, data_restrictions: "[]" } };
     expect(buildDeployRequest(form, 1).errors["federated.data_restrictions"]).toBeTruthy();
   });
+  it("sends every federated option with the API's defaults, and mu only for FedProx", () => {
+    const form = { ...DEFAULT_FORM, mode: "federated" as const };
+    expect(buildDeployRequest(form, 1).body?.federated).toEqual({
+      rounds: 15, local_epochs: 1, min_clients: 1, min_data: 1, data_restrictions: {}, round_timeout_s: 300, strategy: "fedavg",
+    });
+    const prox = { ...form, federated: { ...form.federated, strategy: "fedprox" as const, mu: 0.1, data_restrictions: '{"region": "eu"}' } };
+    expect(buildDeployRequest(prox, 1).body?.federated).toMatchObject({ strategy: "fedprox", mu: 0.1, data_restrictions: { region: "eu" } });
+    const proxDefault = { ...prox, federated: { ...prox.federated, mu: "" } };
+    expect(buildDeployRequest(proxDefault, 1).body?.federated).not.toHaveProperty("mu");
+    const avgWithMu = { ...form, federated: { ...form.federated, mu: 0.5 } };
+    expect(buildDeployRequest(avgWithMu, 1).body?.federated).not.toHaveProperty("mu");
+  });
+  it("reports each bad federated option under the API's key", () => {
+    const form = {
+      ...DEFAULT_FORM,
+      mode: "federated" as const,
+      federated: { ...DEFAULT_FORM.federated, rounds: 0, local_epochs: 1.5, min_clients: "", min_data: -1, round_timeout_s: 0.5, strategy: "fedprox" as const, mu: -0.1 },
+    };
+    const { body, errors } = buildDeployRequest(form, 1);
+    expect(body).toBeUndefined();
+    expect(Object.keys(errors).sort()).toEqual([
+      "federated.local_epochs", "federated.min_clients", "federated.min_data", "federated.mu", "federated.round_timeout_s", "federated.rounds",
+    ]);
+    expect(errors["federated.round_timeout_s"]).toMatch(/between 1 and 86400/);
+    expect(errors["federated.mu"]).toMatch(/at least 0/);
+  });
 });
 
 describe("rawSinkSnippet", () => {
@@ -49,5 +75,17 @@ describe("rawSinkSnippet", () => {
     expect(snippet).toContain("deployment_id=42");
     expect(snippet).toContain('data_reshape="28 28"');
     expect(snippet).toContain('"127.0.0.1:9092"');
+  });
+});
+
+describe("federatedWorkerSnippet", () => {
+  it("names the deployment, the broker and the framework for the worker", () => {
+    const snippet = federatedWorkerSnippet({ deploymentId: 7, bootstrap: "10.0.0.1:9092", framework: "pytorch", controlTopic: "ctl" });
+    expect(snippet).toContain("KAFKAML_FEDERATED_DEPLOYMENT_ID=7");
+    expect(snippet).toContain("KAFKAML_KAFKA_BOOTSTRAP_SERVERS=10.0.0.1:9092");
+    expect(snippet).toContain("KAFKAML_WORKER_FRAMEWORK=pytorch");
+    expect(snippet).toContain("KAFKAML_DATASET_CONTROL_TOPIC=ctl");
+    expect(snippet.trimEnd().endsWith("kafkaml federated-worker")).toBe(true);
+    expect(federatedWorkerSnippet({ deploymentId: 7, bootstrap: "b:1" })).not.toContain("WORKER_FRAMEWORK");
   });
 });

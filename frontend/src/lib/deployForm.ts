@@ -20,8 +20,20 @@ export type DeployForm = {
   incremental: { stream_timeout_ms: number | string; indefinite: boolean; monitoring_metric: string; change: "up" | "down"; window: number | string; improvement: number | string };
   distributed: { optimizer: string; learning_rate: number | string; loss: string; metrics: string };
   semi_supervised: { rounds: number | string; confidence: number | string };
-  federated: { rounds: number | string; min_data: number | string; data_restrictions: string };
+  federated: {
+    rounds: number | string;
+    local_epochs: number | string;
+    min_clients: number | string;
+    min_data: number | string;
+    data_restrictions: string;
+    round_timeout_s: number | string;
+    strategy: Strategy;
+    /** FedProx's proximal weight; empty: the API's default (0.01 for fedprox, else 0). */
+    mu: number | string;
+  };
 };
+
+export type Strategy = Schemas["StrategyEnum"];
 
 export const DEFAULT_FORM: DeployForm = {
   description: "",
@@ -35,7 +47,7 @@ export const DEFAULT_FORM: DeployForm = {
   incremental: { stream_timeout_ms: 60000, indefinite: false, monitoring_metric: "", change: "up", window: 1000, improvement: 0.05 },
   distributed: { optimizer: "adam", learning_rate: 0.001, loss: "sparse_categorical_crossentropy", metrics: "accuracy" },
   semi_supervised: { rounds: 5, confidence: 0.9 },
-  federated: { rounds: 15, min_data: 1, data_restrictions: "{}" },
+  federated: { rounds: 15, local_epochs: 1, min_clients: 1, min_data: 1, data_restrictions: "{}", round_timeout_s: 300, strategy: "fedavg", mu: "" },
 };
 
 /** A JSON object from text, or the reason it is not one. */
@@ -118,13 +130,23 @@ export function buildDeployRequest(form: DeployForm, configurationId: number): {
       confidence: take<number>("semi_supervised.confidence", decimal(form.semi_supervised.confidence, 0, 1)) ?? 0,
     };
   } else if (form.mode === "federated") {
-    const restrictions = parseJsonObject(form.federated.data_restrictions);
+    const options = form.federated;
+    const restrictions = parseJsonObject(options.data_restrictions);
     if (restrictions.error) errors["federated.data_restrictions"] = restrictions.error;
     body.federated = {
-      rounds: take<number>("federated.rounds", integer(form.federated.rounds, 1, 10_000)) ?? 0,
-      min_data: take<number>("federated.min_data", integer(form.federated.min_data, 1, 2_147_483_647)) ?? 0,
+      rounds: take<number>("federated.rounds", integer(options.rounds, 1, 10_000)) ?? 0,
+      local_epochs: take<number>("federated.local_epochs", integer(options.local_epochs, 1, 10_000)) ?? 0,
+      min_clients: take<number>("federated.min_clients", integer(options.min_clients, 1, 10_000)) ?? 0,
+      min_data: take<number>("federated.min_data", integer(options.min_data, 1, 2_147_483_647)) ?? 0,
       data_restrictions: restrictions.value,
+      round_timeout_s: take<number>("federated.round_timeout_s", decimal(options.round_timeout_s, 1, 86_400)) ?? 0,
+      strategy: options.strategy,
     };
+    // mu only means something to FedProx; left empty, the API picks its default.
+    if (options.strategy === "fedprox" && options.mu !== "") {
+      const mu = take<number>("federated.mu", decimal(options.mu, 0));
+      if (mu !== undefined) body.federated.mu = mu;
+    }
   }
   return Object.keys(errors).length > 0 ? { errors } : { body, errors };
 }
@@ -146,5 +168,25 @@ export function rawSinkSnippet(options: { deploymentId: number; bootstrap: strin
     ") as sink:",
     "    sink.send_many(x.astype(np.float32), y.astype(np.int64))",
     "# leaving the block announces the stream: training starts",
+  ].join("\n");
+}
+
+/**
+ * What a data owner runs for a federated deployment (docs/federated.md): its data announced on
+ * its own broker under a dataset id of its choosing, then a worker that trains it each round.
+ */
+export function federatedWorkerSnippet(options: { deploymentId: number; bootstrap: string; framework?: string; controlTopic?: string }): string {
+  const control = options.controlTopic || "KAFKA_ML_CONTROL_TOPIC";
+  return [
+    "# 1. Announce your data on your broker with a sink (RawSink, AvroSink, JsonSink) and a",
+    "#    deployment_id of your choosing (your dataset id, here 100): see docs/federated.md.",
+    "# 2. Run a worker with the id and secret registered with the coordinator",
+    "#    (KAFKAML_FEDERATED_CREDENTIALS in the backend's environment):",
+    `KAFKAML_KAFKA_BOOTSTRAP_SERVERS=${options.bootstrap} \\`,
+    "KAFKAML_WORKER_ID=worker-a KAFKAML_WORKER_CREDENTIAL=secret-a \\",
+    `KAFKAML_FEDERATED_DEPLOYMENT_ID=${options.deploymentId} \\`,
+    `KAFKAML_DATASET_CONTROL_TOPIC=${control} KAFKAML_DATASET_ID=100 \\`,
+    ...(options.framework ? [`KAFKAML_WORKER_FRAMEWORK=${options.framework} \\`] : []),
+    "kafkaml federated-worker",
   ].join("\n");
 }

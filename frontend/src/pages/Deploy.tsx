@@ -4,7 +4,7 @@ import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { api, ApiError, unwrap } from "../api/client";
 import { ErrorAlert, PageHeader } from "../components/common";
-import { buildDeployRequest, DEFAULT_FORM, rawSinkSnippet, type DeployForm, type Mode } from "../lib/deployForm";
+import { buildDeployRequest, DEFAULT_FORM, federatedWorkerSnippet, rawSinkSnippet, type DeployForm, type Mode, type Strategy } from "../lib/deployForm";
 import type { ModelSummary } from "../lib/models";
 
 const MODES: { value: Mode; label: string; help: string }[] = [
@@ -50,20 +50,26 @@ export function DeployPage() {
 
   if (deploy.isSuccess) {
     const deployment = deploy.data;
-    const snippet = rawSinkSnippet({
-      deploymentId: deployment.id,
-      bootstrap: platform.data?.kafka_bootstrap_servers ?? "127.0.0.1:9092",
-      controlTopic: platform.data?.control_topic,
-      inputShape,
-    });
+    const bootstrap = platform.data?.kafka_bootstrap_servers ?? "127.0.0.1:9092";
+    const federated = deployment.mode === "federated";
+    const snippet = federated
+      ? federatedWorkerSnippet({ deploymentId: deployment.id, bootstrap, controlTopic: platform.data?.control_topic, framework: configured[0]?.framework })
+      : rawSinkSnippet({ deploymentId: deployment.id, bootstrap, controlTopic: platform.data?.control_topic, inputShape });
     return (
       <>
-        <PageHeader title={`Deployment ${deployment.id} is waiting for data`} />
+        <PageHeader title={federated ? `Deployment ${deployment.id} is waiting for its workers` : `Deployment ${deployment.id} is waiting for data`} />
         <Stack maw={900}>
-          <Text>
-            Its training {deployment.result_ids.length === 1 ? "job starts" : "jobs start"} as soon as a producer announces a stream for deployment <b>{deployment.id}</b>. Send your data with a sink, for
-            example:
-          </Text>
+          {federated ? (
+            <Text>
+              Its coordinator publishes the global model each round and waits for the data owners’ updates. Each data owner keeps its data and runs a worker for deployment <b>{deployment.id}</b>, for
+              example:
+            </Text>
+          ) : (
+            <Text>
+              Its training {deployment.result_ids.length === 1 ? "job starts" : "jobs start"} as soon as a producer announces a stream for deployment <b>{deployment.id}</b>. Send your data with a sink, for
+              example:
+            </Text>
+          )}
           <Paper withBorder p="sm" pos="relative">
             <Code block data-testid="sink-snippet">
               {snippet}
@@ -154,9 +160,27 @@ export function DeployPage() {
           {form.mode === "federated" && (
             <Paper withBorder p="md">
               <SimpleGrid cols={3}>
-                <NumberInput label="Rounds" description="Aggregation rounds." value={form.federated.rounds} onChange={(value) => setIn("federated", { rounds: value })} error={errors["federated.rounds"]} />
-                <NumberInput label="Minimum data owners" description="Workers needed per round." value={form.federated.min_data} onChange={(value) => setIn("federated", { min_data: value })} error={errors["federated.min_data"]} />
-                <Textarea label="Data restrictions (JSON)" description="What a worker's data must match." value={form.federated.data_restrictions} onChange={(e) => setIn("federated", { data_restrictions: e.currentTarget.value })} error={errors["federated.data_restrictions"]} />
+                <NumberInput label="Rounds" description="Federated rounds (one reported epoch each)." min={1} value={form.federated.rounds} onChange={(value) => setIn("federated", { rounds: value })} error={errors["federated.rounds"]} />
+                <NumberInput label="Local epochs" description="Epochs each worker trains per round." min={1} value={form.federated.local_epochs} onChange={(value) => setIn("federated", { local_epochs: value })} error={errors["federated.local_epochs"]} />
+                <NumberInput label="Minimum clients" description="Updates a round needs; it ends as soon as this many arrived." min={1} value={form.federated.min_clients} onChange={(value) => setIn("federated", { min_clients: value })} error={errors["federated.min_clients"]} />
+                <NumberInput label="Minimum data" description="A worker with fewer training samples takes no part." min={1} value={form.federated.min_data} onChange={(value) => setIn("federated", { min_data: value })} error={errors["federated.min_data"]} />
+                <NumberInput label="Round timeout (s)" description="Fewer than the minimum clients by then fails the job." min={1} max={86400} value={form.federated.round_timeout_s} onChange={(value) => setIn("federated", { round_timeout_s: value })} error={errors["federated.round_timeout_s"]} />
+                <Select
+                  label="Strategy"
+                  description="fedavg: weighted average; fedprox: adds a proximal term."
+                  data={[
+                    { value: "fedavg", label: "FedAvg" },
+                    { value: "fedprox", label: "FedProx" },
+                  ]}
+                  allowDeselect={false}
+                  value={form.federated.strategy}
+                  onChange={(value) => setIn("federated", { strategy: (value as Strategy | null) ?? "fedavg" })}
+                  error={errors["federated.strategy"]}
+                />
+                {form.federated.strategy === "fedprox" && (
+                  <NumberInput label="Mu" description="FedProx's proximal weight (empty: 0.01)." min={0} decimalScale={6} value={form.federated.mu} onChange={(value) => setIn("federated", { mu: value })} error={errors["federated.mu"]} />
+                )}
+                <Textarea label="Data restrictions (JSON)" description="Each entry must equal the worker dataset's restriction." autosize minRows={1} value={form.federated.data_restrictions} onChange={(e) => setIn("federated", { data_restrictions: e.currentTarget.value })} error={errors["federated.data_restrictions"]} styles={{ input: { fontFamily: "monospace" } }} />
               </SimpleGrid>
             </Paper>
           )}

@@ -1,11 +1,11 @@
-import { Anchor, Button, Code, Group, NumberInput, Paper, ScrollArea, Select, SimpleGrid, Stack, Table, Text, TextInput, Textarea } from "@mantine/core";
+import { Anchor, Button, Code, Group, Input, NumberInput, Paper, ScrollArea, SegmentedControl, Select, SimpleGrid, Stack, Table, Text, TextInput, Textarea } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
-import { api, ApiError, unwrap, type Schemas } from "../api/client";
+import { api, ApiError, unwrap, type FieldErrors, type Schemas } from "../api/client";
 import { formatTime } from "../lib/format";
 import { EmptyState, ErrorAlert, PageHeader, StatusBadge } from "../components/common";
-import { parseJsonObject } from "../lib/deployForm";
+import { buildInferenceRequest, defaultInferenceForm, DELIVERY_OPTIONS, INPUT_FORMATS, type InferenceForm, type InferenceRequest } from "../lib/inferenceForm";
 
 type Inference = Schemas["InferenceOutput"];
 
@@ -39,6 +39,7 @@ export function InferencesPage() {
               <Table.Th>Replicas</Table.Th>
               <Table.Th>Input → output</Table.Th>
               <Table.Th>Format</Table.Th>
+              <Table.Th>Delivery</Table.Th>
               <Table.Th>Model version</Table.Th>
               <Table.Th>Created</Table.Th>
             </Table.Tr>
@@ -65,6 +66,7 @@ export function InferencesPage() {
                   {inference.upper_topic ? ` (upper ${inference.upper_topic}, limit ${inference.limit})` : ""}
                 </Table.Td>
                 <Table.Td>{inference.input_format}</Table.Td>
+                <Table.Td>{inference.delivery ?? "exactly-once"}</Table.Td>
                 <Table.Td>
                   <Code>{inference.model_version.slice(0, 12)}</Code>
                 </Table.Td>
@@ -88,19 +90,8 @@ export function InferenceCreatePage() {
     queryFn: () => unwrap(api.GET("/api/results/{id}/inference-defaults", { params: { path: { id: resultId } } })),
     enabled: resultId > 0,
   });
-  const [form, setForm] = useState({
-    replicas: 1 as number | string,
-    input_format: "RAW" as Schemas["InputFormatEnum"],
-    input_config: "{}",
-    input_topic: `kafkaml-in-${resultId}`,
-    output_topic: `kafkaml-out-${resultId}`,
-    input_bootstrap: "",
-    output_bootstrap: "",
-    upper_bootstrap: "",
-    upper_topic: "",
-    limit: "" as number | string,
-  });
-  const [configError, setConfigError] = useState<string | undefined>();
+  const [form, setForm] = useState<InferenceForm>(() => defaultInferenceForm(resultId));
+  const [localErrors, setLocalErrors] = useState<FieldErrors>({});
   useEffect(() => {
     if (!defaults.data) return;
     // Pre-filled from the datasource the result was trained on, as Kafka-ML does.
@@ -111,35 +102,14 @@ export function InferenceCreatePage() {
     }));
   }, [defaults.data]);
   const create = useMutation({
-    mutationFn: () => {
-      const config = parseJsonObject(form.input_config);
-      setConfigError(config.error);
-      if (config.error) throw new ApiError(400, "The input configuration is not a JSON object.");
-      return unwrap(
-        api.POST("/api/inferences", {
-          body: {
-            result_id: resultId,
-            replicas: Number(form.replicas),
-            input_format: form.input_format,
-            input_config: config.value,
-            input_topic: form.input_topic,
-            output_topic: form.output_topic,
-            input_bootstrap: form.input_bootstrap,
-            output_bootstrap: form.output_bootstrap,
-            upper_bootstrap: form.upper_bootstrap,
-            upper_topic: form.upper_topic,
-            limit: form.limit === "" ? null : Number(form.limit),
-          },
-        }),
-      );
-    },
+    mutationFn: (body: InferenceRequest) => unwrap(api.POST("/api/inferences", { body })),
     onSuccess: (inference) => {
       void client.invalidateQueries({ queryKey: ["inferences"] });
       navigate(`/inferences/${inference.id}`);
     },
   });
-  const fields = create.error instanceof ApiError ? create.error.fields : {};
-  const set = (key: keyof typeof form, value: string | number) => setForm((current) => ({ ...current, [key]: value }));
+  const fields: FieldErrors = { ...(create.error instanceof ApiError ? create.error.fields : {}), ...localErrors };
+  const set = (key: keyof InferenceForm, value: string | number) => setForm((current) => ({ ...current, [key]: value }));
   if (!resultId) return <EmptyState>Choose a finished result to deploy, from the Deployments page.</EmptyState>;
   return (
     <>
@@ -149,7 +119,9 @@ export function InferenceCreatePage() {
       <form
         onSubmit={(event) => {
           event.preventDefault();
-          create.mutate();
+          const { body, errors } = buildInferenceRequest(form, resultId);
+          setLocalErrors(errors);
+          if (body) create.mutate(body);
         }}
       >
         <Stack maw={900}>
@@ -159,8 +131,8 @@ export function InferenceCreatePage() {
             <TextInput label="Output topic" description='One {"values": [...]} per input.' value={form.output_topic} onChange={(e) => set("output_topic", e.currentTarget.value)} error={fields.output_topic} />
           </SimpleGrid>
           <SimpleGrid cols={2}>
-            <Select label="Input format" description="How input records are encoded." data={["RAW", "AVRO", "JSON"]} allowDeselect={false} value={form.input_format} onChange={(value) => set("input_format", value ?? "RAW")} error={fields.input_format} />
-            <Textarea label="Input configuration (JSON)" description="From the training datasource; edit for other producers." autosize minRows={3} value={form.input_config} onChange={(e) => set("input_config", e.currentTarget.value)} error={configError ?? fields.input_config} styles={{ input: { fontFamily: "monospace" } }} />
+            <Select label="Input format" description="How input records are encoded." data={INPUT_FORMATS} allowDeselect={false} value={form.input_format} onChange={(value) => set("input_format", value ?? "RAW")} error={fields.input_format} />
+            <Textarea label="Input configuration (JSON)" description="From the training datasource; edit for other producers." autosize minRows={3} value={form.input_config} onChange={(e) => set("input_config", e.currentTarget.value)} error={fields.input_config} styles={{ input: { fontFamily: "monospace" } }} />
           </SimpleGrid>
           <SimpleGrid cols={3}>
             <TextInput label="Input brokers" description="Empty: the platform’s Kafka." placeholder="host:port,host:port" value={form.input_bootstrap} onChange={(e) => set("input_bootstrap", e.currentTarget.value)} error={fields.input_bootstrap} />
@@ -169,6 +141,9 @@ export function InferenceCreatePage() {
             <TextInput label="Upper topic" description="Early exit: forward unsure samples here." value={form.upper_topic} onChange={(e) => set("upper_topic", e.currentTarget.value)} error={fields.upper_topic} />
             <NumberInput label="Limit" description="Forward when the highest confidence is below it." decimalScale={4} value={form.limit} onChange={(value) => set("limit", value)} error={fields.limit} />
           </SimpleGrid>
+          <Input.Wrapper label="Delivery" description={DELIVERY_OPTIONS.find((option) => option.value === form.delivery)?.help} error={fields.delivery}>
+            <SegmentedControl fullWidth value={form.delivery} onChange={(value) => set("delivery", value)} data={DELIVERY_OPTIONS.map(({ value, label }) => ({ value, label }))} aria-label="Delivery" />
+          </Input.Wrapper>
           <Group>
             <Button type="submit" loading={create.isPending}>
               Deploy inference
@@ -222,6 +197,9 @@ export function InferenceDetailPage() {
           <Text size="sm">
             Result <Link to={`/results/${data.result_id}`}>{data.result_id}</Link> · replicas <span data-testid="replicas">{replicasText(data)}</span> · {data.input_topic} → {data.output_topic} · {data.input_format} · model version{" "}
             <Code>{data.model_version.slice(0, 12)}</Code>
+          </Text>
+          <Text size="sm" data-testid="delivery">
+            Delivery: {data.delivery ?? "exactly-once"} ({DELIVERY_OPTIONS.find((option) => option.value === (data.delivery ?? "exactly-once"))?.help})
           </Text>
           {data.error && <ErrorAlert error={data.error} title="The inference reported an error" />}
           {active && (

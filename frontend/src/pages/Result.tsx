@@ -3,12 +3,16 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useRef } from "react";
 import { Link, useParams } from "react-router";
 import { api, download, unwrap, type Schemas } from "../api/client";
+import type { operations } from "../api/schema";
 import { Chart, type ChartOption } from "../components/Chart";
 import { formatTime } from "../lib/format";
 import { ErrorAlert, PageHeader, StatusBadge } from "../components/common";
 import { curve, epochsOf, lastValues, metricNames } from "../lib/metrics";
 
 const LIVE = new Set(["created", "running"]);
+
+/** What `GET /api/results/{id}/artifact?artifact_format=` serves: as trained, or converted to ONNX. */
+type ArtifactFormat = NonNullable<NonNullable<operations["results_artifact"]["parameters"]["query"]>["artifact_format"]>;
 
 export default function ResultPage() {
   const pk = Number(useParams().id);
@@ -34,7 +38,9 @@ export default function ResultPage() {
     mutationFn: () => unwrap(api.POST("/api/results/{id}/stop", { params: { path: { id: pk } } })),
     onSettled: () => void client.invalidateQueries({ queryKey: ["results", pk] }),
   });
-  const fetchModel = useMutation({ mutationFn: (path: string) => download(path, `result-${pk}`) });
+  const fetchModel = useMutation({
+    mutationFn: (format: ArtifactFormat) => download(`/api/results/${pk}/artifact?artifact_format=${format}`, format === "onnx" ? `result-${pk}.onnx` : `result-${pk}`),
+  });
   const data = result.data;
   const epochs = epochsOf(data?.epochs);
   const names = metricNames(epochs);
@@ -50,9 +56,14 @@ export default function ResultPage() {
           </Button>
         )}
         {data?.has_artifact && (
-          <Button variant="default" onClick={() => fetchModel.mutate(`/api/results/${pk}/artifact`)}>
-            Download model ({data.artifact_format || "native"})
-          </Button>
+          <>
+            <Button variant="default" onClick={() => fetchModel.mutate("native")} loading={fetchModel.isPending && fetchModel.variables === "native"}>
+              Download model ({data.artifact_format || "native"})
+            </Button>
+            <Button variant="default" onClick={() => fetchModel.mutate("onnx")} loading={fetchModel.isPending && fetchModel.variables === "onnx"} title="Converted on the first request, then kept.">
+              Download as ONNX
+            </Button>
+          </>
         )}
         {data?.status === "finished" && (
           <Button component={Link} to={`/inferences/new?result=${pk}`}>

@@ -164,7 +164,7 @@ function LiveView({ config, state, connected }: { config: VisualizationConfig; s
               {config.average_updated ? `most frequent of the last ${config.average_window}` : "last prediction"}
             </Text>
           </Paper>
-          <Group gap="xs" aria-label="Previous statuses">
+          <Group gap="xs" role="group" aria-label="Previous statuses">
             {state.history.map((id, index) => (
               <Badge key={index} variant="outline" color="dark" leftSection={<span style={{ display: "inline-block", width: 10, height: 10, background: labelFor(config, id).color }} />}>
                 {labelFor(config, id).label}
