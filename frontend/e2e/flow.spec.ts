@@ -167,9 +167,10 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await expect(page.getByRole("heading", { name: /^Inference \d+$/ })).toBeVisible();
     inferencePath = new URL(page.url()).pathname;
     await expect(page.getByTestId("delivery")).toContainText("at-least-once");
-    // The local runner reports `created` until replicas report readiness (where the schema has
-    // it); predictions arriving on the visualization page are the proof that it runs.
-    await expect(page.getByTestId("status")).toHaveAttribute("data-status", /created|running/);
+    // `running` once its replica is up (the local runner supervises it); predictions arriving on
+    // the visualization page are the proof that it answers.
+    await expect(page.getByTestId("status")).toHaveAttribute("data-status", "running", { timeout: 120_000 });
+    await expect(page.getByTestId("replicas")).toContainText("1/1 ready");
     await screenshot(page, "inference-running");
     await noSeriousA11yViolations(page, "inference");
   });

@@ -963,6 +963,11 @@ export interface components {
             limit?: number | null;
             delivery?: components["schemas"]["DeliveryEnum"];
             error?: string;
+            /** Format: int64 */
+            ready_replicas?: number;
+            /** Format: int64 */
+            restarts?: number;
+            last_exit_reason?: string;
             /** Format: date-time */
             readonly created_at: string;
             /** Format: date-time */
@@ -2841,7 +2846,10 @@ export interface operations {
                 headers: {
                     [name: string]: unknown;
                 };
-                content?: never;
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                    "text/event-stream": components["schemas"]["ErrorBody"];
+                };
             };
         };
     };

@@ -9,12 +9,10 @@ import { buildInferenceRequest, defaultInferenceForm, DELIVERY_OPTIONS, INPUT_FO
 
 type Inference = Schemas["InferenceOutput"];
 
-/** Status fields beyond the base schema (ready/desired replicas, restarts) shown when present. */
+/** Ready of desired replicas, and the restarts of crashed replicas when there were any. */
 function replicasText(inference: Inference): string {
-  const extra = inference as Inference & { ready_replicas?: number; desired_replicas?: number; restarts?: number };
-  const ready = typeof extra.ready_replicas === "number" ? `${extra.ready_replicas}/` : "";
-  const restarts = typeof extra.restarts === "number" && extra.restarts > 0 ? ` · ${extra.restarts} restarts` : "";
-  return `${ready}${extra.desired_replicas ?? inference.replicas ?? 1}${restarts}`;
+  const restarts = inference.restarts ? ` · ${inference.restarts} restarts` : "";
+  return `${inference.ready_replicas ?? 0}/${inference.replicas ?? 1} ready${restarts}`;
 }
 
 export function InferencesPage() {
@@ -202,6 +200,11 @@ export function InferenceDetailPage() {
             Delivery: {data.delivery ?? "exactly-once"} ({DELIVERY_OPTIONS.find((option) => option.value === (data.delivery ?? "exactly-once"))?.help})
           </Text>
           {data.error && <ErrorAlert error={data.error} title="The inference reported an error" />}
+          {data.last_exit_reason && (
+            <Text size="sm" c="dimmed" data-testid="last-exit">
+              Last replica exit: {data.last_exit_reason}
+            </Text>
+          )}
           {active && (
             <Group align="flex-end">
               <NumberInput label="Replicas" min={1} max={100} value={replicas === "" ? (data.replicas ?? 1) : replicas} onChange={setReplicas} w={140} />
