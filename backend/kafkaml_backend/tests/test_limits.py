@@ -154,3 +154,14 @@ def test_a_query_integer_must_be_plain_digits(api: APIClient, text: str) -> None
     error = assert_error_shape(api.get("/api/datasources", {"deployment_id": text}), 400)
     assert "deployment_id" in error["extra"]["fields"]
     assert api.get("/api/datasources", {"deployment_id": "1"}).status_code == 200
+
+
+def test_a_deployment_sent_as_a_form_is_refused_not_taken_without_its_options(
+    api: APIClient, configuration_id: int
+) -> None:
+    response = api.post(
+        "/api/deployments",
+        {"configuration_id": configuration_id, "batch_size": 8, "distributed": "anything"},
+        format="multipart",
+    )
+    assert_error_shape(response, 415)

@@ -1925,8 +1925,6 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["DeploymentCreateInputRequest"];
-                "application/x-www-form-urlencoded": components["schemas"]["DeploymentCreateInputRequest"];
-                "multipart/form-data": components["schemas"]["DeploymentCreateInputRequest"];
             };
         };
         responses: {
