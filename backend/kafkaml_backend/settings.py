@@ -65,8 +65,11 @@ DATABASES: dict[str, Any] = {
     "default": dj_database_url.parse(KAFKAML.resolved_database_url(), conn_max_age=60)
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Concurrent writers (API workers, live test servers) wait instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Concurrent writers (API workers, runner threads, live test servers) wait instead of
+    # failing at once. IMMEDIATE: a transaction takes the write lock when it begins; a deferred
+    # one that reads first and writes later meets "database is locked" at once, without waiting,
+    # when another writer got in between (seen in inference_stop under load).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(timeout=20, transaction_mode="IMMEDIATE")
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

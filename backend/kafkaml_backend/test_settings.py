@@ -30,7 +30,7 @@ if _test_database:
     DATABASES["default"]["TEST"] = {"NAME": f"test_kafkaml_{os.getpid()}"}
 else:
     DATABASES = {"default": dj_database_url.parse(f"sqlite:///{_DATA_DIR / 'db.sqlite3'}")}
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20}
+    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
     # A file, not Django's default in-memory test database: that one is a shared-cache database,
     # where a writer meets "database table is locked" at once instead of waiting out the timeout
     # (a runner thread and a request writing together failed test_local_runner that way).
