@@ -16,7 +16,7 @@ CLIENTS = Path(__file__).parent / "clients"
 
 @pytest.fixture(scope="session")
 def kafka_ml_python() -> Path:
-    """The interpreter of the environment with kafka-python 2.0.2, confluent-kafka, avro-python3."""
+    """The interpreter of the environment with Kafka-ML's pinned client libraries."""
     return compat_python()
 
 

@@ -1,4 +1,4 @@
-"""Read a topic with confluent-kafka (Kafka-ML's pinned line, as near as installs here) and
+"""Read a topic with confluent-kafka (Kafka-ML's pin, 1.8.2) and
 isolation.level=read_committed; print the records as one JSON object.
 
 Runs in the compatibility environment. Usage: python confluent_read_committed.py BOOTSTRAP
