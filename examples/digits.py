@@ -88,11 +88,14 @@ def run(platform: Platform, *, epochs: int) -> Outcome:
         name="digits", model_ids=[m.id for m in models], description="Keras vs PyTorch"
     )
     deployment = client.deployments.create(configuration.id, batch_size=32, epochs=epochs)
+    _step(f"models {models[0].id} (Keras) and {models[1].id} (PyTorch), configuration "
+          f"{configuration.id}, deployment {deployment.id} ({epochs} epochs)")  # fmt: skip
     x, y = digits()
     topic = platform.topic("digits")
     with RawSink(platform.bootstrap_servers, topic, deployment.id, validation_rate=0.1,
                  test_rate=0.15, **platform.sink_options()) as sink:  # fmt: skip
         sink.send_many(x[:-HELD_OUT], y[:-HELD_OUT])
+    _step(f"{len(x) - HELD_OUT:,} digits sent to topic {topic!r}; training both models")
     results = [
         client.results.wait(i, timeout_s=1800, progress=_report) for i in deployment.result_ids
     ]
@@ -102,12 +105,15 @@ def run(platform: Platform, *, epochs: int) -> Outcome:
     inference = client.inferences.create(
         best.id, input_topic=platform.topic("digits-in"), output_topic=platform.topic("digits-out")
     )
+    _step(f"serving result {best.id} ({best.framework}) as inference {inference.id}")
     client.inferences.wait(inference.id)
+    _step(f"inference {inference.id} running; sending {HELD_OUT} held-out digits to it")
     try:
         answers = client.predict(inference.id, x[-HELD_OUT:], timeout_s=600)
     finally:
         client.inferences.stop(inference.id)
     predicted = np.array([a.argmax for a in answers])
+    _step("downloading the Keras model as ONNX")
     return Outcome(
         test_accuracy={r.framework: r.test_metrics["accuracy"] for r in results},
         served=best.framework,
@@ -134,9 +140,14 @@ def check(outcome: Outcome, bar: float) -> None:
     assert outcome.onnx_accuracy >= bar, f"Keras model as ONNX: {outcome.onnx_accuracy:.3f}"
 
 
+def _step(text: str) -> None:
+    print(f"- {text}", file=sys.stderr)
+
+
 def _report(result: Result) -> None:
+    epochs = len(result.epochs)
     print(f"  result {result.id} ({result.framework}): {result.status}, "
-          f"{len(result.epochs)} epochs", file=sys.stderr)  # fmt: skip
+          f"{epochs} epoch{'' if epochs == 1 else 's'}", file=sys.stderr)  # fmt: skip
 
 
 def _check_finished(results: list[Result]) -> None:
@@ -147,7 +158,7 @@ def _check_finished(results: list[Result]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    platform, small = from_command_line(__doc__.splitlines()[0], argv)
+    platform, small = from_command_line(__doc__, argv)
     bar = 0.80 if small else 0.90
     outcome = run(platform, epochs=4 if small else 20)
     for framework, accuracy in outcome.test_accuracy.items():

@@ -124,7 +124,7 @@ def check(outcome: Outcome, bar: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    platform, small = from_command_line(__doc__.splitlines()[0], argv)
+    platform, small = from_command_line(__doc__, argv)
     bar = 0.75 if small else 0.90
     outcome = run(platform, epochs=6 if small else 20)
     print(f"answered by the edge: {outcome.answered_by_edge}, forwarded to and answered by the "

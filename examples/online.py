@@ -136,7 +136,7 @@ def check(outcome: Outcome, bar: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    platform, small = from_command_line(__doc__.splitlines()[0], argv)
+    platform, small = from_command_line(__doc__, argv)
     bar = 0.75 if small else 0.85
     outcome = run(platform, window=150 if small else 300, more_windows=3 if small else 6)
     print(f"first snapshot: accuracy {outcome.first_accuracy:.3f}; after the swap: "

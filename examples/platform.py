@@ -38,10 +38,12 @@ class Platform:
         return {"control_topic": self.control_topic, "progress": False}
 
 
-def from_command_line(description: str, argv: list[str] | None = None) -> tuple[Platform, bool]:
+def from_command_line(doc: str | None, argv: list[str] | None = None) -> tuple[Platform, bool]:
     """The platform named by the options or by `kafkaml login`'s credentials, and whether
-    `--small` (the reduced size `make test` runs) was asked for."""
-    parser = argparse.ArgumentParser(description=description)
+    `--small` (the reduced size `make test` runs) was asked for. `doc`, the example's
+    docstring, gives `--help` its first paragraph."""
+    summary = " ".join((doc or "").split("\n\n")[0].split())
+    parser = argparse.ArgumentParser(description=summary)
     parser.add_argument("--url", help="backend (default: the one `kafkaml login` signed in to)")
     parser.add_argument("--username", default="admin")
     parser.add_argument("--password")

@@ -70,7 +70,7 @@ def check(outcome: Outcome, bar: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    platform, small = from_command_line(__doc__.splitlines()[0], argv)
+    platform, small = from_command_line(__doc__, argv)
     bar = 0.70 if small else 0.85
     outcome = run(platform, epochs=10 if small else 30, rounds=2 if small else 3)
     print(f"{outcome.answered} held-out digits answered, accuracy {outcome.served_accuracy:.3f} "

@@ -113,7 +113,7 @@ def check(outcome: Outcome, bar: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    platform, small = from_command_line(__doc__.splitlines()[0], argv)
+    platform, small = from_command_line(__doc__, argv)
     bar = 0.75 if small else 0.78
     outcome = run(platform, count=4000 if small else 50_000, epochs=4 if small else 10)
     print(f"test accuracy {outcome.test_accuracy:.3f}; served: {outcome.answered} held-out "

@@ -1,8 +1,9 @@
 """JSON: a record's value is a JSON array (or number), or an object whose `data_field` holds it;
 its key is the label as JSON. `*_type` and `*_reshape` in input_config are optional.
 
-A batch is parsed with one `json.loads` of the joined values; only when that fails are the
-records parsed one by one, to name the bad one.
+Each record's value is parsed by itself: parsing the joined values of a batch at once is no
+check of each one (`[1` and `2],[3, 4]` join into a valid batch of two), and it saved only a
+quarter of the parse time.
 """
 
 from __future__ import annotations
@@ -197,13 +198,9 @@ def _dumps(sample: Any, index: int, role: Role) -> bytes:
 
 def _parse_all(blobs: Sequence[bytes | None], role: Role) -> list[Any]:
     try:
-        parsed = json.loads(b"[" + b",".join(blobs) + b"]")  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        parsed = None
-    if isinstance(parsed, list) and len(parsed) == len(blobs):
-        return parsed
-    # A bad record, or one like `1],[2` that parses as two: find it.
-    return [_parse_one(blob, index, role) for index, blob in enumerate(blobs)]
+        return list(map(json.loads, blobs))  # type: ignore[arg-type]
+    except (ValueError, TypeError):  # find and name the bad one
+        return [_parse_one(blob, index, role) for index, blob in enumerate(blobs)]
 
 
 def _parse_one(blob: bytes | None, index: int, role: Role) -> Any:

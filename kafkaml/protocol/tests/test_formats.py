@@ -277,6 +277,8 @@ def test_an_unusable_avro_schema_is_refused(scheme: str, named: str) -> None:
     [
         ([b"[1, 2]", b"[1, 2"], 1, "not JSON"),
         ([b"[1, 2]", b"1],[2"], 1, "not JSON"),
+        # Two broken halves whose concatenation is a valid batch of the same count.
+        ([b"[1", b"2],[3, 4]"], 0, "not JSON"),
         ([b"[1, 2]", b"\xff"], 1, "not JSON"),
         ([b"[1, 2]", b"[1, 2]", b"[1, 2, 3]"], 2, "shape"),
         ([b"[1, 2]", b'["a", "b"]'], 1, "does not fit"),
