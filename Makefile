@@ -9,9 +9,11 @@ EXTRAS := tensorflow,pytorch,backend,dev
 INSTALLED := $(VENV)/.installed
 BROKER := deploy/local/kafka/broker.sh
 PYTEST_ARGS ?=
-# The tests that use the database; `make test` runs them a second time on PostgreSQL when
-# KAFKAML_TEST_DATABASE_URL names one (CI does).
-DB_TESTS := backend kafka_control_logger tests model_inference/tests/test_backend.py
+# The tests that use the Django database (pytest-django); `make test` runs them a second time
+# on PostgreSQL when KAFKAML_TEST_DATABASE_URL names one (CI does). The others (compatibility
+# clients, docs, the web UI on its own stack's SQLite) would only run again unchanged.
+DB_TESTS := backend kafka_control_logger model_inference/tests/test_backend.py \
+	tests/test_secure_loop.py tests/test_training_job_backend.py
 
 .PHONY: help install run stop status test test-python lint bench docs example clean api-types
 
