@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -96,7 +96,7 @@ def test_a_deployment_runs_as_a_job_with_the_results_token_and_a_stop_deletes_it
     result_id = _deploy(api, user, summaries)
 
     [job] = _jobs(cluster, result_id)
-    container = job.spec.template.spec.containers[0]
+    container = cast(Any, job).spec.template.spec.containers[0]  # every model field is Optional
     env = {var.name: var for var in container.env}
     assert env["KAFKAML_RESULT_IDS"].value == str(result_id)
     assert env["KAFKAML_JOB_TOKEN"].value_from.secret_key_ref is not None
