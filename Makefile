@@ -57,7 +57,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict kafkaml mlcode_executor model_training
+	$(VENV)/bin/mypy --strict
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)

@@ -18,7 +18,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.kafkaml_backend.test_se
 django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.contrib.auth.models import AbstractBaseUser  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
 from backend.apps.accounts.services import user_api_token  # noqa: E402
@@ -35,10 +35,10 @@ def _fresh_cache() -> None:
 
 
 @pytest.fixture
-def make_user(db: None) -> Callable[..., AbstractBaseUser]:
+def make_user(db: None) -> Callable[..., User]:
     """Factory of users: `make_user("alice")`, `make_user("root", staff=True)`."""
 
-    def create(username: str, staff: bool = False) -> AbstractBaseUser:
+    def create(username: str, staff: bool = False) -> User:
         return get_user_model().objects.create_user(
             username=username, password="pw-" + username, is_staff=staff
         )
@@ -47,16 +47,16 @@ def make_user(db: None) -> Callable[..., AbstractBaseUser]:
 
 
 @pytest.fixture
-def user(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+def user(make_user: Callable[..., User]) -> User:
     return make_user("alice")
 
 
 @pytest.fixture
-def other_user(make_user: Callable[..., AbstractBaseUser]) -> AbstractBaseUser:
+def other_user(make_user: Callable[..., User]) -> User:
     return make_user("bob")
 
 
-def token_client(user: AbstractBaseUser) -> APIClient:
+def token_client(user: User) -> APIClient:
     """An API client that sends `user`'s API token."""
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {user_api_token(user=user)}")
@@ -64,13 +64,13 @@ def token_client(user: AbstractBaseUser) -> APIClient:
 
 
 @pytest.fixture
-def api(user: AbstractBaseUser) -> APIClient:
+def api(user: User) -> APIClient:
     """An API client signed in as `user` (alice) with her API token."""
     return token_client(user)
 
 
 @pytest.fixture
-def other_api(other_user: AbstractBaseUser) -> APIClient:
+def other_api(other_user: User) -> APIClient:
     return token_client(other_user)
 
 

@@ -7,7 +7,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile
 
 from backend.apps.mlmodels.models import Configuration, MLModel
@@ -80,7 +80,7 @@ BAD_CODE = "import keras", "model = keras.Sequential()\nmodel.add(undefined_laye
 
 
 def stored_model(
-    owner: AbstractBaseUser,
+    owner: User,
     summaries: dict[str, dict[str, Any]],
     sample: str = "tf",
     name: str = "m",
@@ -102,7 +102,7 @@ def stored_model(
     )
 
 
-def deployed(owner: AbstractBaseUser, models: list[MLModel], **settings: Any) -> Deployment:
+def deployed(owner: User, models: list[MLModel], **settings: Any) -> Deployment:
     """A deployment of a fresh configuration of `models` (through the services)."""
     configuration: Configuration = configuration_create(owner=owner, name="c", ml_models=models)
     training_settings = training.TrainingSettings(
@@ -114,7 +114,7 @@ def deployed(owner: AbstractBaseUser, models: list[MLModel], **settings: Any) ->
 
 
 def finished_result(
-    owner: AbstractBaseUser, model: MLModel, content: bytes = b"trained-model-bytes"
+    owner: User, model: MLModel, content: bytes = b"trained-model-bytes"
 ) -> TrainingResult:
     """A result trained to the end through the job services (running, then finished)."""
     deployment = deployed(owner, [model], mode=TrainingMode.CLASSIC)

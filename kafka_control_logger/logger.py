@@ -311,8 +311,8 @@ def run(
         record = consumer.poll(0.5)
         if record is None:
             continue
-        if record.error() is not None:
-            if record.error().fatal():
+        if (error := record.error()) is not None:
+            if error.fatal():
                 raise KafkaException(record.error())
             log.warning("consumer error: %s", record.error())
             continue

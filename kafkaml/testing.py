@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import pytest
 from confluent_kafka import Consumer
@@ -60,7 +60,10 @@ class WaitTimeout(AssertionError):
 
 
 def wait_until(
-    condition: Callable[[], T | None], what: str, timeout_s: float = 60.0, interval_s: float = 0.1
+    condition: Callable[[], T | Literal[False] | None],
+    what: str,
+    timeout_s: float = 60.0,
+    interval_s: float = 0.1,
 ) -> T:
     """Call `condition` every `interval_s` until it returns a truthy value, and return that value.
 

@@ -23,7 +23,7 @@ class ApplicationError(Exception):
     `status_code` is the HTTP status of the answer (400 unless a subclass says otherwise).
     """
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
 
     def __init__(self, message: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -70,7 +70,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         response.data = error_body("Invalid input.", {"fields": fields})
     elif isinstance(exc, exceptions.Throttled):
-        response.data = error_body(str(exc.detail), {"retry_after_s": exc.wait})
+        response.data = error_body(str(exc.detail), {"retry_after_s": exc.wait})  # type: ignore[attr-defined]  # set in __init__, missing from the stub
     else:
         detail = getattr(exc, "detail", str(exc))
         response.data = error_body(str(detail))

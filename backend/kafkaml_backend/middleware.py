@@ -5,6 +5,7 @@ read at all, nor a multipart body (files, which Django streams to disk) larger t
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -24,7 +25,7 @@ class BodySizeLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = (
             settings.KAFKAML_MAX_UPLOAD_BYTES
-            if request.content_type.startswith("multipart/")
+            if cast(str, request.content_type).startswith("multipart/")
             else settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         )
         if limit is not None:

@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
 
-class _BearerScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class _BearerScheme(OpenApiAuthenticationExtension):
     description = ""
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
@@ -36,7 +36,7 @@ class ServiceTokenScheme(_BearerScheme):
     description = "A signed service token (the control logger's)."
 
 
-class ErrorBody(serializers.Serializer):
+class ErrorBody(serializers.Serializer[Any]):
     """Every error answer: a sentence for people and facts for programs."""
 
     message = serializers.CharField()
@@ -78,7 +78,7 @@ class ErrorAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
         responses: dict[str, Any] = super()._get_response_bodies(direction)
         for code in self._error_statuses():
-            response = self._get_response_for_code(ErrorBody, str(code), direction=direction)
+            response = self._get_response_for_code(ErrorBody, str(code), direction=direction)  # type: ignore[no-untyped-call]  # unannotated in drf-spectacular
             response["description"] = ERROR_DESCRIPTIONS[code]
             # A view's own description of an error (e.g. "No artifact yet.") is kept.
             declared = responses.setdefault(str(code), response)

@@ -11,7 +11,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
-def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict[str, Any]:
+def validated(serializer_class: type[serializers.Serializer[Any]], data: Any) -> dict[str, Any]:
     """The validated data of a request body or query.
 
     The JSON types are strict, as the OpenAPI document states them (DRF alone would take "5"
@@ -34,7 +34,7 @@ def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict
 
 
 # The JSON types each kind of field takes (checked in this order: ChoiceField before CharField).
-_JSON_TYPES: list[tuple[type[serializers.Field], tuple[type, ...], str]] = [
+_JSON_TYPES: list[tuple[type[serializers.Field[Any, Any, Any, Any]], tuple[type, ...], str]] = [
     (serializers.BooleanField, (bool,), "Must be true or false."),
     (serializers.IntegerField, (int,), "A whole number is required."),
     (serializers.FloatField, (int, float), "A number is required."),
@@ -45,7 +45,9 @@ _JSON_TYPES: list[tuple[type[serializers.Field], tuple[type, ...], str]] = [
 ]
 
 
-def _wrong_json_types(serializer: serializers.Serializer, data: dict[str, Any]) -> dict[str, Any]:
+def _wrong_json_types(
+    serializer: serializers.Serializer[Any], data: dict[str, Any]
+) -> dict[str, Any]:
     errors: dict[str, Any] = {}
     for name, field in serializer.fields.items():
         value = data.get(name)
@@ -66,7 +68,7 @@ def _wrong_json_types(serializer: serializers.Serializer, data: dict[str, Any]) 
     return errors
 
 
-def _wrong_json_type(field: serializers.Field, value: Any) -> str | None:
+def _wrong_json_type(field: serializers.Field[Any, Any, Any, Any], value: Any) -> str | None:
     for kind, types, message in _JSON_TYPES:
         if isinstance(field, kind):
             if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
@@ -75,7 +77,9 @@ def _wrong_json_type(field: serializers.Field, value: Any) -> str | None:
     return None
 
 
-def _wrong_text_integers(serializer: serializers.Serializer, data: QueryDict) -> dict[str, Any]:
+def _wrong_text_integers(
+    serializer: serializers.Serializer[Any], data: QueryDict
+) -> dict[str, Any]:
     return {
         name: ["A whole number is required."]
         for name, field in serializer.fields.items()

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pytest
@@ -15,14 +15,17 @@ from confluent_kafka import Message
 
 from kafkaml.frameworks import get_framework, load_artifact
 from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.protocol.answers import MODEL_VERSION_HEADER
 from model_inference.clients import build_service
 from model_inference.service import InferenceService
 from model_inference.settings import InferenceSettings
 from model_inference.spec import FileSpecSource
-from model_inference.transactions import MODEL_VERSION_HEADER
 
 FEATURES = 18
 RAW_CONFIG = {"data_type": "float32", "data_reshape": str(FEATURES)}
+
+if TYPE_CHECKING:
+    from kafkaml.frameworks.pytorch import PyTorchFramework
 
 KERAS_IMPORTS = "import keras"
 KERAS_CODE = """\
@@ -101,7 +104,8 @@ def build_tiny_model(framework: str, imports: str, code: str) -> TinyModel:
     if framework == "tensorflow":
         model = get_framework(framework).build(imports, code)
     else:
-        model = get_framework(framework).build(imports, code, require_training=False)
+        pytorch = cast("PyTorchFramework", get_framework(framework))
+        model = pytorch.build(imports, code, require_training=False)
     fmt = get_framework(framework).artifact_format
     return TinyModel(framework, fmt, imports, code, model.save())
 
@@ -200,17 +204,17 @@ def start_service(
     return service
 
 
-def samples(count: int, seed: int = 0) -> np.ndarray:
+def samples(count: int, seed: int = 0) -> np.ndarray[Any, Any]:
     return np.random.default_rng(seed).normal(size=(count, FEATURES)).astype(np.float32)
 
 
 def produce_samples(
     kafka_settings: KafkaSettings,
     topic: str,
-    x: np.ndarray,
+    x: np.ndarray[Any, Any],
     *,
     first_key: int = 0,
-    headers: list[tuple[str, bytes]] | None = None,
+    headers: list[tuple[str, str | bytes | None]] | None = None,
 ) -> None:
     """One RAW record per row, keyed by its running number as text."""
     producer = make_producer(kafka_settings)
@@ -233,11 +237,12 @@ def run_until(
 
 
 def version_of(record: Message) -> str:
-    return dict(record.headers() or [])[MODEL_VERSION_HEADER].decode()
+    headers = cast("list[tuple[str, bytes]]", record.headers() or [])
+    return dict(headers)[MODEL_VERSION_HEADER].decode()
 
 
 def values_of(record: Message) -> list[float]:
-    return json.loads(record.value())["values"]  # type: ignore[no-any-return]
+    return json.loads(cast(bytes, record.value()))["values"]  # type: ignore[no-any-return]
 
 
 @pytest.fixture

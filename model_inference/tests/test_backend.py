@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import django
 import pytest
@@ -35,6 +35,9 @@ from model_inference.tests.conftest import (  # noqa: E402
     version_of,
 )
 from model_inference.tests.reader import read_committed  # noqa: E402
+
+if TYPE_CHECKING:
+    from kafkaml.frameworks.pytorch import PyTorchFramework
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -101,7 +104,7 @@ def test_a_wrong_token_is_refused_with_the_backends_message(live_server: Any) ->
 def _stored(owner: Any, model: TinyModel) -> Any:
     """The model stored through the backend's service, with the frameworks' real summary."""
     summary = (
-        get_framework(model.framework)
+        cast("PyTorchFramework", get_framework(model.framework))
         .build(model.imports, model.code, require_training=False)
         .summary()
     )

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -67,13 +68,15 @@ def test_replica_killed_three_times_mid_stream_loses_and_duplicates_nothing(
     assert len(answers) == RECORDS, f"{len(answers) - RECORDS} answers too many"
     assert keys == Counter(str(i).encode() for i in range(RECORDS))
     expected = torch_model.predictor().predict_batch(x)
-    got = np.array([json.loads(answer.value())["values"] for answer in answers], dtype=np.float32)
-    rows = np.array([int(answer.key()) for answer in answers])
+    got = np.array(
+        [json.loads(cast(bytes, answer.value()))["values"] for answer in answers], dtype=np.float32
+    )
+    rows = np.array([int(cast(bytes, answer.key())) for answer in answers])
     np.testing.assert_allclose(got, expected[rows], rtol=1e-5, atol=1e-7)
     assert exit_codes == [0, 0], [replica.tail() for replica in replicas]
 
 
-def _produce_paced(kafka_settings: KafkaSettings, topic: str, x: np.ndarray) -> None:
+def _produce_paced(kafka_settings: KafkaSettings, topic: str, x: np.ndarray[Any, Any]) -> None:
     """All rows within PRODUCE_SECONDS, so the kills land while records keep arriving."""
     producer = make_producer(kafka_settings, linger_ms=5)
     started = time.monotonic()

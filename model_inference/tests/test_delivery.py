@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 from confluent_kafka import TopicPartition
 
@@ -41,7 +42,7 @@ def test_at_least_once_answers_every_input_and_dead_letters_without_transaction_
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     source, target = new_topic(partitions=2), new_topic(partitions=2)
     x = samples(500)
@@ -68,8 +69,8 @@ def test_at_least_once_answers_every_input_and_dead_letters_without_transaction_
         str(i).encode() for i in range(len(x)) if i not in bad
     )
     dead = read_committed(kafka_settings, f"{source}.dlq")
-    assert sorted(int(r.key()) for r in dead) == sorted(bad)
-    assert all(dict(r.headers())[ERROR_HEADER] for r in dead)
+    assert sorted(int(cast(bytes, r.key())) for r in dead) == sorted(bad)
+    assert all(dict(cast("list[tuple[str, bytes]]", r.headers()))[ERROR_HEADER] for r in dead)
 
 
 def test_at_least_once_commits_the_delivered_offsets_so_a_restart_answers_nothing_again(
@@ -77,7 +78,7 @@ def test_at_least_once_commits_the_delivered_offsets_so_a_restart_answers_nothin
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     source, target = new_topic(partitions=1), new_topic(partitions=1)
     producer = make_producer(kafka_settings)
@@ -135,5 +136,5 @@ def test_at_least_once_loses_nothing_when_a_second_replica_joins_mid_stream(
     first.close()
     second.close()
 
-    keys = {int(r.key()) for r in read_committed(kafka_settings, target)}
+    keys = {int(cast(bytes, r.key())) for r in read_committed(kafka_settings, target)}
     assert keys == set(range(2000))

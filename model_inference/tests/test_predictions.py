@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ FLOAT_DTYPES = st.sampled_from([np.float16, np.float32, np.float64])
         elements={"allow_nan": False, "allow_infinity": False},
     )
 )
-def test_finite_floats_parse_back_to_the_identical_values(prediction: np.ndarray) -> None:
+def test_finite_floats_parse_back_to_the_identical_values(prediction: np.ndarray[Any, Any]) -> None:
     values = format_values(prediction)
     assert len(values) == len(prediction)
     parsed = [json.loads(value)["values"] for value in values]
@@ -37,7 +38,7 @@ def test_finite_floats_parse_back_to_the_identical_values(prediction: np.ndarray
 
 
 @given(hnp.arrays(dtype=np.int64, shape=st.tuples(st.integers(0, 5), st.integers(1, 4))))
-def test_integer_predictions_are_written_as_json_integers(prediction: np.ndarray) -> None:
+def test_integer_predictions_are_written_as_json_integers(prediction: np.ndarray[Any, Any]) -> None:
     parsed = [json.loads(value)["values"] for value in format_values(prediction)]
     assert parsed == prediction.tolist()
 
@@ -67,7 +68,7 @@ def test_rows_whose_highest_value_is_below_the_limit_are_forwarded() -> None:
 
 
 @given(hnp.arrays(dtype=np.float32, shape=st.tuples(st.integers(0, 5), st.integers(0, 4))))
-def test_tensor_rows_are_the_float32_bytes_of_each_row(tensor: np.ndarray) -> None:
+def test_tensor_rows_are_the_float32_bytes_of_each_row(tensor: np.ndarray[Any, Any]) -> None:
     rows = tensor_rows(tensor)
     assert rows == [row.tobytes() for row in tensor]
 

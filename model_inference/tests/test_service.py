@@ -6,6 +6,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -35,7 +36,7 @@ def test_n_inputs_give_exactly_n_outputs_with_the_keys_and_values_of_the_model(
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     model: TinyModel = request.getfixturevalue(framework_fixture)
     source, target = new_topic(partitions=3), new_topic(partitions=3)
@@ -53,9 +54,9 @@ def test_n_inputs_give_exactly_n_outputs_with_the_keys_and_values_of_the_model(
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
     expected = model.predictor().predict_batch(x)
     for record in outputs:
-        row = int(record.key())
+        row = int(cast(bytes, record.key()))
         assert_same_prediction(values_of(record), expected[row])
-        assert ("trace", b"abc") in record.headers()
+        assert ("trace", b"abc") in cast("list[tuple[str, bytes]]", record.headers())
         assert version_of(record) == "1"
 
 
@@ -64,7 +65,7 @@ def test_two_replicas_split_the_partitions_and_answer_each_input_once(
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     source, target = new_topic(partitions=4), new_topic(partitions=4)
     spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
@@ -101,7 +102,7 @@ def test_early_exit_chain_forwards_unconfident_rows_and_answers_the_rest(
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     edge, cloud = edge_and_cloud_models
     source, edge_out, upper, cloud_out = (new_topic(partitions=2) for _ in range(4))
@@ -127,18 +128,18 @@ def test_early_exit_chain_forwards_unconfident_rows_and_answers_the_rest(
         tier.close()
 
     answered = read_committed(kafka_settings, edge_out)
-    assert sorted(int(r.key()) for r in answered) == list(np.flatnonzero(~forwarded))
+    assert sorted(int(cast(bytes, r.key())) for r in answered) == list(np.flatnonzero(~forwarded))
     for record in answered:
-        assert_same_prediction(values_of(record), confidence[int(record.key())])
+        assert_same_prediction(values_of(record), confidence[int(cast(bytes, record.key()))])
     sent_up = read_committed(kafka_settings, upper)
-    assert sorted(int(r.key()) for r in sent_up) == list(np.flatnonzero(forwarded))
+    assert sorted(int(cast(bytes, r.key())) for r in sent_up) == list(np.flatnonzero(forwarded))
     for record in sent_up:
-        assert record.value() == hidden[int(record.key())].astype(np.float32).tobytes()
+        assert record.value() == hidden[int(cast(bytes, record.key()))].astype(np.float32).tobytes()
     final = read_committed(kafka_settings, cloud_out)
     expected = cloud.predictor().predict_batch(hidden)
-    assert sorted(int(r.key()) for r in final) == list(np.flatnonzero(forwarded))
+    assert sorted(int(cast(bytes, r.key())) for r in final) == list(np.flatnonzero(forwarded))
     for record in final:
-        assert_same_prediction(values_of(record), expected[int(record.key())])
+        assert_same_prediction(values_of(record), expected[int(cast(bytes, record.key()))])
 
 
 def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_are_answered(
@@ -146,7 +147,7 @@ def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_are_answered
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     source, target = new_topic(partitions=1), new_topic(partitions=1)
     x = samples(300)
@@ -165,15 +166,15 @@ def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_are_answered
     service.close()
 
     outputs = read_committed(kafka_settings, target)
-    assert sorted(int(r.key()) for r in outputs) == sorted(set(range(len(x))) - bad)
+    assert sorted(int(cast(bytes, r.key())) for r in outputs) == sorted(set(range(len(x))) - bad)
     dead = read_committed(kafka_settings, f"{source}.dlq")
-    assert sorted(int(r.key()) for r in dead) == sorted(bad)
+    assert sorted(int(cast(bytes, r.key())) for r in dead) == sorted(bad)
     for record in dead:
-        headers = dict(record.headers())
+        headers = dict(cast("list[tuple[str, bytes]]", record.headers()))
         assert record.value() == b"not a sample"
         assert headers["trace"] == b"t"
         assert headers[ERROR_HEADER]
-        assert headers[SOURCE_HEADER] == f"{source}:0:{record.key().decode()}".encode()
+        assert headers[SOURCE_HEADER] == f"{source}:0:{cast(bytes, record.key()).decode()}".encode()
     assert service.metrics.dead_letters._value.get() == len(bad)
 
 
@@ -183,7 +184,7 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     source, target = new_topic(partitions=1), new_topic(partitions=1)
     x = samples(1000)
@@ -203,7 +204,7 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
     service.close()
 
     outputs = read_committed(kafka_settings, target)
-    assert [int(r.key()) for r in outputs] == list(range(len(x)))
+    assert [int(cast(bytes, r.key())) for r in outputs] == list(range(len(x)))
     versions = [version_of(r) for r in outputs]
     # The new model loads off the serving path: version 1 answers on until it is ready.
     switch = versions.index("2")
@@ -213,7 +214,7 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
     new = other_torch_model.predictor().predict_batch(x)
     for record, version in zip(outputs, versions, strict=True):
         expected = old if version == "1" else new
-        assert_same_prediction(values_of(record), expected[int(record.key())])
+        assert_same_prediction(values_of(record), expected[int(cast(bytes, record.key()))])
 
 
 def test_a_restarted_replica_fences_its_predecessor_and_nothing_is_answered_twice(
@@ -221,7 +222,7 @@ def test_a_restarted_replica_fences_its_predecessor_and_nothing_is_answered_twic
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     source, target = new_topic(partitions=2), new_topic(partitions=2)
     x = samples(1000)
@@ -244,12 +245,12 @@ def test_a_restarted_replica_fences_its_predecessor_and_nothing_is_answered_twic
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
 
 
-def assert_same_prediction(values: list[float], expected: np.ndarray) -> None:
+def assert_same_prediction(values: list[float], expected: np.ndarray[Any, Any]) -> None:
     """The values of one output equal the in-process prediction, up to float32 rounding.
 
     Keras kernels may round differently for another batch size, hence not bit equality.
     """
-    np.testing.assert_allclose(np.float32(values), expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.float32(values), expected, rtol=1e-5, atol=1e-7)  # type: ignore[arg-type]  # an array of a list
 
 
 def test_an_output_on_another_cluster_gets_every_answer_through_its_own_producer(
@@ -277,4 +278,4 @@ def test_an_output_on_another_cluster_gets_every_answer_through_its_own_producer
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
     expected = torch_model.predictor().predict_batch(x)
     for record in outputs:
-        assert_same_prediction(values_of(record), expected[int(record.key())])
+        assert_same_prediction(values_of(record), expected[int(cast(bytes, record.key()))])

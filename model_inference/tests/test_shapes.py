@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 
 from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.protocol import InputFormat, infer_side
+from model_inference.service import InferenceService
 from model_inference.tests.conftest import (
     FEATURES,
     TinyModel,
@@ -54,7 +55,7 @@ def test_records_of_another_shape_are_dead_letters_and_the_rest_is_answered(
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     source, target = new_topic(partitions=1), new_topic(partitions=1)
     config, values = _records(input_format, 60)
@@ -74,10 +75,12 @@ def test_records_of_another_shape_are_dead_letters_and_the_rest_is_answered(
     service.close()
 
     outputs = read_committed(kafka_settings, target)
-    assert sorted(int(r.key()) for r in outputs) == sorted(set(range(len(values))) - ODD)
+    assert sorted(int(cast(bytes, r.key())) for r in outputs) == sorted(
+        set(range(len(values))) - ODD
+    )
     dead = read_committed(kafka_settings, f"{source}.dlq")
-    assert sorted(int(r.key()) for r in dead) == sorted(ODD)
-    assert all(dict(r.headers())[ERROR_HEADER] for r in dead)
+    assert sorted(int(cast(bytes, r.key())) for r in dead) == sorted(ODD)
+    assert all(dict(cast("list[tuple[str, bytes]]", r.headers()))[ERROR_HEADER] for r in dead)
 
 
 def test_a_batch_all_of_a_shape_the_model_cannot_take_is_dead_lettered_not_fatal(
@@ -85,7 +88,7 @@ def test_a_batch_all_of_a_shape_the_model_cannot_take_is_dead_lettered_not_fatal
     new_topic: Callable[..., str],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
-    closing: list,
+    closing: list[InferenceService],
 ) -> None:
     source, target = new_topic(partitions=1), new_topic(partitions=1)
     producer = make_producer(kafka_settings)
@@ -107,9 +110,9 @@ def test_a_batch_all_of_a_shape_the_model_cannot_take_is_dead_lettered_not_fatal
     service.close()
 
     dead = read_committed(kafka_settings, f"{source}.dlq")
-    assert sorted(int(r.key()) for r in dead) == list(range(10))
-    reason = dict(dead[0].headers())[ERROR_HEADER].decode()
+    assert sorted(int(cast(bytes, r.key())) for r in dead) == list(range(10))
+    reason = dict(cast("list[tuple[str, bytes]]", dead[0].headers()))[ERROR_HEADER].decode()
     assert f"[{FEATURES}]" in reason and "[10, 1, 18]" in reason
     outputs = read_committed(kafka_settings, target)
-    assert sorted(int(r.key()) for r in outputs) == list(range(10, 15))
+    assert sorted(int(cast(bytes, r.key())) for r in outputs) == list(range(10, 15))
     assert np.isfinite([value for r in outputs for value in values_of(r)]).all()

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Message
-from paho.mqtt.client import CallbackAPIVersion, Client
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.client import Client
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from kafkaml.kafka import KafkaSettings, make_consumer
 from kafkaml.local import PROJECT_ROOT
@@ -97,6 +97,8 @@ def start_bridge(
 
 class BridgeProcess:
     """`python -m mqtt_bridge` as a child process, configured through its environment."""
+
+    process: subprocess.Popen[bytes] | None
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log, self.process = env, log, None
@@ -195,7 +197,7 @@ class TopicReader:
 
     def __init__(self, kafka_settings: KafkaSettings, topic: str) -> None:
         self.records: list[Message] = []
-        self._offsets: set[tuple[int, int]] = set()
+        self._offsets: set[tuple[int | None, int | None]] = set()
         # A stopped broker (the outage drill) is expected, not worth a log line per retry.
         self._consumer = make_consumer(kafka_settings, session_timeout_ms=6000, logger=_QUIET)
         self._consumer.subscribe([topic])

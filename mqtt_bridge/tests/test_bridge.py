@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -12,12 +13,13 @@ from mqtt_bridge.mapping import ERROR_HEADER, TOPIC_HEADER, Route
 from mqtt_bridge.settings import RouteSpec
 from mqtt_bridge.tests.conftest import Publisher, RunningBridge, TopicReader
 
+Headers = list[tuple[str, bytes]]  # what the producer set on these records
 FIELDS = [
     {"field": "speed", "type": "float32", "position": 1},
     {"field": "coolant_temp", "type": "float64", "position": 0},
     {"field": "tire_pressure11", "type": "int32", "position": 2},
 ]
-READINGS = [
+READINGS: list[tuple[str, dict[str, object]]] = [
     ("car-1", {"speed": 12.5, "coolant_temp": 80.25, "tire_pressure11": 33, "extra": "x"}),
     ("car-2", {"speed": 0, "coolant_temp": -4.0, "tire_pressure11": 21}),
     ("car-1", {"speed": 30.75, "coolant_temp": 95.5, "tire_pressure11": 32}),
@@ -48,17 +50,18 @@ def test_each_format_maps_fields_to_positions_with_the_device_id_as_key(
     start_bridge([spec], dead_letters, protocol="5" if fmt != "RAW" else "3.1.1")
     reader = reader_factory(topic)
 
-    for device, payload in READINGS:
-        publisher.publish(f"{prefix}/sensor/data/{device}", payload).wait_for_publish(30)
+    for device_id, payload in READINGS:
+        publisher.publish(f"{prefix}/sensor/data/{device_id}", payload).wait_for_publish(30)
     records = reader.wait_for(len(READINGS))
 
-    by_device: dict[bytes, list[np.ndarray]] = {}
+    by_device: dict[bytes, list[np.ndarray[Any, Any]]] = {}
     config = Route.from_spec(spec).input_config()
     for record in records:
         x, _ = decode_batch(fmt, config, [record.value()])
-        by_device.setdefault(record.key(), []).append(x[0])
-        headers = dict(record.headers())
-        assert headers[TOPIC_HEADER] == f"{prefix}/sensor/data/{record.key().decode()}".encode()
+        key = cast(bytes, record.key())
+        by_device.setdefault(key, []).append(x[0])
+        headers = dict(cast(Headers, record.headers()))
+        assert headers[TOPIC_HEADER] == f"{prefix}/sensor/data/{key.decode()}".encode()
     expected = {
         b"car-1": [[80.25, 12.5, 33], [95.5, 30.75, 32]],
         b"car-2": [[-4.0, 0.0, 21]],
@@ -67,7 +70,7 @@ def test_each_format_maps_fields_to_positions_with_the_device_id_as_key(
     for device, rows in expected.items():  # per device, Kafka keeps the order
         np.testing.assert_allclose(np.array(by_device[device], dtype=np.float64), rows)
     assert len(records) == len(READINGS)
-    assert any(dict(r.headers()).get("extra") == b'"x"' for r in records)
+    assert any(dict(cast(Headers, r.headers())).get("extra") == b'"x"' for r in records)
 
 
 def test_bad_payloads_go_to_the_dead_letter_topic_with_the_reason_and_are_counted(
@@ -95,7 +98,7 @@ def test_bad_payloads_go_to_the_dead_letter_topic_with_the_reason_and_are_counte
 
     assert [r.value() for r in good.wait_for(2)] == [b"[80.25,12.5,33]", b"[-4,0,21]"]
     letters = bad.wait_for(4)
-    reasons = [dict(r.headers())[ERROR_HEADER].decode() for r in letters]
+    reasons = [dict(cast(Headers, r.headers()))[ERROR_HEADER].decode() for r in letters]
     assert letters[0].value() == b"{not json"
     assert all(r.key() == b"car-9" for r in letters)
     assert "not JSON" in reasons[0]

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -70,7 +71,9 @@ def _warm_up(publisher: Publisher, prefix: str, reader: TopicReader) -> None:
 
 
 def _sequence_numbers(reader: TopicReader) -> Counter[int]:
-    return Counter(int(r.value()[1:-1]) for r in reader.records if r.value() != b"[-1]")
+    return Counter(
+        int(cast(bytes, r.value())[1:-1]) for r in reader.records if r.value() != b"[-1]"
+    )
 
 
 def _wait_all(reader: TopicReader, count: int, alive: Callable[[], None]) -> Counter[int]:
@@ -202,7 +205,11 @@ def test_bridge_sigkilled_mid_stream_and_restarted_loses_no_message(
         pace = threading.Thread(target=_publish_paced, args=(publisher, prefix, MESSAGES, done))
         pace.start()
         for share in (4, 2):
-            wait_until(lambda s=share: len(reader.records) > MESSAGES // s, "records", 120)
+
+            def past(s: int = share) -> bool:
+                return len(reader.records) > MESSAGES // s
+
+            wait_until(past, "records", 120)
             bridge.kill()
             time.sleep(1.0)  # messages keep arriving at the MQTT broker while the bridge is gone
             bridge.start()

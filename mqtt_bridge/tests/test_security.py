@@ -45,7 +45,12 @@ def test_a_wrong_password_is_refused(secured: tuple[Mosquitto, Path], protocol: 
     client = make_client(_settings(broker, ca, "wrong", protocol=protocol))
     answered = threading.Event()
     reasons: list[Any] = []
-    client.on_connect = lambda *args: (reasons.append(args[3]), answered.set())
+
+    def on_connect(*args: Any) -> None:
+        reasons.append(args[3])
+        answered.set()
+
+    client.on_connect = on_connect
     connect(client, _settings(broker, ca, "wrong", protocol=protocol))
     client.loop_start()
     try:

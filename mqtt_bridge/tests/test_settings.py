@@ -54,8 +54,8 @@ def test_positions_must_cover_the_sample_once() -> None:
     spec = RouteSpec(
         topic_filter="a/+",
         kafka_topic="t",
-        fields=[{"field": "x", "position": 1}, {"field": "y", "position": 1}],
-    )  # type: ignore[list-item]
+        fields=[{"field": "x", "position": 1}, {"field": "y", "position": 1}],  # type: ignore[list-item]  # pydantic validates the dicts
+    )
 
     with pytest.raises(RouteConfigError, match="positions"):
         Route.from_spec(spec)
@@ -66,8 +66,8 @@ def test_raw_and_json_refuse_string_fields() -> None:
         topic_filter="a/+",
         kafka_topic="t",
         format="RAW",
-        fields=[{"field": "car", "type": "string"}],
-    )  # type: ignore[list-item]
+        fields=[{"field": "car", "type": "string"}],  # type: ignore[list-item]  # pydantic validates the dicts
+    )
 
     with pytest.raises(RouteConfigError, match="need AVRO"):
         Route.from_spec(spec)
@@ -89,9 +89,9 @@ def test_a_field_of_the_wrong_type_is_a_mapping_error(payload: bytes, reason: st
             topic_filter="a/+",
             kafka_topic="t",
             format="RAW",
-            fields=[{"field": "x", "type": "int32"}],
+            fields=[{"field": "x", "type": "int32"}],  # type: ignore[list-item]  # pydantic validates the dicts
         )
-    )  # type: ignore[list-item]
+    )
 
     with pytest.raises(MappingError, match=reason):
         route.map("a/dev", payload)
@@ -104,9 +104,9 @@ def test_labels_sent_as_text_map_to_booleans_and_the_device_level_is_configurabl
             kafka_topic="t",
             format="JSON",
             device_id_level=1,
-            fields=[{"field": "failed", "type": "bool"}],
+            fields=[{"field": "failed", "type": "bool"}],  # type: ignore[list-item]  # pydantic validates the dicts
         )
-    )  # type: ignore[list-item]
+    )
 
     record = route.map("fleet/car-7/status", b'{"failed": "true"}')
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from django.conf import settings
 from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth.models import User
 from django.db import connection
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import ensure_csrf_cookie
@@ -23,18 +26,18 @@ from backend.kafkaml_backend.errors import ApplicationError
 from backend.kafkaml_backend.validation import validated
 
 
-class LoginInput(serializers.Serializer):
+class LoginInput(serializers.Serializer[Any]):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
-class UserOutput(serializers.Serializer):
+class UserOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     username = serializers.CharField()
     is_staff = serializers.BooleanField()
 
 
-class TokenOutput(serializers.Serializer):
+class TokenOutput(serializers.Serializer[Any]):
     token = serializers.CharField()
 
 
@@ -102,10 +105,10 @@ class TokenApi(APIView):
 
     @extend_schema(request=None, responses=TokenOutput, operation_id="auth_token")
     def post(self, request: Request) -> Response:
-        return Response({"token": user_api_token(user=request.user)})
+        return Response({"token": user_api_token(user=cast(User, request.user))})
 
 
-class HealthOutput(serializers.Serializer):
+class HealthOutput(serializers.Serializer[Any]):
     status = serializers.CharField()
     database = serializers.CharField()
 
@@ -123,7 +126,7 @@ class HealthApi(APIView):
         return Response({"status": "ok", "database": "ok"})
 
 
-class PlatformOutput(serializers.Serializer):
+class PlatformOutput(serializers.Serializer[Any]):
     kafka_bootstrap_servers = serializers.CharField()
     control_topic = serializers.CharField()
 

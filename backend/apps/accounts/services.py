@@ -9,7 +9,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.cache import cache
 from django.db import transaction
 from rest_framework.authtoken.models import Token
@@ -17,7 +17,7 @@ from rest_framework.authtoken.models import Token
 from backend.kafkaml_backend.auth import issue_job_token
 
 
-def user_api_token(*, user: AbstractBaseUser) -> str:
+def user_api_token(*, user: User) -> str:
     """The user's API token (`Authorization: Token <key>`), created on first use."""
     token, _ = Token.objects.get_or_create(user=user)
     return str(token.key)

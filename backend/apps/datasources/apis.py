@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -14,7 +16,7 @@ from backend.apps.training.selectors import deployment_get
 from backend.kafkaml_backend.validation import ID_MAX, validated
 
 
-class DatasourceOutput(serializers.ModelSerializer):
+class DatasourceOutput(serializers.ModelSerializer[Datasource]):
     deployment_id = serializers.IntegerField()
 
     class Meta:
@@ -39,7 +41,7 @@ class DatasourceOutput(serializers.ModelSerializer):
         ]
 
 
-class DatasourceFilter(serializers.Serializer):
+class DatasourceFilter(serializers.Serializer[Any]):
     deployment_id = serializers.IntegerField(required=False, min_value=1, max_value=ID_MAX)
 
 
@@ -64,7 +66,7 @@ class DatasourceDetailApi(APIView):
         return Response(DatasourceOutput(datasource).data)
 
 
-class ReplayInput(serializers.Serializer):
+class ReplayInput(serializers.Serializer[Any]):
     deployment_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
 
 

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from typing import cast
+
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import QuerySet
 
 from backend.apps.datasources.models import Datasource
 from backend.kafkaml_backend.errors import NotFoundError
 
-User = AbstractBaseUser | AnonymousUser
+User = AuthUser | AnonymousUser  # request.user's type; the APIs let only authenticated users in
 
 
 def datasource_list(*, user: User, deployment_id: int | None = None) -> QuerySet[Datasource]:
     datasources = Datasource.objects.all()
     if deployment_id is not None:
         datasources = datasources.filter(deployment_id=deployment_id)
-    return datasources if user.is_staff else datasources.filter(owner=user)
+    return datasources if user.is_staff else datasources.filter(owner=cast(AuthUser, user))
 
 
 def datasource_get(*, user: User, datasource_id: int) -> Datasource:

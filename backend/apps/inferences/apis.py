@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -25,7 +26,7 @@ bootstrap = RegexValidator(
 )
 
 
-class InferenceOutput(serializers.ModelSerializer):
+class InferenceOutput(serializers.ModelSerializer[Inference]):
     result_id = serializers.IntegerField()
 
     class Meta:
@@ -55,7 +56,7 @@ class InferenceOutput(serializers.ModelSerializer):
         ]
 
 
-class InferenceCreateInput(serializers.Serializer):
+class InferenceCreateInput(serializers.Serializer[Any]):
     result_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
     replicas = serializers.IntegerField(min_value=1, max_value=100, default=1)
     input_format = serializers.ChoiceField(choices=INPUT_FORMATS)
@@ -100,7 +101,9 @@ class InferenceListApi(APIView):
         data = validated(InferenceCreateInput, request.data)
         result = result_get(user=request.user, result_id=data.pop("result_id"))
         inference = services.inference_create(
-            owner=request.user, result=result, settings=services.InferenceSettings(**data)
+            owner=cast(User, request.user),
+            result=result,
+            settings=services.InferenceSettings(**data),
         )
         return Response(InferenceOutput(inference).data, status=status.HTTP_201_CREATED)
 
@@ -126,7 +129,7 @@ class InferenceStopApi(APIView):
         return Response(InferenceOutput(services.inference_stop(inference=inference)).data)
 
 
-class ScaleInput(serializers.Serializer):
+class ScaleInput(serializers.Serializer[Any]):
     replicas = serializers.IntegerField(min_value=1, max_value=100)
 
 
@@ -140,7 +143,7 @@ class InferenceScaleApi(APIView):
         )
 
 
-class SwapInput(serializers.Serializer):
+class SwapInput(serializers.Serializer[Any]):
     result_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
 
 
@@ -167,7 +170,7 @@ class InferenceLogsApi(APIView):
         return Response({"state": job.state, "detail": job.detail, "logs": runner.logs(inference)})
 
 
-class InferenceDefaultsOutput(serializers.Serializer):
+class InferenceDefaultsOutput(serializers.Serializer[Any]):
     input_format = serializers.CharField()
     input_config = serializers.DictField()
 

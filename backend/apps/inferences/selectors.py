@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import QuerySet
 
 from backend.apps.datasources.selectors import datasource_first_of_deployment
@@ -12,12 +13,12 @@ from backend.apps.inferences.models import Inference, InferenceStatus
 from backend.apps.training.models import TrainingResult
 from backend.kafkaml_backend.errors import NotFoundError
 
-User = AbstractBaseUser | AnonymousUser
+User = AuthUser | AnonymousUser  # request.user's type; the APIs let only authenticated users in
 
 
 def inference_list(*, user: User) -> QuerySet[Inference]:
     inferences = Inference.objects.select_related("result", "result__model")
-    return inferences if user.is_staff else inferences.filter(owner=user)
+    return inferences if user.is_staff else inferences.filter(owner=cast(AuthUser, user))
 
 
 def inference_get(*, user: User, inference_id: int) -> Inference:
@@ -44,7 +45,7 @@ def inference_defaults(*, result: TrainingResult) -> dict[str, Any]:
     """
     previous = Inference.objects.filter(result=result).order_by("-id").first()
     if previous is not None:
-        defaults = {
+        defaults: dict[str, Any] = {
             "input_format": previous.input_format,
             "input_config": dict(previous.input_config),
         }

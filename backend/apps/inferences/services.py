@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from backend.apps.inferences.models import Delivery, Inference, InferenceStatus
@@ -49,7 +49,7 @@ def _require_finished(result: TrainingResult) -> None:
 
 
 def inference_create(
-    *, owner: AbstractBaseUser, result: TrainingResult, settings: InferenceSettings
+    *, owner: User, result: TrainingResult, settings: InferenceSettings
 ) -> Inference:
     """Store an inference of a finished result and start its replicas through the runner."""
     _require_finished(result)

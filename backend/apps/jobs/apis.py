@@ -147,7 +147,7 @@ class ResultRunningApi(ResultJobApi):
         return Response(ResultOutput(services.result_mark_running(result_id=pk)).data)
 
 
-class EpochInput(serializers.Serializer):
+class EpochInput(serializers.Serializer[Any]):
     epoch = serializers.IntegerField(min_value=0, max_value=1_000_000)
     train = serializers.DictField(child=FiniteFloatField(), default=dict)
     validation = serializers.DictField(child=FiniteFloatField(), default=dict)
@@ -160,7 +160,7 @@ class ResultEpochApi(ResultJobApi):
         return Response(ResultOutput(services.result_record_epoch(result_id=pk, **data)).data)
 
 
-class FinalMetrics(serializers.Serializer):
+class FinalMetrics(serializers.Serializer[Any]):
     train = serializers.DictField(
         child=serializers.ListField(child=FiniteFloatField()), default=dict
     )
@@ -194,7 +194,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number")
 
 
-class ArtifactInput(serializers.Serializer):
+class ArtifactInput(serializers.Serializer[Any]):
     artifact = serializers.FileField(max_length=300)
     metrics = MetricsJsonField(
         help_text="JSON: train, validation, test, confusion_matrix, training_time_s."
@@ -242,7 +242,7 @@ class ResultSnapshotApi(ResultJobApi):
         return Response(ResultOutput(snapshot).data, status=status.HTTP_201_CREATED)
 
 
-class FailureInput(serializers.Serializer):
+class FailureInput(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=100_000)
 
 
@@ -297,7 +297,7 @@ class InferenceArtifactApi(InferenceJobApi):
         return response
 
 
-class DatasourceRecordInput(serializers.Serializer):
+class DatasourceRecordInput(serializers.Serializer[Any]):
     deployment_id = serializers.IntegerField(min_value=0, max_value=ID_MAX)
     control_topic = serializers.CharField(max_length=255)
     partition = serializers.IntegerField(min_value=0, max_value=INT32_MAX)
@@ -311,7 +311,7 @@ class DatasourceRecordInput(serializers.Serializer):
         return storable_json(value)
 
 
-class DatasourceRecordOutput(serializers.Serializer):
+class DatasourceRecordOutput(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     created = serializers.BooleanField()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -14,7 +17,7 @@ from backend.kafkaml_backend.errors import ApplicationError
 from backend.kafkaml_backend.validation import CODE_MAX, DESCRIPTION_MAX, ID_MAX, validated
 
 
-class MLModelOutput(serializers.ModelSerializer):
+class MLModelOutput(serializers.ModelSerializer[MLModel]):
     upper_id = serializers.IntegerField(allow_null=True)
     lower_id = serializers.SerializerMethodField()
 
@@ -40,7 +43,7 @@ class MLModelOutput(serializers.ModelSerializer):
         return lower.pk if lower is not None else None
 
 
-class MLModelCreateInput(serializers.Serializer):
+class MLModelCreateInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX
@@ -56,7 +59,7 @@ class MLModelCreateInput(serializers.Serializer):
     )
 
 
-class MLModelUpdateInput(serializers.Serializer):
+class MLModelUpdateInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(
         required=False, allow_blank=True, max_length=DESCRIPTION_MAX
@@ -93,7 +96,7 @@ class MLModelListApi(APIView):
     def post(self, request: Request) -> Response:
         data = validated(MLModelCreateInput, request.data)
         upper = _upper(request, data.pop("upper_id"))
-        model = services.model_create(owner=request.user, upper=upper, **data)
+        model = services.model_create(owner=cast(User, request.user), upper=upper, **data)
         return Response(MLModelOutput(model).data, status=status.HTTP_201_CREATED)
 
 
@@ -119,7 +122,7 @@ class MLModelDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ConfigurationOutput(serializers.ModelSerializer):
+class ConfigurationOutput(serializers.ModelSerializer[Configuration]):
     ml_model_ids = serializers.SerializerMethodField()
 
     class Meta:
@@ -130,7 +133,7 @@ class ConfigurationOutput(serializers.ModelSerializer):
         return sorted(model.pk for model in configuration.ml_models.all())
 
 
-class ConfigurationCreateInput(serializers.Serializer):
+class ConfigurationCreateInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX
@@ -142,7 +145,7 @@ class ConfigurationCreateInput(serializers.Serializer):
     )
 
 
-class ConfigurationUpdateInput(serializers.Serializer):
+class ConfigurationUpdateInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200, required=False)
     description = serializers.CharField(
         required=False, allow_blank=True, max_length=DESCRIPTION_MAX
@@ -179,7 +182,7 @@ class ConfigurationListApi(APIView):
     def post(self, request: Request) -> Response:
         data = validated(ConfigurationCreateInput, request.data)
         configuration = services.configuration_create(
-            owner=request.user,
+            owner=cast(User, request.user),
             name=data["name"],
             description=data["description"],
             ml_models=_models(request, data["ml_model_ids"]),

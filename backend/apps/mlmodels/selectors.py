@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from typing import cast
+
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import QuerySet
 
 from backend.apps.mlmodels.models import Configuration, MLModel
 from backend.kafkaml_backend.errors import NotFoundError
 
-User = AbstractBaseUser | AnonymousUser
+User = AuthUser | AnonymousUser  # request.user's type; the APIs let only authenticated users in
 
 
 def model_list(*, user: User) -> QuerySet[MLModel]:
     """The models `user` may see: their own, or every model for staff."""
     models = MLModel.objects.select_related("upper", "lower")
-    return models if user.is_staff else models.filter(owner=user)
+    return models if user.is_staff else models.filter(owner=cast(AuthUser, user))
 
 
 def model_get(*, user: User, model_id: int) -> MLModel:
@@ -38,7 +41,7 @@ def model_chain_below(model: MLModel) -> list[MLModel]:
 def configuration_list(*, user: User) -> QuerySet[Configuration]:
     """The configurations `user` may see, with their models."""
     configurations = Configuration.objects.prefetch_related("ml_models")
-    return configurations if user.is_staff else configurations.filter(owner=user)
+    return configurations if user.is_staff else configurations.filter(owner=cast(AuthUser, user))
 
 
 def configuration_get(*, user: User, configuration_id: int) -> Configuration:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from backend.apps.mlmodels import executor
@@ -18,7 +18,7 @@ CODE_FIELDS = ("framework", "imports", "code", "distributed")
 
 def model_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     framework: str,
     imports: str,
@@ -49,7 +49,7 @@ def model_create(
 
 def model_create_validated(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     framework: str,
     imports: str,
@@ -133,7 +133,7 @@ def _check_upper(model: MLModel, upper: MLModel | None) -> None:
 
 
 def configuration_create(
-    *, owner: AbstractBaseUser, name: str, ml_models: Sequence[MLModel], description: str = ""
+    *, owner: User, name: str, ml_models: Sequence[MLModel], description: str = ""
 ) -> Configuration:
     """Store a configuration; each chosen model brings the lower tiers of its chain along."""
     if not ml_models:

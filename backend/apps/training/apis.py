@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from django.core.files import File
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
@@ -33,7 +34,7 @@ from backend.kafkaml_backend.validation import (
 )
 
 
-class IncrementalOptions(serializers.Serializer):
+class IncrementalOptions(serializers.Serializer[Any]):
     stream_timeout_ms = serializers.IntegerField(
         min_value=1,
         max_value=INT32_MAX,
@@ -58,7 +59,7 @@ class IncrementalOptions(serializers.Serializer):
         return attrs
 
 
-class DistributedOptions(serializers.Serializer):
+class DistributedOptions(serializers.Serializer[Any]):
     # Names are taken as given: trimming would accept a name longer than the documented maximum.
     optimizer = serializers.CharField(max_length=50, default="adam", trim_whitespace=False)
     learning_rate = FiniteFloatField(min_value=0, default=0.001)
@@ -72,12 +73,12 @@ class DistributedOptions(serializers.Serializer):
     )
 
 
-class SemiSupervisedOptions(serializers.Serializer):
+class SemiSupervisedOptions(serializers.Serializer[Any]):
     rounds = serializers.IntegerField(min_value=1, max_value=1000, default=5)
     confidence = FiniteFloatField(min_value=0, max_value=1, default=0.9)
 
 
-class FederatedOptions(serializers.Serializer):
+class FederatedOptions(serializers.Serializer[Any]):
     rounds = serializers.IntegerField(min_value=1, max_value=10_000, default=15)
     local_epochs = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
     min_clients = serializers.IntegerField(min_value=1, max_value=10_000, default=1)
@@ -103,7 +104,7 @@ MODE_OPTIONS = {
 }
 
 
-class DeploymentCreateInput(serializers.Serializer):
+class DeploymentCreateInput(serializers.Serializer[Any]):
     configuration_id = serializers.IntegerField(min_value=1, max_value=ID_MAX)
     description = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX
@@ -136,7 +137,7 @@ class DeploymentCreateInput(serializers.Serializer):
         return attrs
 
 
-class DeploymentOutput(serializers.ModelSerializer):
+class DeploymentOutput(serializers.ModelSerializer[Deployment]):
     configuration_id = serializers.IntegerField()
     result_ids = serializers.SerializerMethodField()
 
@@ -165,7 +166,7 @@ class DeploymentOutput(serializers.ModelSerializer):
         return sorted(result.pk for result in deployment.results.all())
 
 
-class ResultOutput(serializers.ModelSerializer):
+class ResultOutput(serializers.ModelSerializer[TrainingResult]):
     deployment_id = serializers.IntegerField(allow_null=True)
     model_id = serializers.IntegerField()
     snapshot_of_id = serializers.IntegerField(allow_null=True)
@@ -223,7 +224,7 @@ class DeploymentListApi(APIView):
         )
         description = data.pop("description")
         deployment = services.deployment_create(
-            owner=request.user,
+            owner=cast(User, request.user),
             configuration=configuration,
             description=description,
             training=services.TrainingSettings(**data),
@@ -276,7 +277,7 @@ class ResultStopApi(APIView):
         return Response(ResultOutput(services.result_stop(result=result)).data)
 
 
-class ArtifactQuery(serializers.Serializer):
+class ArtifactQuery(serializers.Serializer[Any]):
     # Not `format`: DRF reads that query parameter to choose a renderer.
     artifact_format = serializers.ChoiceField(
         choices=["native", "onnx"],
@@ -301,13 +302,13 @@ class ResultArtifactApi(APIView):
         return artifact_response(result)
 
 
-def artifact_response(result: TrainingResult, artifact: File | None = None) -> FileResponse:
+def artifact_response(result: TrainingResult, artifact: File[bytes] | None = None) -> FileResponse:
     """The result's artifact (or `artifact`, a conversion of it) as a download; NotFoundError
     while it has none."""
     if not result.artifact:
         raise NotFoundError("The result has no trained model yet.", {"status": result.status})
     artifact = artifact or result.artifact
-    name = f"{result.model.name}-{result.pk}.{artifact.name.rsplit('.', 1)[-1]}"
+    name = f"{result.model.name}-{result.pk}.{cast(str, artifact.name).rsplit('.', 1)[-1]}"
     return FileResponse(
         artifact.open("rb"),
         as_attachment=True,
@@ -316,7 +317,7 @@ def artifact_response(result: TrainingResult, artifact: File | None = None) -> F
     )
 
 
-class LogsOutput(serializers.Serializer):
+class LogsOutput(serializers.Serializer[Any]):
     state = serializers.CharField()
     detail = serializers.CharField()
     logs = serializers.CharField()
@@ -331,7 +332,7 @@ class ResultLogsApi(APIView):
         return Response({"state": job.state, "detail": job.detail, "logs": runner.logs(result)})
 
 
-class ModelImportInput(serializers.Serializer):
+class ModelImportInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX
@@ -355,5 +356,5 @@ class ModelImportApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(ModelImportInput, request.data)
-        result = services.result_import(owner=request.user, **data)
+        result = services.result_import(owner=cast(User, request.user), **data)
         return Response(ResultOutput(result).data, status=status.HTTP_201_CREATED)

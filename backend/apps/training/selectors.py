@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from typing import cast
+
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import QuerySet
 
 from backend.apps.training.models import Deployment, ResultStatus, TrainingResult
 from backend.kafkaml_backend.errors import NotFoundError
 
-User = AbstractBaseUser | AnonymousUser
+User = AuthUser | AnonymousUser  # request.user's type; the APIs let only authenticated users in
 
 
 def deployment_list(*, user: User) -> QuerySet[Deployment]:
     deployments = Deployment.objects.select_related("configuration").prefetch_related("results")
-    return deployments if user.is_staff else deployments.filter(owner=user)
+    return deployments if user.is_staff else deployments.filter(owner=cast(AuthUser, user))
 
 
 def deployment_get(*, user: User, deployment_id: int) -> Deployment:
@@ -28,7 +31,7 @@ def result_list(*, user: User, deployment_id: int | None = None) -> QuerySet[Tra
     results = TrainingResult.objects.select_related("model", "deployment")
     if deployment_id is not None:
         results = results.filter(deployment_id=deployment_id)
-    return results if user.is_staff else results.filter(owner=user)
+    return results if user.is_staff else results.filter(owner=cast(AuthUser, user))
 
 
 def result_get(*, user: User, result_id: int) -> TrainingResult:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.db.models import ProtectedError
@@ -78,7 +78,7 @@ def _lower_in(model: MLModel, by_id: dict[int, MLModel]) -> MLModel | None:
 
 def deployment_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     configuration: Configuration,
     training: TrainingSettings,
     description: str = "",
@@ -148,7 +148,7 @@ def deployment_delete(*, deployment: Deployment) -> None:
     stopped), so no process outlives its rows."""
     for result in deployment.results.filter(status__in=ACTIVE):
         _stop_before_delete(result)
-    names = [r.artifact.name for r in deployment.results.all() if r.artifact]
+    names = [cast(str, r.artifact.name) for r in deployment.results.all() if r.artifact]
     try:
         with transaction.atomic():
             deployment.delete()
@@ -227,7 +227,11 @@ def _per_metric(rows: Iterable[dict[str, float]]) -> dict[str, list[float]]:
 
 
 def result_finish(
-    *, result_id: int, artifact: File, metrics: dict[str, Any], artifact_format: str | None = None
+    *,
+    result_id: int,
+    artifact: File[bytes],
+    metrics: dict[str, Any],
+    artifact_format: str | None = None,
 ) -> TrainingResult:
     """running -> finished: store the trained artifact and the final metrics."""
     with transaction.atomic():
@@ -251,7 +255,11 @@ def result_finish(
 
 
 def result_snapshot(
-    *, result_id: int, artifact: File, metrics: dict[str, Any], artifact_format: str | None = None
+    *,
+    result_id: int,
+    artifact: File[bytes],
+    metrics: dict[str, Any],
+    artifact_format: str | None = None,
 ) -> TrainingResult:
     """Store an intermediate model of a running result (indefinite incremental training) as a
     new finished result of the same deployment and model, deployable on its own."""
@@ -317,7 +325,7 @@ def result_delete(*, result: TrainingResult) -> None:
     if result.status in ACTIVE:
         _stop_before_delete(result)
     names = [
-        file.name
+        cast(str, file.name)  # a FieldFile is true only when it has a name
         for r in (result, *result.snapshots.all())
         for file in (r.artifact, r.onnx_artifact)
         if file
@@ -330,7 +338,7 @@ def result_delete(*, result: TrainingResult) -> None:
         raise ConflictError("The result serves an inference; delete that first.") from error
 
 
-def result_onnx_artifact(*, result: TrainingResult) -> File:
+def result_onnx_artifact(*, result: TrainingResult) -> File[bytes]:
     """The result's trained model as ONNX: converted by the executor on the first request (user
     code runs there, never here) and kept, so later requests only read it.
 
@@ -362,10 +370,10 @@ def result_onnx_artifact(*, result: TrainingResult) -> File:
 
 def result_import(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     framework: str,
-    artifact: File,
+    artifact: File[bytes],
     artifact_format: str,
     imports: str = "",
     code: str = "",

@@ -22,15 +22,15 @@ from backend.kafkaml_backend.schema import ErrorBody
 from kafkaml.kafka import make_consumer
 
 
-class LabelSerializer(serializers.Serializer):
+class LabelSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(min_value=0, max_value=100_000)
     color = serializers.RegexField(r"^#[0-9a-fA-F]{6}$", help_text="#rrggbb")
-    label = serializers.CharField(max_length=100)
+    label = serializers.CharField(max_length=100)  # type: ignore[assignment]  # a declared field, not Field.label
 
 
-class VisualizationSerializer(serializers.Serializer):
+class VisualizationSerializer(serializers.Serializer[Any]):
     type = serializers.ChoiceField(choices=VisualizationType.choices)
-    labels = LabelSerializer(many=True, max_length=1000)
+    labels = LabelSerializer(many=True, max_length=1000)  # type: ignore[call-arg]  # passed to ListSerializer
     average_updated = serializers.BooleanField(default=False)
     average_window = serializers.IntegerField(min_value=1, max_value=10_000_000, default=10_000)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,7 +98,7 @@ def stream_updates(
     interval_s: float,
     max_duration_s: float,
     clock: Callable[[], float] = time.monotonic,
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """Server-sent events: `ready`, then one `update` (or a comment) per interval.
 
     Ends after `max_duration_s` (the browser's EventSource reconnects on its own), so a stream

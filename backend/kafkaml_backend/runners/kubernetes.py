@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -32,7 +32,7 @@ from kafkaml.k8s import (
 
 if TYPE_CHECKING:
     from backend.apps.inferences.models import Inference
-    from backend.apps.training.models import TrainingResult
+    from backend.apps.training.models import Deployment, TrainingResult
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 200
@@ -55,7 +55,7 @@ class KubernetesBackendRunner:
     def start_training(self, results: Sequence[TrainingResult]) -> None:
         """One Job for `results` (one result, or a chain edge first), one token per result."""
         ids = [result.pk for result in results]
-        deployment = results[0].deployment
+        deployment = cast("Deployment", results[0].deployment)  # a trained result has one
         spec = self.k8s.training_job(
             result_ids=ids,
             deployment_id=deployment.pk,

@@ -129,7 +129,9 @@ class LocalRunner:
                 result_fail(result_id=pk, reason=f"the job process did not start: {error}")
             return
         JobProcess.objects.bulk_create(
-            JobProcess(kind=ProcessKind.RESULT, object_id=pk, pid=process.pid, log_path=log_path)
+            JobProcess(
+                kind=ProcessKind.RESULT, object_id=pk, pid=process.pid, log_path=str(log_path)
+            )
             for pk in ids
         )
         self._watch(process)
@@ -168,7 +170,7 @@ class LocalRunner:
             object_id=inference_id,
             replica=replica,
             pid=process.pid,
-            log_path=log_path,
+            log_path=str(log_path),
         )
         self._watch(process)
         return row

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from pytest_django.live_server_helper import LiveServer
 
 from backend.apps.mlmodels.executor import validate_model_code
@@ -99,9 +99,7 @@ def end_local_jobs() -> None:
 
 
 @pytest.fixture
-def trained(
-    user: AbstractBaseUser, torch_summary: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> int:
+def trained(user: User, torch_summary: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> int:
     """A finished result with a real (untrained) PyTorch model; its id. No job trains it."""
     code = PYTORCH_MODEL
     artifact = get_framework("pytorch").build(code.imports, code.code).save()

@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from confluent_kafka import Consumer
@@ -78,7 +78,7 @@ def answered_keys(consumer: Consumer, topic: str, expected: int) -> Counter[int]
     while time.monotonic() < deadline:
         for message in consumer.consume(10_000, 0.5):
             if message.error() is None:
-                keys[int(message.key())] += 1
+                keys[int(cast(bytes, message.key()))] += 1
         if len(keys) >= expected:
             quiet_until = quiet_until or time.monotonic() + 5.0
             if time.monotonic() > quiet_until:
@@ -113,7 +113,7 @@ def live_pids(inference_id: int) -> dict[int, int]:
 
 
 def inference(api: APIClient, inference_id: int) -> dict[str, Any]:
-    return api.get(f"/api/inferences/{inference_id}").json()
+    return cast("dict[str, Any]", api.get(f"/api/inferences/{inference_id}").json())
 
 
 def all_ready(api: APIClient, inference_id: int, replicas: int) -> dict[str, Any] | None:

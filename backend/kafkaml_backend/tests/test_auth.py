@@ -148,6 +148,7 @@ def test_user_a_can_neither_read_nor_change_user_bs_objects(
     model = stored_model(other_user, summaries)
     result = finished_result(other_user, model)
     deployment = result.deployment
+    assert deployment is not None
     configuration = deployment.configuration
     other_api = APIClient()
     from backend.apps.accounts.services import user_api_token

@@ -7,12 +7,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from kubernetes import client
 from kubernetes.client import ApiClient
 from rest_framework.test import APIClient
@@ -53,7 +53,7 @@ def cluster(
         cluster_api_client.cache_clear()
 
 
-def _deploy(api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any]) -> int:
+def _deploy(api: APIClient, user: User, summaries: dict[str, Any]) -> int:
     model = stored_model(user, summaries, "pytorch")
     configuration = api.post(
         "/api/configurations", {"name": "c", "ml_model_ids": [model.pk]}, format="json"
@@ -91,12 +91,12 @@ def _fail_job_and_wait(api: APIClient, cluster: ApiClient, result_id: int) -> di
 
 
 def test_a_deployment_runs_as_a_job_with_the_results_token_and_a_stop_deletes_it(
-    api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any], cluster: ApiClient
+    api: APIClient, user: User, summaries: dict[str, Any], cluster: ApiClient
 ) -> None:
     result_id = _deploy(api, user, summaries)
 
     [job] = _jobs(cluster, result_id)
-    container = job.spec.template.spec.containers[0]
+    container = cast(Any, job).spec.template.spec.containers[0]  # every model field is Optional
     env = {var.name: var for var in container.env}
     assert env["KAFKAML_RESULT_IDS"].value == str(result_id)
     assert env["KAFKAML_JOB_TOKEN"].value_from.secret_key_ref is not None
@@ -109,7 +109,7 @@ def test_a_deployment_runs_as_a_job_with_the_results_token_and_a_stop_deletes_it
 
 
 def test_the_reconciler_fails_a_result_whose_job_failed_and_ignores_a_stopped_one(
-    api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any], cluster: ApiClient
+    api: APIClient, user: User, summaries: dict[str, Any], cluster: ApiClient
 ) -> None:
     failing, stopped = _deploy(api, user, summaries), _deploy(api, user, summaries)
     stop = threading.Event()
@@ -137,7 +137,7 @@ def test_the_reconciler_fails_a_result_whose_job_failed_and_ignores_a_stopped_on
 
 
 def test_an_inference_runs_as_a_deployment_that_scales_and_a_stop_deletes_it(
-    api: APIClient, user: AbstractBaseUser, summaries: dict[str, Any], cluster: ApiClient
+    api: APIClient, user: User, summaries: dict[str, Any], cluster: ApiClient
 ) -> None:
     result = finished_result(user, stored_model(user, summaries, "pytorch"))
     body = {

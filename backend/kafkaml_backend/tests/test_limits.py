@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 def assert_error_shape(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.content[:300]
     assert response["Content-Type"].startswith("application/json")
-    body = response.json()
+    body: dict[str, Any] = response.json()
     assert set(body) == {"message", "extra"} and isinstance(body["message"], str)
     return body
 

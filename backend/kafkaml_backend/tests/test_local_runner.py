@@ -10,13 +10,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
 from confluent_kafka import Consumer
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
@@ -34,7 +34,7 @@ from kafkaml.testing import wait_until
 DEADLINE_S = 120.0
 
 
-def _deploy(api: APIClient, user: AbstractBaseUser, summary: dict[str, Any]) -> dict[str, Any]:
+def _deploy(api: APIClient, user: User, summary: dict[str, Any]) -> dict[str, Any]:
     model = stored_model(user, summary, "pytorch")
     configuration = api.post(
         "/api/configurations", {"name": "c", "ml_model_ids": [model.pk]}, format="json"
@@ -50,7 +50,7 @@ def _deploy(api: APIClient, user: AbstractBaseUser, summary: dict[str, Any]) -> 
 
 
 def _result(api: APIClient, result_id: int) -> dict[str, Any]:
-    return api.get(f"/api/results/{result_id}").json()
+    return cast("dict[str, Any]", api.get(f"/api/results/{result_id}").json())
 
 
 def _exit_row(pid: int) -> JobProcess | None:
@@ -81,7 +81,7 @@ def _send_data(kafka: KafkaSettings, control_topic: str, deployment_id: int, dat
 
 def test_a_deployed_job_trains_to_finished_survives_a_restart_and_its_model_serves(
     api: APIClient,
-    user: AbstractBaseUser,
+    user: User,
     torch_summary: dict[str, Any],
     local_backend: str,
     kafka_settings: KafkaSettings,
@@ -167,7 +167,7 @@ def _live_replicas(inference_id: int) -> list[int]:
 
 
 def test_a_killed_job_leaves_its_result_failed_with_the_exit_reason(
-    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+    api: APIClient, user: User, torch_summary: dict[str, Any], local_backend: str
 ) -> None:
     result_id = _deploy(api, user, torch_summary)["result"]["id"]
     os.killpg(_job_pid(result_id), signal.SIGKILL)
@@ -181,7 +181,7 @@ def test_a_killed_job_leaves_its_result_failed_with_the_exit_reason(
 
 
 def test_a_stop_through_the_api_ends_the_job_process_and_the_result_is_stopped(
-    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+    api: APIClient, user: User, torch_summary: dict[str, Any], local_backend: str
 ) -> None:
     result_id = _deploy(api, user, torch_summary)["result"]["id"]
     pid = _job_pid(result_id)
@@ -195,7 +195,7 @@ def test_a_stop_through_the_api_ends_the_job_process_and_the_result_is_stopped(
 
 def test_a_job_that_ended_while_no_backend_watched_fails_its_result_with_its_log(
     transactional_db: None,
-    user: AbstractBaseUser,
+    user: User,
     torch_summary: dict[str, Any],
     tmp_path: Path,
 ) -> None:
@@ -225,7 +225,7 @@ def test_a_job_that_ended_while_no_backend_watched_fails_its_result_with_its_log
 
 
 def test_replicas_that_cannot_load_their_model_leave_the_inference_failed_with_the_log(
-    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+    api: APIClient, user: User, torch_summary: dict[str, Any], local_backend: str
 ) -> None:
     result = finished_result(user, stored_model(user, torch_summary, "pytorch"), b"not a model")
     body = {
@@ -258,7 +258,7 @@ def test_replicas_that_cannot_load_their_model_leave_the_inference_failed_with_t
 
 def test_a_job_that_cannot_start_fails_its_result_with_the_reason(
     transactional_db: None,
-    user: AbstractBaseUser,
+    user: User,
     torch_summary: dict[str, Any],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -277,7 +277,7 @@ def test_a_job_that_cannot_start_fails_its_result_with_the_reason(
 
 
 def test_stopping_the_local_stack_ends_every_job_and_says_so_on_its_result(
-    api: APIClient, user: AbstractBaseUser, torch_summary: dict[str, Any], local_backend: str
+    api: APIClient, user: User, torch_summary: dict[str, Any], local_backend: str
 ) -> None:
     result_id = _deploy(api, user, torch_summary)["result"]["id"]
     pid = _job_pid(result_id)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from backend.kafkaml_backend.tests.conftest import LiveBackend
@@ -152,7 +152,7 @@ EPOCHS = 10
 
 def test_a_backend_outage_loses_no_epoch_and_answers_keep_coming_meanwhile(
     api: APIClient,
-    user: AbstractBaseUser,
+    user: User,
     torch_summary: dict[str, Any],
     live_backend: LiveBackend,
     trained: int,

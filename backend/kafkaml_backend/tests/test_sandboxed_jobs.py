@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from pytest_django.live_server_helper import LiveServer
 from rest_framework.test import APIClient
 
@@ -59,7 +59,7 @@ def local_backend(
 
 def test_hostile_model_code_in_a_training_job_sees_nothing_of_the_backend(
     api: APIClient,
-    user: AbstractBaseUser,
+    user: User,
     summaries: dict[str, dict[str, Any]],
     local_backend: tuple[str, LiveServer],
     kafka_settings: KafkaSettings,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
@@ -72,7 +72,7 @@ def test_replicas_killed_three_times_are_each_replaced_and_every_input_is_answer
 
 def test_a_crash_looping_inference_fails_and_stop_scale_delete_and_stop_jobs_clean_it_up(
     api: APIClient,
-    user: AbstractBaseUser,
+    user: User,
     torch_summary: dict[str, Any],
     local_backend: str,
     monkeypatch: pytest.MonkeyPatch,
@@ -107,7 +107,7 @@ def test_deleting_a_running_inference_ends_its_replicas_and_stop_jobs_still_succ
 ) -> None:
     source, sink = streams
     inference_id = serve(api, trained, source, sink, replicas=2)
-    pids = wait_until(lambda: all_ready(api, inference_id, 2) and live_pids(inference_id),
+    pids = wait_until(lambda: bool(all_ready(api, inference_id, 2)) and live_pids(inference_id),
                       "two replicas", DEADLINE_S)  # fmt: skip
 
     assert api.delete(f"/api/inferences/{inference_id}").status_code == 204

@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 pytestmark = pytest.mark.django_db
 
 
-def login(client: APIClient, username: str, password: str, **headers: str) -> Any:
+def login(client: APIClient, username: str, password: str, **headers: Any) -> Any:
     body = {"username": username, "password": password}
     return client.post("/api/auth/login", body, format="json", **headers)
 

@@ -46,7 +46,7 @@ def test_an_inference_of_a_finished_result_is_created_and_served_to_its_replicas
     assert spec["artifact_format"] == "keras"
     assert spec["input_topic"] == "in"
     artifact = replica.get(f"/api/jobs/inferences/{inference['id']}/artifact")
-    assert b"".join(artifact.streaming_content) == b"model-v1"
+    assert b"".join(artifact.streaming_content) == b"model-v1"  # type: ignore[attr-defined]  # a FileResponse: the stub types every answer as Response
     assert artifact["X-Model-Version"] == spec["model_version"]
 
 
@@ -127,7 +127,7 @@ def test_swapping_serves_the_other_results_model_under_a_new_version(
     artifact = replica_client(inference["id"]).get(
         f"/api/jobs/inferences/{inference['id']}/artifact"
     )
-    assert b"".join(artifact.streaming_content) == b"v2"
+    assert b"".join(artifact.streaming_content) == b"v2"  # type: ignore[attr-defined]  # a FileResponse: the stub types every answer as Response
     assert artifact["X-Model-Version"] == swapped.json()["model_version"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from django.test import override_settings
@@ -170,6 +170,7 @@ def test_a_result_goes_created_running_finished_with_metrics_and_artifact(
     spec = job.get(f"/api/jobs/results/{result.pk}/spec").json()
     assert (spec["training"]["batch_size"], spec["training"]["reader"]) == (8, "native")
     assert spec["model"]["code"] == result.model.code
+    assert result.deployment is not None
     assert spec["deployment_created_at"].startswith(str(result.deployment.created_at.year))
     assert job.post(f"/api/jobs/results/{result.pk}/running").json()["status"] == "running"
     for epoch, loss in enumerate([0.9, 0.5]):
@@ -193,7 +194,7 @@ def test_a_result_goes_created_running_finished_with_metrics_and_artifact(
     assert body["training_time_s"] == 12.5
     download = api.get(f"/api/results/{result.pk}/artifact")
     assert download.status_code == 200
-    assert b"".join(download.streaming_content) == b"weights"
+    assert b"".join(download.streaming_content) == b"weights"  # type: ignore[attr-defined]  # a FileResponse: the stub types every answer as Response
 
 
 def test_a_failing_job_records_its_reason(
@@ -362,7 +363,7 @@ def test_an_indefinite_job_snapshot_becomes_a_finished_result_of_the_same_deploy
     assert (snapshot["status"], snapshot["snapshot_of_id"]) == ("finished", result.pk)
     assert snapshot["deployment_id"] == result.deployment_id
     download = api.get(f"/api/results/{snapshot['id']}/artifact")
-    assert b"".join(download.streaming_content) == b"w1"
+    assert b"".join(download.streaming_content) == b"w1"  # type: ignore[attr-defined]  # a FileResponse: the stub types every answer as Response
     assert api.get(f"/api/results/{result.pk}").json()["status"] == "running"
 
 
@@ -383,7 +384,7 @@ def test_deleting_a_finished_result_removes_its_artifact_file(
     from backend.testing import finished_result
 
     result = finished_result(user, stored_model(user, summaries))
-    name = result.artifact.name
+    name = cast(str, result.artifact.name)
     assert artifact_storage().exists(name)
     with django_capture_on_commit_callbacks(execute=True):
         assert api.delete(f"/api/results/{result.pk}").status_code == 204
