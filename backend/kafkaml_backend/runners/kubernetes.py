@@ -1,9 +1,12 @@
 """The `kubernetes` runner: the backend's side of `kafkaml.k8s`.
 
 Turns training results and inferences into `TrainingJobSpec` / `InferenceSpec` (pod settings
-from `KAFKAML_K8S_*`), and reports what `kafkaml.k8s.Reconciler` sees failing to the result and
-inference services. A workload that Kubernetes refuses to create leaves its result or inference
-failed with the reason, rather than an error in the request that already committed the row.
+from `KAFKAML_K8S_*`), and reports what `kafkaml.k8s.Reconciler` sees to the result and
+inference services: failures, and an inference's replica health (ready pods, restarts, the last
+exit), so a pod restart leaves the inference running and a crash loop past
+`KAFKAML_CRASH_LOOP_LIMIT` fails it, as on the local runner. A workload that Kubernetes refuses
+to create leaves its result or inference failed with the reason, rather than an error in the
+request that already committed the row.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from kafkaml.k8s import (
     KubernetesRunner,
     KubernetesRunnerSettings,
     Reconciler,
+    ReplicaHealth,
     RunnerError,
     WorkloadKind,
     WorkloadNotFoundError,
@@ -132,10 +136,25 @@ def mark_failed(kind: WorkloadKind, object_id: int, reason: str) -> None:
         inference_fail(inference_id=object_id, reason=reason)
 
 
+def record_replicas(inference_id: int, health: ReplicaHealth) -> None:
+    """The reconciler's health callback: record an inference's ready replicas, restarts and last
+    exit (the first ready replica makes it running). Quiet about a deleted inference."""
+    from backend.apps.inferences.services import inference_record_replicas
+
+    close_old_connections()
+    inference_record_replicas(
+        inference_id=inference_id,
+        ready=health.ready,
+        restarts=health.restarts,
+        last_exit_reason=health.last_exit_reason,
+    )
+
+
 def start_reconciler(
     api_client: ApiClient, stop: threading.Event, *, retry_delay_s: float = 10.0, **options: float
 ) -> threading.Thread:
-    """A daemon thread running `Reconciler(on_failed=mark_failed)` until `stop` is set; it
+    """A daemon thread running `Reconciler(on_failed=mark_failed, on_health=record_replicas)`
+    (crash loops past `KAFKAML_CRASH_LOOP_LIMIT` fail an inference) until `stop` is set; it
     starts the reconciler again after an error (the API server restarting, a missing right).
     `options` go to `Reconciler` (watch and idle timeouts)."""
     namespace = KubernetesRunnerSettings().namespace
@@ -145,6 +164,12 @@ def start_reconciler(
             mark_failed(kind, object_id, reason)
         finally:
             connection.close()  # the reconciler's threads each hold their own connection
+
+    def on_health(inference_id: int, health: ReplicaHealth) -> None:
+        try:
+            record_replicas(inference_id, health)
+        finally:
+            connection.close()
 
     # Reconciler.run sets the event it is given when a watch fails: each run gets its own, which
     # a relay sets when the caller's `stop` is set.
@@ -163,6 +188,8 @@ def start_reconciler(
                 api_client,
                 namespace=namespace,
                 on_failed=on_failed,
+                on_health=on_health,
+                crash_loop_limit=settings.KAFKAML.crash_loop_limit,
                 **options,  # type: ignore[arg-type]
             )
             try:
