@@ -56,6 +56,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy --strict kafkaml mlcode_executor model_training
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) -m bench $(BENCH_ARGS)
