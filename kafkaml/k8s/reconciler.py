@@ -176,8 +176,8 @@ class Reconciler:
         health = pod_health(pod, self._crash_loop_limit)
         self._follow_replicas(int(inference_id), health, deleted=event_type == "DELETED")
         if health.crash_loop and event_type != "DELETED":
-            self._report(WorkloadKind.INFERENCE, int(inference_id), _identity(metadata),
-                         health.crash_loop)  # fmt: skip
+            reason = health.crash_loop
+            self._report(WorkloadKind.INFERENCE, int(inference_id), _identity(metadata), reason)
 
     def _follow_replicas(self, inference_id: int, pod: PodHealth, *, deleted: bool) -> None:
         """Update the inference's pods and report its health to on_health when it changed."""

@@ -143,8 +143,10 @@ def inference_spec(**overrides: Any) -> InferenceSpec:
     return InferenceSpec(**values)
 
 
-# The controllers and the kubelet, played through the API: kmock stores and serves objects but
-# runs no controller, so nothing creates pods or writes their status unless a test does.
+# The controllers and the kubelet, played through the API: kmock stores and serves objects (list,
+# watch, the status and scale subresources) but runs no controller, so nothing creates pods or
+# writes their status unless a test does. It also ignores label selectors (a list returns every
+# object of the kind) and does not garbage-collect owned objects.
 
 
 def create_pod(

@@ -345,15 +345,23 @@ def test_a_restarted_inference_pod_is_ready_again_with_its_restart_count(
     crashed = {"reason": "Error", "exitCode": 1, "finishedAt": "2026-01-01T00:00:00Z"}
     waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
     report_container(
-        api_client, "kafkaml-inference-5-b", ready=False, restarts=1, state=waiting,
+        api_client,
+        "kafkaml-inference-5-b",
+        ready=False,
+        restarts=1,
+        state=waiting,
         last_exit=crashed,
-    )  # fmt: skip
+    )
     exit_b = "pod kafkaml-inference-5-b: Error (exit code 1)"
     running.health_until(5, ReplicaHealth(ready=1, restarts=1, last_exit_reason=exit_b))
     report_container(
-        api_client, "kafkaml-inference-5-b", ready=True, restarts=1, state={"running": {}},
+        api_client,
+        "kafkaml-inference-5-b",
+        ready=True,
+        restarts=1,
+        state={"running": {}},
         last_exit=crashed,
-    )  # fmt: skip
+    )
     running.health_until(5, ReplicaHealth(ready=2, restarts=1, last_exit_reason=exit_b))
 
     # A scale-down deletes pod b: its restarts still count.
