@@ -85,4 +85,4 @@ def inference_active_replicas(*, inference_ids: Iterable[int]) -> dict[int, int]
     runners: which replicas they should keep up). Others and unknown ids are left out."""
     active = (InferenceStatus.CREATED, InferenceStatus.RUNNING)
     rows = Inference.objects.filter(pk__in=list(inference_ids), status__in=active)
-    return dict(rows.values_list("pk", "replicas"))
+    return {pk: replicas for pk, replicas in rows.values_list("pk", "replicas")}
