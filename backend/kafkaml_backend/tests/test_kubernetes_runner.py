@@ -174,7 +174,9 @@ def test_an_inference_runs_as_a_deployment_that_scales_and_a_stop_deletes_it(
 @pytest.fixture
 def reconciler(cluster: ApiClient) -> Iterator[None]:
     stop = threading.Event()
-    thread = start_reconciler(cluster, stop, idle_timeout_seconds=1.0, retry_delay_s=0.05)
+    thread = start_reconciler(
+        cluster, stop, idle_timeout_seconds=1.0, retry_delay_seconds=0.05, retry_delay_s=0.05
+    )
     yield
     stop.set()
     thread.join(timeout=DEADLINE_S)
