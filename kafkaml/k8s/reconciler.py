@@ -146,6 +146,9 @@ class Reconciler:
         elif event_type == "DELETED" and not _finished(conditions):
             reason = f"Job {metadata.name} was deleted before it finished"
             self._report_results(metadata, _identity(metadata), self._with_exit(job, reason))
+        if event_type == "DELETED":
+            with self._lock:
+                self._job_exits.pop(str(metadata.name), None)
 
     def handle_deployment(self, deployment: V1Deployment, event_type: str) -> None:
         """Report an inference failed when its rollout stopped making progress (pods that never
@@ -184,9 +187,10 @@ class Reconciler:
         with self._lock:
             pods = self._pods.setdefault(inference_id, {})
             if deleted:
-                gone = pods.pop(pod.name, pod)
+                gone = pods.pop(pod.name, None)  # None: already handled as gone by a list
+                restarts = gone.restarts if gone is not None else 0
                 self._gone_restarts[inference_id] = (
-                    self._gone_restarts.get(inference_id, 0) + gone.restarts
+                    self._gone_restarts.get(inference_id, 0) + restarts
                 )
             else:
                 pods[pod.name] = pod
