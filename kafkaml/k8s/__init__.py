@@ -12,7 +12,8 @@ starts them with `KubernetesRunner`, and wires `Reconciler(on_failed=...)` to it
     runner.status(WorkloadKind.RESULT, 7)              # WorkloadStatus(state, detail)
     runner.logs(WorkloadKind.INFERENCE, 5, tail_lines=100)
 
-    reconciler = Reconciler(api, namespace=settings.namespace, on_failed=mark_failed)
+    reconciler = Reconciler(api, namespace=settings.namespace, on_failed=mark_failed,
+                            on_health=record_replicas)  # ReplicaHealth(ready, restarts, ...)
     threading.Thread(target=reconciler.run, args=(stop_event,), daemon=True).start()
 """
 
@@ -24,7 +25,8 @@ from kafkaml.k8s.errors import (
     WorkloadNotFoundError,
     WorkloadTerminatingError,
 )
-from kafkaml.k8s.reconciler import FailureCallback, Reconciler
+from kafkaml.k8s.health import ReplicaHealth
+from kafkaml.k8s.reconciler import FailureCallback, HealthCallback, Reconciler
 from kafkaml.k8s.runner import KubernetesRunner, WorkloadState, WorkloadStatus, load_api_client
 from kafkaml.k8s.settings import KubernetesRunnerSettings
 from kafkaml.k8s.specs import (
@@ -38,6 +40,7 @@ from kafkaml.k8s.specs import (
 
 __all__ = [
     "FailureCallback",
+    "HealthCallback",
     "HttpProbe",
     "InferenceSpec",
     "KubernetesApiError",
@@ -45,6 +48,7 @@ __all__ = [
     "KubernetesRunnerSettings",
     "PodOptions",
     "Reconciler",
+    "ReplicaHealth",
     "Resources",
     "RunnerError",
     "RunnerPermissionError",

@@ -1,13 +1,19 @@
-"""Turn failed Kubernetes workloads into failed results and inferences.
+"""Turn Kubernetes workload status into failed results and inferences, and replica health.
 
 The reconciler lists, then watches, the runner's Jobs, Deployments and pods (by their ownership
 labels) and calls `on_failed(kind, id, reason)` when:
 
-- a training Job gets the condition `Failed` (backoff limit reached, deadline exceeded, ...);
+- a training Job gets the condition `Failed` (backoff limit reached, deadline exceeded, ...),
+  with the last exit of its pods (e.g. `OOMKilled (exit code 137)`) when one was seen;
 - a training Job is deleted before it completed or failed (it vanished);
 - an inference Deployment stops progressing (ProgressDeadlineExceeded) or cannot create pods
   (ReplicaFailure, e.g. a quota);
-- a container of a training or inference pod was killed for exceeding its memory (OOMKilled).
+- a container of an inference pod waits in CrashLoopBackOff after `crash_loop_limit` restarts.
+
+A pod that fails or restarts is not a failure by itself: a training Job makes a new pod within
+its `backoffLimit`, and the kubelet restarts an inference pod's container in place. Every change
+in an inference's pods is reported to `on_health(inference_id, ReplicaHealth)`: ready pods,
+container restarts and the last exit (see `kafkaml.k8s.health`).
 
 A watch that expires (410 Gone) or breaks is followed by a fresh list, so no change is missed.
 Delivery is at least once: each failure is reported once per Reconciler, but a new Reconciler (a
@@ -29,17 +35,19 @@ from kubernetes.client.exceptions import ApiException
 
 from kafkaml.k8s import objects
 from kafkaml.k8s.errors import api_error
+from kafkaml.k8s.health import PodHealth, ReplicaHealth, pod_health, summarize, training_pod_exit
 from kafkaml.k8s.specs import WorkloadKind
 
 log = logging.getLogger(__name__)
 
 FailureCallback = Callable[[WorkloadKind, int, str], None]
+HealthCallback = Callable[[int, ReplicaHealth], None]
 # Handles one object of a list ("LISTED") or watch event ("ADDED", "MODIFIED", "DELETED").
 Handler = Callable[[Any, str], None]
 
 HTTP_GONE = 410
-OOM_KILLED = "OOMKilled"
-JOB_UID_LABEL = "batch.kubernetes.io/controller-uid"
+# KAFKAML_CRASH_LOOP_LIMIT's default: the local runner's limit of crashes in a row.
+CRASH_LOOP_LIMIT = 5
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
 
 
@@ -49,6 +57,8 @@ class Reconciler:
     `watch_timeout_seconds` is how long the API server keeps one watch open;
     `idle_timeout_seconds` is how long a watch may stay silent before the client gives up on the
     connection and lists again (it also bounds how long `run` takes to notice `stop`).
+    `on_health` (optional) hears every change in an inference's replicas; `crash_loop_limit`
+    is how many restarts of a container in CrashLoopBackOff fail its inference.
     """
 
     def __init__(
@@ -57,6 +67,8 @@ class Reconciler:
         *,
         namespace: str,
         on_failed: FailureCallback,
+        on_health: HealthCallback | None = None,
+        crash_loop_limit: int = CRASH_LOOP_LIMIT,
         watch_timeout_seconds: int = 300,
         idle_timeout_seconds: float = 330.0,
         retry_delay_seconds: float = 5.0,
@@ -64,6 +76,8 @@ class Reconciler:
         self.namespace = namespace
         self._api_client = api_client
         self._on_failed = on_failed
+        self._on_health = on_health
+        self._crash_loop_limit = crash_loop_limit
         self._watch_timeout = watch_timeout_seconds
         self._idle_timeout = idle_timeout_seconds
         self._retry_delay = retry_delay_seconds
@@ -72,6 +86,12 @@ class Reconciler:
         self._apps = client.AppsV1Api(api_client)
         self._reported: set[tuple[WorkloadKind, int, str]] = set()
         self._lock = threading.Lock()
+        # Inference pods by inference id and pod name; restarts of pods gone since; the health
+        # last reported. The last exit of each training Job's pods, by Job name.
+        self._pods: dict[int, dict[str, PodHealth]] = {}
+        self._gone_restarts: dict[int, int] = {}
+        self._health: dict[int, ReplicaHealth] = {}
+        self._job_exits: dict[str, str] = {}
 
     def run(self, stop: threading.Event) -> None:
         """Follow Jobs, Deployments and pods until `stop` is set. Re-raises what ends a watch
@@ -119,15 +139,16 @@ class Reconciler:
         """Report every result of `job` failed if it failed, or vanished before finishing."""
         conditions = {c.type: c for c in (job.status.conditions or [])} if job.status else {}
         failed = conditions.get("Failed")
+        metadata = objects.metadata_of(job)
         if failed is not None and failed.status == "True":
             reason = f"{failed.reason or 'Failed'}: {failed.message or 'the training Job failed'}"
-            self._report_results(
-                objects.metadata_of(job), _identity(objects.metadata_of(job)), reason
-            )
+            self._report_results(metadata, _identity(metadata), self._with_exit(job, reason))
         elif event_type == "DELETED" and not _finished(conditions):
-            metadata = objects.metadata_of(job)
             reason = f"Job {metadata.name} was deleted before it finished"
-            self._report_results(metadata, _identity(metadata), reason)
+            self._report_results(metadata, _identity(metadata), self._with_exit(job, reason))
+        if event_type == "DELETED":
+            with self._lock:
+                self._job_exits.pop(str(metadata.name), None)
 
     def handle_deployment(self, deployment: V1Deployment, event_type: str) -> None:
         """Report an inference failed when its rollout stopped making progress (pods that never
@@ -142,21 +163,62 @@ class Reconciler:
             self._report_inference(deployment, refused.reason, refused.message)
 
     def handle_pod(self, pod: V1Pod, event_type: str) -> None:
-        """Report the pod's result(s) or inference failed if one of its containers was OOMKilled."""
-        killed = _oom_killed_container(pod)
-        if killed is None:
-            return
+        """Follow an inference pod's health, or remember how a training pod ended (its Job's
+        failure reports it). Fails an inference whose pod is in a crash loop."""
         metadata = objects.metadata_of(pod)
-        reason = (
-            f"{OOM_KILLED}: container {killed} of pod {metadata.name} exceeded its memory limit"
-        )
         labels = metadata.labels or {}
-        if labels.get(objects.LABEL_COMPONENT) == objects.COMPONENT[WorkloadKind.INFERENCE]:
-            inference_id = labels.get(objects.LABEL_INFERENCE_ID, "")
-            if inference_id.isdigit():
-                self._report(WorkloadKind.INFERENCE, int(inference_id), _identity(metadata), reason)
-        else:
-            self._report_results(metadata, _job_of_pod(metadata), reason)
+        if labels.get(objects.LABEL_COMPONENT) != objects.COMPONENT[WorkloadKind.INFERENCE]:
+            ended = training_pod_exit(pod)
+            if ended:
+                with self._lock:
+                    self._job_exits[_job_name_of_pod(metadata)] = ended
+            return
+        inference_id = labels.get(objects.LABEL_INFERENCE_ID, "")
+        if not inference_id.isdigit():
+            return
+        health = pod_health(pod, self._crash_loop_limit)
+        self._follow_replicas(int(inference_id), health, deleted=event_type == "DELETED")
+        if health.crash_loop and event_type != "DELETED":
+            reason = health.crash_loop
+            self._report(WorkloadKind.INFERENCE, int(inference_id), _identity(metadata), reason)
+
+    def _follow_replicas(self, inference_id: int, pod: PodHealth, *, deleted: bool) -> None:
+        """Update the inference's pods and report its health to on_health when it changed."""
+        with self._lock:
+            pods = self._pods.setdefault(inference_id, {})
+            if deleted:
+                gone = pods.pop(pod.name, None)  # None: already handled as gone by a list
+                restarts = gone.restarts if gone is not None else 0
+                self._gone_restarts[inference_id] = (
+                    self._gone_restarts.get(inference_id, 0) + restarts
+                )
+            else:
+                pods[pod.name] = pod
+            health = summarize(list(pods.values()), self._gone_restarts.get(inference_id, 0))
+            if self._health.get(inference_id) == health:
+                return
+            self._health[inference_id] = health
+        if self._on_health is not None:
+            self._on_health(inference_id, health)
+
+    def _forget_unlisted_pods(self, listed: set[str]) -> None:
+        """Pods deleted while no watch ran are missing from a fresh list: handle them as
+        deleted, so they count neither as ready nor twice."""
+        with self._lock:
+            gone = [
+                (inference_id, pod)
+                for inference_id, pods in self._pods.items()
+                for name, pod in pods.items()
+                if name not in listed
+            ]
+        for inference_id, pod in gone:
+            self._follow_replicas(inference_id, pod, deleted=True)
+
+    def _with_exit(self, job: V1Job, reason: str) -> str:
+        """`reason` and the last exit seen of the Job's pods, if any."""
+        with self._lock:
+            ended = self._job_exits.get(str(objects.metadata_of(job).name), "")
+        return f"{reason}; the last pod exit: {ended}" if ended else reason
 
     def _list_and_handle(
         self,
@@ -166,6 +228,8 @@ class Reconciler:
         handle: Callable[[Any, str], None],
     ) -> str | None:
         answer = _call_list(resource, list_fn, self.namespace, label_selector)
+        if resource == "pods":
+            self._forget_unlisted_pods({_name_of(pod) for pod in answer.items})
         for item in answer.items:
             handle(item, "LISTED")
         return answer.metadata.resource_version if answer.metadata else None
@@ -215,9 +279,8 @@ class Reconciler:
     def _report(self, kind: WorkloadKind, object_id: int, source: str, reason: str) -> None:
         """Call on_failed once per result or inference and failed `source` workload.
 
-        A training Job whose pod was OOMKilled and that then fails is one report (the first
-        reason); a workload started again later (a new uid) may fail anew. An exception from
-        on_failed ends `run`; the failure counts as unreported until then.
+        A workload started again later (a new uid) may fail anew. An exception from on_failed
+        ends `run`; the failure counts as unreported until then.
         """
         key = (kind, object_id, source)
         with self._lock:
@@ -234,11 +297,15 @@ def _identity(metadata: client.V1ObjectMeta) -> str:
     return str(metadata.uid or metadata.name)
 
 
-def _job_of_pod(metadata: client.V1ObjectMeta) -> str:
-    """The identity of the Job that created a training pod, from the labels the Job controller
-    puts on its pods (the Job's uid and name)."""
+def _name_of(pod: V1Pod) -> str:
+    return str(objects.metadata_of(pod).name)
+
+
+def _job_name_of_pod(metadata: client.V1ObjectMeta) -> str:
+    """The name of the Job that created a training pod, from the label the Job controller puts
+    on its pods (`job-name` before Kubernetes 1.27)."""
     labels = metadata.labels or {}
-    return labels.get(JOB_UID_LABEL) or labels.get(JOB_NAME_LABEL) or _identity(metadata)
+    return labels.get(JOB_NAME_LABEL) or labels.get("job-name") or ""
 
 
 def _selector(kind: WorkloadKind | None) -> str:
@@ -262,14 +329,3 @@ def _finished(conditions: dict[str, Any]) -> bool:
         conditions.get(kind) is not None and conditions[kind].status == "True"
         for kind in ("Complete", "Failed")
     )
-
-
-def _oom_killed_container(pod: V1Pod) -> str | None:
-    """The name of a container of `pod` whose current or last run ended OOMKilled, if any."""
-    statuses = (pod.status.container_statuses or []) if pod.status else []
-    for status in statuses:
-        for state in (status.state, status.last_state):
-            terminated = state.terminated if state is not None else None
-            if terminated is not None and terminated.reason == OOM_KILLED:
-                return str(status.name)
-    return None

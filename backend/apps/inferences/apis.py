@@ -16,7 +16,7 @@ from backend.apps.inferences import selectors, services
 from backend.apps.inferences.models import Delivery, Inference
 from backend.apps.training.apis import LogsOutput
 from backend.apps.training.selectors import result_get
-from backend.kafkaml_backend.runners import get_runner
+from backend.kafkaml_backend.runners import JobKind, get_runner
 from backend.kafkaml_backend.validation import ID_MAX, FiniteFloatField, JsonObjectField, validated
 
 INPUT_FORMATS = ["RAW", "AVRO", "JSON", "TELEGRAF_STR_JSON"]
@@ -166,8 +166,9 @@ class InferenceLogsApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         inference = selectors.inference_get(user=request.user, inference_id=pk)
         runner = get_runner()
-        job = runner.status(inference)
-        return Response({"state": job.state, "detail": job.detail, "logs": runner.logs(inference)})
+        job = runner.status(JobKind.INFERENCE, inference.pk)
+        logs = runner.logs(JobKind.INFERENCE, inference.pk)
+        return Response({"state": job.state, "detail": job.detail, "logs": logs})
 
 
 class InferenceDefaultsOutput(serializers.Serializer[Any]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, cast
 
 from django.contrib.auth.models import AnonymousUser
@@ -78,3 +79,11 @@ def inference_ended_status(*, inference_id: int) -> str | None:
     ended = [InferenceStatus.STOPPED, InferenceStatus.FAILED]
     statuses = Inference.objects.filter(pk=inference_id, status__in=ended)
     return statuses.values_list("status", flat=True).first()
+
+
+def inference_active_replicas(*, inference_ids: Iterable[int]) -> dict[int, int]:
+    """The replica count of each of `inference_ids` that is created or running (for the
+    runners: which replicas they should keep up). Others and unknown ids are left out."""
+    active = (InferenceStatus.CREATED, InferenceStatus.RUNNING)
+    rows = Inference.objects.filter(pk__in=list(inference_ids), status__in=active)
+    return {pk: replicas for pk, replicas in rows.values_list("pk", "replicas")}

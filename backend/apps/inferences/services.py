@@ -5,12 +5,14 @@ Runner calls happen after the transaction commits, so replicas never see a rolle
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from backend.apps.inferences import selectors
 from backend.apps.inferences.models import Delivery, Inference, InferenceStatus
 from backend.apps.training.models import ResultStatus, TrainingResult
 from backend.kafkaml_backend.errors import ApplicationError, ConflictError
@@ -67,7 +69,9 @@ def inference_create(
         inference = Inference.objects.create(
             owner=owner, result=result, model_version=_model_version(result, 0), **vars(settings)
         )
-        transaction.on_commit(lambda: get_runner().start_inference(inference))
+        transaction.on_commit(
+            lambda: get_runner().start_inference(inference.pk, inference.replicas)
+        )
     return inference
 
 
@@ -86,7 +90,7 @@ def inference_stop(*, inference: Inference) -> Inference:
         if locked.status in ACTIVE:
             locked.status = InferenceStatus.STOPPED
             locked.save(update_fields=["status", "updated_at"])
-        transaction.on_commit(lambda: get_runner().stop_inference(locked))
+        transaction.on_commit(lambda: get_runner().stop_inference(locked.pk))
     return locked
 
 
@@ -138,6 +142,27 @@ def inference_record_replicas(
     return locked
 
 
+class RunnerListener:
+    """What the inferences app does with a runner's reports and tells a runner
+    (`runners.events.InferenceListener`); registered by `InferencesConfig.ready`."""
+
+    def inference_failed(self, inference_id: int, reason: str) -> None:
+        inference_fail(inference_id=inference_id, reason=reason)
+
+    def inference_replicas(
+        self, inference_id: int, *, ready: int, restarts: int | None, last_exit_reason: str
+    ) -> None:
+        inference_record_replicas(
+            inference_id=inference_id,
+            ready=ready,
+            restarts=restarts,
+            last_exit_reason=last_exit_reason,
+        )
+
+    def active_replicas(self, inference_ids: Iterable[int]) -> dict[int, int]:
+        return selectors.inference_active_replicas(inference_ids=inference_ids)
+
+
 def inference_scale(*, inference: Inference, replicas: int) -> Inference:
     """Run `replicas` replicas of an active inference; a stopped or failed one only records
     the number (it starts nothing, and the runner is asked to end any replica left)."""
@@ -146,9 +171,9 @@ def inference_scale(*, inference: Inference, replicas: int) -> Inference:
         locked.replicas = replicas
         locked.save(update_fields=["replicas", "updated_at"])
         if locked.status in ACTIVE:
-            transaction.on_commit(lambda: get_runner().scale_inference(locked, replicas))
+            transaction.on_commit(lambda: get_runner().scale_inference(locked.pk, replicas))
         else:
-            transaction.on_commit(lambda: get_runner().stop_inference(locked))
+            transaction.on_commit(lambda: get_runner().stop_inference(locked.pk))
     return locked
 
 
@@ -166,7 +191,7 @@ def inference_swap(*, inference: Inference, result: TrainingResult) -> Inference
         locked.result = result
         locked.model_version = _model_version(result, swap)
         locked.save(update_fields=["result", "model_version", "updated_at"])
-        transaction.on_commit(lambda: get_runner().swap_inference_model(locked))
+        transaction.on_commit(lambda: get_runner().swap_inference_model(locked.pk))
     return locked
 
 
@@ -178,5 +203,5 @@ def inference_delete(*, inference: Inference) -> None:
         if locked.status in ACTIVE:
             locked.status = InferenceStatus.STOPPED
             locked.save(update_fields=["status", "updated_at"])
-    get_runner().stop_inference(locked)
+    get_runner().stop_inference(locked.pk)
     locked.delete()

@@ -21,7 +21,7 @@ from backend.apps.training import selectors, services
 from backend.apps.training.models import ArtifactFormat, Deployment, TrainingMode, TrainingResult
 from backend.kafkaml_backend.errors import NotFoundError
 from backend.kafkaml_backend.parsers import BoundedJSONParser
-from backend.kafkaml_backend.runners import get_runner
+from backend.kafkaml_backend.runners import JobKind, get_runner
 from backend.kafkaml_backend.validation import (
     CODE_MAX,
     DESCRIPTION_MAX,
@@ -328,8 +328,9 @@ class ResultLogsApi(APIView):
     def get(self, request: Request, pk: int) -> Response:
         result = selectors.result_get(user=request.user, result_id=pk)
         runner = get_runner()
-        job = runner.status(result)
-        return Response({"state": job.state, "detail": job.detail, "logs": runner.logs(result)})
+        job = runner.status(JobKind.RESULT, result.pk)
+        logs = runner.logs(JobKind.RESULT, result.pk)
+        return Response({"state": job.state, "detail": job.detail, "logs": logs})
 
 
 class ModelImportInput(serializers.Serializer[Any]):

@@ -113,14 +113,15 @@ def deployment_create(
             ]
             for group in groups
         ]
-        transaction.on_commit(lambda: _start(result_groups))
+        transaction.on_commit(lambda: _start(deployment, result_groups))
     return deployment
 
 
-def _start(result_groups: Sequence[Sequence[TrainingResult]]) -> None:
+def _start(deployment: Deployment, result_groups: Sequence[Sequence[TrainingResult]]) -> None:
     runner = get_runner()
     for results in result_groups:
-        runner.start_training(results)
+        ids = [result.pk for result in results]
+        runner.start_training(ids, deployment_id=deployment.pk, gpus=deployment.gpus)
 
 
 def _check_mode(training: TrainingSettings, groups: list[list[MLModel]]) -> None:
@@ -164,7 +165,7 @@ def _stop_before_delete(result: TrainingResult) -> None:
             locked.status = ResultStatus.STOPPED
             locked.finished_at = timezone.now()
             locked.save(update_fields=["status", "finished_at"])
-    get_runner().stop_training(locked)
+    get_runner().stop_training(locked.pk)
 
 
 def _delete_artifacts(names: Sequence[str]) -> None:
@@ -303,6 +304,24 @@ def result_fail(*, result_id: int, reason: str) -> TrainingResult:
     return result
 
 
+def result_fail_if_active(*, result_id: int, reason: str) -> TrainingResult | None:
+    """created | running -> failed with the reason; a result in another status, or none, is
+    left alone (a runner may report a job's end after a stop, a finish or a delete)."""
+    with transaction.atomic():
+        result = TrainingResult.objects.select_for_update().filter(pk=result_id).first()
+        if result is None or result.status not in ACTIVE:
+            return result
+        return result_fail(result_id=result_id, reason=reason)
+
+
+class RunnerListener:
+    """What the training app does with a runner's reports (`runners.events.ResultListener`);
+    registered by `TrainingConfig.ready`."""
+
+    def result_failed(self, result_id: int, reason: str) -> None:
+        result_fail_if_active(result_id=result_id, reason=reason)
+
+
 def result_stop(*, result: TrainingResult) -> TrainingResult:
     """created | running -> stopped; the runner stops the job after the commit."""
     with transaction.atomic():
@@ -312,7 +331,7 @@ def result_stop(*, result: TrainingResult) -> TrainingResult:
         locked.status = ResultStatus.STOPPED
         locked.finished_at = timezone.now()
         locked.save(update_fields=["status", "finished_at"])
-        transaction.on_commit(lambda: get_runner().stop_training(locked))
+        transaction.on_commit(lambda: get_runner().stop_training(locked.pk))
     return locked
 
 

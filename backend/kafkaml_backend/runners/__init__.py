@@ -1,5 +1,5 @@
 """How the backend starts and stops jobs: one `Runner` interface, chosen by `KAFKAML_RUNNER`."""
 
-from backend.kafkaml_backend.runners.base import JobStatus, NoRunner, Runner, get_runner
+from backend.kafkaml_backend.runners.base import JobKind, JobStatus, NoRunner, Runner, get_runner
 
-__all__ = ["JobStatus", "NoRunner", "Runner", "get_runner"]
+__all__ = ["JobKind", "JobStatus", "NoRunner", "Runner", "get_runner"]

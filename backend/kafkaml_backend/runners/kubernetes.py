@@ -1,9 +1,12 @@
 """The `kubernetes` runner: the backend's side of `kafkaml.k8s`.
 
 Turns training results and inferences into `TrainingJobSpec` / `InferenceSpec` (pod settings
-from `KAFKAML_K8S_*`), and reports what `kafkaml.k8s.Reconciler` sees failing to the result and
-inference services. A workload that Kubernetes refuses to create leaves its result or inference
-failed with the reason, rather than an error in the request that already committed the row.
+from `KAFKAML_K8S_*`), and reports what `kafkaml.k8s.Reconciler` sees to the result and
+inference services: failures, and an inference's replica health (ready pods, restarts, the last
+exit), so a pod restart leaves the inference running and a crash loop past
+`KAFKAML_CRASH_LOOP_LIMIT` fails it, as on the local runner. A workload that Kubernetes refuses
+to create leaves its result or inference failed with the reason, rather than an error in the
+request that already committed the row.
 """
 
 from __future__ import annotations
@@ -12,27 +15,24 @@ import logging
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, cast
 
 from django.conf import settings
 from django.db import close_old_connections, connection
 from kubernetes.client import ApiClient
 
 from backend.kafkaml_backend.auth import issue_job_token
-from backend.kafkaml_backend.runners.base import JobStatus
+from backend.kafkaml_backend.runners import events
+from backend.kafkaml_backend.runners.base import JobKind, JobStatus
 from kafkaml.k8s import (
     KubernetesRunner,
     KubernetesRunnerSettings,
     Reconciler,
+    ReplicaHealth,
     RunnerError,
     WorkloadKind,
     WorkloadNotFoundError,
     load_api_client,
 )
-
-if TYPE_CHECKING:
-    from backend.apps.inferences.models import Inference
-    from backend.apps.training.models import Deployment, TrainingResult
 
 log = logging.getLogger(__name__)
 LOG_TAIL_LINES = 200
@@ -52,15 +52,14 @@ class KubernetesBackendRunner:
         self.k8s = k8s if k8s is not None else KubernetesRunnerSettings()
         self.runner = KubernetesRunner(api_client, namespace=self.k8s.namespace)
 
-    def start_training(self, results: Sequence[TrainingResult]) -> None:
-        """One Job for `results` (one result, or a chain edge first), one token per result."""
-        ids = [result.pk for result in results]
-        deployment = cast("Deployment", results[0].deployment)  # a trained result has one
+    def start_training(self, result_ids: Sequence[int], *, deployment_id: int, gpus: int) -> None:
+        """One Job for `result_ids` (one result, or a chain edge first), one token per result."""
+        ids = list(result_ids)
         spec = self.k8s.training_job(
             result_ids=ids,
-            deployment_id=deployment.pk,
+            deployment_id=deployment_id,
             job_token=",".join(issue_job_token("result", pk) for pk in ids),
-            gpus=deployment.gpus,
+            gpus=gpus,
         )
         try:
             self.runner.start_training(spec)
@@ -68,46 +67,40 @@ class KubernetesBackendRunner:
             for pk in ids:
                 mark_failed(WorkloadKind.RESULT, pk, f"Kubernetes did not start the job: {error}")
 
-    def stop_training(self, result: TrainingResult) -> None:
-        self.runner.stop_training(result.pk)
+    def stop_training(self, result_id: int) -> None:
+        self.runner.stop_training(result_id)
 
-    def start_inference(self, inference: Inference) -> None:
+    def start_inference(self, inference_id: int, replicas: int) -> None:
         spec = self.k8s.inference(
-            inference_id=inference.pk,
-            replicas=inference.replicas,
-            job_token=issue_job_token("inference", inference.pk),
+            inference_id=inference_id,
+            replicas=replicas,
+            job_token=issue_job_token("inference", inference_id),
         )
         try:
             self.runner.start_inference(spec)
         except RunnerError as error:
             reason = f"Kubernetes did not start the inference: {error}"
-            mark_failed(WorkloadKind.INFERENCE, inference.pk, reason)
+            mark_failed(WorkloadKind.INFERENCE, inference_id, reason)
 
-    def scale_inference(self, inference: Inference, replicas: int) -> None:
-        self.runner.scale_inference(inference.pk, replicas)
+    def scale_inference(self, inference_id: int, replicas: int) -> None:
+        self.runner.scale_inference(inference_id, replicas)
 
-    def stop_inference(self, inference: Inference) -> None:
-        self.runner.stop_inference(inference.pk)
+    def stop_inference(self, inference_id: int) -> None:
+        self.runner.stop_inference(inference_id)
 
-    def swap_inference_model(self, inference: Inference) -> None:
+    def swap_inference_model(self, inference_id: int) -> None:
         """Nothing to do: replicas poll their spec and load a new model version themselves."""
         return None
 
-    def status(self, obj: TrainingResult | Inference) -> JobStatus:
-        status = self.runner.status(_kind_of(obj), obj.pk)
+    def status(self, kind: JobKind, object_id: int) -> JobStatus:
+        status = self.runner.status(WorkloadKind(kind.value), object_id)
         return JobStatus(state=str(status.state), detail=status.detail)
 
-    def logs(self, obj: TrainingResult | Inference) -> str:
+    def logs(self, kind: JobKind, object_id: int) -> str:
         try:
-            return self.runner.logs(_kind_of(obj), obj.pk, tail_lines=LOG_TAIL_LINES)
+            return self.runner.logs(WorkloadKind(kind.value), object_id, tail_lines=LOG_TAIL_LINES)
         except WorkloadNotFoundError:
             return ""
-
-
-def _kind_of(obj: TrainingResult | Inference) -> WorkloadKind:
-    from backend.apps.training.models import TrainingResult
-
-    return WorkloadKind.RESULT if isinstance(obj, TrainingResult) else WorkloadKind.INFERENCE
 
 
 def mark_failed(kind: WorkloadKind, object_id: int, reason: str) -> None:
@@ -116,26 +109,30 @@ def mark_failed(kind: WorkloadKind, object_id: int, reason: str) -> None:
     Idempotent, and quiet about objects that ended otherwise (finished, stopped: a stop deletes
     the Job, which the reconciler sees as a Job deleted before it finished) or were deleted.
     """
-    from backend.apps.inferences.services import inference_fail
-    from backend.apps.training.models import ResultStatus, TrainingResult
-    from backend.apps.training.services import result_fail
-
     close_old_connections()
     if kind is WorkloadKind.RESULT:
-        status = TrainingResult.objects.filter(pk=object_id).values_list("status", flat=True)
-        if status.first() in (ResultStatus.CREATED, ResultStatus.RUNNING):
-            result_fail(result_id=object_id, reason=reason)
-        return
-    from backend.apps.inferences.models import Inference
+        events.results().result_failed(object_id, reason)
+    else:
+        events.inferences().inference_failed(object_id, reason)
 
-    if Inference.objects.filter(pk=object_id).exists():
-        inference_fail(inference_id=object_id, reason=reason)
+
+def record_replicas(inference_id: int, health: ReplicaHealth) -> None:
+    """The reconciler's health callback: record an inference's ready replicas, restarts and last
+    exit (the first ready replica makes it running). Quiet about a deleted inference."""
+    close_old_connections()
+    events.inferences().inference_replicas(
+        inference_id,
+        ready=health.ready,
+        restarts=health.restarts,
+        last_exit_reason=health.last_exit_reason,
+    )
 
 
 def start_reconciler(
     api_client: ApiClient, stop: threading.Event, *, retry_delay_s: float = 10.0, **options: float
 ) -> threading.Thread:
-    """A daemon thread running `Reconciler(on_failed=mark_failed)` until `stop` is set; it
+    """A daemon thread running `Reconciler(on_failed=mark_failed, on_health=record_replicas)`
+    (crash loops past `KAFKAML_CRASH_LOOP_LIMIT` fail an inference) until `stop` is set; it
     starts the reconciler again after an error (the API server restarting, a missing right).
     `options` go to `Reconciler` (watch and idle timeouts)."""
     namespace = KubernetesRunnerSettings().namespace
@@ -145,6 +142,12 @@ def start_reconciler(
             mark_failed(kind, object_id, reason)
         finally:
             connection.close()  # the reconciler's threads each hold their own connection
+
+    def on_health(inference_id: int, health: ReplicaHealth) -> None:
+        try:
+            record_replicas(inference_id, health)
+        finally:
+            connection.close()
 
     # Reconciler.run sets the event it is given when a watch fails: each run gets its own, which
     # a relay sets when the caller's `stop` is set.
@@ -163,6 +166,8 @@ def start_reconciler(
                 api_client,
                 namespace=namespace,
                 on_failed=on_failed,
+                on_health=on_health,
+                crash_loop_limit=settings.KAFKAML.crash_loop_limit,
                 **options,  # type: ignore[arg-type]
             )
             try:

@@ -33,7 +33,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import close_old_connections, connection
@@ -42,13 +41,10 @@ from django.utils import timezone
 from backend.apps.processes.models import JobProcess, ProcessKind
 from backend.kafkaml_backend.auth import issue_job_token
 from backend.kafkaml_backend.config import PROJECT_ROOT
-from backend.kafkaml_backend.runners.base import JobStatus
+from backend.kafkaml_backend.runners import events
+from backend.kafkaml_backend.runners.base import JobKind, JobStatus
 from kafkaml.kafka import KafkaSettings
 from kafkaml.sandbox import Sandbox
-
-if TYPE_CHECKING:
-    from backend.apps.inferences.models import Inference
-    from backend.apps.training.models import TrainingResult
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 20.0
@@ -112,9 +108,10 @@ class LocalRunner:
 
     # --- starting -------------------------------------------------------------------------
 
-    def start_training(self, results: Sequence[TrainingResult]) -> None:
-        """One `model_training` process for `results` (one result, or a chain edge first)."""
-        ids = [result.pk for result in results]
+    def start_training(self, result_ids: Sequence[int], *, deployment_id: int, gpus: int) -> None:
+        """One `model_training` process for `result_ids` (one result, or a chain edge first);
+        local jobs train on the CPU (`gpus` is not used)."""
+        ids = list(result_ids)
         log_path = self.logs_dir / f"training-{'-'.join(map(str, ids))}.log"
         env = {
             "KAFKAML_RESULT_IDS": ",".join(map(str, ids)),
@@ -123,10 +120,8 @@ class LocalRunner:
         try:
             process = self._spawn("model_training", env, log_path)
         except OSError as error:  # no log folder, no interpreter: the result says why
-            from backend.apps.training.services import result_fail
-
             for pk in ids:
-                result_fail(result_id=pk, reason=f"the job process did not start: {error}")
+                events.results().result_failed(pk, f"the job process did not start: {error}")
             return
         JobProcess.objects.bulk_create(
             JobProcess(
@@ -136,25 +131,23 @@ class LocalRunner:
         )
         self._watch(process)
 
-    def start_inference(self, inference: Inference) -> None:
-        """`inference.replicas` `model_inference` processes."""
-        self._start_replicas(inference, range(inference.replicas))
+    def start_inference(self, inference_id: int, replicas: int) -> None:
+        """`replicas` `model_inference` processes."""
+        self._start_replicas(inference_id, range(replicas))
 
-    def _start_replicas(self, inference: Inference, replicas: Iterable[int]) -> None:
+    def _start_replicas(self, inference_id: int, replicas: Iterable[int]) -> None:
         for replica in replicas:
             try:
-                row = self._start_replica(inference.pk, replica)
+                row = self._start_replica(inference_id, replica)
             except OSError as error:
-                from backend.apps.inferences.services import inference_fail
-
                 reason = f"replica {replica} did not start: {error}"
-                inference_fail(inference_id=inference.pk, reason=reason)
-                _stop_rows(_live(ProcessKind.INFERENCE, inference.pk))
+                events.inferences().inference_failed(inference_id, reason)
+                _stop_rows(_live(ProcessKind.INFERENCE, inference_id))
                 return
-            if not _still_wanted(inference.pk, replica):
+            if not _still_wanted(inference_id, replica):
                 # A stop or scale-down committed while this replica started: it saw no row.
                 _stop_rows([row])
-        _record_health(inference.pk)
+        _record_health(inference_id)
 
     def _start_replica(self, inference_id: int, replica: int) -> JobProcess:
         """Spawn replica `replica` and record its row. Raises OSError when it cannot start."""
@@ -229,25 +222,26 @@ class LocalRunner:
 
     # --- stopping and changing ------------------------------------------------------------
 
-    def stop_training(self, result: TrainingResult) -> None:
-        self._stop(JobProcess.objects.filter(kind=ProcessKind.RESULT, object_id=result.pk))
+    def stop_training(self, result_id: int) -> None:
+        self._stop(JobProcess.objects.filter(kind=ProcessKind.RESULT, object_id=result_id))
 
-    def stop_inference(self, inference: Inference) -> None:
-        _cancel_restarts(inference.pk)
-        _stop_rows(_live(ProcessKind.INFERENCE, inference.pk))
-        _record_health(inference.pk)
+    def stop_inference(self, inference_id: int) -> None:
+        _cancel_restarts(inference_id)
+        _stop_rows(_live(ProcessKind.INFERENCE, inference_id))
+        _record_health(inference_id)
 
-    def scale_inference(self, inference: Inference, replicas: int) -> None:
+    def scale_inference(self, inference_id: int, replicas: int) -> None:
         """Start the missing replicas, stop those numbered `replicas` and above."""
-        _cancel_restarts(inference.pk, from_replica=replicas)
-        live = _live(ProcessKind.INFERENCE, inference.pk)
+        _cancel_restarts(inference_id, from_replica=replicas)
+        live = _live(ProcessKind.INFERENCE, inference_id)
         _stop_rows([row for row in live if row.replica >= replicas])
         running = {row.replica for row in live if row.replica < replicas}
         with _pending_lock:
-            waiting = {replica for (pk, replica) in _pending if pk == inference.pk}
-        self._start_replicas(inference, [i for i in range(replicas) if i not in running | waiting])
+            waiting = {replica for (pk, replica) in _pending if pk == inference_id}
+        missing = [i for i in range(replicas) if i not in running | waiting]
+        self._start_replicas(inference_id, missing)
 
-    def swap_inference_model(self, inference: Inference) -> None:
+    def swap_inference_model(self, inference_id: int) -> None:
         """Nothing to do: replicas poll their spec and load the new model version themselves
         (`KAFKAML_INFERENCE_SPEC_POLL_S`), without a restart and without losing a batch."""
         return None
@@ -257,29 +251,23 @@ class LocalRunner:
 
     # --- looking --------------------------------------------------------------------------
 
-    def status(self, obj: TrainingResult | Inference) -> JobStatus:
-        rows = list(JobProcess.objects.filter(kind=_kind_of(obj), object_id=obj.pk))
+    def status(self, kind: JobKind, object_id: int) -> JobStatus:
+        rows = list(JobProcess.objects.filter(kind=kind.value, object_id=object_id))
         if not rows:
             return JobStatus(state="not-started")
         live = [row for row in rows if row.ended_at is None]
         if live:
             detail = ", ".join(f"replica {r.replica}: pid {r.pid}" for r in live)
-            if _kind_of(obj) == ProcessKind.RESULT:
+            if kind is JobKind.RESULT:
                 detail = f"pids {sorted({r.pid for r in live})}"
             return JobStatus(state="running", detail=detail)
         last = rows[-1]
         return JobStatus(state="exited", detail=last.end_reason)
 
-    def logs(self, obj: TrainingResult | Inference) -> str:
-        rows = JobProcess.objects.filter(kind=_kind_of(obj), object_id=obj.pk)
+    def logs(self, kind: JobKind, object_id: int) -> str:
+        rows = JobProcess.objects.filter(kind=kind.value, object_id=object_id)
         paths = list(dict.fromkeys(row.log_path for row in rows))
         return "\n".join(_tail(Path(path)) for path in paths)
-
-
-def _kind_of(obj: TrainingResult | Inference) -> str:
-    from backend.apps.training.models import TrainingResult
-
-    return ProcessKind.RESULT if isinstance(obj, TrainingResult) else ProcessKind.INFERENCE
 
 
 def _live(kind: str, object_id: int) -> list[JobProcess]:
@@ -363,8 +351,6 @@ def record_end(pid: int, reason: str, *, exit_code: int | None = None) -> None:
     Idempotent: rows already ended are left alone, and the services change only active
     objects. A process that ends after its stop (its rows have `stop_requested`) changes nothing.
     """
-    from backend.apps.training.services import result_fail
-
     close_old_connections()
     rows = list(JobProcess.objects.filter(pid=pid, ended_at__isnull=True))
     for row in rows:
@@ -376,23 +362,21 @@ def record_end(pid: int, reason: str, *, exit_code: int | None = None) -> None:
         tail = _tail(Path(row.log_path))
         message = f"{reason}.\n--- last lines of its log ---\n{tail}" if tail else f"{reason}."
         if row.kind == ProcessKind.RESULT:
-            _fail_result_if_active(row.object_id, message, result_fail)
+            events.results().result_failed(row.object_id, message)
         else:
             _replica_exited(row, reason, message)
 
 
 def _replica_exited(row: JobProcess, reason: str, message: str) -> None:
     """A replica exited unasked: schedule its restart, or fail the inference in a crash loop."""
-    from backend.apps.inferences.services import inference_fail
-
     if not _inference_active(row.object_id):
         return
     policy = RestartPolicy.from_settings()
     crashes = _consecutive_crashes(row.object_id, row.replica, policy)
     if crashes >= policy.crash_loop_limit:
-        inference_fail(
-            inference_id=row.object_id,
-            reason=f"replica {row.replica} crashed {crashes} times in a row, each within "
+        events.inferences().inference_failed(
+            row.object_id,
+            f"replica {row.replica} crashed {crashes} times in a row, each within "
             f"{policy.reset_s:g} s of starting (crash loop); the last time: {message}",
         )
         _cancel_restarts(row.object_id)
@@ -422,31 +406,21 @@ def _consecutive_crashes(inference_id: int, replica: int, policy: RestartPolicy)
 
 
 def _inference_active(inference_id: int) -> bool:
-    from backend.apps.inferences.models import Inference
-    from backend.apps.inferences.services import ACTIVE
-
-    return Inference.objects.filter(pk=inference_id, status__in=ACTIVE).exists()
+    return inference_id in events.inferences().active_replicas([inference_id])
 
 
 def _still_wanted(inference_id: int, replica: int) -> bool:
     """Whether the inference is active and runs at least `replica + 1` replicas."""
-    from backend.apps.inferences.models import Inference
-    from backend.apps.inferences.services import ACTIVE
-
-    return Inference.objects.filter(
-        pk=inference_id, status__in=ACTIVE, replicas__gt=replica
-    ).exists()
+    return events.inferences().active_replicas([inference_id]).get(inference_id, 0) > replica
 
 
 def _record_health(inference_id: int, *, last_exit_reason: str = "") -> None:
     """Write the inference's ready replicas and restarts as the rows and the OS show them."""
-    from backend.apps.inferences.services import inference_record_replicas
-
     rows = JobProcess.objects.filter(kind=ProcessKind.INFERENCE, object_id=inference_id)
     ready = sum(1 for row in rows if row.ended_at is None and _alive(row.pid))
     restarts = rows.filter(ended_at__isnull=False, stop_requested=False).count()
-    inference_record_replicas(inference_id=inference_id, ready=ready, restarts=restarts,
-                              last_exit_reason=last_exit_reason)  # fmt: skip
+    events.inferences().inference_replicas(inference_id, ready=ready, restarts=restarts,
+                                           last_exit_reason=last_exit_reason)  # fmt: skip
 
 
 def _schedule_restart(inference_id: int, replica: int, delay_s: float) -> None:
@@ -482,33 +456,22 @@ def pending_restarts() -> set[tuple[int, int]]:
 
 def _restart_replica(inference_id: int, replica: int) -> None:
     """The timer's target: start the replica again unless it is no longer wanted or runs."""
-    from backend.apps.inferences.models import Inference
-
     with _pending_lock:
         _pending.pop((inference_id, replica), None)
     try:
         close_old_connections()
         with _restart_lock:  # this process's watchers and reconciler never start one twice
-            inference = Inference.objects.filter(pk=inference_id).first()
             live = _live(ProcessKind.INFERENCE, inference_id)
-            if inference is None or not _still_wanted(inference_id, replica):
+            if not _still_wanted(inference_id, replica):
                 return
             if any(row.replica == replica for row in live):
                 return
             log.info("inference %s: restarting replica %s", inference_id, replica)
-            LocalRunner()._start_replicas(inference, [replica])
+            LocalRunner()._start_replicas(inference_id, [replica])
     except Exception:  # a timer thread's top: the reconciler tries again later
         log.exception("could not restart inference %s replica %s", inference_id, replica)
     finally:
         connection.close()
-
-
-def _fail_result_if_active(result_id: int, message: str, result_fail: object) -> None:
-    from backend.apps.training.models import ResultStatus, TrainingResult
-
-    status = TrainingResult.objects.filter(pk=result_id).values_list("status", flat=True).first()
-    if status in (ResultStatus.CREATED, ResultStatus.RUNNING):
-        result_fail(result_id=result_id, reason=message)  # type: ignore[operator]
 
 
 STACK_STOPPED = "the local stack was stopped while the job ran"
@@ -521,16 +484,13 @@ def stop_all_jobs(*, grace_s: float = 20.0) -> list[int]:
     not end them. Their active results and inferences fail with STACK_STOPPED first, and the
     rows are marked stop-requested, so the exit the watcher records changes nothing more.
     """
-    from backend.apps.inferences.services import inference_fail
-    from backend.apps.training.services import result_fail
-
     rows = list(JobProcess.objects.filter(ended_at__isnull=True))
     for row in rows:
         try:
             if row.kind == ProcessKind.RESULT:
-                _fail_result_if_active(row.object_id, f"{STACK_STOPPED}.", result_fail)
+                events.results().result_failed(row.object_id, f"{STACK_STOPPED}.")
             else:
-                inference_fail(inference_id=row.object_id, reason=f"{STACK_STOPPED}.")
+                events.inferences().inference_failed(row.object_id, f"{STACK_STOPPED}.")
         except Exception:  # a row whose object is gone or broken must not keep the others up
             log.exception("could not record the stop on %s", row)
     JobProcess.objects.filter(pk__in=[row.pk for row in rows]).update(stop_requested=True)
@@ -585,24 +545,22 @@ def supervise_inferences() -> list[tuple[int, int]]:
     no restart waits for (their backend restarted meanwhile, or a restart failed). Returns the
     (inference, replica) pairs scheduled. Only inferences this runner started are looked at.
     """
-    from backend.apps.inferences.models import Inference
-    from backend.apps.inferences.services import ACTIVE
-
     policy = RestartPolicy.from_settings()
-    started = JobProcess.objects.filter(kind=ProcessKind.INFERENCE).values("object_id")
+    started = JobProcess.objects.filter(kind=ProcessKind.INFERENCE).values_list("object_id")
+    active = events.inferences().active_replicas({pk for (pk,) in started})
     scheduled: list[tuple[int, int]] = []
-    for inference in Inference.objects.filter(status__in=ACTIVE, pk__in=started):
-        rows = list(JobProcess.objects.filter(kind=ProcessKind.INFERENCE, object_id=inference.pk))
+    for inference_id, replicas in sorted(active.items()):
+        rows = list(JobProcess.objects.filter(kind=ProcessKind.INFERENCE, object_id=inference_id))
         running = {row.replica for row in rows if row.ended_at is None}
-        for replica in range(inference.replicas):
-            if replica in running or (inference.pk, replica) in pending_restarts():
+        for replica in range(replicas):
+            if replica in running or (inference_id, replica) in pending_restarts():
                 continue
             if _ended_recently(rows, replica, policy):
                 continue  # its watcher, maybe in another backend process, restarts it
-            crashes = _consecutive_crashes(inference.pk, replica, policy)
-            _schedule_restart(inference.pk, replica, policy.backoff(crashes))
-            scheduled.append((inference.pk, replica))
-        _record_health(inference.pk)
+            crashes = _consecutive_crashes(inference_id, replica, policy)
+            _schedule_restart(inference_id, replica, policy.backoff(crashes))
+            scheduled.append((inference_id, replica))
+        _record_health(inference_id)
     return scheduled
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import kmock
 import pytest
+from kubernetes import client
 from kubernetes.client import ApiClient, Configuration
 
 from kafkaml.k8s.specs import (
@@ -140,3 +141,62 @@ def inference_spec(**overrides: Any) -> InferenceSpec:
     }
     values.update(overrides)
     return InferenceSpec(**values)
+
+
+# The controllers and the kubelet, played through the API: kmock stores and serves objects (list,
+# watch, the status and scale subresources) but runs no controller, so nothing creates pods or
+# writes their status unless a test does. It also ignores label selectors (a list returns every
+# object of the kind) and does not garbage-collect owned objects.
+
+
+def create_pod(
+    api_client: ApiClient, name: str, labels: dict[str, str], annotations: dict[str, str]
+) -> None:
+    """A pod as the Job or ReplicaSet controller creates it from the workload's template."""
+    body: Any = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels, "annotations": annotations},
+        "spec": {"containers": [{"name": "worker", "image": "kafkaml"}]},
+    }
+    client.CoreV1Api(api_client).create_namespaced_pod(NAMESPACE, body)
+
+
+def report_container(
+    api_client: ApiClient,
+    pod_name: str,
+    *,
+    ready: bool,
+    restarts: int,
+    state: dict[str, Any],
+    last_exit: dict[str, Any] | None = None,
+) -> None:
+    """What the kubelet writes to a pod's status: its Ready condition and its one container's
+    state, restart count and last termination (kmock restarts nothing by itself)."""
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": "kafkaml",
+        "imageID": "",
+        "ready": ready,
+        "restartCount": restarts,
+        "state": state,
+        "lastState": {"terminated": last_exit} if last_exit else {},
+    }
+    condition = {"type": "Ready", "status": "True" if ready else "False"}
+    body = {
+        "status": {"phase": "Running", "conditions": [condition], "containerStatuses": [container]}
+    }
+    client.CoreV1Api(api_client).patch_namespaced_pod_status(pod_name, NAMESPACE, body)
+
+
+def oom_kill(api_client: ApiClient, pod_name: str, *, restarts: int = 1) -> None:
+    """What the kubelet reports after the kernel killed the container for its memory and the
+    container waits out its restart backoff."""
+    report_container(
+        api_client,
+        pod_name,
+        ready=False,
+        restarts=restarts,
+        state={"waiting": {"reason": "CrashLoopBackOff"}},
+        last_exit={"reason": "OOMKilled", "exitCode": 137},
+    )

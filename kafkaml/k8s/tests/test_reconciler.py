@@ -1,7 +1,10 @@
-"""The reconciler over real HTTP against kmock: list, watch, re-list after 410, report failures.
+"""The reconciler over real HTTP against kmock: list, watch, re-list after 410, report failures
+and replica health.
 
-The tests play the Kubernetes controllers: they patch a Job's status or a pod's container
-statuses through the API, exactly as the Job controller and the kubelet would.
+kmock stores objects and serves list and watch, but runs no controllers: nothing creates pods,
+restarts containers or sets conditions by itself. The tests play the Kubernetes controllers: they
+create pods and patch a Job's status or a pod's status through the API (the status
+subresource), exactly as the Job controller and the kubelet would.
 """
 
 from __future__ import annotations
@@ -21,10 +24,19 @@ from kubernetes.client import ApiClient
 
 from kafkaml.k8s import objects
 from kafkaml.k8s.errors import RunnerPermissionError
+from kafkaml.k8s.health import ReplicaHealth
 from kafkaml.k8s.reconciler import Reconciler
 from kafkaml.k8s.runner import KubernetesRunner
 from kafkaml.k8s.specs import WorkloadKind
-from kafkaml.k8s.tests.conftest import NAMESPACE, EmulatedApiServer, inference_spec, training_spec
+from kafkaml.k8s.tests.conftest import (
+    NAMESPACE,
+    EmulatedApiServer,
+    create_pod,
+    inference_spec,
+    oom_kill,
+    report_container,
+    training_spec,
+)
 
 JOBS = kmock.resource("batch/v1/jobs")
 DEPLOYMENTS = kmock.resource("apps/v1/deployments")
@@ -32,6 +44,8 @@ PODS = kmock.resource("v1/pods")
 LIST, WATCH = kmock.action.LIST, kmock.action.WATCH
 DEADLINE_S = 20.0
 BACKOFF_LIMIT_REACHED = "BackoffLimitExceeded: Job has reached the specified backoff limit"
+CRASH_LOOP_LIMIT = 3
+POD = "kafkaml-inference-5-xyz"
 
 Failure = tuple[WorkloadKind, int, str]
 
@@ -41,6 +55,7 @@ class RunningReconciler:
 
     def __init__(self, api_client: ApiClient, on_failed: Any = None) -> None:
         self.reports: queue.Queue[Failure] = queue.Queue()
+        self.health: queue.Queue[tuple[int, ReplicaHealth]] = queue.Queue()
         self.stop = threading.Event()
         self.error: BaseException | None = None
         self.reconciler = Reconciler(
@@ -48,6 +63,8 @@ class RunningReconciler:
             namespace=NAMESPACE,
             on_failed=on_failed
             or (lambda kind, id_, reason: self.reports.put((kind, id_, reason))),
+            on_health=lambda id_, health: self.health.put((id_, health)),
+            crash_loop_limit=CRASH_LOOP_LIMIT,
             # Short idle timeouts so the watch threads notice `stop` quickly in tests.
             idle_timeout_seconds=1.0,
             retry_delay_seconds=0.05,
@@ -62,6 +79,18 @@ class RunningReconciler:
 
     def next_report(self) -> Failure:
         return self.reports.get(timeout=DEADLINE_S)
+
+    def health_until(self, inference_id: int, wanted: ReplicaHealth) -> list[ReplicaHealth]:
+        """The health reports of `inference_id` up to and including `wanted`."""
+        seen: list[ReplicaHealth] = []
+        while not seen or seen[-1] != wanted:
+            try:
+                id_, health = self.health.get(timeout=DEADLINE_S)
+            except queue.Empty:
+                raise AssertionError(f"never reported {wanted}; reported {seen}") from None
+            if id_ == inference_id:
+                seen.append(health)
+        return seen
 
     def no_more_reports(self) -> bool:
         return self.reports.empty()
@@ -112,32 +141,17 @@ def complete_job(api_client: ApiClient, name: str) -> None:
     client.BatchV1Api(api_client).patch_namespaced_job_status(name, NAMESPACE, body)
 
 
-def create_pod(
-    api_client: ApiClient, name: str, labels: dict[str, str], annotations: dict[str, str]
-) -> None:
-    """A pod as the Job or ReplicaSet controller creates it from the workload's template."""
-    body: Any = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "labels": labels, "annotations": annotations},
-        "spec": {"containers": [{"name": "worker", "image": "kafkaml"}]},
-    }
-    client.CoreV1Api(api_client).create_namespaced_pod(NAMESPACE, body)
-
-
-def oom_kill(api_client: ApiClient, pod_name: str) -> None:
-    """What the kubelet reports after the kernel killed the container for its memory."""
-    terminated = {"reason": "OOMKilled", "exitCode": 137}
-    status = {
+def end_training_pod(api_client: ApiClient, pod_name: str, reason: str, code: int) -> None:
+    """What the kubelet writes when a Job's container ended (restartPolicy Never: no restart)."""
+    container = {
         "name": "worker",
         "image": "kafkaml",
         "imageID": "",
         "ready": False,
-        "restartCount": 1,
-        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-        "lastState": {"terminated": terminated},
+        "restartCount": 0,
+        "state": {"terminated": {"reason": reason, "exitCode": code}},
     }
-    body = {"status": {"phase": "Running", "containerStatuses": [status]}}
+    body = {"status": {"phase": "Failed", "containerStatuses": [container]}}
     client.CoreV1Api(api_client).patch_namespaced_pod_status(pod_name, NAMESPACE, body)
 
 
@@ -259,25 +273,48 @@ def test_a_completed_job_removed_after_its_ttl_is_no_failure(
     assert running.no_more_reports()
 
 
-def test_an_oom_killed_training_pod_marks_its_results_failed(
+def test_an_oom_killed_training_pod_is_no_failure_until_its_job_fails(
     apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
 ) -> None:
-    labels = objects.training_labels(training_spec())
-    annotations = {objects.ANNOTATION_RESULT_IDS: "7,8"}
-    create_pod(api_client, "kafkaml-training-7-abcde", labels, annotations)
+    KubernetesRunner(api_client, namespace=NAMESPACE).start_training(training_spec())
+    # The Job controller labels the pods it creates with their Job's name.
+    labels = {
+        **objects.training_labels(training_spec()),
+        "batch.kubernetes.io/job-name": "kafkaml-training-7",
+    }
+    create_pod(
+        api_client, "kafkaml-training-7-abcde", labels, {objects.ANNOTATION_RESULT_IDS: "7,8"}
+    )
+    create_pod(
+        api_client, "kafkaml-inference-5-xyz", objects.inference_labels(inference_spec()), {}
+    )
     running = start_reconciler()
     wait_until_watching(apiserver, PODS)
+    wait_until_watching(apiserver, JOBS)
 
-    oom_kill(api_client, "kafkaml-training-7-abcde")
+    end_training_pod(api_client, "kafkaml-training-7-abcde", "OOMKilled", 137)
+    # One watch thread handles pod events in order: once the later inference pod's health is
+    # reported, the training pod's end was handled, and it reported no failure (within its
+    # backoffLimit the Job makes a new pod).
+    report_container(
+        api_client, "kafkaml-inference-5-xyz", ready=True, restarts=0, state={"running": {}}
+    )
+    running.health_until(5, ReplicaHealth(ready=1, restarts=0))
+    assert running.no_more_reports()
 
-    reason = "OOMKilled: container worker of pod kafkaml-training-7-abcde exceeded its memory limit"
+    fail_job(api_client, "kafkaml-training-7")
+
+    reason = (
+        f"{BACKOFF_LIMIT_REACHED}; the last pod exit: "
+        "pod kafkaml-training-7-abcde: OOMKilled (exit code 137)"
+    )
     assert {running.next_report(), running.next_report()} == {
         (WorkloadKind.RESULT, 7, reason),
         (WorkloadKind.RESULT, 8, reason),
     }
 
 
-def test_an_oom_killed_inference_replica_marks_the_inference_failed_once(
+def test_an_oom_killed_inference_replica_is_a_restart_not_a_failure(
     apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
 ) -> None:
     labels = objects.inference_labels(inference_spec())
@@ -286,12 +323,76 @@ def test_an_oom_killed_inference_replica_marks_the_inference_failed_once(
     wait_until_watching(apiserver, PODS)
 
     oom_kill(api_client, "kafkaml-inference-5-xyz")
-    oom_kill(api_client, "kafkaml-inference-5-xyz")
 
-    reason = "OOMKilled: container worker of pod kafkaml-inference-5-xyz exceeded its memory limit"
+    oom = "pod kafkaml-inference-5-xyz: OOMKilled (exit code 137)"
+    health = running.health_until(5, ReplicaHealth(ready=0, restarts=1, last_exit_reason=oom))
+    assert health[0] == ReplicaHealth(ready=0, restarts=0)  # the pod as listed, before the kill
+    assert running.no_more_reports()
+
+
+def test_a_restarted_inference_pod_is_ready_again_with_its_restart_count(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    labels = objects.inference_labels(inference_spec())
+    for name in ("kafkaml-inference-5-a", "kafkaml-inference-5-b"):
+        create_pod(api_client, name, labels, {})
+        report_container(api_client, name, ready=True, restarts=0, state={"running": {}})
+    running = start_reconciler()
+    wait_until_watching(apiserver, PODS)
+    running.health_until(5, ReplicaHealth(ready=2, restarts=0))
+
+    # The container of pod b exits 1; the kubelet restarts it in place and it is ready again.
+    crashed = {"reason": "Error", "exitCode": 1, "finishedAt": "2026-01-01T00:00:00Z"}
+    waiting = {"waiting": {"reason": "CrashLoopBackOff"}}
+    report_container(
+        api_client,
+        "kafkaml-inference-5-b",
+        ready=False,
+        restarts=1,
+        state=waiting,
+        last_exit=crashed,
+    )
+    exit_b = "pod kafkaml-inference-5-b: Error (exit code 1)"
+    running.health_until(5, ReplicaHealth(ready=1, restarts=1, last_exit_reason=exit_b))
+    report_container(
+        api_client,
+        "kafkaml-inference-5-b",
+        ready=True,
+        restarts=1,
+        state={"running": {}},
+        last_exit=crashed,
+    )
+    running.health_until(5, ReplicaHealth(ready=2, restarts=1, last_exit_reason=exit_b))
+
+    # A scale-down deletes pod b: its restarts still count.
+    client.CoreV1Api(api_client).delete_namespaced_pod("kafkaml-inference-5-b", NAMESPACE)
+    running.health_until(5, ReplicaHealth(ready=1, restarts=1))
+    assert running.no_more_reports()
+
+
+def test_an_inference_pod_crash_looping_past_the_limit_fails_the_inference_once(
+    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
+) -> None:
+    labels = objects.inference_labels(inference_spec())
+    create_pod(api_client, "kafkaml-inference-5-xyz", labels, {})
+    running = start_reconciler()
+    wait_until_watching(apiserver, PODS)
+
+    oom = "OOMKilled (exit code 137)"
+    oom_kill(api_client, "kafkaml-inference-5-xyz", restarts=CRASH_LOOP_LIMIT - 1)
+    running.health_until(5, ReplicaHealth(0, CRASH_LOOP_LIMIT - 1, f"pod {POD}: {oom}"))
+    assert running.no_more_reports()  # restarts below the limit are no failure
+
+    oom_kill(api_client, "kafkaml-inference-5-xyz", restarts=CRASH_LOOP_LIMIT)
+
+    reason = (
+        f"CrashLoopBackOff: container worker of pod {POD} restarted {CRASH_LOOP_LIMIT} times "
+        f"(crash-loop limit {CRASH_LOOP_LIMIT}); its last exit: {oom}"
+    )
     assert running.next_report() == (WorkloadKind.INFERENCE, 5, reason)
-    # The second kill is the same failure of the same pod: not reported twice.
-    assert len(apiserver.requests("patch", PODS)) == 2
+    # The restart after it is the same crash loop of the same pod: not reported twice.
+    oom_kill(api_client, "kafkaml-inference-5-xyz", restarts=CRASH_LOOP_LIMIT + 1)
+    running.health_until(5, ReplicaHealth(0, CRASH_LOOP_LIMIT + 1, f"pod {POD}: {oom}"))
     assert running.no_more_reports()
 
 
@@ -392,31 +493,3 @@ def test_an_exception_from_on_failed_ends_run_with_it(
 
     assert isinstance(running.error, LookupError)
     assert str(running.error) == "no result 4 in the database"
-
-
-def test_a_job_failing_after_its_pod_was_oom_killed_is_reported_once_with_the_oom(
-    apiserver: EmulatedApiServer, api_client: ApiClient, start_reconciler: Any
-) -> None:
-    runner = KubernetesRunner(api_client, namespace=NAMESPACE)
-    runner.start_training(training_spec(result_ids=(7,)))
-    runner.start_training(training_spec(result_ids=(4,)))
-    # The Job controller labels the pods it creates with their Job's name (and uid).
-    labels = {
-        **objects.training_labels(training_spec(result_ids=(7,))),
-        "batch.kubernetes.io/job-name": "kafkaml-training-7",
-    }
-    create_pod(api_client, "kafkaml-training-7-q2w3e", labels, {objects.ANNOTATION_RESULT_IDS: "7"})
-    running = start_reconciler()
-    wait_until_watching(apiserver, PODS)
-    wait_until_watching(apiserver, JOBS)
-
-    oom_kill(api_client, "kafkaml-training-7-q2w3e")
-    first = running.next_report()
-    fail_job(api_client, "kafkaml-training-7")
-    # A later failure on the same watch: once it is reported, Job 7's failure was handled.
-    fail_job(api_client, "kafkaml-training-4")
-
-    oom = "OOMKilled: container worker of pod kafkaml-training-7-q2w3e exceeded its memory limit"
-    assert first == (WorkloadKind.RESULT, 7, oom)
-    assert running.next_report() == (WorkloadKind.RESULT, 4, BACKOFF_LIMIT_REACHED)
-    assert running.no_more_reports()
