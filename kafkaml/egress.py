@@ -63,8 +63,9 @@ _HELLO = b"kafkaml-egress"
 _F_SETPIPE_SZ = 1031
 
 
-class EgressError(ValueError):
-    """An endpoint the sandbox cannot carry (e.g. a non-loopback IP address literal)."""
+class EgressError(OSError):
+    """An endpoint the sandbox cannot carry (e.g. a non-loopback IP address literal). An
+    OSError, as a missing interpreter would be: the job could not start."""
 
 
 @dataclass(frozen=True, order=True)
@@ -171,7 +172,7 @@ def cluster_endpoints(kafka: KafkaSettings, *, timeout_s: float = 5.0) -> list[E
     """
     from confluent_kafka import KafkaException
 
-    from kafkaml.kafka import make_admin
+    from kafkaml.kafka import KafkaSecurityError, make_admin
 
     bootstrap = parse_endpoints(kafka.bootstrap_servers)
     key = kafka.bootstrap_servers
@@ -181,7 +182,7 @@ def cluster_endpoints(kafka: KafkaSettings, *, timeout_s: float = 5.0) -> list[E
         return cached[1]
     try:
         metadata = make_admin(kafka).list_topics(timeout=timeout_s)
-    except KafkaException as error:
+    except (KafkaException, KafkaSecurityError) as error:
         log.warning("Kafka at %s did not answer a metadata request (%s): jobs may reach %s",
                     key, error, "its brokers of the last lookup" if cached else "the bootstrap "
                     "entries only")  # fmt: skip
@@ -191,6 +192,24 @@ def cluster_endpoints(kafka: KafkaSettings, *, timeout_s: float = 5.0) -> list[E
     with _cache_lock:
         _cluster_cache[key] = (time.monotonic(), found)
     return found
+
+
+def off_host(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
+    """`endpoints` without those on this machine (a name or literal that resolves to a loopback
+    address; one that does not resolve is kept, it leads nowhere). For brokers a user names
+    (an inference's per-direction brokers): they must not open a way to this machine's ports."""
+    kept = []
+    for endpoint in endpoints:
+        try:
+            infos = socket.getaddrinfo(endpoint.host, endpoint.port, type=socket.SOCK_STREAM)
+        except OSError:
+            infos = []
+        if any(ipaddress.ip_address(info[4][0]).is_loopback for info in infos):
+            log.warning("%s is on this machine: a job may not reach it as a user-named broker",
+                        endpoint)  # fmt: skip
+            continue
+        kept.append(endpoint)
+    return kept
 
 
 # --- the two steps ----------------------------------------------------------------------------

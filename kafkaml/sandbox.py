@@ -204,7 +204,7 @@ class Sandbox:
             host_end, inner_end = (end.detach() for end in socket.socketpair())
             user = egress.inner_command(plan, user, channel=inner_end)
             copies.append((_memfd("hosts", plan.hosts.encode()), Path("/etc/hosts")))
-        shared = network is True and plan is None
+        shared = plan is None and network is not False
         # With routes, the sandbox must not outlive the process that carries them.
         dies = die_with_parent or plan is not None
         view = _view_args(visible_paths(), copies, self.max_file_bytes)
