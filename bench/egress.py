@@ -6,8 +6,8 @@ and once through the routes of `kafkaml.egress` (the default for local jobs), al
 Each run consumes KAFKAML_BENCH_RECORDS x 100-byte records from a 4-partition topic and
 produces each one to another topic; records/s counts from the first record to the last
 delivery. CPU s: the user and system time of the whole launch (the loop, and with routes the
-forwarding process too), start-up included. The machine's load average is printed with every run: on a shared machine the
-figures move with it.
+forwarding process too), start-up included. The machine's load average is printed with every
+run: on a shared machine the figures move with it.
 """
 
 from __future__ import annotations
