@@ -95,18 +95,26 @@ class Plan:
     hosts: str
 
 
-def parse_endpoints(servers: str) -> list[Endpoint]:
-    """Endpoints of a comma-separated `host:port` list (a Kafka bootstrap list; a
-    `PROTOCOL://` prefix and `[v6]:port` are accepted). Raises EgressError on a missing port."""
+def parse_endpoints(servers: str, default_port: int = 9092) -> list[Endpoint]:
+    """Endpoints of a comma-separated `host[:port]` list (a Kafka bootstrap list, as librdkafka
+    reads it: a `PROTOCOL://` prefix and `[v6]:port` accepted, port 9092 when none is given).
+    Raises EgressError on an entry with no host or a port that is not a number."""
     endpoints = []
     for entry in servers.split(","):
         entry = entry.strip().rsplit("://", 1)[-1].rstrip("/")
         if not entry:
             continue
-        host, sep, port = entry.rpartition(":")
-        if not sep or not port.isdigit() or not host:
+        if entry.startswith("["):  # [v6] or [v6]:port
+            host, _, rest = entry[1:].partition("]")
+            port = rest.removeprefix(":")
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")
+        else:  # a name, or a bare v6 address: no port
+            host, port = entry, ""
+        port = port or str(default_port)
+        if not host or not port.isdigit():
             raise EgressError(f"{entry!r} is not host:port")
-        endpoints.append(Endpoint(host.strip("[]"), int(port)))
+        endpoints.append(Endpoint(host, int(port)))
     return endpoints
 
 
@@ -134,7 +142,8 @@ def plan(endpoints: Iterable[Endpoint]) -> Plan:
     for endpoint in sorted(set(endpoints)):
         listen = _listen_address(endpoint.host, named, spare)
         routes.setdefault((listen, endpoint.port), Route(listen, endpoint))
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
+    # localhost on 127.0.0.1 alone: a client that tried ::1 first would find no route there.
+    lines = ["127.0.0.1\tlocalhost", "::1\tip6-localhost ip6-loopback"]
     lines += [f"{address}\t{name}" for name, address in named.items()]
     return Plan(tuple(routes.values()), "\n".join(lines) + "\n")
 

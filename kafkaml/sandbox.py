@@ -7,21 +7,28 @@ through `Sandbox.launch`, which wraps the command in `bwrap`:
   runs as root, the sandbox is also nobody on the host: a first, root `bwrap` only assembles
   the read-only file view (so paths under /root stay reachable), `setpriv` drops to the
   sandbox uid with no groups, and the second `bwrap` runs unprivileged;
-- its own mount, pid, ipc, uts and cgroup namespaces, a fresh /proc (no other process is
-  visible), and no network at all (no interface but its own loopback) unless `network=True`:
-  jobs share the host's network namespace, because a new one has no route to the brokers and
-  the job API on the host's loopback;
+- its own mount, pid, ipc, uts, cgroup and network namespaces, a fresh /proc (no other process
+  is visible) and no interface but its own loopback. Validation has no network at all. A job
+  (`network=` its endpoints: the brokers as the cluster advertises them and the job API) gets
+  one route per endpoint and nothing else: a listener on its loopback at the address the job
+  dials (host names through the sandbox's own read-only /etc/hosts), forwarded by the launch's
+  own process outside the sandbox to that one fixed destination (`kafkaml.egress`). That
+  process leads the job's process group and the sandbox dies with it; no socket file exists.
+  `KAFKAML_SANDBOX_JOB_NETWORK=host` (debugging; it warns on every launch) or `network=True`
+  share the host's network namespace instead;
 - a file view of only the interpreter, the virtual environment and the project's worker
   packages, all read-only, plus a private tmpfs at /tmp (HOME, TMPDIR, cwd) that vanishes
   with the sandbox: no data dir, database, secret key, service token or backend code;
 - RLIMIT_FSIZE and RLIMIT_NPROC, set by `prlimit` inside the sandbox on the user's command
   (counted per sandbox, as each has its own user namespace), no core files, no nested user
   namespaces (`--disable-userns`);
-- validation: `--die-with-parent` and `--new-session`; jobs keep neither, so they survive a
-  backend restart (the runner reconciles them) and a SIGTERM to their process group reaches the
-  job's own handler. SIGTERM is ignored by the bwrap processes themselves (`env
-  --ignore-signal`), so a graceful stop is not cut short; SIGKILL to the group ends the pid
-  namespace's init, and the kernel then kills everything in the sandbox, `setsid()` or not.
+- validation: `--die-with-parent` and `--new-session`; jobs are not tied to the backend, so
+  they survive a backend restart (the runner reconciles them), and keep their session, so a
+  SIGTERM to their process group reaches the job's own handler (with routes, the sandbox dies
+  with the forwarding process, the group's leader). SIGTERM is ignored by the bwrap processes
+  themselves (`env --ignore-signal`) and the forwarder, so a graceful stop is not cut short;
+  SIGKILL to the group ends the pid namespace's init, and the kernel then kills everything in
+  the sandbox, `setsid()` or not.
 
 `KAFKAML_SANDBOX=none` runs the command directly with the caller's rights: only for
 development on a machine without bubblewrap; it logs a warning on every launch.

@@ -1,0 +1,59 @@
+"""`kafkaml.egress` on its own: endpoints parsed as librdkafka reads a bootstrap list, and the
+routes and /etc/hosts a job's sandbox gets for them (the routes at work: test_sandbox.py)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kafkaml.egress import EgressError, Endpoint, parse_endpoints, plan, url_endpoint
+
+hosts = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}", fullmatch=True),
+    st.ip_addresses().map(str),
+)
+endpoints = st.builds(Endpoint, hosts, st.integers(1, 65535))
+
+
+@given(st.lists(endpoints, min_size=1, max_size=5))
+def test_a_bootstrap_list_of_endpoints_parses_back_to_them(given_endpoints: list[Endpoint]) -> None:
+    assert parse_endpoints(",".join(map(str, given_endpoints))) == given_endpoints
+
+
+def test_entries_without_a_port_or_with_a_protocol_read_as_librdkafka_reads_them() -> None:
+    servers = "broker-1, SASL_SSL://broker-2:9093,[::1],::1, [fe80::1]:9094"
+    assert parse_endpoints(servers) == [
+        Endpoint("broker-1", 9092), Endpoint("broker-2", 9093), Endpoint("::1", 9092),
+        Endpoint("::1", 9092), Endpoint("fe80::1", 9094),
+    ]  # fmt: skip
+    with pytest.raises(EgressError, match="not host:port"):
+        parse_endpoints("broker:http")
+
+
+def test_names_get_addresses_of_their_own_and_loopback_literals_stay_as_they_are() -> None:
+    routes = plan(
+        [Endpoint("kafka-0.example", 9093), Endpoint("kafka-1.example", 9093),
+         Endpoint("kafka-0.example", 9094), Endpoint("127.0.0.1", 8000),
+         Endpoint("localhost", 8000), Endpoint("::1", 29092)]
+    )  # fmt: skip
+    listen = {(route.listen, route.to.port): str(route.to) for route in routes.routes}
+    assert listen == {
+        ("127.0.0.1", 8000): "127.0.0.1:8000",  # localhost:8000 is the same route
+        ("::1", 29092): "[::1]:29092",
+        ("127.77.0.1", 9093): "kafka-0.example:9093",
+        ("127.77.0.1", 9094): "kafka-0.example:9094",
+        ("127.77.0.2", 9093): "kafka-1.example:9093",
+    }
+    assert "127.77.0.1\tkafka-0.example\n127.77.0.2\tkafka-1.example\n" in routes.hosts
+    assert "127.0.0.1\tlocalhost\n" in routes.hosts
+
+
+def test_an_ip_address_off_the_loopback_cannot_be_carried_and_says_what_to_do() -> None:
+    with pytest.raises(EgressError, match="advertise the broker by name"):
+        plan([Endpoint("10.1.2.3", 9092)])
+
+
+def test_the_job_api_endpoint_is_the_urls_host_and_port() -> None:
+    assert url_endpoint("http://127.0.0.1:31000/") == Endpoint("127.0.0.1", 31000)
+    assert url_endpoint("https://kafkaml.example") == Endpoint("kafkaml.example", 443)
