@@ -60,6 +60,8 @@ CONNECT_TIMEOUT_S = 30.0
 # An `inner` step that cannot open its listeners exits with this status (EX_SOFTWARE).
 INNER_FAILED = 70
 _HELLO = b"kafkaml-egress"
+# The sandbox user may listen on its own loopback from this port up (ip_unprivileged_port_start).
+UNPRIVILEGED_PORTS = 1024
 _F_SETPIPE_SZ = 1031
 
 
@@ -133,13 +135,20 @@ def plan(endpoints: Iterable[Endpoint]) -> Plan:
 
     A loopback IP literal listens at itself inside (the sandbox has all of 127.0.0.0/8 and ::1
     on its own loopback); `localhost` at 127.0.0.1; any other host name at an address of
-    NAMED_BLOCK that /etc/hosts gives it. Raises EgressError for a non-loopback IP literal: the
-    sandbox has no address but loopback ones to listen at (give such a broker a host name).
+    NAMED_BLOCK that /etc/hosts gives it. Raises EgressError for a non-loopback IP literal (the
+    sandbox has no address but loopback ones to listen at: give such a broker a host name) and
+    for a port below 1024 (binding one needs a capability that user code's namespace lacks).
     """
     named: dict[str, str] = {}
     routes: dict[tuple[str, int], Route] = {}
     spare = (str(address) for address in NAMED_BLOCK.hosts())
     for endpoint in sorted(set(endpoints)):
+        if endpoint.port < UNPRIVILEGED_PORTS:
+            raise EgressError(
+                f"{endpoint}: a job's sandbox cannot carry a port below {UNPRIVILEGED_PORTS} "
+                "(serve the job API or the broker on a higher port, or set "
+                "KAFKAML_SANDBOX_JOB_NETWORK=host)"
+            )
         listen = _listen_address(endpoint.host, named, spare)
         routes.setdefault((listen, endpoint.port), Route(listen, endpoint))
     # localhost on 127.0.0.1 alone: a client that tried ::1 first would find no route there.

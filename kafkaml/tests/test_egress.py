@@ -9,11 +9,11 @@ from hypothesis import strategies as st
 
 from kafkaml.egress import EgressError, Endpoint, parse_endpoints, plan, url_endpoint
 
-hosts = st.one_of(
+names = st.one_of(
     st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}", fullmatch=True),
     st.ip_addresses().map(str),
 )
-endpoints = st.builds(Endpoint, hosts, st.integers(1, 65535))
+endpoints = st.builds(Endpoint, names, st.integers(1, 65535))
 
 
 @given(st.lists(endpoints, min_size=1, max_size=5))
@@ -52,6 +52,12 @@ def test_names_get_addresses_of_their_own_and_loopback_literals_stay_as_they_are
 def test_an_ip_address_off_the_loopback_cannot_be_carried_and_says_what_to_do() -> None:
     with pytest.raises(EgressError, match="advertise the broker by name"):
         plan([Endpoint("10.1.2.3", 9092)])
+
+
+def test_a_port_below_1024_cannot_be_carried_and_says_what_to_do() -> None:
+    """The sandbox user cannot listen there, not even on its own loopback."""
+    with pytest.raises(EgressError, match=r"below 1024 .* KAFKAML_SANDBOX_JOB_NETWORK=host"):
+        plan([Endpoint("kafkaml.example", 443)])
 
 
 def test_the_job_api_endpoint_is_the_urls_host_and_port() -> None:

@@ -4,6 +4,7 @@ with routes to given endpoints only, `kafkaml.egress`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -173,31 +174,45 @@ def test_the_hosts_network_for_jobs_is_a_setting_that_warns(
 
 
 def test_killing_the_sandboxs_process_group_ends_a_child_that_left_the_session(
-    tmp_path: Path,
+    tmp_path: Path, listening: int
 ) -> None:
+    """A job's launch: the forwarding process, the sandbox and a `setsid()` child all go."""
     marker = f"{500 + os.getpid() % 1000}.5"
+    child = f"import os, time; os.setsid(); time.sleep({marker})"
     code = (
-        "import subprocess, sys, time\n"
-        f"subprocess.Popen([sys.executable, '-c', 'import os, time; os.setsid(); "
-        f"time.sleep({marker})'])\n"
+        "import socket, subprocess, sys, time\n"
+        f"socket.create_connection(('127.0.0.1', {listening}), 5)\n"  # through its route
+        f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
         "time.sleep(600)\n"
     )
     launch = Sandbox().launch(
         [sys.executable, "-c", code], env={}, cwd=tmp_path,
-        network=[Endpoint("127.0.0.1", 9)], die_with_parent=False,
+        network=[Endpoint("127.0.0.1", listening)], die_with_parent=False,
     )  # fmt: skip
     process = subprocess.Popen(
         launch.argv, env=launch.env, cwd=launch.cwd, start_new_session=True,
         pass_fds=launch.pass_fds,
     )  # fmt: skip
     launch.close()
-    wait_until(lambda: hostile.lingering(marker), "the setsid() child to start")
+    wait_until(lambda: _running_code(child), "the setsid() child to start")
     started = _descendants(process.pid)
+    assert len(started) >= 4, started  # bwrap stages, the sandbox's init, the code, its child
 
     os.killpg(process.pid, 9)  # what the local runner does after a stop's grace period
     process.wait()
-    wait_until(lambda: not hostile.lingering(marker), "the setsid() child to go")
+    wait_until(lambda: not _running_code(child), "the setsid() child to go")
     wait_until(lambda: not [p for p in started if Path(f"/proc/{p}").exists()], "all to go")
+
+
+def _running_code(code: str) -> list[int]:
+    """Pids of live processes running `python -c code` (not those that only mention it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if entry.name.isdigit() and argv[-2:] == [code.encode(), b""]:
+                found.append(int(entry.name))
+    return found
 
 
 def test_a_missing_bwrap_is_a_clear_error_naming_the_package_and_the_way_out(
