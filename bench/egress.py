@@ -5,9 +5,10 @@ and once through the routes of `kafkaml.egress` (the default for local jobs), al
 
 Each run consumes KAFKAML_BENCH_RECORDS x 100-byte records from a 4-partition topic and
 produces each one to another topic; records/s counts from the first record to the last
-delivery. CPU s: the user and system time of the whole launch (the loop, and with routes the
-forwarding process too), start-up included. The machine's load average is printed with every
-run: on a shared machine the figures move with it.
+delivery. CPU s: the loop's own (user + system, start-up included), and that of the launch's
+processes outside the sandbox, which is the forwarding process with routes (the sandbox's
+processes are reaped inside it, so their time does not reach this one). The machine's load
+average is printed with every run: on a shared machine the figures move with it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ ROUNDS = int(os.environ.get("KAFKAML_BENCH_EGRESS_ROUNDS", "3"))
 PARTITIONS = 4
 
 _LOOP = r"""
-import json, sys, time
+import json, resource, sys, time
 from confluent_kafka import TopicPartition, OFFSET_BEGINNING
 from kafkaml.kafka import KafkaSettings, make_consumer, make_producer
 bootstrap, source, sink, total = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -53,7 +54,9 @@ while seen < total:
     producer.poll(0)
 if producer.flush(120):
     raise SystemExit("records were not delivered")
-print(json.dumps({"records": seen, "seconds": time.perf_counter() - start}))
+usage = resource.getrusage(resource.RUSAGE_SELF)
+cpu = usage.ru_utime + usage.ru_stime
+print(json.dumps({"records": seen, "seconds": time.perf_counter() - start, "cpu": cpu}))
 """
 
 
@@ -67,6 +70,7 @@ def run(bootstrap: str) -> None:
     routes = [*cluster_endpoints(settings), url_endpoint("http://127.0.0.1:8000")]
     print(f"routes: {', '.join(map(str, routes))}")
     rates: dict[str, list[float]] = {"direct": [], "routed": []}
+    mib = RECORDS * 2 * 100 / 2**20
     try:
         for i in range(ROUNDS):
             modes: tuple[tuple[str, bool | list[Endpoint]], ...] = (
@@ -75,14 +79,15 @@ def run(bootstrap: str) -> None:
             )
             for j, (name, network) in enumerate(modes):
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                rate = _loop(bootstrap, source, sinks[2 * i + j], network)
+                rate, loop_cpu = _loop(bootstrap, source, sinks[2 * i + j], network)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                outside = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
                 rates[name].append(rate)
                 load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
                 print(
-                    f"{name}: {rate:,.0f} records/s, {cpu:.2f} CPU s for the whole run "
-                    f"(load average {load})",
+                    f"{name}: {rate:,.0f} records/s; CPU s: loop {loop_cpu:.2f}, outside the "
+                    f"sandbox {outside:.2f} (~{mib:.0f} MiB of values through it); "
+                    f"load average {load}",
                     flush=True,
                 )
     finally:
@@ -108,8 +113,11 @@ def _fill(settings: KafkaSettings, topic: str) -> None:
         raise RuntimeError("the input records were not all delivered")
 
 
-def _loop(bootstrap: str, source: str, sink: str, network: bool | list[Endpoint]) -> float:
-    """Records/s of one sandboxed loop; `network` True (the host's) or a list of endpoints."""
+def _loop(
+    bootstrap: str, source: str, sink: str, network: bool | list[Endpoint]
+) -> tuple[float, float]:
+    """Records/s and CPU seconds of one sandboxed loop; `network` True (the host's) or a list
+    of endpoints."""
     code = _LOOP % {"partitions": PARTITIONS}
     argv = [sys.executable, "-c", code, bootstrap, source, sink, str(RECORDS)]
     launch = Sandbox(max_file_bytes=64 * 1024 * 1024).launch(
@@ -131,4 +139,4 @@ def _loop(bootstrap: str, source: str, sink: str, network: bool | list[Endpoint]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     if figures["records"] < RECORDS:
         raise RuntimeError(f"the loop saw {figures['records']} of {RECORDS} records")
-    return float(figures["records"] / figures["seconds"])
+    return float(figures["records"] / figures["seconds"]), float(figures["cpu"])

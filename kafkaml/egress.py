@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 # Host names get addresses of this block inside the sandbox (never used on a host otherwise).
 NAMED_BLOCK = ipaddress.ip_network("127.77.0.0/16")
 # Per direction of a connection: the pipe between the two splices, and the largest single move.
-PIPE_BYTES = 1 << 20
+PIPE_BYTES = 1 << 18
 # Connections one job may hold open through the host side at once.
 MAX_CONNECTIONS = 512
 CONNECT_TIMEOUT_S = 30.0
