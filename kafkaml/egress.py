@@ -4,11 +4,16 @@ A local job runs in a network namespace of its own (`kafkaml.sandbox`), where no
 own loopback exists. The endpoints it may reach (the Kafka brokers, the backend's job API) are
 carried in by two small steps of this module:
 
-- `inner`, the first command inside the sandbox: for each route it opens a listening TCP socket
-  on the sandbox's loopback at the address the job will dial (a loopback literal as is, e.g.
-  `127.0.0.1:29092`; a host name on an address of 127.77.0.0/16 that the sandbox's own
-  /etc/hosts gives that name), hands the listening sockets to the host side over an inherited
-  unix socket (SCM_RIGHTS), closes everything and execs the job's command;
+- `netns`, run as the sandbox user just before the unprivileged `bwrap`: it creates a user
+  namespace (its own uid mapped to itself) with a new network namespace, and, still holding
+  that namespace's capabilities (no exec yet), brings its loopback up, adds to it the
+  non-loopback IP literals among the endpoints, and opens for each route a listening TCP socket
+  at the address the job will dial (a literal as is, e.g. `127.0.0.1:29092` or
+  `10.0.0.5:9092`; a host name on an address of 127.77.0.0/16 that the sandbox's own
+  /etc/hosts gives that name; any port, 443 too). It hands the listening sockets to the host
+  side over an inherited unix socket (SCM_RIGHTS), closes everything and execs `bwrap
+  --share-net`, which keeps that namespace; the exec drops every capability, and bwrap's own
+  user namespace lies below, so user code can change nothing of it;
 - `host`, the launch's own process outside the sandbox (the job's process group leader): it
   starts the sandbox, takes the listening sockets, and for every connection accepted on route
   i opens a connection to route i's one fixed destination and splices bytes both ways
@@ -37,6 +42,7 @@ import logging
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -57,17 +63,18 @@ PIPE_BYTES = 1 << 18
 # Connections one job may hold open through the host side at once.
 MAX_CONNECTIONS = 512
 CONNECT_TIMEOUT_S = 30.0
-# An `inner` step that cannot open its listeners exits with this status (EX_SOFTWARE).
+# A `netns` step that cannot set the namespace up exits with this status (EX_SOFTWARE).
 INNER_FAILED = 70
 _HELLO = b"kafkaml-egress"
-# The sandbox user may listen on its own loopback from this port up (ip_unprivileged_port_start).
-UNPRIVILEGED_PORTS = 1024
 _F_SETPIPE_SZ = 1031
+_CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _SIOCSIFADDR, _SIOCSIFNETMASK = 0x8913, 0x8914, 0x8916, 0x891C
+_IFF_UP = 0x1
 
 
 class EgressError(OSError):
-    """An endpoint the sandbox cannot carry (e.g. a non-loopback IP address literal). An
-    OSError, as a missing interpreter would be: the job could not start."""
+    """An endpoint that cannot be read (no host, a port that is not a number). An OSError, as a
+    missing interpreter would be: the job could not start."""
 
 
 @dataclass(frozen=True, order=True)
@@ -95,6 +102,8 @@ class Plan:
 
     routes: tuple[Route, ...]
     hosts: str
+    # IP literals off the loopback, added to the sandbox's loopback so that it can listen there.
+    aliases: tuple[str, ...] = ()
 
 
 def parse_endpoints(servers: str, default_port: int = 9092) -> list[Endpoint]:
@@ -133,45 +142,35 @@ def url_endpoint(url: str) -> Endpoint:
 def plan(endpoints: Iterable[Endpoint]) -> Plan:
     """The routes that carry `endpoints` into a sandbox.
 
-    A loopback IP literal listens at itself inside (the sandbox has all of 127.0.0.0/8 and ::1
-    on its own loopback); `localhost` at 127.0.0.1; any other host name at an address of
-    NAMED_BLOCK that /etc/hosts gives it. Raises EgressError for a non-loopback IP literal (the
-    sandbox has no address but loopback ones to listen at: give such a broker a host name) and
-    for a port below 1024 (binding one needs a capability that user code's namespace lacks).
+    An IP literal listens at itself inside (the sandbox has all of 127.0.0.0/8 and ::1 on its
+    own loopback; any other literal is added to it as an alias); `localhost` at 127.0.0.1; any
+    other host name at an address of NAMED_BLOCK that /etc/hosts gives it.
     """
     named: dict[str, str] = {}
     routes: dict[tuple[str, int], Route] = {}
+    aliases: dict[str, None] = {}
     spare = (str(address) for address in NAMED_BLOCK.hosts())
     for endpoint in sorted(set(endpoints)):
-        if endpoint.port < UNPRIVILEGED_PORTS:
-            raise EgressError(
-                f"{endpoint}: a job's sandbox cannot carry a port below {UNPRIVILEGED_PORTS} "
-                "(serve the job API or the broker on a higher port, or set "
-                "KAFKAML_SANDBOX_JOB_NETWORK=host)"
-            )
         listen = _listen_address(endpoint.host, named, spare)
         routes.setdefault((listen, endpoint.port), Route(listen, endpoint))
+        if not ipaddress.ip_address(listen).is_loopback:
+            aliases[listen] = None
     # localhost on 127.0.0.1 alone: a client that tried ::1 first would find no route there.
     lines = ["127.0.0.1\tlocalhost", "::1\tip6-localhost ip6-loopback"]
     lines += [f"{address}\t{name}" for name, address in named.items()]
-    return Plan(tuple(routes.values()), "\n".join(lines) + "\n")
+    return Plan(tuple(routes.values()), "\n".join(lines) + "\n", tuple(aliases))
 
 
 def _listen_address(host: str, named: dict[str, str], spare: Iterator[str]) -> str:
     try:
-        address = ipaddress.ip_address(host)
+        return str(ipaddress.ip_address(host))
     except ValueError:
-        if host.lower() == "localhost":
-            return "127.0.0.1"
-        if host.lower() not in named:
-            named[host.lower()] = next(spare)
-        return named[host.lower()]
-    if not address.is_loopback:
-        raise EgressError(
-            f"{host} is an IP address off the loopback: a job's sandbox can only carry it under "
-            "a host name (advertise the broker by name, or set KAFKAML_SANDBOX_JOB_NETWORK=host)"
-        )
-    return str(address)
+        pass
+    if host.lower() == "localhost":
+        return "127.0.0.1"
+    if host.lower() not in named:
+        named[host.lower()] = next(spare)
+    return named[host.lower()]
 
 
 # --- where a job may go ---------------------------------------------------------------------
@@ -236,18 +235,19 @@ def off_host(endpoints: Iterable[Endpoint]) -> list[Endpoint]:
 def host_command(
     plan: Plan, command: Sequence[str], *, channel: int, inner: int, passed: Sequence[int]
 ) -> list[str]:
-    """The command line of the host side: runs `command` (which runs `inner_command`), with
+    """The command line of the host side: runs `command` (which runs `netns_command`), with
     `passed` fds handed on to it and the `channel` end kept to itself."""
     spec = {"channel": channel, "inner": inner, "pass": list(passed)}
     spec["to"] = [[route.to.host, route.to.port] for route in plan.routes]
     return [*_step("host"), json.dumps(spec), "--", *command]
 
 
-def inner_command(plan: Plan, command: Sequence[str], *, channel: int) -> list[str]:
-    """The command line of the step inside the sandbox that opens the listeners and execs
-    `command`."""
+def netns_command(plan: Plan, command: Sequence[str], *, channel: int) -> list[str]:
+    """The command line of the step that makes the network namespace, opens the listeners in
+    it and execs `command` (the unprivileged bwrap, with `--share-net`)."""
     spec = {"channel": channel, "listen": [[r.listen, r.to.port] for r in plan.routes]}
-    return [*_step("inner"), json.dumps(spec), "--", *command]
+    spec["aliases"] = list(plan.aliases)
+    return [*_step("netns"), json.dumps(spec), "--", *command]
 
 
 def _step(name: str) -> list[str]:
@@ -257,22 +257,25 @@ def _step(name: str) -> list[str]:
 
 
 def main() -> None:
-    """`python -c ... host|inner SPEC -- COMMAND...` (see `host_command`, `inner_command`)."""
+    """`python -c ... host|netns SPEC -- COMMAND...` (see `host_command`, `netns_command`)."""
     name, spec, separator, *command = sys.argv[1:]
     if separator != "--" or not command:
         raise SystemExit(f"usage: {name} SPEC -- COMMAND")
-    if name == "inner":
-        _inner(json.loads(spec), command)
+    if name == "netns":
+        _netns(json.loads(spec), command)
     elif name == "host":
         logging.basicConfig(format="kafkaml egress: %(message)s", level=logging.WARNING)
         sys.exit(_host(json.loads(spec), command))
     raise SystemExit(f"unknown step {name!r}")
 
 
-def _inner(spec: dict[str, Any], command: list[str]) -> None:
+def _netns(spec: dict[str, Any], command: list[str]) -> None:
     channel = socket.socket(fileno=spec["channel"])
     listeners = []
     try:
+        _unshare_network()
+        for index, address in enumerate(spec["aliases"]):
+            _add_to_loopback(address, index)
         for address, port in spec["listen"]:
             family = socket.AF_INET6 if ":" in address else socket.AF_INET
             listener = socket.socket(family, socket.SOCK_STREAM)
@@ -288,6 +291,47 @@ def _inner(spec: dict[str, Any], command: list[str]) -> None:
     os.execvp(command[0], command)
 
 
+def _unshare_network() -> None:
+    """Enter a new user namespace (this uid and gid mapped to themselves) and a new network
+    namespace that it owns, and bring its loopback up. Until the next exec this process holds
+    every capability there, which is what adding addresses and binding ports below 1024 need."""
+    import ctypes
+
+    uid, gid = os.getuid(), os.getgid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWUSER | _CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"unshare(CLONE_NEWUSER | CLONE_NEWNET): {os.strerror(code)}")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
+                       ("gid_map", f"{gid} {gid} 1")):  # fmt: skip
+        with open(f"/proc/self/{name}", "w") as file:
+            file.write(text)
+    with socket.socket() as sock:
+        request = struct.pack("16sH14s", b"lo", 0, b"")
+        flags = struct.unpack("16sH14s", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14s", b"lo", flags | _IFF_UP, b""))
+
+
+def _add_to_loopback(address: str, index: int) -> None:
+    """Give the namespace's loopback `address` too (a host route: /32 or /128), IPv4 under the
+    label lo:`index`."""
+    ip = ipaddress.ip_address(address)
+    if ip.version == 6:
+        request = struct.pack("16sIi", ip.packed, 128, socket.if_nametoindex("lo"))
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            fcntl.ioctl(sock, _SIOCSIFADDR, request)
+        return
+    label = f"lo:{index}".encode()
+
+    def sockaddr(value: str) -> bytes:
+        return struct.pack("HH4s8s", socket.AF_INET, 0, socket.inet_aton(value), b"")
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, _SIOCSIFADDR, struct.pack("16s16s", label, sockaddr(address)))
+        mask = struct.pack("16s16s", label, sockaddr("255.255.255.255"))
+        fcntl.ioctl(sock, _SIOCSIFNETMASK, mask)
+
+
 def _host(spec: dict[str, Any], command: list[str]) -> int:
     # The job's process group gets SIGTERM on a stop: the job handles it, and its last commits
     # still need the way out, so this process keeps forwarding until the sandbox exits.
@@ -297,7 +341,7 @@ def _host(spec: dict[str, Any], command: list[str]) -> int:
     child = subprocess.Popen(command, pass_fds=[spec["inner"], *spec["pass"]])
     for fd in [spec["inner"], *spec["pass"]]:
         os.close(fd)
-    listeners = _receive(channel, len(destinations))  # none: the inner step failed and said why
+    listeners = _receive(channel, len(destinations))  # none: the netns step failed, said why
     channel.close()
     slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
     for listener, destination in zip(listeners, destinations, strict=False):
@@ -307,7 +351,7 @@ def _host(spec: dict[str, Any], command: list[str]) -> int:
 
 
 def _receive(channel: socket.socket, count: int) -> list[socket.socket]:
-    """The listening sockets the inner step sent; none when it failed or sent anything else."""
+    """The listening sockets the netns step sent; none when it failed or sent anything else."""
     try:
         message, fds, _, _ = socket.recv_fds(channel, len(_HELLO), count + 1)
     except OSError:

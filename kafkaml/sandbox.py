@@ -12,7 +12,8 @@ through `Sandbox.launch`, which wraps the command in `bwrap`:
   (`network=` its endpoints: the brokers as the cluster advertises them and the job API) gets
   one route per endpoint and nothing else: a listener on its loopback at the address the job
   dials (host names through the sandbox's own read-only /etc/hosts), forwarded by the launch's
-  own process outside the sandbox to that one fixed destination (`kafkaml.egress`). That
+  own process outside the sandbox to that one fixed destination (`kafkaml.egress`, whose netns
+  step makes the network namespace just before the unprivileged bwrap, which keeps it). That
   process leads the job's process group and the sandbox dies with it; no socket file exists.
   `KAFKAML_SANDBOX_JOB_NETWORK=host` (debugging; it warns on every launch) or `network=True`
   share the host's network namespace instead;
@@ -192,8 +193,7 @@ class Sandbox:
         they lie inside what is shown (e.g. a data dir inside the project). `files` are host
         files shown read-only at their own paths as copies readable by the sandbox user whatever
         their mode (the Kafka TLS files of a job). Hand `pass_fds` to Popen, `close()` after it.
-        Raises SandboxUnavailable (see `check`), OSError when a file cannot be read, EgressError
-        when an endpoint cannot be carried.
+        Raises SandboxUnavailable (see `check`), OSError when a file cannot be read.
         """
         self.check()
         if self.mode == "none":
@@ -206,17 +206,16 @@ class Sandbox:
             return Launch([*argv], {**env}, str(cwd))
         plan = self._egress_plan(network)
         copies = _copies(files)
-        user = [*self._limits(), *argv]
+        # With routes, the netns step makes the namespace (bwrap keeps it) and the sandbox must
+        # not outlive the process that carries them.
+        dies = die_with_parent or plan is not None
+        bwrap = self._bwrap_inner(network is not False, dies, new_session=die_with_parent)
         if plan is not None:
             host_end, inner_end = (end.detach() for end in socket.socketpair())
-            user = egress.inner_command(plan, user, channel=inner_end)
+            bwrap = egress.netns_command(plan, bwrap, channel=inner_end)
             copies.append((_memfd("hosts", plan.hosts.encode()), Path("/etc/hosts")))
-        shared = plan is None and network is not False
-        # With routes, the sandbox must not outlive the process that carries them.
-        dies = die_with_parent or plan is not None
         view = _view_args(visible_paths(), copies, self.max_file_bytes)
-        bwrap = self._bwrap_inner(shared, dies, new_session=die_with_parent)
-        tail = self._inner_tail(user, hidden)
+        tail = self._inner_tail([*self._limits(), *argv], hidden)
         command = ["env", "--ignore-signal=TERM"]
         if os.geteuid() == 0:
             command += [*self._outer_as_root(dies, view), *self._drop(), *bwrap]
@@ -257,10 +256,12 @@ class Sandbox:
             "--",
         ]
 
-    def _bwrap_inner(self, shared_net: bool, die_with_parent: bool, new_session: bool) -> list[str]:
+    def _bwrap_inner(self, keep_net: bool, die_with_parent: bool, new_session: bool) -> list[str]:
+        """The unprivileged bwrap; `keep_net`: in the caller's network namespace (the host's, or
+        the one the netns step made)."""
         args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns"]
         args += ["--uid", str(self.uid), "--gid", str(self.gid), "--cap-drop", "ALL"]
-        if shared_net:
+        if keep_net:
             args.append("--share-net")
         if die_with_parent:
             args.append("--die-with-parent")

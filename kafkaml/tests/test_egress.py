@@ -49,15 +49,15 @@ def test_names_get_addresses_of_their_own_and_loopback_literals_stay_as_they_are
     assert "127.0.0.1\tlocalhost\n" in routes.hosts
 
 
-def test_an_ip_address_off_the_loopback_cannot_be_carried_and_says_what_to_do() -> None:
-    with pytest.raises(EgressError, match="advertise the broker by name"):
-        plan([Endpoint("10.1.2.3", 9092)])
-
-
-def test_a_port_below_1024_cannot_be_carried_and_says_what_to_do() -> None:
-    """The sandbox user cannot listen there, not even on its own loopback."""
-    with pytest.raises(EgressError, match=r"below 1024 .* KAFKAML_SANDBOX_JOB_NETWORK=host"):
-        plan([Endpoint("kafkaml.example", 443)])
+def test_ip_addresses_off_the_loopback_are_added_to_the_sandboxs_loopback_once() -> None:
+    routes = plan(
+        [Endpoint("10.1.2.3", 9092), Endpoint("10.1.2.3", 9093), Endpoint("2001:db8::5", 443),
+         Endpoint("127.0.0.1", 8000)]
+    )  # fmt: skip
+    assert routes.aliases == ("10.1.2.3", "2001:db8::5")
+    assert [(r.listen, r.to.port) for r in routes.routes] == [
+        ("10.1.2.3", 9092), ("10.1.2.3", 9093), ("127.0.0.1", 8000), ("2001:db8::5", 443),
+    ]  # fmt: skip
 
 
 def test_the_job_api_endpoint_is_the_urls_host_and_port() -> None:

@@ -161,6 +161,63 @@ def test_a_route_carries_a_host_name_and_megabytes_both_ways(tmp_path: Path) -> 
     assert out.split() == ["127.77.0.1", str(256 * 32768), "True"]
 
 
+def test_a_route_carries_an_address_off_the_loopback_and_a_port_below_1024(
+    tmp_path: Path,
+) -> None:
+    """A broker advertised by IP address, a job API on a privileged port: this machine's own
+    non-loopback address stands for them (no traffic leaves the machine)."""
+    address = _own_address()
+    if address is None or os.geteuid() != 0:
+        pytest.skip("needs a non-loopback address of this machine, and root for a port < 1024")
+    server = _listen_below_1024(address)
+    with server:
+        port = server.getsockname()[1]
+        code = (
+            "import socket\n"
+            f"print(socket.create_connection(({address!r}, {port}), 5).recv(5).decode())\n"
+        )
+        launch = Sandbox().launch(
+            [sys.executable, "-c", code], env={}, cwd=tmp_path,
+            network=[Endpoint(address, port)], die_with_parent=False,
+        )  # fmt: skip
+        process = subprocess.Popen(
+            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        launch.close()
+        server.settimeout(60)
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"hello")
+        out, err = process.communicate(timeout=60)
+    print(address, port, out, err)
+    assert out.strip() == "hello"
+
+
+def _own_address() -> str | None:
+    """This machine's address towards TEST-NET-1 (a UDP connect sends nothing), if any."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def _listen_below_1024(address: str) -> socket.socket:
+    for port in range(1023, 900, -1):
+        server = socket.socket()
+        try:
+            server.bind((address, port))
+        except OSError:
+            server.close()
+            continue
+        server.listen()
+        return server
+    raise AssertionError("no free port below 1024")
+
+
 def test_the_hosts_network_for_jobs_is_a_setting_that_warns(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
