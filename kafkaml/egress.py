@@ -341,13 +341,20 @@ def _host(spec: dict[str, Any], command: list[str]) -> int:
     child = subprocess.Popen(command, pass_fds=[spec["inner"], *spec["pass"]])
     for fd in [spec["inner"], *spec["pass"]]:
         os.close(fd)
-    listeners = _receive(channel, len(destinations))  # none: the netns step failed, said why
-    channel.close()
+    # The listeners arrive when the netns step is done; the sandbox may end before that (the
+    # step failed, and said why), and whoever else holds the other end then keeps it open.
+    threading.Thread(target=_open_routes, args=(channel, destinations), daemon=True).start()
+    status = child.wait()
+    return status if status >= 0 else 128 - status
+
+
+def _open_routes(channel: socket.socket, destinations: Sequence[Endpoint]) -> None:
+    """Serve each listener the netns step sends with its destination, in threads of its own."""
+    with channel:
+        listeners = _receive(channel, len(destinations))
     slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
     for listener, destination in zip(listeners, destinations, strict=False):
         threading.Thread(target=_serve, args=(listener, destination, slots), daemon=True).start()
-    status = child.wait()
-    return status if status >= 0 else 128 - status
 
 
 def _receive(channel: socket.socket, count: int) -> list[socket.socket]:
