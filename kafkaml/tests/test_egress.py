@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kafkaml.egress import EgressError, Endpoint, parse_endpoints, plan, url_endpoint
+from kafkaml.egress import EgressError, Endpoint, off_host, parse_endpoints, plan, url_endpoint
 
 names = st.one_of(
     st.from_regex(r"[a-z][a-z0-9-]{0,20}(\.[a-z][a-z0-9-]{0,10}){0,3}", fullmatch=True),
@@ -63,3 +63,9 @@ def test_ip_addresses_off_the_loopback_are_added_to_the_sandboxs_loopback_once()
 def test_the_job_api_endpoint_is_the_urls_host_and_port() -> None:
     assert url_endpoint("http://127.0.0.1:31000/") == Endpoint("127.0.0.1", 31000)
     assert url_endpoint("https://kafkaml.example") == Endpoint("kafkaml.example", 443)
+
+
+def test_brokers_a_user_names_on_this_machine_are_dropped_and_others_kept() -> None:
+    """Literals only: resolving a name here could send a DNS query off the machine."""
+    named = [Endpoint("127.0.0.1", 5432), Endpoint("::1", 8000), Endpoint("192.0.2.7", 9092)]
+    assert off_host(named) == [Endpoint("192.0.2.7", 9092)]
