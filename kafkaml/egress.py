@@ -4,7 +4,7 @@ A local job runs in a network namespace of its own (`kafkaml.sandbox`), where no
 own loopback exists. The endpoints it may reach (the Kafka brokers, the backend's job API) are
 carried in by two small steps of this module:
 
-- `netns`, run as the sandbox user just before the unprivileged `bwrap`: it creates a user
+- `netns`, run with the sandbox's host uid just before the unprivileged `bwrap`: it makes a user
   namespace (its own uid mapped to itself) with a new network namespace, and, still holding
   that namespace's capabilities (no exec yet), brings its loopback up, adds to it the
   non-loopback IP literals among the endpoints, and opens for each route a listening TCP socket
@@ -64,7 +64,7 @@ PIPE_BYTES = 1 << 18
 MAX_CONNECTIONS = 512
 CONNECT_TIMEOUT_S = 30.0
 # A `netns` step that cannot set the namespace up exits with this status (EX_SOFTWARE).
-INNER_FAILED = 70
+NETNS_FAILED = 70
 _HELLO = b"kafkaml-egress"
 _F_SETPIPE_SZ = 1031
 _CLONE_NEWUSER, _CLONE_NEWNET = 0x10000000, 0x40000000
@@ -285,7 +285,7 @@ def _netns(spec: dict[str, Any], command: list[str]) -> None:
         socket.send_fds(channel, [_HELLO], [listener.fileno() for listener in listeners])
     except OSError as error:
         print(f"kafkaml egress: cannot open the job's routes: {error}", file=sys.stderr)
-        sys.exit(INNER_FAILED)
+        sys.exit(NETNS_FAILED)
     for sock in [channel, *listeners]:
         sock.close()
     os.execvp(command[0], command)
