@@ -7,21 +7,29 @@ through `Sandbox.launch`, which wraps the command in `bwrap`:
   runs as root, the sandbox is also nobody on the host: a first, root `bwrap` only assembles
   the read-only file view (so paths under /root stay reachable), `setpriv` drops to the
   sandbox uid with no groups, and the second `bwrap` runs unprivileged;
-- its own mount, pid, ipc, uts and cgroup namespaces, a fresh /proc (no other process is
-  visible), and no network at all (no interface but its own loopback) unless `network=True`:
-  jobs share the host's network namespace, because a new one has no route to the brokers and
-  the job API on the host's loopback;
+- its own mount, pid, ipc, uts, cgroup and network namespaces, a fresh /proc (no other process
+  is visible) and no interface but its own loopback. Validation has no network at all. A job
+  (`network=` its endpoints: the brokers as the cluster advertises them and the job API) gets
+  one route per endpoint and nothing else: a listener on its loopback at the address the job
+  dials (host names through the sandbox's own read-only /etc/hosts), forwarded by the launch's
+  own process outside the sandbox to that one fixed destination (`kafkaml.egress`, whose netns
+  step makes the network namespace just before the unprivileged bwrap, which keeps it). That
+  process leads the job's process group and the sandbox dies with it; no socket file exists.
+  `KAFKAML_SANDBOX_JOB_NETWORK=host` (debugging; it warns on every launch) or `network=True`
+  share the host's network namespace instead;
 - a file view of only the interpreter, the virtual environment and the project's worker
   packages, all read-only, plus a private tmpfs at /tmp (HOME, TMPDIR, cwd) that vanishes
   with the sandbox: no data dir, database, secret key, service token or backend code;
 - RLIMIT_FSIZE and RLIMIT_NPROC, set by `prlimit` inside the sandbox on the user's command
   (counted per sandbox, as each has its own user namespace), no core files, no nested user
   namespaces (`--disable-userns`);
-- validation: `--die-with-parent` and `--new-session`; jobs keep neither, so they survive a
-  backend restart (the runner reconciles them) and a SIGTERM to their process group reaches the
-  job's own handler. SIGTERM is ignored by the bwrap processes themselves (`env
-  --ignore-signal`), so a graceful stop is not cut short; SIGKILL to the group ends the pid
-  namespace's init, and the kernel then kills everything in the sandbox, `setsid()` or not.
+- validation: `--die-with-parent` and `--new-session`; jobs are not tied to the backend, so
+  they survive a backend restart (the runner reconciles them), and keep their session, so a
+  SIGTERM to their process group reaches the job's own handler (with routes, the sandbox dies
+  with the forwarding process, the group's leader). SIGTERM is ignored by the bwrap processes
+  themselves (`env --ignore-signal`) and the forwarder, so a graceful stop is not cut short;
+  SIGKILL to the group ends the pid namespace's init, and the kernel then kills everything in
+  the sandbox, `setsid()` or not.
 
 `KAFKAML_SANDBOX=none` runs the command directly with the caller's rights: only for
 development on a machine without bubblewrap; it logs a warning on every launch.
@@ -34,6 +42,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,6 +52,9 @@ from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kafkaml import egress
+from kafkaml.egress import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +107,11 @@ class SandboxSettings(BaseSettings):
         ge=16,
         description="Processes and threads one sandbox may hold at once (RLIMIT_NPROC).",
     )
+    sandbox_job_network: Literal["brokers", "host"] = Field(
+        default="brokers",
+        description="What a local job may reach: `brokers` (the brokers and the job API only) "
+        "or `host` (the host's whole network; for debugging, logs a warning).",
+    )
 
 
 @dataclass(frozen=True)
@@ -122,6 +139,7 @@ class Sandbox:
     gid: int = 65534
     max_file_bytes: int = 2048 * MIB
     max_processes: int = 128
+    job_network: Literal["brokers", "host"] = "brokers"
 
     @classmethod
     def from_settings(cls, settings: SandboxSettings | None = None) -> Sandbox:
@@ -133,6 +151,7 @@ class Sandbox:
             gid=settings.sandbox_gid,
             max_file_bytes=settings.sandbox_max_file_bytes,
             max_processes=settings.sandbox_max_processes,
+            job_network=settings.sandbox_job_network,
         )
         sandbox.check()
         return sandbox
@@ -155,7 +174,7 @@ class Sandbox:
         *,
         env: Mapping[str, str],
         cwd: Path,
-        network: bool,
+        network: bool | Sequence[Endpoint],
         die_with_parent: bool,
         hidden: Iterable[Path] = (),
         files: Sequence[Path] = (),
@@ -166,11 +185,14 @@ class Sandbox:
         bwrap sets HOME and TMPDIR to the private scratch tmpfs, its cwd. `cwd` is where the
         launch starts on the host: user code's own cwd in `none` mode only, which changes
         neither.
-        `network=False` leaves no usable interface; `die_with_parent` kills the sandbox with its
-        caller. `hidden` folders are covered by an empty tmpfs should they lie inside what is
-        shown (e.g. a data dir inside the project). `files` are host files shown read-only
-        at their own paths as copies readable by the sandbox user whatever their mode (the
-        Kafka TLS files of a job); hand `pass_fds` to Popen and call `close()` after it.
+        `network=False` leaves no usable interface but the sandbox's own loopback; a sequence of
+        endpoints (a job's brokers and job API) adds a route to each of them and nowhere else
+        (`kafkaml.egress`: the launch's process forwards them, and the sandbox dies with it);
+        `True` shares the host's network. `die_with_parent` kills the sandbox with its caller
+        and gives it a session of its own. `hidden` folders are covered by an empty tmpfs should
+        they lie inside what is shown (e.g. a data dir inside the project). `files` are host
+        files shown read-only at their own paths as copies readable by the sandbox user whatever
+        their mode (the Kafka TLS files of a job). Hand `pass_fds` to Popen, `close()` after it.
         Raises SandboxUnavailable (see `check`), OSError when a file cannot be read.
         """
         self.check()
@@ -182,17 +204,45 @@ class Sandbox:
                 os.geteuid(),
             )
             return Launch([*argv], {**env}, str(cwd))
+        plan = self._egress_plan(network)
         copies = _copies(files)
+        # With routes, the netns step makes the namespace (bwrap keeps it) and the sandbox must
+        # not outlive the process that carries them.
+        dies = die_with_parent or plan is not None
+        bwrap = self._bwrap_inner(network is not False, dies, new_session=die_with_parent)
+        if plan is not None:
+            host_end, inner_end = (end.detach() for end in socket.socketpair())
+            bwrap = egress.netns_command(plan, bwrap, channel=inner_end)
+            copies.append((_memfd("hosts", plan.hosts.encode()), Path("/etc/hosts")))
         view = _view_args(visible_paths(), copies, self.max_file_bytes)
-        inner = self._inner(argv, network, die_with_parent, hidden)
-        prefix = ["env", "--ignore-signal=TERM"]
+        tail = self._inner_tail([*self._limits(), *argv], hidden)
+        command = ["env", "--ignore-signal=TERM"]
         if os.geteuid() == 0:
-            command = [*prefix, *self._outer_as_root(die_with_parent, view), *inner]
+            command += [*self._outer_as_root(dies, view), *self._drop(), *bwrap]
+            command += ["--ro-bind", "/", "/", "--bind", SCRATCH, SCRATCH, *tail]
         else:
-            command = [*prefix, *self._bwrap_inner(network, die_with_parent)]
-            command += [*view, *self._inner_tail(argv, hidden)]
+            command += [*bwrap, *view, *tail]
+        fds = tuple(fd for fd, _ in copies)
+        if plan is not None:
+            command = egress.host_command(
+                plan, command, channel=host_end, inner=inner_end, passed=fds
+            )
+            fds = (host_end, inner_end, *fds)
         home = {"HOME": SCRATCH, "TMPDIR": SCRATCH}
-        return Launch(command, {**env, **home}, str(cwd), tuple(fd for fd, _ in copies))
+        return Launch(command, {**env, **home}, str(cwd), fds)
+
+    def _egress_plan(self, network: bool | Sequence[Endpoint]) -> egress.Plan | None:
+        """The routes for `network` when it names endpoints (None: no network, or the host's)."""
+        if isinstance(network, bool):
+            return None
+        if self.job_network == "host":
+            log.warning(
+                "KAFKAML_SANDBOX_JOB_NETWORK=host: a job's user code shares the host's network "
+                "and may reach any port of this machine and beyond, not only %s",
+                ", ".join(map(str, network)),
+            )
+            return None
+        return egress.plan(network)
 
     def _limits(self) -> list[str]:
         """Applied inside the sandbox, to the user's command only. Set on bwrap itself, the
@@ -206,16 +256,21 @@ class Sandbox:
             "--",
         ]
 
-    def _bwrap_inner(self, network: bool, die_with_parent: bool) -> list[str]:
+    def _bwrap_inner(self, keep_net: bool, die_with_parent: bool, new_session: bool) -> list[str]:
+        """The unprivileged bwrap; `keep_net`: in the caller's network namespace (the host's, or
+        the one the netns step made)."""
         args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns"]
         args += ["--uid", str(self.uid), "--gid", str(self.gid), "--cap-drop", "ALL"]
-        if network:
+        if keep_net:
             args.append("--share-net")
         if die_with_parent:
-            args += ["--die-with-parent", "--new-session"]
+            args.append("--die-with-parent")
+        if new_session:
+            args.append("--new-session")
         return args
 
-    def _inner_tail(self, argv: Sequence[str], hidden: Iterable[Path]) -> list[str]:
+    def _inner_tail(self, command: Sequence[str], hidden: Iterable[Path]) -> list[str]:
+        """The unprivileged bwrap's own mounts, then `command` (limits included) in /tmp."""
         args = ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/dev/shm"]
         for path in hidden:
             if path.is_dir() and any(_inside(path, shown) for shown in visible_paths()):
@@ -223,16 +278,12 @@ class Sandbox:
         # The sandbox's own root (its folders are the sandbox user's when bwrap runs unprivileged)
         # read-only too: only the scratch tmpfs takes writes.
         args += ["--remount-ro", "/"]
-        return [*args, "--chdir", SCRATCH, "--", *self._limits(), *argv]
+        return [*args, "--chdir", SCRATCH, "--", *command]
 
-    def _inner(
-        self, argv: Sequence[str], network: bool, die_with_parent: bool, hidden: Iterable[Path]
-    ) -> list[str]:
-        """The unprivileged stage run inside the root stage's file view."""
-        drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
-        bwrap = [*self._bwrap_inner(network, die_with_parent), "--ro-bind", "/", "/"]
-        bwrap += ["--bind", SCRATCH, SCRATCH]  # the root stage's scratch tmpfs, writable again
-        return [*drop, *bwrap, *self._inner_tail(argv, hidden)]
+    def _drop(self) -> list[str]:
+        """As root, between the stages: become the sandbox user before the unprivileged bwrap
+        (which then shows the root stage's view, `/`, read-only and its scratch tmpfs writable)."""
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
 
     def _outer_as_root(self, die_with_parent: bool, view: list[str]) -> list[str]:
         """A root bwrap that only assembles the read-only view and may change uid once."""
@@ -327,13 +378,16 @@ def _inside(path: Path, parent: Path) -> bool:
 
 def _copies(files: Sequence[Path]) -> list[tuple[int, Path]]:
     """Each file's content in an anonymous memory file (fd, path), for bwrap --ro-bind-data."""
-    copies = []
-    for path in files:
-        fd = os.memfd_create(f"kafkaml-sandbox-{path.name}")
-        os.write(fd, Path(path).read_bytes())
-        os.lseek(fd, 0, os.SEEK_SET)
-        copies.append((fd, Path(os.path.abspath(path))))
-    return copies
+    return [
+        (_memfd(path.name, Path(path).read_bytes()), Path(os.path.abspath(path))) for path in files
+    ]
+
+
+def _memfd(name: str, data: bytes) -> int:
+    fd = os.memfd_create(f"kafkaml-sandbox-{name}")
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _view_args(

@@ -3,7 +3,9 @@ stop and reports, as JSON in the message of the exception it ends with, what it 
 
 The same probe runs as plain Python under `kafkaml.sandbox`, as model code in the executor and
 as model code in a real local training job; each test asserts on the report. Nothing in it
-sends traffic off this machine: the only address it connects to is 127.0.0.1.
+sends traffic off this machine: it connects to 127.0.0.1, and to an address off the machine
+(192.0.2.1, TEST-NET-1) and a DNS name only where it sees no interface but its own loopback, so
+that nothing can leave.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 MARKER = "HOSTILE-REPORT "
 # A 5 GB write, in 16 MiB blocks: the file size limit must stop it long before the end.
@@ -32,13 +34,18 @@ class Targets:
     outside: list[str]
     # A sleep length no other process uses, so the test finds the setsid() child by it.
     sleep_marker: str
+    # Another port listening on the host's 127.0.0.1 that no sandbox may reach (0: none).
+    other_port: int = 0
 
 
-def targets(data_dir: Path, port: int, outside: list[Path], secrets: list[Path]) -> Targets:
+def targets(
+    data_dir: Path, port: int, outside: list[Path], secrets: list[Path], other_port: int = 0
+) -> Targets:
     """Targets naming this process as the backend (its environ holds the test's secrets)."""
     marker = f"{400 + os.getpid() % 1000}.{time.monotonic_ns() % 97 + 1}"
     files = [str(path) for path in secrets]
-    return Targets(str(data_dir), files, os.getpid(), port, [str(p) for p in outside], marker)
+    outside_ = [str(p) for p in outside]
+    return Targets(str(data_dir), files, os.getpid(), port, outside_, marker, other_port)
 
 
 _PROBE = r"""
@@ -83,6 +90,15 @@ _try("read_backend_environ", lambda: _read("/proc/%%d/environ" %% _T["backend_pi
 _R["processes"] = sorted(int(p) for p in _o.listdir("/proc") if p.isdigit())
 _R["interfaces"] = [name for _, name in _s.if_nameindex()]
 _try("connect_loopback", lambda: _s.create_connection(("127.0.0.1", _T["port"]), 2).close())
+if _T["other_port"]:
+    _try("connect_other_port",
+         lambda: _s.create_connection(("127.0.0.1", _T["other_port"]), 2).close())
+_try("etc_hosts", lambda: _read("/etc/hosts", 400).decode())
+_try("tcp_listening", lambda: [l.split()[1] for l in open("/proc/net/tcp").read().splitlines()[1:]
+                               if l.split()[3] == "0A"])
+if _R["interfaces"] == ["lo"]:  # nothing can leave the machine: try to
+    _try("connect_off_machine", lambda: _s.create_connection(("192.0.2.1", 9092), 2).close())
+    _try("resolve_dns", lambda: _s.getaddrinfo("kafkaml-probe.example.com", 443))
 for _i, _p in enumerate(_T["outside"]):
     _try("write_outside_%%d" %% _i, lambda: _write(_p))
 _try("write_5gb", _write_big)
@@ -133,8 +149,10 @@ def lingering(sleep_marker: str) -> list[int]:
     return found
 
 
-def assert_contained(report: dict[str, Any], *, network: bool) -> None:
-    """Every attack failed (the loopback connect succeeds where `network` is shared, by design)."""
+def assert_contained(report: dict[str, Any], *, network: Literal["none", "routes", "host"]) -> None:
+    """Every attack failed. `network`: what the sandbox was given: `none` (validation: not
+    even the loopback connect succeeds), `routes` (a job: its own loopback, where only its
+    routes listen; the test judges `connect_loopback`) or `host` (the host's network)."""
     assert report["uid"] == 65534 and report["gid"] == 65534, report
     attacks = ["list_data_dir", "read_backend_environ"]
     attacks += [key for key in report if key.startswith(("read_secret_", "write_outside_"))]
@@ -146,6 +164,10 @@ def assert_contained(report: dict[str, Any], *, network: bool) -> None:
     assert refused(report, "fork_200"), report["fork_200"]
     assert max(report["processes"]) < 50, "the sandbox sees processes other than its own"
     assert report["alive_after_kill_parent"]
-    if not network:
-        assert refused(report, "connect_loopback"), report["connect_loopback"]
-        assert report["interfaces"] == ["lo"], report["interfaces"]  # its own, not the host's
+    if network == "host":
+        return
+    assert report["interfaces"] == ["lo"], report["interfaces"]  # its own, not the host's
+    off_machine = ["connect_off_machine", "resolve_dns"]
+    others = ["connect_other_port"] if "connect_other_port" in report else []
+    for name in [*off_machine, *others] + (["connect_loopback"] if network == "none" else []):
+        assert refused(report, name), (name, report[name])

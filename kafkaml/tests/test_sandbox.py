@@ -1,8 +1,10 @@
 """`kafkaml.sandbox` on its own: the hostile probe as plain Python under bubblewrap, in the
-validation form (no network, dies with its parent) and the job form (the host's network)."""
+validation form (no network, dies with its parent) and the job form (its own network namespace
+with routes to given endpoints only, `kafkaml.egress`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -16,7 +18,15 @@ from typing import Any
 
 import pytest
 
-from kafkaml.sandbox import MIB, PROJECT_ROOT, Sandbox, SandboxSettings, SandboxUnavailable
+from kafkaml.egress import Endpoint
+from kafkaml.sandbox import (
+    MIB,
+    PROJECT_ROOT,
+    Sandbox,
+    SandboxSettings,
+    SandboxUnavailable,
+    _descendants,
+)
 from kafkaml.testing import wait_until
 from kafkaml.tests import hostile
 
@@ -40,11 +50,25 @@ def listening() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
+@pytest.fixture
+def other_listening() -> Iterator[int]:
+    """Another port listening on 127.0.0.1, standing for any other service of the machine."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()[1]
+
+
 def _probe(
-    data_dir: Path, port: int, *, network: bool, die_with_parent: bool
+    data_dir: Path,
+    port: int,
+    *,
+    network: bool | list[Endpoint],
+    die_with_parent: bool,
+    other_port: int = 0,
 ) -> tuple[dict[str, Any], hostile.Targets]:
     outside = [PROJECT_ROOT / "kafkaml" / "hostile-written", data_dir / "x", Path("/etc/hostile")]
-    target = hostile.targets(data_dir, port, outside, _secrets(data_dir))
+    target = hostile.targets(data_dir, port, outside, _secrets(data_dir), other_port)
     sandbox = Sandbox(max_file_bytes=64 * MIB, max_processes=64)
     launch = sandbox.launch(
         [sys.executable, "-c", hostile.probe_code(target)],
@@ -54,52 +78,198 @@ def _probe(
         die_with_parent=die_with_parent,
         hidden=[data_dir],
     )
-    result = subprocess.run(
-        launch.argv, env=launch.env, cwd=launch.cwd, capture_output=True, text=True, timeout=120
-    )
+    try:
+        result = subprocess.run(
+            launch.argv, env=launch.env, cwd=launch.cwd, capture_output=True, text=True,
+            timeout=120, pass_fds=launch.pass_fds,
+        )  # fmt: skip
+    finally:
+        launch.close()
     for path in outside:
         assert not path.exists(), f"the sandbox wrote {path}"
     return hostile.report_from(result.stderr), target
 
 
 def test_validation_sandbox_contains_every_attack_and_has_no_network(
-    data_dir: Path, listening: int
+    data_dir: Path, listening: int, other_listening: int
 ) -> None:
-    report, target = _probe(data_dir, listening, network=False, die_with_parent=True)
+    report, target = _probe(
+        data_dir, listening, network=False, die_with_parent=True, other_port=other_listening
+    )
 
-    hostile.assert_contained(report, network=False)
+    hostile.assert_contained(report, network="none")
     wait_until(lambda: not hostile.lingering(target.sleep_marker), "the setsid() child to go")
 
 
-def test_job_sandbox_contains_every_attack_but_shares_the_hosts_network(
-    data_dir: Path, listening: int
+def test_job_sandbox_contains_every_attack_and_reaches_its_routes_only(
+    data_dir: Path, listening: int, other_listening: int
 ) -> None:
-    report, target = _probe(data_dir, listening, network=True, die_with_parent=False)
+    """The listening port stands for the job API: reached; the other port on the same host
+    address, an address off the machine and DNS are not."""
+    route = [Endpoint("127.0.0.1", listening)]
+    report, target = _probe(
+        data_dir, listening, network=route, die_with_parent=False, other_port=other_listening
+    )
 
-    hostile.assert_contained(report, network=True)
-    assert report["connect_loopback"][0] == "ok"  # the brokers and the job API are on loopback
+    hostile.assert_contained(report, network="routes")
+    assert report["connect_loopback"][0] == "ok", report["connect_loopback"]
+    assert report["tcp_listening"][1] == f"['0100007F:{listening:04X}']"  # its one route
     wait_until(lambda: not hostile.lingering(target.sleep_marker), "the setsid() child to go")
+
+
+def test_a_route_carries_a_host_name_and_megabytes_both_ways(tmp_path: Path) -> None:
+    """The job dials the endpoint's own name (TLS verification needs it), which its /etc/hosts
+    maps into the sandbox; 8 MiB go out and come back whole, and a half-close passes."""
+    name = socket.gethostname()  # a name the host resolves (Debian: /etc/hosts), not localhost
+    try:
+        family, _, _, _, address = socket.getaddrinfo(name, 0, type=socket.SOCK_STREAM)[0]
+    except OSError:
+        pytest.skip(f"this machine does not resolve its own name {name!r}")
+    with socket.socket(family) as server:
+        server.bind((address[0], 0))
+        server.listen()
+        port = server.getsockname()[1]
+        code = (
+            "import socket\n"
+            f"print(socket.gethostbyname({name!r}))\n"
+            f"s = socket.create_connection(({name!r}, {port}), 5)\n"
+            "data = bytes(range(256)) * 32768\n"
+            "s.sendall(data)\n"
+            "s.shutdown(socket.SHUT_WR)\n"
+            "back = b''\n"
+            "while chunk := s.recv(1 << 20):\n"
+            "    back += chunk\n"
+            "print(len(back), back == data[::-1])\n"
+        )
+        launch = Sandbox().launch(
+            [sys.executable, "-c", code], env={}, cwd=tmp_path,
+            network=[Endpoint(name, port)], die_with_parent=False,
+        )  # fmt: skip
+        process = subprocess.Popen(
+            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        launch.close()
+        conn, _ = server.accept()
+        with conn:
+            received = b""
+            while chunk := conn.recv(1 << 20):
+                received += chunk
+            conn.sendall(received[::-1])
+        out, err = process.communicate(timeout=60)
+    print(out, err)
+    assert out.split() == ["127.77.0.1", str(256 * 32768), "True"]
+
+
+def test_a_route_carries_an_address_off_the_loopback_and_a_port_below_1024(
+    tmp_path: Path,
+) -> None:
+    """A broker advertised by IP address, a job API on a privileged port: this machine's own
+    non-loopback address stands for them (no traffic leaves the machine)."""
+    address = _own_address()
+    if address is None or os.geteuid() != 0:
+        pytest.skip("needs a non-loopback address of this machine, and root for a port < 1024")
+    server = _listen_below_1024(address)
+    with server:
+        port = server.getsockname()[1]
+        code = (
+            "import socket\n"
+            f"print(socket.create_connection(({address!r}, {port}), 5).recv(5).decode())\n"
+        )
+        launch = Sandbox().launch(
+            [sys.executable, "-c", code], env={}, cwd=tmp_path,
+            network=[Endpoint(address, port)], die_with_parent=False,
+        )  # fmt: skip
+        process = subprocess.Popen(
+            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        launch.close()
+        server.settimeout(60)
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"hello")
+        out, err = process.communicate(timeout=60)
+    print(address, port, out, err)
+    assert out.strip() == "hello"
+
+
+def _own_address() -> str | None:
+    """This machine's address towards TEST-NET-1 (a UDP connect sends nothing), if any."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        address: str = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+def _listen_below_1024(address: str) -> socket.socket:
+    for port in range(1023, 900, -1):
+        server = socket.socket()
+        try:
+            server.bind((address, port))
+        except OSError:
+            server.close()
+            continue
+        server.listen()
+        return server
+    raise AssertionError("no free port below 1024")
+
+
+def test_the_hosts_network_for_jobs_is_a_setting_that_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="kafkaml.sandbox"):
+        launch = Sandbox(job_network="host").launch(
+            ["/bin/true"], env={}, cwd=tmp_path, network=[Endpoint("127.0.0.1", 9092)],
+            die_with_parent=False,
+        )  # fmt: skip
+    assert "--share-net" in launch.argv and "kafkaml.egress" not in " ".join(launch.argv)
+    assert "KAFKAML_SANDBOX_JOB_NETWORK=host" in caplog.text
 
 
 def test_killing_the_sandboxs_process_group_ends_a_child_that_left_the_session(
-    tmp_path: Path,
+    tmp_path: Path, listening: int
 ) -> None:
+    """A job's launch: the forwarding process, the sandbox and a `setsid()` child all go."""
     marker = f"{500 + os.getpid() % 1000}.5"
+    child = f"import os, time; os.setsid(); time.sleep({marker})"
     code = (
-        "import subprocess, sys, time\n"
-        f"subprocess.Popen([sys.executable, '-c', 'import os, time; os.setsid(); "
-        f"time.sleep({marker})'])\n"
+        "import socket, subprocess, sys, time\n"
+        f"socket.create_connection(('127.0.0.1', {listening}), 5)\n"  # through its route
+        f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
         "time.sleep(600)\n"
     )
     launch = Sandbox().launch(
-        [sys.executable, "-c", code], env={}, cwd=tmp_path, network=True, die_with_parent=False
-    )
-    process = subprocess.Popen(launch.argv, env=launch.env, cwd=launch.cwd, start_new_session=True)
-    wait_until(lambda: hostile.lingering(marker), "the setsid() child to start")
+        [sys.executable, "-c", code], env={}, cwd=tmp_path,
+        network=[Endpoint("127.0.0.1", listening)], die_with_parent=False,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        launch.argv, env=launch.env, cwd=launch.cwd, start_new_session=True,
+        pass_fds=launch.pass_fds,
+    )  # fmt: skip
+    launch.close()
+    wait_until(lambda: _running_code(child), "the setsid() child to start")
+    started = _descendants(process.pid)
+    assert len(started) >= 4, started  # bwrap stages, the sandbox's init, the code, its child
 
     os.killpg(process.pid, 9)  # what the local runner does after a stop's grace period
     process.wait()
-    wait_until(lambda: not hostile.lingering(marker), "the setsid() child to go")
+    wait_until(lambda: not _running_code(child), "the setsid() child to go")
+    wait_until(lambda: not [p for p in started if Path(f"/proc/{p}").exists()], "all to go")
+
+
+def _running_code(code: str) -> list[int]:
+    """Pids of live processes running `python -c code` (not those that only mention it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if entry.name.isdigit() and argv[-2:] == [code.encode(), b""]:
+                found.append(int(entry.name))
+    return found
 
 
 def test_a_missing_bwrap_is_a_clear_error_naming_the_package_and_the_way_out(
@@ -132,8 +302,9 @@ def _readable_by_others(path: Path) -> bool:
     return all(p.stat().st_mode & 0o005 == 0o005 for p in folders) and os.access(path, os.R_OK)
 
 
+@pytest.mark.parametrize("network", ["none", "routes"])
 def test_an_unprivileged_backend_user_gets_the_same_sandbox_in_one_stage(
-    data_dir: Path, listening: int
+    data_dir: Path, listening: int, other_listening: int, network: str
 ) -> None:
     """As the backend would run it under its own (non-root) uid: bwrap without the root stage."""
     if os.geteuid() != 0:
@@ -150,15 +321,18 @@ def test_an_unprivileged_backend_user_gets_the_same_sandbox_in_one_stage(
     if python is None or not _readable_by_others(packages / "pydantic_settings"):
         pytest.skip("no interpreter and packages an unprivileged user can read")
     outside = [PROJECT_ROOT / "kafkaml" / "hostile-written", data_dir / "x", Path("/etc/hostile")]
-    target = hostile.targets(data_dir, listening, outside, _secrets(data_dir))
+    target = hostile.targets(data_dir, listening, outside, _secrets(data_dir), other_listening)
+    routes = f"[Endpoint('127.0.0.1', {listening})]" if network == "routes" else "False"
     scripts = tempfile.TemporaryDirectory(prefix="kafkaml-sandbox-test-")  # pytest's is 0700
     script = Path(scripts.name) / "launch.py"
     script.write_text(
         "import subprocess, sys\nfrom pathlib import Path\nfrom kafkaml.sandbox import Sandbox\n"
+        "from kafkaml.egress import Endpoint\n"
         f"launch = Sandbox(max_file_bytes={64 * MIB}, max_processes=64).launch(\n"
         f"    [sys.executable, '-c', {hostile.probe_code(target)!r}], env={{}},\n"
-        "    cwd=Path('/'), network=False, die_with_parent=True)\n"
-        "sys.exit(subprocess.run(launch.argv, env=launch.env, cwd=launch.cwd).returncode)\n"
+        f"    cwd=Path('/'), network={routes}, die_with_parent=True)\n"
+        "sys.exit(subprocess.run(launch.argv, env=launch.env, cwd=launch.cwd,\n"
+        "                        pass_fds=launch.pass_fds).returncode)\n"
     )
     script.chmod(0o644)
     Path(scripts.name).chmod(0o755)
@@ -170,7 +344,8 @@ def test_an_unprivileged_backend_user_gets_the_same_sandbox_in_one_stage(
             cwd="/", capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     report = hostile.report_from(result.stderr)
-    hostile.assert_contained(report, network=False)
+    hostile.assert_contained(report, network="routes" if network == "routes" else "none")
+    assert report["connect_loopback"][0] == ("ok" if network == "routes" else "refused")
     for path in outside:
         assert not path.exists(), f"the sandbox wrote {path}"
 

@@ -37,11 +37,17 @@ def listening() -> Iterator[int]:
         yield server.getsockname()[1]
 
 
+@pytest.fixture
+def other_listening() -> Iterator[int]:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        yield server.getsockname()[1]
+
+
 def test_hostile_model_code_sees_nothing_of_the_host_and_leaves_nothing_behind(
-    data_dir: Path, listening: int
+    data_dir: Path, listening: int, other_listening: int
 ) -> None:
     outside = [PROJECT_ROOT / "mlcode_executor" / "hostile-written", data_dir / "x"]
-    target = hostile.targets(data_dir, listening, outside, _secrets(data_dir))
+    target = hostile.targets(data_dir, listening, outside, _secrets(data_dir), other_listening)
     os.environ["KAFKAML_HOSTILE_TEST_SECRET"] = "in-the-callers-env-only"
     try:
         with pytest.raises(ModelCodeError) as refused:
@@ -52,7 +58,7 @@ def test_hostile_model_code_sees_nothing_of_the_host_and_leaves_nothing_behind(
         del os.environ["KAFKAML_HOSTILE_TEST_SECRET"]
 
     report = hostile.report_from(str(refused.value))
-    hostile.assert_contained(report, network=False)
+    hostile.assert_contained(report, network="none")
     assert "in-the-callers-env-only" not in str(report)
     for path in outside:
         assert not path.exists(), f"the validation wrote {path}"

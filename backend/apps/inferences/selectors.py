@@ -87,3 +87,13 @@ def inference_active_replicas(*, inference_ids: Iterable[int]) -> dict[int, int]
     active = (InferenceStatus.CREATED, InferenceStatus.RUNNING)
     rows = Inference.objects.filter(pk__in=list(inference_ids), status__in=active)
     return {pk: replicas for pk, replicas in rows.values_list("pk", "replicas")}
+
+
+def inference_own_brokers(*, inference_id: int) -> list[str]:
+    """The bootstrap lists an inference sets for its own directions (input, output, upper)."""
+    row = (
+        Inference.objects.filter(pk=inference_id)
+        .values_list("input_bootstrap", "output_bootstrap", "upper_bootstrap")
+        .first()
+    )
+    return [servers for servers in row or () if servers]

@@ -162,6 +162,9 @@ class RunnerListener:
     def active_replicas(self, inference_ids: Iterable[int]) -> dict[int, int]:
         return selectors.inference_active_replicas(inference_ids=inference_ids)
 
+    def inference_brokers(self, inference_id: int) -> list[str]:
+        return selectors.inference_own_brokers(inference_id=inference_id)
+
 
 def inference_scale(*, inference: Inference, replicas: int) -> Inference:
     """Run `replicas` replicas of an active inference; a stopped or failed one only records

@@ -39,6 +39,10 @@ class InferenceListener(Protocol):
         """The replica count of each of `inference_ids` that is created or running; stopped,
         failed and deleted inferences are left out."""
 
+    def inference_brokers(self, inference_id: int) -> list[str]:
+        """The inference's own bootstrap lists (input, output, upper direction), those it
+        sets; [] when it uses only the platform's brokers or is gone."""
+
 
 _results: list[ResultListener] = []
 _inferences: list[InferenceListener] = []

@@ -43,6 +43,7 @@ from backend.kafkaml_backend.auth import issue_job_token
 from backend.kafkaml_backend.config import PROJECT_ROOT
 from backend.kafkaml_backend.runners import events
 from backend.kafkaml_backend.runners.base import JobKind, JobStatus
+from kafkaml.egress import Endpoint, cluster_endpoints, off_host, url_endpoint
 from kafkaml.kafka import KafkaSettings
 from kafkaml.sandbox import Sandbox
 
@@ -136,9 +137,10 @@ class LocalRunner:
         self._start_replicas(inference_id, range(replicas))
 
     def _start_replicas(self, inference_id: int, replicas: Iterable[int]) -> None:
+        brokers = events.inferences().inference_brokers(inference_id)
         for replica in replicas:
             try:
-                row = self._start_replica(inference_id, replica)
+                row = self._start_replica(inference_id, replica, brokers)
             except OSError as error:
                 reason = f"replica {replica} did not start: {error}"
                 events.inferences().inference_failed(inference_id, reason)
@@ -149,15 +151,18 @@ class LocalRunner:
                 _stop_rows([row])
         _record_health(inference_id)
 
-    def _start_replica(self, inference_id: int, replica: int) -> JobProcess:
-        """Spawn replica `replica` and record its row. Raises OSError when it cannot start."""
+    def _start_replica(
+        self, inference_id: int, replica: int, brokers: Sequence[str] = ()
+    ) -> JobProcess:
+        """Spawn replica `replica` and record its row. Raises OSError when it cannot start.
+        `brokers`: the inference's own bootstrap lists (per direction)."""
         log_path = self.logs_dir / f"inference-{inference_id}-{replica}.log"
         env = {
             "KAFKAML_INFERENCE_ID": str(inference_id),
             "KAFKAML_INFERENCE_REPLICA": str(replica),
             "KAFKAML_JOB_TOKEN": issue_job_token("inference", inference_id),
         }
-        process = self._spawn("model_inference", env, log_path)
+        process = self._spawn("model_inference", env, log_path, brokers)
         row = JobProcess.objects.create(
             kind=ProcessKind.INFERENCE,
             object_id=inference_id,
@@ -169,7 +174,7 @@ class LocalRunner:
         return row
 
     def _spawn(
-        self, module: str, job_env: Mapping[str, str], log_path: Path
+        self, module: str, job_env: Mapping[str, str], log_path: Path, brokers: Sequence[str] = ()
     ) -> subprocess.Popen[bytes]:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         env = {
@@ -185,15 +190,15 @@ class LocalRunner:
             "KAFKAML_CONTROL_TOPIC": settings.KAFKAML.control_topic,
             **job_env,
         }
-        # User code: in the sandbox (kafkaml.sandbox), with the network (brokers, job API) and
-        # the Kafka TLS files, but neither the data dir nor the backend's processes.
+        # User code: in the sandbox (kafkaml.sandbox), with routes to the brokers and the job
+        # API only and the Kafka TLS files, but neither the data dir nor the backend's processes.
         kafka = self.kafka
         tls = (kafka.ssl_ca_location, kafka.ssl_certificate_location, kafka.ssl_key_location)
         launch = Sandbox.from_settings().launch(
             [sys.executable, "-m", module],
             env={**env, "PYTHONPATH": str(PROJECT_ROOT)},
             cwd=PROJECT_ROOT,
-            network=True,
+            network=self._egress(brokers),
             die_with_parent=False,  # jobs outlive a backend restart; reconcile() finds them
             hidden=[Path(settings.KAFKAML.data_dir)],
             files=[Path(name) for name in tls if name],
@@ -212,6 +217,14 @@ class LocalRunner:
                 )
         finally:
             launch.close()
+
+    def _egress(self, brokers: Sequence[str]) -> list[Endpoint]:
+        """Where a job may connect: the cluster's brokers (as its metadata advertises them), the
+        job API, and the brokers an inference names itself unless they are on this machine."""
+        allowed = [*cluster_endpoints(self.kafka), url_endpoint(settings.KAFKAML.backend_url)]
+        for servers in brokers:
+            allowed += off_host(cluster_endpoints(self.kafka.with_bootstrap(servers)))
+        return allowed
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
         with _watched_lock:
