@@ -189,7 +189,7 @@ export function InferenceDetailPage() {
           </Button>
         )}
       </PageHeader>
-      <ErrorAlert error={inference.error ?? scale.error ?? swap.error ?? stop.error} />
+      <ErrorAlert error={inference.error ?? (scale.error instanceof ApiError && scale.error.fields.replicas ? null : scale.error) ?? swap.error ?? stop.error} />
       {data && (
         <Stack>
           <Text size="sm">
@@ -207,7 +207,7 @@ export function InferenceDetailPage() {
           )}
           {active && (
             <Group align="flex-end">
-              <NumberInput label="Replicas" min={1} max={100} value={replicas === "" ? (data.replicas ?? 1) : replicas} onChange={setReplicas} w={140} />
+              <NumberInput label="Replicas" min={1} max={100} value={replicas === "" ? (data.replicas ?? 1) : replicas} onChange={setReplicas} w={140} error={scale.error instanceof ApiError ? scale.error.fields.replicas : undefined} />
               <Button loading={scale.isPending} onClick={() => scale.mutate()}>
                 Scale
               </Button>
