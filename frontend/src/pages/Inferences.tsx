@@ -194,7 +194,7 @@ export function InferenceDetailPage() {
         <Stack>
           <Text size="sm">
             Result <Link to={`/results/${data.result_id}`}>{data.result_id}</Link> · replicas <span data-testid="replicas">{replicasText(data)}</span> · {data.input_topic} → {data.output_topic} · {data.input_format} · model version{" "}
-            <Code>{data.model_version.slice(0, 12)}</Code>
+            <Code data-testid="model-version">{data.model_version}</Code>
           </Text>
           <Text size="sm" data-testid="delivery">
             Delivery: {data.delivery ?? "exactly-once"} ({DELIVERY_OPTIONS.find((option) => option.value === (data.delivery ?? "exactly-once"))?.help})

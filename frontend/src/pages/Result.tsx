@@ -203,7 +203,7 @@ function Compare({ results, metric, configurationId }: { results: Schemas["Resul
     [results, metric, configurationId],
   );
   return (
-    <Paper withBorder p="xs" mb="md">
+    <Paper withBorder p="xs" mb="md" data-testid="comparison" data-results={results.length}>
       <Chart label="comparison" option={option} />
     </Paper>
   );
