@@ -133,6 +133,7 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await screenshot(page, "deployed-snippet");
   });
 
+  let resultPath = "";
   await test.step("data from a sink; the result goes live to finished with its learning curves", async () => {
     await page.getByRole("link", { name: "Watch its results" }).click();
     await expect(page.getByTestId("status").first()).toBeVisible();
@@ -150,6 +151,7 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await expect(page.getByTestId("job-log-panel")).toContainText("Job log (finished)");
     await expect(page.getByTestId("job-log-panel")).toHaveAttribute("data-following", "false");
     await screenshot(page, "result-finished");
+    resultPath = new URL(page.url()).pathname;
     await noSeriousA11yViolations(page, "result");
     const download = page.waitForEvent("download");
     await page.getByRole("button", { name: /Download model/ }).click();
@@ -175,6 +177,7 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await expect(page.getByRole("heading", { name: new RegExp(`^Result \\d+ · imported-${tag}$`) })).toBeVisible({ timeout: 120_000 });
     await expect(page.getByTestId("status")).toHaveAttribute("data-status", "finished");
     await expect(page.getByRole("link", { name: "Deploy for inference" })).toBeVisible();
+    await expect(page.getByText("no training job ran")).toBeVisible();
     await screenshot(page, "imported-result");
   });
 
@@ -224,6 +227,7 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
   let inferencePath = "";
   let inputTopic = "";
   await test.step("an inference pre-filled from the datasource", async () => {
+    await page.goto(resultPath);
     await page.getByRole("link", { name: "Deploy for inference" }).click();
     await expect(page.getByLabel("Input configuration (JSON)")).toHaveValue(/"data_reshape": "4"/);
     await noSeriousA11yViolations(page, "inference form");

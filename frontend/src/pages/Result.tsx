@@ -1,5 +1,5 @@
 import { Alert, Button, Code, Group, Paper, ScrollArea, SimpleGrid, Table, Text } from "@mantine/core";
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useRef } from "react";
 import { Link, useParams } from "react-router";
 import { api, download, unwrap, type Schemas } from "../api/client";
@@ -27,6 +27,7 @@ export default function ResultPage() {
     queryKey: ["results", pk, "logs", result.data?.status],
     queryFn: () => unwrap(api.GET("/api/results/{id}/logs", { params: { path: { id: pk } } })),
     refetchInterval: live ? 2000 : false,
+    placeholderData: keepPreviousData, // the status changed: keep the lines shown until the last ones come
   });
   // The comparison chart: every result of this result's configuration, whichever deployment.
   const deployments = useQuery({ queryKey: ["deployments"], queryFn: () => unwrap(api.GET("/api/deployments")), enabled: typeof result.data?.deployment_id === "number" });
@@ -48,7 +49,10 @@ export default function ResultPage() {
   const epochs = epochsOf(data?.epochs);
   const names = metricNames(epochs);
   const sameConfiguration = new Set((deployments.data ?? []).filter((deployment) => deployment.configuration_id === configurationId).map((deployment) => deployment.id));
-  const others = (siblings.data ?? []).filter((other) => other.deployment_id !== null && sameConfiguration.has(other.deployment_id) && epochsOf(other.epochs).length > 0);
+  // This result's own copy is the freshest (it is polled until final; the list may lag an epoch).
+  const others = (siblings.data ?? [])
+    .map((other) => (other.id === data?.id ? data : other))
+    .filter((other) => other.deployment_id !== null && sameConfiguration.has(other.deployment_id) && epochsOf(other.epochs).length > 0);
 
   return (
     <>
@@ -107,7 +111,13 @@ export default function ResultPage() {
         </Paper>
       )}
       {others.length > 1 && names.length > 0 && <Compare results={others} metric={names.includes("accuracy") ? "accuracy" : names[0]!} configurationId={configurationId!} />}
-      <Logs text={logs.data?.logs ?? ""} status={data?.status} follow={live} />
+      {data?.deployment_id === null ? (
+        <Text size="sm" c="dimmed">
+          Imported from a trained model file: no training job ran, so there is no job log.
+        </Text>
+      ) : (
+        <Logs text={logs.data?.logs ?? ""} status={data?.status} follow={live} />
+      )}
       {data && (
         <Group mt="md">
           <Button variant="subtle" onClick={() => saveJson(`result-${pk}-metrics.json`, { epochs: data.epochs, train: data.train_metrics, validation: data.validation_metrics, test: data.test_metrics, confusion_matrix: data.confusion_matrix, training_time_s: data.training_time_s })}>
@@ -211,14 +221,15 @@ function Compare({ results, metric, configurationId }: { results: Schemas["Resul
 
 /**
  * The job's log tail, titled with the result's status (the runner's own state lags behind it),
- * following new lines while the result is live and no longer once it is final.
+ * polled for new lines while the result is live and no longer once it is final.
  */
 function Logs({ text, status, follow }: { text: string; status: string | undefined; follow: boolean }) {
   const viewport = useRef<HTMLDivElement>(null);
   const tail = text.split("\n").slice(-200).join("\n");
+  // New lines scroll into view, the last ones too (those that came with the final status).
   useEffect(() => {
-    if (follow && viewport.current) viewport.current.scrollTop = viewport.current.scrollHeight;
-  }, [tail, follow]);
+    if (viewport.current) viewport.current.scrollTop = viewport.current.scrollHeight;
+  }, [tail]);
   return (
     <Paper withBorder p="md" data-testid="job-log-panel" data-following={follow}>
       <Text fw={600}>
