@@ -125,7 +125,7 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await screenshot(page, "deploy-form");
     await page.getByRole("button", { name: "Deploy", exact: true }).click();
     const snippet = page.getByTestId("sink-snippet");
-    await expect(snippet).toContainText("RawSink(");
+    await expect(snippet).toContainText("RawSink(", { timeout: 120_000 });
     await expect(snippet).toContainText(bootstrap);
     await expect(snippet).toContainText('data_reshape="4"');
     deploymentId = Number(/deployment_id=(\d+)/.exec((await snippet.textContent()) ?? "")?.[1]);
@@ -187,6 +187,7 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await page.getByRole("row", { name: new RegExp(`blobs-${tag}`) }).getByRole("link", { name: "Deploy", exact: true }).click();
     await page.getByLabel("Fit arguments (JSON)").fill('{"epochs": 3}');
     await page.getByRole("button", { name: "Deploy", exact: true }).click();
+    await expect(page.getByTestId("sink-snippet")).toContainText("deployment_id=", { timeout: 120_000 }); // a busy machine
     const second = Number(/deployment_id=(\d+)/.exec((await page.getByTestId("sink-snippet").textContent()) ?? "")?.[1]);
     expect(second).toBeGreaterThan(deploymentId);
     // A second tab watches the new result while this one replays the first stream into it.
@@ -205,6 +206,7 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await page.getByRole("row", { name: new RegExp(`kafkaml-data-${deploymentId}:`) }).getByRole("button", { name: "Replay" }).click();
     await page.getByRole("textbox", { name: "Target deployment ID" }).fill(String(second));
     await screenshot(page, "datasource-replay");
+    await noSeriousA11yViolations(page, "replay dialog");
     await page.getByRole("dialog").getByRole("button", { name: "Replay" }).click();
     await expect(page.getByText(`announced to deployment ${second}`)).toBeVisible();
 
