@@ -171,7 +171,12 @@ export function InferenceDetailPage() {
   const [swapTo, setSwapTo] = useState<string | null>(null);
   const refresh = () => void client.invalidateQueries({ queryKey: ["inferences"] });
   const scale = useMutation({ mutationFn: () => unwrap(api.POST("/api/inferences/{id}/scale", { params: { path: { id: pk } }, body: { replicas: Number(replicas) } })), onSuccess: refresh });
-  const swap = useMutation({ mutationFn: () => unwrap(api.POST("/api/inferences/{id}/swap", { params: { path: { id: pk } }, body: { result_id: Number(swapTo) } })), onSuccess: refresh });
+  const swap = useMutation({ mutationFn: () => unwrap(api.POST("/api/inferences/{id}/swap", { params: { path: { id: pk } }, body: { result_id: Number(swapTo) } })),
+    onSuccess: () => {
+      setSwapTo(null); // now the served result: no longer a choice
+      refresh();
+    },
+  });
   const stop = useMutation({ mutationFn: () => unwrap(api.POST("/api/inferences/{id}/stop", { params: { path: { id: pk } } })), onSuccess: refresh });
   const data = inference.data;
   const active = data && (data.status === "running" || data.status === "created");
