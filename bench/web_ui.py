@@ -15,17 +15,43 @@ script against the running stack would be the next step).
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import os
 import re
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 from backend.apps.visualization.live import stream_updates
 from kafkaml import frontend
+from kafkaml.client import Client
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
 
 RATE, SECONDS, INTERVAL_S = 5_000, 20, 0.25
+
+# The browser side's inference serves this (4 features, 3 classes), imported with zero weights.
+MODEL_CODE = """
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.Sequential(
+            torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    def forward(self, x):
+        return self.layers(x)
+    def loss_fn(self):
+        return torch.nn.CrossEntropyLoss()
+    def optimizer(self):
+        return torch.optim.Adam(self.parameters(), lr=0.01)
+    def metrics(self):
+        return {}
+model = Net()
+"""
 
 
 def first_page_js() -> tuple[int, dict[str, int]]:
@@ -79,6 +105,56 @@ def _produce(kafka: KafkaSettings, topic: str, done: threading.Event) -> None:
     done.set()
 
 
+def browser_load(bootstrap: str) -> dict[str, Any]:
+    """The visualization page's figures in chromium while its topic gets RATE predictions/s."""
+    from tests.web_ui_stack import ui_stack
+
+    with tempfile.TemporaryDirectory() as root, ui_stack(bootstrap, Path(root)) as env:
+        client = Client(
+            env["KAFKAML_UI_URL"], username=env["KAFKAML_UI_USER"],
+            password=env["KAFKAML_UI_PASSWORD"],
+        )  # fmt: skip
+        result = client.models.import_artifact(
+            _pytorch_weights(), name="bench-live", framework="pytorch", artifact_format="pytorch",
+            imports="import torch", code=MODEL_CODE,
+        )  # fmt: skip
+        topic = f"bench-live-{uuid.uuid4().hex[:8]}"
+        ensure_topics(make_admin(KafkaSettings(bootstrap_servers=bootstrap)), [topic], 2)
+        inference = client.inferences.create(
+            result.id, input_topic=f"{topic}-in", output_topic=topic, input_format="RAW",
+            input_config={"data_type": "float32", "data_reshape": "4"},
+        )  # fmt: skip
+        client.inferences.stop(inference.id)  # the page reads its topic; no replica is needed
+        out = Path(root) / "figures.json"
+        bench_env = {
+            "KAFKAML_BENCH_INFERENCE": str(inference.id), "KAFKAML_BENCH_TOPIC": topic,
+            "KAFKAML_BENCH_RATE": str(RATE), "KAFKAML_BENCH_SECONDS": str(SECONDS),
+            "KAFKAML_BENCH_OUT": str(out),
+            "KAFKAML_TEST_CHROMIUM": os.environ.get("KAFKAML_TEST_CHROMIUM", "/usr/bin/chromium"),
+            "PYTHONPATH": str(frontend.PROJECT_ROOT),
+        }  # fmt: skip
+        answer = subprocess.run(
+            ["npx", "--no-install", "playwright", "test", "-c", "playwright.bench.config.ts",
+             "--reporter=line"],
+            cwd=frontend.FRONTEND, env={**os.environ, **env, **bench_env}, text=True,
+            capture_output=True, timeout=600, check=False,
+        )  # fmt: skip
+        if answer.returncode != 0:
+            raise RuntimeError(f"the browser benchmark failed:\n{answer.stdout[-6000:]}")
+        figures: dict[str, Any] = json.loads(out.read_text())
+        return figures
+
+
+def _pytorch_weights() -> bytes:
+    import torch
+
+    shapes = {"layers.0.weight": (8, 4), "layers.0.bias": (8,)}
+    shapes |= {"layers.2.weight": (3, 8), "layers.2.bias": (3,)}
+    buffer = io.BytesIO()
+    torch.save({name: torch.zeros(shape) for name, shape in shapes.items()}, buffer)
+    return buffer.getvalue()
+
+
 def run(bootstrap: str) -> None:
     first, lazy = first_page_js()
     print(f"first page JavaScript, gzipped: {first / 1024:.0f} kB (target <= 350 kB)")
@@ -89,3 +165,18 @@ def run(bootstrap: str) -> None:
         f"live view fed {RATE}/s for {SECONDS} s: {updates} updates in {elapsed:.1f} s "
         f"({updates / elapsed:.1f}/s, bound {1 / INTERVAL_S:.0f}/s) carrying {carried} predictions"
     )
+    page = browser_load(bootstrap)
+    print(
+        f"visualization page in chromium, fed {RATE}/s for {SECONDS} s: longest main-thread task "
+        f"{page['longest_ms']:.0f} ms (target: none over 200 ms); {page['over_50_ms']} tasks over "
+        f"50 ms, {page['over_200_ms']} over 200 ms; {page['updates']} updates rendered "
+        f"({page['frames']} chart frames) carrying {page['predictions']} predictions in "
+        f"{page['seconds_in_browser']:.1f} s; longest task while the page loaded "
+        f"{page['longest_before_load_ms']:.0f} ms"
+    )
+
+
+if __name__ == "__main__":  # the browser benchmark's producer: produce BOOTSTRAP TOPIC
+    _, command, given_bootstrap, given_topic = sys.argv
+    assert command == "produce", command
+    _produce(KafkaSettings(bootstrap_servers=given_bootstrap), given_topic, threading.Event())

@@ -14,5 +14,6 @@ export default defineConfig({
     environment: "jsdom",
     include: ["src/**/*.test.{ts,tsx}"],
     setupFiles: ["src/test-setup.ts"],
+    testTimeout: 60_000, // rendering a whole page in jsdom takes seconds on a loaded machine
   },
 });

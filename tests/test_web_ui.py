@@ -1,9 +1,8 @@
 """The web UI against the real stack: its static checks, its API types, and a browser flow.
 
-The browser test starts what `make run` starts (the backend under gunicorn with gthread workers,
-the local runner, the control logger) on free ports with a data dir of its own, on the test
-broker, and drives Debian's chromium through Playwright (frontend/e2e/). Screenshots land in
-frontend/test-results/.
+The browser test starts what `make run` starts (tests/web_ui_stack.py) on free ports with a data
+dir of its own, on the test broker, and drives Debian's chromium through Playwright
+(frontend/e2e/). Screenshots land in frontend/test-results/.
 """
 
 from __future__ import annotations
@@ -11,11 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from http.cookiejar import CookieJar
 from pathlib import Path
@@ -23,8 +19,7 @@ from pathlib import Path
 import pytest
 
 from kafkaml import frontend
-from kafkaml.local import LocalSettings, prepare_backend, programs
-from kafkaml.testing import wait_until
+from tests.web_ui_stack import ui_stack
 
 # A fixed backend port for a run by hand (an engineer's port range); a free one by default.
 UI_PORT = int(os.environ.get("KAFKAML_TEST_UI_PORT") or 0)
@@ -63,85 +58,13 @@ def test_frontend_type_checks_lints_and_unit_tests_pass(built: None) -> None:
     npx("vitest", "run")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def stack(
     built: None, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """The local stack's services on a free port, their own data dir and control topic."""
-    root = tmp_path_factory.mktemp("web-ui-stack")
-    settings = LocalSettings(
-        cache_dir=root / "cache", data_dir=root / "data", backend_port=UI_PORT or free_port(),
-        broker_port=int(kafka_bootstrap.rsplit(":", 1)[1]),
-    )  # fmt: skip
-    password = uuid.uuid4().hex
-    control_topic = f"web-ui-control-{uuid.uuid4().hex[:8]}"
-    extra = {
-        "KAFKAML_ADMIN_PASSWORD": password,
-        "KAFKAML_CONTROL_TOPIC": control_topic,
-        "KAFKAML_FRONTEND_DIR": str(frontend.FRONTEND / "dist"),
-        "KAFKAML_EXECUTOR_TIMEOUT_S": "120",
-    }
-    os.environ.update(extra)  # prepare_backend's management commands read the environment
-    try:
-        prepare_backend(settings, lambda line: None)
-    finally:
-        for name in extra:
-            os.environ.pop(name, None)
-    processes = []
-    for program in programs(settings):
-        command = list(program.command)
-        if program.name == "backend":  # live views hold a thread each, not a whole worker
-            command += ["--worker-class", "gthread", "--threads", "8"]
-        log = (root / f"{program.name}.log").open("w")
-        processes.append(
-            subprocess.Popen(
-                command,
-                env={**os.environ, **program.environment, **extra},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        )
-    url = f"http://127.0.0.1:{settings.backend_port}"
-    try:
-        wait_until(lambda: _answers(f"{url}/api/health"), "the backend answers", 90)
-        yield {
-            "KAFKAML_UI_URL": url,
-            "KAFKAML_UI_USER": "admin",
-            "KAFKAML_UI_PASSWORD": password,
-            "KAFKAML_UI_BOOTSTRAP": kafka_bootstrap,
-            "KAFKAML_UI_CONTROL_TOPIC": control_topic,
-            "KAFKAML_UI_PYTHON": sys.executable,
-            "KAFKAML_UI_DATA_SCRIPT": str(Path(__file__).with_name("web_ui_data.py")),
-            "KAFKAML_UI_LOGS": str(root),
-        }
-    finally:
-        subprocess.run(
-            [sys.executable, str(frontend.PROJECT_ROOT / "backend" / "manage.py"), "stop_jobs"],
-            env={**os.environ, **programs(settings)[0].environment}, capture_output=True,
-            check=False, timeout=120,
-        )  # fmt: skip
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
+    with ui_stack(kafka_bootstrap, tmp_path_factory.mktemp("web-ui-stack"), UI_PORT) as env:
+        yield env
 
 
 @needs_node

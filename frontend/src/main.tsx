@@ -1,6 +1,6 @@
 import "@mantine/core/styles.css";
 import "@mantine/notifications/styles.css";
-import { Anchor, CloseButton, createTheme, MantineProvider, NavLink, type CSSVariablesResolver } from "@mantine/core";
+import { MantineProvider } from "@mantine/core";
 import { Notifications } from "@mantine/notifications";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { StrictMode } from "react";
@@ -8,19 +8,7 @@ import { createRoot } from "react-dom/client";
 import { BrowserRouter } from "react-router";
 import { App } from "./App";
 import { ApiError } from "./api/client";
-
-// Darker shades than Mantine's defaults, so white-on-color buttons and colored text on white
-// reach WCAG AA contrast (axe's color-contrast check).
-// Every close button (notifications, dialogs) gets a name for screen readers.
-const theme = createTheme({
-  primaryShade: 9,
-  components: {
-    CloseButton: CloseButton.extend({ defaultProps: { "aria-label": "Close" } as Record<string, string> }),
-    Anchor: Anchor.extend({ defaultProps: { underline: "always" } }),
-    NavLink: NavLink.extend({ defaultProps: { variant: "filled" } }),
-  },
-});
-const cssVariables: CSSVariablesResolver = () => ({ variables: {}, light: { "--mantine-color-dimmed": "#495057", "--mantine-color-error": "#c92a2a" }, dark: {} });
+import { cssVariables, theme } from "./theme";
 
 const queryClient = new QueryClient({
   defaultOptions: {

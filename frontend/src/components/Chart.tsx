@@ -19,6 +19,9 @@ export function Chart({ option, height = 320, label }: { option: ChartOption; he
   useEffect(() => {
     const instance = echarts.init(element.current!);
     chart.current = instance;
+    // Frames drawn, for the browser benchmark (bench/web_ui.py): set on the element, no re-render.
+    let frames = 0;
+    instance.on("finished", () => element.current?.setAttribute("data-frames", String(++frames)));
     const resize = () => instance.resize();
     window.addEventListener("resize", resize);
     return () => {

@@ -62,3 +62,18 @@ export const TEMPLATES: Record<Schemas["FrameworkEnum"], { imports: string; code
     ].join("\n"),
   },
 };
+
+/**
+ * The executor's refusal as the model page shows it, once: "Code, line 20: syntax error: ...".
+ * The executor's message may already end with where it happened ("(code, line 20)", Python's
+ * own wording); that tail is dropped when the line is shown in front.
+ */
+export function modelErrorText(message: string, line: number | null, field: "code" | "imports"): string {
+  if (!line) return message;
+  return `${field === "imports" ? "Imports" : "Code"}, line ${line}: ${withoutLine(message, line)}`;
+}
+
+/** The executor's message without its "(code, line N)" tail: the editor marks the line itself. */
+export function withoutLine(message: string, line: number | null): string {
+  return line ? message.replace(new RegExp(`\\s*\\((?:code|imports|<[^>]*>), line ${line}\\)\\s*$`), "") : message;
+}

@@ -171,7 +171,12 @@ export function InferenceDetailPage() {
   const [swapTo, setSwapTo] = useState<string | null>(null);
   const refresh = () => void client.invalidateQueries({ queryKey: ["inferences"] });
   const scale = useMutation({ mutationFn: () => unwrap(api.POST("/api/inferences/{id}/scale", { params: { path: { id: pk } }, body: { replicas: Number(replicas) } })), onSuccess: refresh });
-  const swap = useMutation({ mutationFn: () => unwrap(api.POST("/api/inferences/{id}/swap", { params: { path: { id: pk } }, body: { result_id: Number(swapTo) } })), onSuccess: refresh });
+  const swap = useMutation({ mutationFn: () => unwrap(api.POST("/api/inferences/{id}/swap", { params: { path: { id: pk } }, body: { result_id: Number(swapTo) } })),
+    onSuccess: () => {
+      setSwapTo(null); // now the served result: no longer a choice
+      refresh();
+    },
+  });
   const stop = useMutation({ mutationFn: () => unwrap(api.POST("/api/inferences/{id}/stop", { params: { path: { id: pk } } })), onSuccess: refresh });
   const data = inference.data;
   const active = data && (data.status === "running" || data.status === "created");
@@ -189,12 +194,12 @@ export function InferenceDetailPage() {
           </Button>
         )}
       </PageHeader>
-      <ErrorAlert error={inference.error ?? scale.error ?? swap.error ?? stop.error} />
+      <ErrorAlert error={inference.error ?? (scale.error instanceof ApiError && scale.error.fields.replicas ? null : scale.error) ?? swap.error ?? stop.error} />
       {data && (
         <Stack>
           <Text size="sm">
             Result <Link to={`/results/${data.result_id}`}>{data.result_id}</Link> · replicas <span data-testid="replicas">{replicasText(data)}</span> · {data.input_topic} → {data.output_topic} · {data.input_format} · model version{" "}
-            <Code>{data.model_version.slice(0, 12)}</Code>
+            <Code data-testid="model-version">{data.model_version}</Code>
           </Text>
           <Text size="sm" data-testid="delivery">
             Delivery: {data.delivery ?? "exactly-once"} ({DELIVERY_OPTIONS.find((option) => option.value === (data.delivery ?? "exactly-once"))?.help})
@@ -207,7 +212,7 @@ export function InferenceDetailPage() {
           )}
           {active && (
             <Group align="flex-end">
-              <NumberInput label="Replicas" min={1} max={100} value={replicas === "" ? (data.replicas ?? 1) : replicas} onChange={setReplicas} w={140} />
+              <NumberInput label="Replicas" min={1} max={100} value={replicas === "" ? (data.replicas ?? 1) : replicas} onChange={setReplicas} w={140} error={scale.error instanceof ApiError ? scale.error.fields.replicas : undefined} />
               <Button loading={scale.isPending} onClick={() => scale.mutate()}>
                 Scale
               </Button>

@@ -6,7 +6,7 @@ import { lazy, Suspense, useEffect, useState } from "react";
 import { useNavigate, useParams } from "react-router";
 import { api, ApiError, unwrap, type Schemas } from "../api/client";
 import { ErrorAlert, PageHeader } from "../components/common";
-import { TEMPLATES, type ModelSummary } from "../lib/models";
+import { modelErrorText, TEMPLATES, withoutLine, type ModelSummary } from "../lib/models";
 
 const CodeEditor = lazy(() => import("../components/CodeEditor"));
 
@@ -68,7 +68,9 @@ export default function ModelEditPage() {
 
   const error = save.error instanceof ApiError ? save.error : null;
   const fields = error?.fields ?? {};
-  const errorField = (error?.extra.field as string | undefined) ?? "code";
+  const errorField = (error?.extra.field as string | undefined) === "imports" ? "imports" : "code";
+  // Once, with its line in front; the editor marks that line with the same words.
+  const errorText = error ? modelErrorText(error.message, error.line, errorField) : undefined;
   const summary = (save.data?.summary ?? existing.data?.summary) as ModelSummary | undefined;
   const uppers = (models.data ?? []).filter((model) => model.distributed && model.id !== modelId);
 
@@ -122,16 +124,15 @@ export default function ModelEditPage() {
           </Group>
           {error && (
             <Alert color="red" role="alert" title="The model was not saved" data-testid="model-error">
-              {error.line ? `${errorField === "imports" ? "Imports" : "Code"}, line ${error.line}: ` : ""}
-              {error.message}
+              {errorText}
             </Alert>
           )}
           <Suspense fallback={<Text size="sm">Loading the editor…</Text>}>
             <Input.Wrapper label="Imports" error={fields.imports}>
-              <CodeEditor label="imports" value={imports} onChange={setImports} errorLine={errorField === "imports" ? error?.line : null} errorMessage={error?.message} minHeight="48px" />
+              <CodeEditor label="imports" value={imports} onChange={setImports} errorLine={errorField === "imports" ? error?.line : null} errorMessage={error ? withoutLine(error.message, error.line) : undefined} minHeight="48px" />
             </Input.Wrapper>
             <Input.Wrapper label="Code" description="Must define `model`." error={fields.code}>
-              <CodeEditor label="code" value={code} onChange={setCode} errorLine={errorField === "code" ? error?.line : null} errorMessage={error?.message} minHeight="220px" />
+              <CodeEditor label="code" value={code} onChange={setCode} errorLine={errorField === "code" ? error?.line : null} errorMessage={error ? withoutLine(error.message, error.line) : undefined} minHeight="220px" />
             </Input.Wrapper>
           </Suspense>
           <Group align="flex-end">
@@ -159,7 +160,7 @@ export default function ModelEditPage() {
         </Stack>
       </form>
       {summary && <SummaryView summary={summary} />}
-      {modelId === null && <ImportModel />}
+      {modelId === null && <ImportModel imports={imports} code={code} />}
       <Modal opened={confirmDelete} onClose={deleteModal.close} title="Delete this model?">
         <Text mb="md">The model “{existing.data?.name}” and its code are deleted. A model used by a configuration cannot be deleted.</Text>
         <ErrorAlert error={remove.error} />
@@ -210,8 +211,11 @@ function SummaryView({ summary }: { summary: ModelSummary }) {
   );
 }
 
-/** A trained model file (Keras, PyTorch, ONNX) stored as a finished result, ready to deploy. */
-function ImportModel() {
+/**
+ * A trained model file (Keras, PyTorch, ONNX) stored as a finished result, ready to deploy. A
+ * PyTorch file holds weights only: the imports and code in the editors above build the module.
+ */
+function ImportModel({ imports, code }: { imports: string; code: string }) {
   const navigate = useNavigate();
   const [file, setFile] = useState<File | null>(null);
   const [name, setName] = useState("");
@@ -223,6 +227,10 @@ function ImportModel() {
       form.set("name", name);
       form.set("framework", framework);
       form.set("artifact_format", format);
+      if (framework === "pytorch") {
+        form.set("imports", imports);
+        form.set("code", code);
+      }
       form.set("artifact", file!);
       return unwrap(
         api.POST("/api/models/import", {
@@ -237,12 +245,16 @@ function ImportModel() {
     <Paper withBorder p="md" mt="xl" maw={960}>
       <Text fw={600}>Or import a trained model file</Text>
       <Text size="sm" c="dimmed" mb="sm">
-        It becomes a finished result that you can deploy for inference.
+        It becomes a finished result that you can deploy for inference. A PyTorch file holds the weights only: the imports and code above build the module they load into.
       </Text>
       <ErrorAlert error={upload.error} />
       <Group align="flex-end">
         <TextInput label="Imported model name" value={name} onChange={(e) => setName(e.currentTarget.value)} />
-        <Select label="Framework" data={[{ value: "tensorflow", label: "TensorFlow" }, { value: "pytorch", label: "PyTorch" }]} value={framework} onChange={(v) => setFramework((v as Framework) ?? "tensorflow")} allowDeselect={false} />
+        <Select label="Framework" data={[{ value: "tensorflow", label: "TensorFlow" }, { value: "pytorch", label: "PyTorch" }]} value={framework} onChange={(v) => {
+            const chosen = (v as Framework) ?? "tensorflow";
+            setFramework(chosen);
+            if (format !== "onnx") setFormat(chosen === "pytorch" ? "pytorch" : "keras");
+          }} allowDeselect={false} />
         <Select label="File format" data={["keras", "pytorch", "onnx"]} value={format} onChange={(v) => setFormat((v as Schemas["ArtifactFormatEnum"]) ?? "keras")} allowDeselect={false} />
         <input aria-label="Model file" type="file" onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} />
         <Button disabled={!file || !name} loading={upload.isPending} onClick={() => upload.mutate()}>

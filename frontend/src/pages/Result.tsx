@@ -1,5 +1,5 @@
-import { Alert, Button, Code, Group, Paper, ScrollArea, SimpleGrid, Stack, Table, Text } from "@mantine/core";
-import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { Alert, Button, Code, Group, Paper, ScrollArea, SimpleGrid, Table, Text } from "@mantine/core";
+import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useMemo, useRef } from "react";
 import { Link, useParams } from "react-router";
 import { api, download, unwrap, type Schemas } from "../api/client";
@@ -27,11 +27,15 @@ export default function ResultPage() {
     queryKey: ["results", pk, "logs", result.data?.status],
     queryFn: () => unwrap(api.GET("/api/results/{id}/logs", { params: { path: { id: pk } } })),
     refetchInterval: live ? 2000 : false,
+    placeholderData: keepPreviousData, // the status changed: keep the lines shown until the last ones come
   });
+  // The comparison chart: every result of this result's configuration, whichever deployment.
+  const deployments = useQuery({ queryKey: ["deployments"], queryFn: () => unwrap(api.GET("/api/deployments")), enabled: typeof result.data?.deployment_id === "number" });
+  const configurationId = deployments.data?.find((deployment) => deployment.id === result.data?.deployment_id)?.configuration_id;
   const siblings = useQuery({
-    queryKey: ["deployments", result.data?.deployment_id, "results"],
-    queryFn: () => unwrap(api.GET("/api/deployments/{id}/results", { params: { path: { id: result.data!.deployment_id! } } })),
-    enabled: typeof result.data?.deployment_id === "number",
+    queryKey: ["results"],
+    queryFn: () => unwrap(api.GET("/api/results")),
+    enabled: configurationId !== undefined,
     refetchInterval: live ? 2000 : false,
   });
   const stop = useMutation({
@@ -44,7 +48,11 @@ export default function ResultPage() {
   const data = result.data;
   const epochs = epochsOf(data?.epochs);
   const names = metricNames(epochs);
-  const others = (siblings.data ?? []).filter((other) => epochsOf(other.epochs).length > 0);
+  const sameConfiguration = new Set((deployments.data ?? []).filter((deployment) => deployment.configuration_id === configurationId).map((deployment) => deployment.id));
+  // This result's own copy is the freshest (it is polled until final; the list may lag an epoch).
+  const others = (siblings.data ?? [])
+    .map((other) => (other.id === data?.id ? data : other))
+    .filter((other) => other.deployment_id !== null && sameConfiguration.has(other.deployment_id) && epochsOf(other.epochs).length > 0);
 
   return (
     <>
@@ -102,8 +110,14 @@ export default function ResultPage() {
           <Chart label="confusion matrix" height={360} option={confusionOption(data.confusion_matrix as number[][])} />
         </Paper>
       )}
-      {others.length > 1 && names.length > 0 && <Compare results={others} metric={names.includes("accuracy") ? "accuracy" : names[0]!} />}
-      <Logs text={logs.data?.logs ?? ""} state={logs.data?.state} follow={live} />
+      {others.length > 1 && names.length > 0 && <Compare results={others} metric={names.includes("accuracy") ? "accuracy" : names[0]!} configurationId={configurationId!} />}
+      {data?.deployment_id === null ? (
+        <Text size="sm" c="dimmed">
+          Imported from a trained model file: no training job ran, so there is no job log.
+        </Text>
+      ) : (
+        <Logs text={logs.data?.logs ?? ""} status={data?.status} follow={live} />
+      )}
       {data && (
         <Group mt="md">
           <Button variant="subtle" onClick={() => saveJson(`result-${pk}-metrics.json`, { epochs: data.epochs, train: data.train_metrics, validation: data.validation_metrics, test: data.test_metrics, confusion_matrix: data.confusion_matrix, training_time_s: data.training_time_s })}>
@@ -180,11 +194,11 @@ function TestMetrics({ result }: { result: Schemas["ResultOutput"] }) {
   );
 }
 
-/** Every result of one deployment on one chart: validation (or train) curves side by side. */
-function Compare({ results, metric }: { results: Schemas["ResultOutput"][]; metric: string }) {
+/** Every result of one configuration on one chart: validation (or train) curves side by side. */
+function Compare({ results, metric, configurationId }: { results: Schemas["ResultOutput"][]; metric: string; configurationId: number }) {
   const option = useMemo<ChartOption>(
     () => ({
-      title: { text: `${metric}: results of this deployment compared`, left: "center", textStyle: { fontSize: 14 } },
+      title: { text: `${metric}: the results of configuration ${configurationId} compared`, left: "center", textStyle: { fontSize: 14 } },
       tooltip: { trigger: "axis" },
       legend: { bottom: 0 },
       grid: { left: 50, right: 20, top: 40, bottom: 50 },
@@ -196,30 +210,36 @@ function Compare({ results, metric }: { results: Schemas["ResultOutput"][]; metr
         return { name: `${other.model_name} (result ${other.id})`, type: "line", data: validation.length > 0 ? validation : curve(epochs, metric, "train") };
       }),
     }),
-    [results, metric],
+    [results, metric, configurationId],
   );
   return (
-    <Paper withBorder p="xs" mb="md">
+    <Paper withBorder p="xs" mb="md" data-testid="comparison" data-results={results.length}>
       <Chart label="comparison" option={option} />
     </Paper>
   );
 }
 
-function Logs({ text, state, follow }: { text: string; state: string | undefined; follow: boolean }) {
+/**
+ * The job's log tail, titled with the result's status (the runner's own state lags behind it),
+ * polled for new lines while the result is live and no longer once it is final.
+ */
+function Logs({ text, status, follow }: { text: string; status: string | undefined; follow: boolean }) {
   const viewport = useRef<HTMLDivElement>(null);
   const tail = text.split("\n").slice(-200).join("\n");
+  // New lines scroll into view, the last ones too (those that came with the final status).
   useEffect(() => {
-    if (follow && viewport.current) viewport.current.scrollTop = viewport.current.scrollHeight;
-  }, [tail, follow]);
+    if (viewport.current) viewport.current.scrollTop = viewport.current.scrollHeight;
+  }, [tail]);
   return (
-    <Paper withBorder p="md">
-      <Text fw={600}>Job log{state ? ` (${state})` : ""}</Text>
+    <Paper withBorder p="md" data-testid="job-log-panel" data-following={follow}>
+      <Text fw={600}>
+        Job log{status ? ` (${status}${follow ? ", following" : ""})` : ""}
+      </Text>
       <ScrollArea h={240} viewportRef={viewport} type="auto">
         <Code block data-testid="job-log" tabIndex={0} aria-label="Job log">
           {tail || "No log yet."}
         </Code>
       </ScrollArea>
-      <Stack />
     </Paper>
   );
 }

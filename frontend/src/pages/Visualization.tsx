@@ -42,6 +42,8 @@ export default function VisualizationPage() {
   const [parseError, setParseError] = useState<string | undefined>();
   const [connected, setConnected] = useState(false);
   const [streamError, setStreamError] = useState<string | null>(null);
+  /** The server reads the topic from its end: what is produced from now on is shown. */
+  const [reading, setReading] = useState(false);
   const [state, dispatch] = useReducer(reducer, EMPTY_STATE);
 
   // The editor starts from the stored configuration, or one label per model output.
@@ -75,9 +77,15 @@ export default function VisualizationPage() {
     if (!connected || !config) return;
     const source = new EventSource(`/api/inferences/${pk}/visualization/stream`);
     source.addEventListener("update", (event) => dispatch({ kind: "update", update: JSON.parse((event as MessageEvent<string>).data) as LiveUpdate, config }));
-    source.addEventListener("ready", () => setStreamError(null));
+    source.addEventListener("ready", () => {
+      setStreamError(null);
+      setReading(true);
+    });
     source.onerror = () => setStreamError("The live stream was interrupted; reconnecting…");
-    return () => source.close();
+    return () => {
+      source.close();
+      setReading(false);
+    };
   }, [connected, config, pk]);
 
   return (
@@ -117,13 +125,13 @@ export default function VisualizationPage() {
           {save.error && !parseError && <ErrorAlert error={save.error} />}
           {streamError && connected && <Text c="orange.9">{streamError}</Text>}
         </Stack>
-        <Stack>{config && <LiveView config={config} state={state} connected={connected} />}</Stack>
+        <Stack>{config && <LiveView config={config} state={state} connected={connected} reading={reading} />}</Stack>
       </SimpleGrid>
     </>
   );
 }
 
-function LiveView({ config, state, connected }: { config: VisualizationConfig; state: LiveState; connected: boolean }) {
+function LiveView({ config, state, connected, reading }: { config: VisualizationConfig; state: LiveState; connected: boolean; reading: boolean }) {
   const current = labelFor(config, state.current);
   const option = useMemo<ChartOption>(() => {
     if (config.type === "classification") {
@@ -148,7 +156,7 @@ function LiveView({ config, state, connected }: { config: VisualizationConfig; s
   }, [config, state.counts, state.series]);
   return (
     <>
-      <Text size="sm" data-testid="live-stats" data-total={state.total} data-updates={state.updates}>
+      <Text size="sm" data-testid="live-stats" data-total={state.total} data-updates={state.updates} data-reading={reading}>
         {connected ? "Connected" : "Not connected"} · {state.total.toLocaleString()} predictions in {state.updates} updates
         {state.skipped > 0 && ` · ${state.skipped} records were not predictions`}
       </Text>
