@@ -144,14 +144,20 @@ class BatchWriter:
         """Send the offsets to the open transaction and commit it, on the helper thread."""
         self._in_flight = self._committer.submit(self._commit, offsets, group_metadata)
 
-    def settle(self) -> float | None:
-        """Wait for the commit in flight; its completion time (perf_counter), None if none.
+    window = 1
+    """Batches that may be in flight at once: a producer has one transaction at a time."""
+
+    def settle(self, keep: int = 0) -> list[float]:
+        """Wait until at most `keep` batches are in flight; the completion times (perf_counter)
+        of the batches settled meanwhile, oldest first.
 
         Raises the commit's KafkaException; the transaction is then still open and must be
         aborted when the error `txn_requires_abort`.
         """
+        if keep >= 1:
+            return []
         in_flight, self._in_flight = self._in_flight, None
-        return in_flight.result() if in_flight is not None else None
+        return [in_flight.result()] if in_flight is not None else []
 
     def abort(self) -> None:
         """Abort the open transaction: none of its records will ever be read committed.
