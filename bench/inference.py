@@ -5,13 +5,13 @@
     consume -> produce pipe with the same transactions and batches but no decode and no model
     (the ceiling), and the same pipe without transactions (the at-least-once service's
     ceiling; it commits offsets without waiting for delivery), and that pipe committing only
-    delivered batches as the at-least-once service does; (c) Kafka-ML's loop reproduced as its model_inference/tensorflow/inference.py runs
-    it (librdkafka's default client settings; poll one message, one Keras `model.predict()`
-    per message, produce; every 16 messages a synchronous producer flush and an asynchronous
-    offset commit) for a fixed time; (d) p50/p99 latency from produce to a prediction readable
-    with read_committed, at a paced offered load, with `python -m model_inference` and the
-    reader of the predictions each running as a process of its own, after a warm-up at the
-    same load.
+    delivered batches as the at-least-once service does; (c) Kafka-ML's loop reproduced as its
+    model_inference/tensorflow/inference.py runs it (librdkafka's default client settings; poll
+    one message, one Keras `model.predict()` per message, produce; every 16 messages a
+    synchronous producer flush and an asynchronous offset commit) for a fixed time; (d) p50/p99
+    latency from produce to a prediction readable with read_committed, at a paced offered
+    load, with `python -m model_inference` and the reader of the predictions each running as a
+    process of its own, after a warm-up at the same load.
 
 (a) and (b) run KAFKAML_BENCH_INFERENCE_ROUNDS times (default 3), interleaved, over
 KAFKAML_BENCH_INFERENCE_RECORDS records (default 500,000); medians are reported.
@@ -150,6 +150,9 @@ def run(bootstrap: str) -> None:
               f"; / that pipe at-least-once = "
               f"{at_least_once / float(np.median(rates['plain-delivered'])):.0%}"
               " (medians, same run)")  # fmt: skip
+        rounds = zip(rates["at-least-once"], rates["plain"], strict=True)
+        print("    the same per round (the rounds are interleaved): "
+              + ", ".join(f"{service / pipe:.0%}" for service, pipe in rounds))  # fmt: skip
         p50, p99, answered = _latency(settings, workdir, bootstrap)
         print(f"    load average after: {_load()} (the machine's cores are shared)")
         print(f"(d) latency at {LATENCY_RATE:,} msg/s offered for {LATENCY_SECONDS:.0f} s "
