@@ -3,11 +3,11 @@
 `exactly-once` (the default) is `transactions.BatchWriter`: one transaction per batch with its
 input offsets. `at-least-once` writes the same batches, answers and dead letters without
 transactions, for consumers that cannot read transactional topics (kafka-python 2.0.2 returns
-the transaction markers as records; a consumer reading `read_committed` is not needed): each
-batch is produced by an idempotent producer, and its input offsets are stored for the
-consumer's automatic commit (every AT_LEAST_ONCE_COMMIT_INTERVAL_MS, on a rebalance, on close)
-only once the producer's queue has been seen empty after the batch was produced, with no
-failed delivery reported: every record of the batch, and of every earlier batch, was then
+the transaction markers as records; a consumer reading `read_uncommitted` sees aborted
+batches): each batch is produced by an idempotent producer, and its input offsets are stored
+for the consumer's automatic commit (every AT_LEAST_ONCE_COMMIT_INTERVAL_MS, on a rebalance,
+on close) only once the producer's queue has been seen empty after the batch was produced, with
+no failed delivery reported: every record of the batch, and of every earlier batch, was then
 acknowledged. Up to AT_LEAST_ONCE_WINDOW batches are produced before the oldest must be
 delivered, so producing a batch does not wait for the delivery of the one before. A crash
 answers the records delivered since the last commit again: duplicates, never losses.
