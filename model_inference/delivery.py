@@ -4,10 +4,12 @@
 input offsets. `at-least-once` writes the same batches, answers and dead letters without
 transactions, for consumers that cannot read transactional topics (kafka-python 2.0.2 returns
 the transaction markers as records; a consumer reading `read_uncommitted` sees aborted
-batches): each batch is produced by an idempotent producer, delivered (flushed on the helper
-thread while the next batch is predicted), and only then are its input offsets stored for the
-consumer's automatic commit (every AT_LEAST_ONCE_COMMIT_INTERVAL_MS, on a rebalance, on close):
-a local call, where an explicit commit per batch cost milliseconds of the loop's thread. A crash
+batches): each batch is produced by an idempotent producer, and its input offsets are stored
+for the consumer's automatic commit (every AT_LEAST_ONCE_COMMIT_INTERVAL_MS, on a rebalance,
+on close) only once the producer's queue has been seen empty after the batch was produced, with
+no failed delivery reported: every record of the batch, and of every earlier batch, was then
+acknowledged. Up to AT_LEAST_ONCE_WINDOW batches are produced before the oldest must be
+delivered, so producing a batch does not wait for the delivery of the one before. A crash
 answers the records delivered since the last commit again: duplicates, never losses.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -27,9 +30,12 @@ log = logging.getLogger(__name__)
 
 AT_LEAST_ONCE_COMMIT_INTERVAL_MS = 1000
 """How often the input consumer commits the stored offsets of delivered batches."""
+AT_LEAST_ONCE_WINDOW = 4
+"""Batches produced but not yet seen delivered, at most: the next batch waits for a flush."""
 
 __all__ = [
     "AT_LEAST_ONCE_COMMIT_INTERVAL_MS",
+    "AT_LEAST_ONCE_WINDOW",
     "DEFAULT_DELIVERY",
     "DELIVERIES",
     "AtLeastOnceWriter",
@@ -58,11 +64,17 @@ class AtLeastOnceWriter(BatchWriter):
     """Produces answered batches without transactions; commits the offsets once delivered.
 
     `producers.transactional` is here the input cluster's plain idempotent producer, whose
-    failed deliveries are reported to `failures`. The offsets of a batch are stored for the
-    consumer's automatic commit once `settle` has seen the batch delivered (the consumer must
-    have `enable.auto.offset.store` off; a lost commit only answers records again). Raises
-    DeliveryError from `settle` when a record was not delivered.
+    failed deliveries are reported to `failures`; nothing else may produce with it. `settle`
+    serves its reports and stores the offsets of the delivered batches for the consumer's
+    automatic commit (the consumer must have `enable.auto.offset.store` off; a lost commit only
+    answers records again). A batch counts as delivered once the producer's queue, which also
+    holds the records in flight and the unserved reports, is empty after the batch was
+    produced: that is checked between two batches, when the queue has had the longest to
+    drain, and waited for (a flush) only when `window` batches would otherwise be pending.
+    Raises DeliveryError from `settle` when a record was not delivered.
     """
+
+    window = AT_LEAST_ONCE_WINDOW
 
     def __init__(
         self,
@@ -75,35 +87,50 @@ class AtLeastOnceWriter(BatchWriter):
         super().__init__(producers, routes, timeout_s)
         self._consumer = consumer
         self._failures = failures
-        self._offsets: list[TopicPartition] | None = None
+        self._pending: deque[list[TopicPartition]] = deque()  # offsets per batch, oldest first
 
     def _begin(self) -> None:
         """No transaction to open."""
 
     def commit_async(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
-        """Deliver the batch on the helper thread; `settle` stores its offsets afterwards."""
-        self._offsets = offsets
-        self._in_flight = self._committer.submit(self._deliver)
+        """Leave the batch's offsets pending; `settle` stores them once it is delivered."""
+        self._pending.append(offsets)
 
-    def settle(self) -> float | None:
-        offsets, self._offsets = self._offsets, None
-        delivered_at = super().settle()
-        if offsets:
-            self._commit_offsets(offsets)
-        return delivered_at
+    def settle(self, keep: int = 0) -> list[float]:
+        """Store the offsets of every batch delivered by now, waiting for deliveries only while
+        more than `keep` batches are pending; when each was seen delivered, oldest first.
+
+        Raises DeliveryError when a record was not delivered (in time); nothing pending is
+        stored then.
+        """
+        if not self._pending:
+            return []
+        producer = self._producers.transactional
+        producer.poll(0)  # serves the failure reports
+        self._raise_failures()
+        if len(producer) > 0:
+            if len(self._pending) <= keep:
+                return []
+            remaining = producer.flush(self._timeout_s)
+            self._raise_failures()
+            if remaining > 0:
+                self._pending.clear()
+                raise DeliveryError(f"{remaining} records were not delivered in time")
+        delivered_at = time.perf_counter()
+        settled = [delivered_at] * len(self._pending)
+        while self._pending:
+            self._store_offsets(self._pending.popleft())
+        return settled
 
     def abort(self) -> None:
         """Nothing to abort: what was delivered stays, and its records come again."""
 
-    def _deliver(self) -> float:
-        remaining = self._producers.transactional.flush(self._timeout_s)
-        if remaining > 0:
-            raise DeliveryError(f"{remaining} records were not delivered in time")
+    def _raise_failures(self) -> None:
         if self._failures.errors:
+            self._pending.clear()
             raise DeliveryError(f"records were not delivered: {self._failures.errors[0]}")
-        return time.perf_counter()
 
-    def _commit_offsets(self, offsets: list[TopicPartition]) -> None:
+    def _store_offsets(self, offsets: list[TopicPartition]) -> None:
         try:
             self._consumer.store_offsets(offsets=offsets)
         except KafkaException as exception:

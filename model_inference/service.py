@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +122,7 @@ class InferenceService:
         self._max_wait_s = max_wait_ms / 1000
         self._timeout_s = transaction_timeout_s
         self.metrics = metrics or InferenceMetrics()
-        self._in_flight: _Batch | None = None
+        self._in_flight: deque[_Batch] = deque()  # oldest first
         self._next_lag = 0.0
         self._closed = False
         self.committed_records = 0
@@ -151,9 +152,10 @@ class InferenceService:
     def process_batch(self) -> int:
         """Consume one micro-batch, answer it, start its commit. Returns the records consumed.
 
-        The commit of the previous batch settles before this one is produced. When a
-        transaction aborts, the service rewinds to the committed offsets and returns 0: the
-        records come again. Raises InferenceError when it cannot go on.
+        The commit of the previous batch settles before this one is produced (at-least-once:
+        all but the writer's `window - 1` latest batches). When a transaction aborts, the
+        service rewinds to the committed offsets and returns 0: the records come again. Raises
+        InferenceError when it cannot go on.
         """
         self._swap_if_due()
         messages = self._consume()
@@ -164,10 +166,10 @@ class InferenceService:
         started = time.perf_counter()
         offsets = self._positions()
         answers = answer_batch(messages, self._decode, self._model.predictor, self._routes)
-        if not self.settle() or not self._write(answers):
+        if not self._settle(rewind=True, keep=self._writer.window - 1) or not self._write(answers):
             return 0
         self._writer.commit_async(offsets, self._group_metadata())
-        self._in_flight = _Batch(len(messages), started, answers)
+        self._in_flight.append(_Batch(len(messages), started, answers))
         self._measure_lag()
         return len(messages)
 
@@ -251,17 +253,18 @@ class InferenceService:
             return None
         return self._consumer.consumer_group_metadata()
 
-    def _settle(self, *, rewind: bool) -> bool:
-        batch, self._in_flight = self._in_flight, None
+    def _settle(self, *, rewind: bool, keep: int = 0) -> bool:
         try:
-            committed_at = self._writer.settle()
+            settled = self._writer.settle(keep)
         except KafkaException as exception:
+            self._in_flight.clear()
             self._transaction_failed(exception, rewind=rewind)
             return False
         except ForeignDeliveryError as error:
+            self._in_flight.clear()
             raise InferenceError(str(error)) from error
-        if batch is not None and committed_at is not None:
-            self._count(batch, committed_at)
+        for committed_at in settled:
+            self._count(self._in_flight.popleft(), committed_at)
         return True
 
     def _count(self, batch: _Batch, committed_at: float) -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from typing import cast
 
-from confluent_kafka import TopicPartition
+from confluent_kafka import Message, TopicPartition
 
 from kafkaml.kafka import KafkaSettings, make_consumer, make_producer
 from kafkaml.testing import wait_until
@@ -22,7 +23,8 @@ from model_inference.tests.conftest import (
     start_service,
     unique_inference_id,
 )
-from model_inference.tests.reader import read_committed
+from model_inference.tests.reader import OutputReader, read_committed
+from model_inference.tests.replicas import Replica
 from model_inference.transactions import ERROR_HEADER
 
 
@@ -138,3 +140,68 @@ def test_at_least_once_loses_nothing_when_a_second_replica_joins_mid_stream(
 
     keys = {int(cast(bytes, r.key())) for r in read_committed(kafka_settings, target)}
     assert keys == set(range(2000))
+
+
+def test_at_least_once_replica_killed_with_batches_in_flight_answers_every_input_in_order_per_key(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL while a backlog is answered in small batches (several produced and not yet seen
+    delivered, as a rule), then more inputs for the restarted replica: each input is answered
+    at least once, and each key's answers come in input order within each life of the replica
+    (the restart goes back to the last commit)."""
+    backlog, later, keys = 3000, 500, 16
+    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    replica = Replica(spec.path, kafka_settings, "0", tmp_path, KAFKAML_INFERENCE_MAX_BATCH="100")
+    try:
+        with OutputReader(kafka_settings, target) as reader:
+            replica.start()
+            _produce_sequenced(kafka_settings, source, range(backlog), keys)
+            reader.wait_for(backlog // 10, 120, _running(replica))
+            replica.kill()
+            replica.start()
+            # Inputs only the restarted replica can answer: once they are, it is serving.
+            _produce_sequenced(kafka_settings, source, range(backlog, backlog + later), keys)
+            wait_until(lambda: len({_sequence(r) for r in reader.records}) == backlog + later,
+                       "every input answered", timeout_s=120)  # fmt: skip
+            exit_code = replica.terminate()
+            answers = reader.read_to_end()
+    finally:
+        replica.stop()
+
+    assert {_sequence(answer) for answer in answers} == set(range(backlog + later))
+    by_key: dict[bytes | None, list[int]] = {}
+    for answer in answers:  # one output partition per key, read in offset order
+        by_key.setdefault(answer.key(), []).append(_sequence(answer))
+    assert len(by_key) == keys
+    for key, sequence in by_key.items():
+        # Increasing within each life; going back (to the last commit) only on the restart.
+        back = sum(later <= earlier for earlier, later in pairwise(sequence))
+        assert back < replica.starts, (key, sequence)
+    assert exit_code == 0, replica.tail()
+
+
+def _produce_sequenced(
+    kafka_settings: KafkaSettings, topic: str, numbers: range, keys: int
+) -> None:
+    """A sample per number, keyed round-robin over `keys` keys, its number in a header."""
+    producer = make_producer(kafka_settings)
+    for number, row in zip(numbers, samples(len(numbers), seed=numbers.start), strict=True):
+        headers = [("sequence", str(number).encode())]
+        producer.produce(topic, row.tobytes(), f"key-{number % keys}".encode(), headers=headers)
+    assert producer.flush(30) == 0
+
+
+def _sequence(answer: Message) -> int:
+    return int(dict(answer.headers() or [])["sequence"])
+
+
+def _running(replica: Replica) -> Callable[[], None]:
+    def check() -> None:
+        assert replica.running(), f"the replica died:\n{replica.tail()}"
+
+    return check
