@@ -191,13 +191,13 @@ def _produce_sequenced(
     """A sample per number, keyed round-robin over `keys` keys, its number in a header."""
     producer = make_producer(kafka_settings)
     for number, row in zip(numbers, samples(len(numbers), seed=numbers.start), strict=True):
-        headers = [("sequence", str(number).encode())]
+        headers: list[tuple[str, str | bytes | None]] = [("sequence", str(number).encode())]
         producer.produce(topic, row.tobytes(), f"key-{number % keys}".encode(), headers=headers)
     assert producer.flush(30) == 0
 
 
 def _sequence(answer: Message) -> int:
-    return int(dict(answer.headers() or [])["sequence"])
+    return int(cast(bytes, dict(answer.headers() or [])["sequence"]))
 
 
 def _running(replica: Replica) -> Callable[[], None]:
