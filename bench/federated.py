@@ -74,7 +74,7 @@ def run(bootstrap: str) -> None:
         thread.start()
     model = get_framework("pytorch").build(IMPORTS, CODE)
     params = model.summary().params
-    coordinator = Coordinator(make_producer(kafka), make_consumer(kafka), topics, KEYS)
+    coordinator = Coordinator(make_producer(kafka), make_consumer(kafka), topics, lambda: KEYS)
     coordinator.start()
     plan = {"framework": "pytorch", "imports": IMPORTS, "code": CODE, "batch_size": 64,
             "local_epochs": 1, "mu": 0.0, "min_data": 1, "data_restrictions": {}}  # fmt: skip
