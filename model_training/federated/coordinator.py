@@ -21,6 +21,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from kafkaml.federated import signing_key
 from kafkaml.frameworks.base import Array
 from model_training.federated.aggregation import fedavg, weighted_metrics
 from model_training.federated.exchange import (
@@ -36,7 +37,6 @@ from model_training.federated.exchange import (
     publish,
     verify_sender,
 )
-from kafkaml.federated import signing_key
 from model_training.modes import Job
 from model_training.progress import EpochReporter
 from model_training.reporting import JobApi

@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_consumer, make_producer
-from model_training.federated.coordinator import Coordinator, RoundFailedError
 from kafkaml.testing import wait_until
+from model_training.federated.coordinator import Coordinator, RoundFailedError
 from model_training.federated.exchange import (
     GLOBAL,
     UPDATE,
