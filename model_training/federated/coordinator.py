@@ -23,7 +23,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from kafkaml.federated import signing_key
 from kafkaml.frameworks.base import Array
-from model_training.federated.aggregation import fedavg, weighted_metrics
+from model_training.federated.aggregation import FedAdam, fedavg, weighted_metrics
 from model_training.federated.exchange import (
     COORDINATOR,
     DEFAULT_CHUNK_BYTES,
@@ -235,6 +235,7 @@ def train_federated(job: Job, coordinator: Coordinator) -> None:
     reporter = EpochReporter(job.sinks)
     coordinator.start()
     weights = model.get_weights()
+    server = FedAdam(options.server_learning_rate) if options.strategy == "fedadam" else None
     for index in range(options.rounds):
         result = coordinator.run_round(
             index,
@@ -243,7 +244,7 @@ def train_federated(job: Job, coordinator: Coordinator) -> None:
             timeout_s=options.round_timeout_s,
             plan=plan,
         )
-        weights = result.weights
+        weights = result.weights if server is None else server.step(weights, result.weights)
         log.info("round %d aggregated from %s", index, result.clients)
         reporter(index, result.train, result.validation)
     model.set_weights(weights)
