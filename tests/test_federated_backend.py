@@ -95,9 +95,16 @@ def test_workers_with_issued_credentials_discover_join_and_train_the_deployment_
     result = _federated_result(exchange.deployment_id)
     registered = {
         name: worker_register(
-            owner=result.owner, name=name,
-            datasets=[{"name": "blobs", "input_shape": [FEATURES], "dataset_restrictions": {},
-                       "samples": TRAIN[name]}],
+            owner=result.owner,
+            name=name,
+            datasets=[
+                {
+                    "name": "blobs",
+                    "input_shape": [FEATURES],
+                    "dataset_restrictions": {},
+                    "samples": TRAIN[name],
+                }
+            ],
         )  # fmt: skip
         for name in SIZES
     }
@@ -110,12 +117,17 @@ def test_workers_with_issued_credentials_discover_join_and_train_the_deployment_
     )  # fmt: skip
     workers += [
         start_worker(
-            tmp_path, kafka_settings, exchange, name,
+            tmp_path,
+            kafka_settings,
+            exchange,
+            name,
             cli=name == "worker-b",
             KAFKAML_BACKEND_URL=backend,
             KAFKAML_WORKER_CREDENTIAL=registered[name][1],
-            KAFKAML_WORKER_ID="", KAFKAML_FEDERATED_DEPLOYMENT_ID="",
-            KAFKAML_WORKER_IDLE_TIMEOUT_S="3", KAFKAML_WORKER_DISCOVERY_INTERVAL_S="0.5",
+            KAFKAML_WORKER_ID="",
+            KAFKAML_FEDERATED_DEPLOYMENT_ID="",
+            KAFKAML_WORKER_IDLE_TIMEOUT_S="3",
+            KAFKAML_WORKER_DISCOVERY_INTERVAL_S="0.5",
         )  # fmt: skip
         for name in SIZES
     ]

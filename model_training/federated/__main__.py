@@ -80,8 +80,9 @@ class Site:
         self.settings = settings
         self.failed: list[int] = []
 
-    def serve(self, deployment_id: int) -> None:
-        """Train the deployment's rounds until its coordinator is done (Worker.run raises)."""
+    def serve(self, deployment_id: int, discovery: Discovery | None = None) -> None:
+        """Train the deployment's rounds until its coordinator is done (Worker.run raises).
+        A joined deployment (`discovery`) is waited for while the backend lists it."""
         topics = exchange_topics(deployment_id)
         ensure_topics(make_admin(self.kafka), [topics.global_weights, topics.updates])
         worker = Worker(
@@ -94,7 +95,13 @@ class Site:
             chunk_bytes=self.settings.federated_chunk_bytes,
         )
         try:
-            worker.run(self.settings.worker_idle_timeout_s)
+            if discovery is None:
+                worker.run(self.settings.worker_idle_timeout_s)
+            else:
+                worker.run(
+                    max(self.settings.worker_discovery_interval_s, 1.0),
+                    lambda: discovery.still_training(deployment_id),
+                )
         finally:
             worker.consumer.close()
 
@@ -107,7 +114,9 @@ class Site:
         while True:
             for assignment in discovery.join_new(threads):
                 thread = threading.Thread(
-                    target=self._serve_logged, args=(assignment.deployment_id,), daemon=True
+                    target=self._serve_logged,
+                    args=(assignment.deployment_id, discovery),
+                    daemon=True,
                 )
                 threads[assignment.deployment_id] = thread
                 thread.start()
@@ -118,9 +127,9 @@ class Site:
                 return 1 if self.failed else 0
             time.sleep(self.settings.worker_discovery_interval_s)  # the backend is polled
 
-    def _serve_logged(self, deployment_id: int) -> None:
+    def _serve_logged(self, deployment_id: int, discovery: Discovery) -> None:
         try:
-            self.serve(deployment_id)
+            self.serve(deployment_id, discovery)
             log.info("deployment %d: done", deployment_id)
         except NotSelectedError as error:
             log.warning("deployment %d: not taking part: %s", deployment_id, error)

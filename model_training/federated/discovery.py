@@ -40,6 +40,11 @@ class Discovery:
         """The id the backend registered the worker under (the sender of its updates)."""
         return str(self.rest.get_json("/api/federated/worker")["worker_id"])
 
+    def still_training(self, deployment_id: int) -> bool:
+        """Whether the deployment is still one the worker fits and that is training."""
+        matches = self.rest.get_json("/api/federated/worker/deployments")
+        return any(int(match["deployment_id"]) == deployment_id for match in matches)
+
     def join_new(self, known: Collection[int]) -> list[Assignment]:
         """Join the deployments that fit and are not in `known`; those deployments."""
         found = []

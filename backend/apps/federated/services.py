@@ -13,6 +13,7 @@ from backend.apps.federated.models import FederatedMembership, FederatedWorker
 from backend.apps.federated.selectors import ACTIVE, dataset_misfit, deployment_matches
 from backend.apps.training.models import TrainingMode, TrainingResult
 from backend.kafkaml_backend.errors import ApplicationError, NotFoundError
+from backend.kafkaml_backend.validation import ID_MAX
 from kafkaml.federated import credential_hash, credential_new, signing_key
 
 
@@ -68,6 +69,8 @@ def worker_join(*, worker: FederatedWorker, deployment_id: int) -> FederatedMemb
 
 
 def _misfit(worker: FederatedWorker, deployment_id: int) -> ApplicationError:
+    if not 0 < deployment_id <= ID_MAX:  # no such id; beyond it, a column overflows
+        return _no_deployment(deployment_id)
     result = (
         TrainingResult.objects.select_related("deployment", "model")
         .filter(
@@ -79,10 +82,7 @@ def _misfit(worker: FederatedWorker, deployment_id: int) -> ApplicationError:
         .first()
     )
     if result is None or result.deployment is None:
-        return NotFoundError(
-            "No federated deployment of the worker's owner is training with this id.",
-            {"id": deployment_id},
-        )
+        return _no_deployment(deployment_id)
     shape = result.model.summary.get("input_shape") or []
     reasons = {
         str(d["name"]): dataset_misfit(d, shape, result.deployment.federated or {})
@@ -90,4 +90,11 @@ def _misfit(worker: FederatedWorker, deployment_id: int) -> ApplicationError:
     }
     return ApplicationError(
         "None of the worker's datasets fits this deployment.", {"datasets": reasons}
+    )
+
+
+def _no_deployment(deployment_id: int) -> NotFoundError:
+    return NotFoundError(
+        "No federated deployment of the worker's owner is training with this id.",
+        {"id": deployment_id},
     )

@@ -102,7 +102,7 @@ def _adam_by_hand(start: float, averages: list[float], lr: float) -> list[float]
 
 def test_fedadam_takes_the_papers_server_adam_step_computed_by_hand() -> None:
     server = FedAdam(learning_rate=0.05)
-    current = [np.array([1.0, -2.0], np.float32), np.array(7, np.int64)]
+    current: list[Array] = [np.array([1.0, -2.0], np.float32), np.array(7, np.int64)]
     averages = [[0.5, -1.0], [0.2, 0.0], [0.4, 3.0]]
     expected = [_adam_by_hand(start, [a[i] for a in averages], 0.05)
                 for i, start in enumerate([1.0, -2.0])]  # fmt: skip

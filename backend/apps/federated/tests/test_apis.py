@@ -169,3 +169,9 @@ def test_a_revoked_worker_is_refused_everywhere_and_no_longer_given_to_its_coord
     assert refused.status_code == 401
     assert refused.json()["message"] == "This worker's credential has been revoked."
     assert api.delete(f"/api/federated/workers/{created['id']}").status_code == 204
+
+
+def test_joining_an_id_beyond_any_column_is_404(api: APIClient) -> None:
+    worker = as_worker(register(api, THERMAL)["credential"])
+    response = worker.post(f"/api/federated/worker/deployments/{2**70}/join")
+    assert response.status_code == 404, response.json()
