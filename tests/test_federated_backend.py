@@ -75,8 +75,10 @@ def _federated_result(deployment_id: int) -> TrainingResult:
     )  # fmt: skip
     configuration = Configuration.objects.create(owner=owner, name="one")
     configuration.ml_models.add(model)
-    options = {"rounds": 2, "local_epochs": 1, "min_clients": 2, "min_data": 40,
-               "data_restrictions": {}, "round_timeout_s": 120, "strategy": "fedavg", "mu": 0.0}  # fmt: skip
+    options = {
+        **{"rounds": 2, "local_epochs": 1, "min_clients": 2, "min_data": 40},
+        **{"data_restrictions": {}, "round_timeout_s": 120, "strategy": "fedavg", "mu": 0.0},
+    }
     deployment = Deployment.objects.create(
         pk=deployment_id,  # the exchange topics' fresh id
         owner=owner, configuration=configuration, batch_size=16,
@@ -105,7 +107,7 @@ def test_workers_with_issued_credentials_discover_join_and_train_the_deployment_
                     "samples": TRAIN[name],
                 }
             ],
-        )  # fmt: skip
+        )
         for name in SIZES
     }
     job = start_job(
@@ -128,7 +130,7 @@ def test_workers_with_issued_credentials_discover_join_and_train_the_deployment_
             KAFKAML_FEDERATED_DEPLOYMENT_ID="",
             KAFKAML_WORKER_IDLE_TIMEOUT_S="3",
             KAFKAML_WORKER_DISCOVERY_INTERVAL_S="0.5",
-        )  # fmt: skip
+        )
         for name in SIZES
     ]
     assert job.wait(300) == 0, job.log()
