@@ -26,7 +26,7 @@ from model_training.federated.exchange import ExchangeTopics, exchange_topics
 from model_training.federated.worker import LocalDataset, Worker, batch_source
 
 FULL = os.environ.get("KAFKAML_FEDERATED_FULL") == "1"
-EPOCHS = 20 if FULL else 8
+EPOCHS = 30 if FULL else 10
 BATCH = 32
 KEYS = {f"worker-{i}": f"key-{i}".encode() for i in range(3)}
 GROUPS = ((0, 1, 2), (3, 4, 5), (6, 7, 8, 9))  # worker i mostly holds the digits of GROUPS[i]
@@ -90,10 +90,12 @@ def topics(kafka_admin: AdminClient) -> Iterator[ExchangeTopics]:
         future.result(timeout=30)
 
 
-def centralized(framework: str, shares: list[LocalDataset]) -> Any:
-    """The same model trained on the union of the shares for EPOCHS epochs."""
+def centralized(framework: str, shares: list[LocalDataset], initial: list[Array]) -> Any:
+    """The model, from the `initial` weights, trained on the union of the shares for EPOCHS
+    epochs."""
     adapter = get_framework(framework)
     model = adapter.build(*MODELS[framework])
+    model.set_weights(initial)
     arrays = [share.parts.train.arrays() for share in shares]
     x = np.concatenate([a[0] for a in arrays])
     y = np.concatenate([a[1] for a in arrays if a[1] is not None])
@@ -104,9 +106,14 @@ def centralized(framework: str, shares: list[LocalDataset]) -> Any:
 
 
 def federated(
-    framework: str, shares: list[LocalDataset], kafka: KafkaSettings, topics: ExchangeTopics
+    framework: str,
+    shares: list[LocalDataset],
+    initial: list[Array],
+    kafka: KafkaSettings,
+    topics: ExchangeTopics,
 ) -> Any:
-    """EPOCHS rounds of one local epoch each, FedAvg, over the exchange topics."""
+    """EPOCHS rounds of one local epoch each from the `initial` weights, FedAvg, over the
+    exchange topics."""
     model = get_framework(framework).build(*MODELS[framework])
     workers = [
         Worker(name, key, make_producer(kafka), make_consumer(kafka), topics, share)
@@ -120,7 +127,7 @@ def federated(
     imports, code = MODELS[framework]
     plan = {"framework": framework, "imports": imports, "code": code, "batch_size": BATCH,
             "local_epochs": 1, "mu": 0.0, "min_data": 1, "data_restrictions": {}}  # fmt: skip
-    weights = model.get_weights()
+    weights = initial
     try:
         for index in range(EPOCHS):
             weights = coordinator.run_round(
@@ -143,8 +150,9 @@ def test_federated_accuracy_on_non_iid_digits_is_within_two_points_of_centralize
     labels = [np.bincount(s.parts.train.arrays()[1].ravel(), minlength=10) for s in shares]  # type: ignore[union-attr]
     assert all(counts[list(g)].sum() > 0.6 * counts.sum() for counts, g in zip(labels, GROUPS,
                strict=True))  # fmt: skip  # non-IID: each worker mostly holds its own digits
-    central = accuracy(centralized(framework, shares), test)
-    fed = accuracy(federated(framework, shares, kafka_settings, topics), test)
+    initial = get_framework(framework).build(*MODELS[framework]).get_weights()  # the same start
+    central = accuracy(centralized(framework, shares, initial), test)
+    fed = accuracy(federated(framework, shares, initial, kafka_settings, topics), test)
     print(f"{framework}: centralized {central:.3f}, federated {fed:.3f} ({EPOCHS} epochs)")
     assert central > 0.85, "the centralized baseline itself must have learned"
     assert abs(central - fed) <= 0.02, (central, fed)
