@@ -214,22 +214,47 @@ def _aggregate(updates: Mapping[str, Envelope]) -> RoundResult:
     )
 
 
+def round_plan(
+    framework: str,
+    imports: str,
+    code: str,
+    *,
+    batch_size: int,
+    local_epochs: int = 1,
+    mu: float = 0.0,
+    min_data: int = 1,
+    data_restrictions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What each round's global message tells the workers: the model's code, how to train
+    locally, and the criteria their datasets must meet."""
+    return {
+        "framework": framework,
+        "imports": imports,
+        "code": code,
+        "batch_size": batch_size,
+        "local_epochs": local_epochs,
+        "mu": mu,
+        "min_data": min_data,
+        "data_restrictions": dict(data_restrictions or {}),
+    }
+
+
 def train_federated(job: Job, coordinator: Coordinator) -> None:
     """Run the deployment's rounds and upload the final model; raises RoundFailedError."""
     spec = job.spec
     options = spec.federated
     code = spec.models[0]
     model = job.framework.build(code.imports, code.code)
-    plan = {
-        "framework": spec.framework,
-        "imports": code.imports,
-        "code": code.code,
-        "batch_size": spec.batch_size,
-        "local_epochs": options.local_epochs,
-        "mu": options.mu if options.strategy == "fedprox" else 0.0,
-        "min_data": options.min_data,
-        "data_restrictions": options.data_restrictions,
-    }
+    plan = round_plan(
+        spec.framework,
+        code.imports,
+        code.code,
+        batch_size=spec.batch_size,
+        local_epochs=options.local_epochs,
+        mu=options.mu if options.strategy == "fedprox" else 0.0,
+        min_data=options.min_data,
+        data_restrictions=options.data_restrictions,
+    )
     for sink in job.sinks:
         sink.running()
     reporter = EpochReporter(job.sinks)

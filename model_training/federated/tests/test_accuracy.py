@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,11 +18,12 @@ from sklearn.datasets import load_digits
 
 from kafkaml.frameworks import get_framework
 from kafkaml.frameworks.base import Array
-from kafkaml.kafka import KafkaSettings, ensure_topics, make_consumer, make_producer
+from kafkaml.kafka import KafkaSettings, ensure_topics
 from model_training.dataset import Samples, split
-from model_training.federated.coordinator import Coordinator
+from model_training.federated.coordinator import round_plan
 from model_training.federated.exchange import ExchangeTopics, exchange_topics
-from model_training.federated.worker import LocalDataset, Worker, batch_source
+from model_training.federated.simulation import federation
+from model_training.federated.worker import LocalDataset, batch_source
 
 FULL = os.environ.get("KAFKAML_FEDERATED_FULL") == "1"
 EPOCHS = 30 if FULL else 10
@@ -75,6 +75,17 @@ def digits_shares(seed: int = 0) -> tuple[list[LocalDataset], tuple[Array, Array
     return shares, (x[test], y[test])
 
 
+def _seed(framework: str) -> None:
+    if framework == "pytorch":
+        import torch
+
+        torch.manual_seed(0)
+    else:
+        import keras
+
+        keras.utils.set_random_seed(0)
+
+
 def accuracy(model: Any, test: tuple[Array, Array]) -> float:
     x, y = test
     predicted = np.asarray(model.predict_batch(x)).argmax(axis=1)
@@ -115,28 +126,15 @@ def federated(
     """EPOCHS rounds of one local epoch each from the `initial` weights, FedAvg, over the
     exchange topics."""
     model = get_framework(framework).build(*MODELS[framework])
-    workers = [
-        Worker(name, key, make_producer(kafka), make_consumer(kafka), topics, share)
-        for (name, key), share in zip(KEYS.items(), shares, strict=True)
-    ]
-    threads = [threading.Thread(target=worker.run, args=(300,)) for worker in workers]
-    for thread in threads:
-        thread.start()
-    coordinator = Coordinator(make_producer(kafka), make_consumer(kafka), topics, lambda: KEYS)
-    coordinator.start()
-    imports, code = MODELS[framework]
-    plan = {"framework": framework, "imports": imports, "code": code, "batch_size": BATCH,
-            "local_epochs": 1, "mu": 0.0, "min_data": 1, "data_restrictions": {}}  # fmt: skip
+    plan = round_plan(framework, *MODELS[framework], batch_size=BATCH)
+    datasets = {name: (key, share) for (name, key), share in zip(KEYS.items(), shares, strict=True)}
     weights = initial
-    try:
+    with federation(kafka, topics, datasets) as (coordinator, workers):
         for index in range(EPOCHS):
             weights = coordinator.run_round(
                 index, weights, min_clients=3, timeout_s=300, plan=plan
             ).weights
-    finally:
         coordinator.finish(weights)
-        for thread in threads:
-            thread.join(60)
     assert [len(worker.rounds_trained) for worker in workers] == [EPOCHS] * 3
     model.set_weights(weights)
     return model
@@ -150,7 +148,8 @@ def test_federated_accuracy_on_non_iid_digits_is_within_two_points_of_centralize
     labels = [np.bincount(s.parts.train.arrays()[1].ravel(), minlength=10) for s in shares]  # type: ignore[union-attr]
     assert all(counts[list(g)].sum() > 0.6 * counts.sum() for counts, g in zip(labels, GROUPS,
                strict=True))  # fmt: skip  # non-IID: each worker mostly holds its own digits
-    initial = get_framework(framework).build(*MODELS[framework]).get_weights()  # the same start
+    _seed(framework)  # the same initial weights every run, and for both trainings
+    initial = get_framework(framework).build(*MODELS[framework]).get_weights()
     central = accuracy(centralized(framework, shares, initial), test)
     fed = accuracy(federated(framework, shares, initial, kafka_settings, topics), test)
     print(f"{framework}: centralized {central:.3f}, federated {fed:.3f} ({EPOCHS} epochs)")
