@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from pytest_django.live_server_helper import LiveServer  # noqa: E402
 
 from backend.apps.federated.models import FederatedMembership  # noqa: E402
-from backend.apps.federated.services import worker_register  # noqa: E402
+from backend.apps.federated.services import worker_register, worker_revoke  # noqa: E402
 from backend.apps.mlmodels.models import Configuration, MLModel  # noqa: E402
 from backend.apps.training.models import Deployment, TrainingMode, TrainingResult  # noqa: E402
 from backend.kafkaml_backend.auth import issue_job_token  # noqa: E402
@@ -145,3 +145,32 @@ def test_workers_with_issued_credentials_discover_join_and_train_the_deployment_
     for worker in workers[:2]:
         assert f"joined deployment {exchange.deployment_id}" in worker.log()
         assert "round 1: update sent" in worker.log()
+
+
+def test_a_worker_whose_credential_was_revoked_is_refused_and_exits_non_zero(
+    tmp_path: Path,
+    kafka_settings: KafkaSettings,
+    backend: str,
+    exchange: Exchange,
+    workers: list[WorkerProcess],
+) -> None:
+    result = _federated_result(exchange.deployment_id)
+    dataset = {"name": "blobs", "input_shape": [FEATURES], "dataset_restrictions": {},
+               "samples": TRAIN["worker-a"]}  # fmt: skip
+    worker, credential = worker_register(owner=result.owner, name="a", datasets=[dataset])
+    worker_revoke(worker=worker)
+    workers.append(
+        start_worker(
+            tmp_path,
+            kafka_settings,
+            exchange,
+            "worker-a",
+            KAFKAML_BACKEND_URL=backend,
+            KAFKAML_WORKER_CREDENTIAL=credential,
+            KAFKAML_WORKER_ID="",
+            KAFKAML_FEDERATED_DEPLOYMENT_ID="",
+        )
+    )
+    assert workers[0].process.wait(120) == 1, workers[0].log()
+    assert "This worker's credential has been revoked." in workers[0].log()
+    assert not FederatedMembership.objects.exists()

@@ -16,7 +16,7 @@ import time
 from kafkaml.federated import signing_key
 from kafkaml.frameworks import get_framework
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
-from kafkaml.rest import RestClient
+from kafkaml.rest import BackendError, RestClient
 from model_training.federated.discovery import Discovery
 from model_training.federated.exchange import exchange_topics
 from model_training.federated.settings import FederatedWorkerSettings
@@ -112,7 +112,14 @@ class Site:
         idle_since = time.monotonic()
         idle_timeout = self.settings.worker_idle_timeout_s
         while True:
-            for assignment in discovery.join_new(threads):
+            try:
+                joined = discovery.join_new(threads)
+            except BackendError as error:
+                if error.status is not None and error.status < 500:
+                    raise  # refused (a revoked credential: 401), not an outage
+                log.warning("no deployments this time: %s", error)  # ask again next time
+                joined = []
+            for assignment in joined:
                 thread = threading.Thread(
                     target=self._serve_logged,
                     args=(assignment.deployment_id, discovery),

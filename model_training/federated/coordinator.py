@@ -39,7 +39,7 @@ from model_training.federated.exchange import (
 )
 from model_training.modes import Job
 from model_training.progress import EpochReporter
-from model_training.reporting import JobApi
+from model_training.reporting import JobApi, ReportingError
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,19 @@ def static_keys(credentials: Mapping[str, str]) -> KeySource:
 
 
 def backend_keys(api: JobApi) -> KeySource:
-    """The workers that joined the job's deployment, as the backend lists them now."""
+    """The workers that joined the job's deployment, as the backend lists them now; while the
+    backend cannot be reached (JobApi's retries spent), the list it gave last."""
+    known: dict[str, bytes] = {}
 
     def fetch() -> dict[str, bytes]:
-        workers = api.get_json("federated-workers")
-        return {str(w["worker_id"]): bytes.fromhex(str(w["signing_key"])) for w in workers}
+        try:
+            workers = api.get_json("federated-workers")
+        except ReportingError as error:
+            log.warning("the deployment's workers: kept the last list (%s)", error)
+            return dict(known)
+        known.clear()
+        known.update({str(w["worker_id"]): bytes.fromhex(str(w["signing_key"])) for w in workers})
+        return dict(known)
 
     return fetch
 

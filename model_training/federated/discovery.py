@@ -11,7 +11,7 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from kafkaml.rest import RestClient
+from kafkaml.rest import BackendError, RestClient
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,14 @@ class Discovery:
         return str(self.rest.get_json("/api/federated/worker")["worker_id"])
 
     def still_training(self, deployment_id: int) -> bool:
-        """Whether the deployment is still one the worker fits and that is training."""
-        matches = self.rest.get_json("/api/federated/worker/deployments")
+        """Whether the deployment is still one the worker fits and that is training (True
+        while the backend cannot be reached: the rounds may still come)."""
+        try:
+            matches = self.rest.get_json("/api/federated/worker/deployments")
+        except BackendError as error:
+            log.warning("deployment %d: backend not reached, still waiting (%s)", deployment_id,
+                        error)  # fmt: skip
+            return True
         return any(int(match["deployment_id"]) == deployment_id for match in matches)
 
     def join_new(self, known: Collection[int]) -> list[Assignment]:
@@ -52,8 +58,18 @@ class Discovery:
             deployment = int(match["deployment_id"])
             if deployment in known or self.dataset not in (None, match["dataset"]):
                 continue
-            if not match["joined"]:
-                self.rest.request("POST", f"/api/federated/worker/deployments/{deployment}/join")
+            if not match["joined"] and not self._join(deployment):
+                continue
             log.info("joined deployment %d with dataset %r", deployment, match["dataset"])
             found.append(Assignment(deployment, str(match["framework"]), str(match["dataset"])))
         return found
+
+    def _join(self, deployment: int) -> bool:
+        try:
+            self.rest.request("POST", f"/api/federated/worker/deployments/{deployment}/join")
+        except BackendError as error:
+            if error.status not in (400, 404):
+                raise
+            log.info("deployment %d not joined: %s", deployment, error.reason)  # ended meanwhile
+            return False
+        return True
