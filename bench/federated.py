@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import os
 import random
-import threading
 import time
 
 import numpy as np
 
 from kafkaml.frameworks import get_framework
-from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
+from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin
 from model_training.dataset import Samples, split
-from model_training.federated.coordinator import Coordinator
+from model_training.federated.coordinator import round_plan
 from model_training.federated.exchange import exchange_topics
-from model_training.federated.worker import LocalDataset, Worker
+from model_training.federated.simulation import federation
+from model_training.federated.worker import LocalDataset
 
 ROUNDS = int(os.environ.get("KAFKAML_BENCH_FEDERATED_ROUNDS", "5"))
 SAMPLES = 2000
@@ -65,33 +65,23 @@ def run(bootstrap: str) -> None:
     topics = exchange_topics(random.randrange(10**6, 2**31), prefix="bench-federated")
     admin = make_admin(kafka)
     ensure_topics(admin, [topics.global_weights, topics.updates])
-    workers = [
-        Worker(name, key, make_producer(kafka), make_consumer(kafka), topics, _dataset(i))
-        for i, (name, key) in enumerate(KEYS.items())
-    ]
-    threads = [threading.Thread(target=worker.run, daemon=True) for worker in workers]
-    for thread in threads:
-        thread.start()
     model = get_framework("pytorch").build(IMPORTS, CODE)
     params = model.summary().params
-    coordinator = Coordinator(make_producer(kafka), make_consumer(kafka), topics, KEYS)
-    coordinator.start()
-    plan = {"framework": "pytorch", "imports": IMPORTS, "code": CODE, "batch_size": 64,
-            "local_epochs": 1, "mu": 0.0, "min_data": 1, "data_restrictions": {}}  # fmt: skip
+    plan = round_plan("pytorch", IMPORTS, CODE, batch_size=64)
+    datasets = {name: (key, _dataset(i)) for i, (name, key) in enumerate(KEYS.items())}
     weights = model.get_weights()
     walls, shares = [], []
-    for index in range(ROUNDS + 1):  # round 0 builds the workers' models: a warm-up
-        wall, cpu = time.perf_counter(), time.thread_time()
-        weights = coordinator.run_round(
-            index, weights, min_clients=3, timeout_s=600, plan=plan
-        ).weights
-        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
-        if index:
-            walls.append(wall)
-            shares.append(cpu / wall)
-    coordinator.finish(weights)
-    for thread in threads:
-        thread.join(60)
+    with federation(kafka, topics, datasets) as (coordinator, _):
+        for index in range(ROUNDS + 1):  # round 0 builds the workers' models: a warm-up
+            wall, cpu = time.perf_counter(), time.thread_time()
+            weights = coordinator.run_round(
+                index, weights, min_clients=3, timeout_s=600, plan=plan
+            ).weights
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            if index:
+                walls.append(wall)
+                shares.append(cpu / wall)
+        coordinator.finish(weights)
     for future in admin.delete_topics([topics.global_weights, topics.updates]).values():
         future.result(timeout=30)
     print(

@@ -11,7 +11,12 @@ import sys
 from kafkaml.frameworks import get_framework
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
 from model_training.device import log_device
-from model_training.federated.coordinator import Coordinator, train_federated
+from model_training.federated.coordinator import (
+    Coordinator,
+    backend_keys,
+    static_keys,
+    train_federated,
+)
 from model_training.federated.exchange import exchange_topics, parse_credentials
 from model_training.job import (
     EXIT_FAILED,
@@ -24,7 +29,7 @@ from model_training.job import (
 )
 from model_training.modes import Job
 from model_training.readers import make_reader
-from model_training.reporting import ResultSink, open_sinks
+from model_training.reporting import JobApi, ResultSink, open_sinks
 from model_training.settings import TrainingSettings
 from model_training.spec import JobSpec, SpecError, parse_spec
 
@@ -83,16 +88,23 @@ def main() -> int:
 
 
 def _coordinator(spec: JobSpec, settings: TrainingSettings, kafka: KafkaSettings) -> Coordinator:
-    """The federated deployment's exchange clients: it trains no data, so it reads none."""
-    if settings.federated_credentials is None:
-        raise SpecError("a federated job needs KAFKAML_FEDERATED_CREDENTIALS (its workers)")
+    """The federated deployment's exchange clients: it trains no data, so it reads none. Its
+    workers are those that joined the deployment in the backend, or, for a job without a
+    backend, those of KAFKAML_FEDERATED_CREDENTIALS."""
+    if settings.federated_credentials is not None:
+        keys = static_keys(parse_credentials(settings.federated_credentials.get_secret_value()))
+    elif settings.training_spec_file is None:
+        token = settings.tokens()[0]
+        keys = backend_keys(JobApi(settings.backend_url, spec.models[0].result_id, token))
+    else:
+        raise SpecError("a federated job without a backend needs KAFKAML_FEDERATED_CREDENTIALS")
     topics = exchange_topics(spec.deployment_id)
     ensure_topics(make_admin(kafka), [topics.global_weights, topics.updates])
     return Coordinator(
         producer=make_producer(kafka),
         consumer=make_consumer(kafka),
         topics=topics,
-        credentials=parse_credentials(settings.federated_credentials.get_secret_value()),
+        keys=keys,
         chunk_bytes=settings.federated_chunk_bytes,
     )
 

@@ -58,7 +58,7 @@ class TrainingSettings(BaseSettings):
     )
     federated_credentials: SecretStr | None = Field(
         default=None,
-        description="Federated coordinator: the workers' credentials, `worker-id:secret,...`.",
+        description="Federated coordinator without a backend: its workers, `worker-id:secret,...`.",
     )
     federated_chunk_bytes: int = Field(
         default=512 * 1024,

@@ -14,7 +14,7 @@ from typing import Any
 from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
 
 MODES = ("classic", "incremental", "distributed", "semi-supervised", "federated")
-STRATEGIES = ("fedavg", "fedprox")
+STRATEGIES = ("fedavg", "fedprox", "fedadam")
 
 
 class SpecError(ValueError):
@@ -65,9 +65,11 @@ class SemiSupervisedOptions:
 class FederatedOptions:
     """Federated rounds: each round waits for `min_clients` signed updates or `round_timeout_s`.
 
-    `strategy` "fedprox" trains the workers with the proximal term `mu`; aggregation is the
-    sample-weighted mean either way. `min_data` and `data_restrictions` select the workers'
-    datasets (a worker whose dataset falls short or differs does not take part).
+    `strategy` "fedprox" trains the workers with the proximal term `mu`; "fedadam" moves the
+    global weights by a server-side Adam step (`server_learning_rate`) towards the
+    sample-weighted mean that the others take as they are. `min_data` and `data_restrictions`
+    select the workers' datasets (a worker whose dataset falls short or differs does not take
+    part).
     """
 
     rounds: int = 15
@@ -78,6 +80,7 @@ class FederatedOptions:
     strategy: str = "fedavg"
     mu: float = 0.0
     data_restrictions: dict[str, Any] = field(default_factory=dict)
+    server_learning_rate: float = 0.01  # FedAdam's
 
 
 @dataclass(frozen=True)
@@ -204,11 +207,14 @@ def _federated(options: Mapping[str, Any]) -> FederatedOptions:
         strategy=strategy,
         mu=float(options.get("mu", 0.01 if strategy == "fedprox" else 0.0)),
         data_restrictions=dict(restrictions),
+        server_learning_rate=float(options.get("server_learning_rate", 0.01)),
     )
     if min(result.rounds, result.local_epochs, result.min_clients, result.min_data) < 1:
         raise SpecError("federated rounds, local_epochs, min_clients and min_data must be >= 1")
-    if result.round_timeout_s <= 0 or result.mu < 0:
-        raise SpecError("federated round_timeout_s must be positive and mu not negative")
+    if result.round_timeout_s <= 0 or result.mu < 0 or result.server_learning_rate <= 0:
+        raise SpecError(
+            "federated round_timeout_s and server_learning_rate must be positive, mu not negative"
+        )
     if strategy not in STRATEGIES:
         raise SpecError(f"federated.strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
     return result

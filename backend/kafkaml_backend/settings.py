@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "backend.apps.jobs",
     "backend.apps.processes",
     "backend.apps.visualization",
+    "backend.apps.federated",
 ]
 
 MIDDLEWARE = [

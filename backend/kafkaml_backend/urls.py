@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from backend.apps.accounts import apis as accounts
 from backend.apps.datasources import apis as datasources
+from backend.apps.federated import apis as federated
 from backend.apps.inferences import apis as inferences
 from backend.apps.jobs import apis as jobs
 from backend.apps.mlmodels import apis as mlmodels
@@ -125,6 +126,28 @@ urlpatterns = [
         "api/jobs/inferences/<int:pk>/artifact",
         jobs.InferenceArtifactApi.as_view(),
         name="job-inference-artifact",
+    ),
+    path(
+        "api/jobs/results/<int:pk>/federated-workers",
+        federated.ResultFederatedWorkersApi.as_view(),
+        name="job-result-federated-workers",
+    ),
+    path("api/federated/workers", federated.WorkerListApi.as_view(), name="federated-workers"),
+    path(
+        "api/federated/workers/<int:pk>",
+        federated.WorkerDetailApi.as_view(),
+        name="federated-worker",
+    ),
+    path("api/federated/worker", federated.WorkerSelfApi.as_view(), name="federated-worker-me"),
+    path(
+        "api/federated/worker/deployments",
+        federated.WorkerDeploymentsApi.as_view(),
+        name="federated-worker-deployments",
+    ),
+    path(
+        "api/federated/worker/deployments/<int:pk>/join",
+        federated.WorkerJoinApi.as_view(),
+        name="federated-worker-join",
     ),
     path("api/jobs/datasources", jobs.DatasourceRecordApi.as_view(), name="job-datasources"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

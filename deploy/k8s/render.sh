@@ -3,6 +3,7 @@
 # .cache/bin lacks it (built from the Go module proxy with the machine's Go toolchain, ~1 min).
 #
 #   deploy/k8s/render.sh dev|gpu|prod     print the overlay's manifests
+#   deploy/k8s/render.sh federated-worker a data owner's federated worker (not an overlay)
 #   deploy/k8s/render.sh --install        only make sure kustomize is installed; print its path
 set -euo pipefail
 
@@ -35,8 +36,12 @@ case "${1:-}" in
     install_kustomize
     "$kustomize" build "$root/deploy/k8s/overlays/$1"
     ;;
+  federated-worker)
+    install_kustomize
+    "$kustomize" build "$root/deploy/k8s/federated-worker"
+    ;;
   *)
-    echo "usage: $0 dev|gpu|prod | --install" >&2
+    echo "usage: $0 dev|gpu|prod|federated-worker | --install" >&2
     exit 2
     ;;
 esac

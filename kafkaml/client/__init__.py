@@ -34,6 +34,7 @@ from kafkaml.client.types import (
     Configuration,
     Datasource,
     Deployment,
+    FederatedWorker,
     Inference,
     InferenceDefaults,
     Logs,
@@ -284,6 +285,35 @@ class Datasources:
         self._api.call("POST", path, json={"deployment_id": deployment_id})
 
 
+class FederatedWorkers:
+    """Data owners' workers for federated deployments (docs/federated.md)."""
+
+    def __init__(self, api: _Api) -> None:
+        self._api = api
+
+    def list(self) -> list[FederatedWorker]:
+        return self._api.many(FederatedWorker, "/api/federated/workers")
+
+    def get(self, worker_pk: int) -> FederatedWorker:
+        return self._api.one(FederatedWorker, "GET", f"/api/federated/workers/{worker_pk}")
+
+    def create(
+        self, name: str, datasets: builtins.list[dict[str, Any]]
+    ) -> tuple[FederatedWorker, str]:
+        """Register a worker; it and its credential, which the API never shows again.
+
+        Each dataset: `name`, `input_shape` (one sample's, no batch dimension),
+        `dataset_restrictions` (object), `samples` (training samples it holds).
+        """
+        body = self._api.call("POST", "/api/federated/workers",
+                              json={"name": name, "datasets": datasets})  # fmt: skip
+        return parse(FederatedWorker, body), str(body["credential"])
+
+    def revoke(self, worker_pk: int) -> None:
+        """Revoke the worker's credential at once (its row stays, with `revoked_at`)."""
+        self._api.call("DELETE", f"/api/federated/workers/{worker_pk}")
+
+
 class Inferences:
     def __init__(self, api: _Api) -> None:
         self._api = api
@@ -401,6 +431,7 @@ class Client:
         self.results = Results(self._api)
         self.datasources = Datasources(self._api)
         self.inferences = Inferences(self._api)
+        self.federated_workers = FederatedWorkers(self._api)
 
     def _login(self, username: str, password: str) -> str:
         """The user's API token, through a session login (CSRF token echoed as Django asks)."""

@@ -169,6 +169,18 @@ class Logs:
     logs: str
 
 
+@dataclasses.dataclass(frozen=True)
+class FederatedWorker:
+    """A data owner's federated worker; its credential is shown only when it is registered."""
+
+    id: int
+    name: str
+    worker_id: str
+    datasets: list[Any]
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
 # Which schema component each record mirrors (checked by the schema test).
 SCHEMA_COMPONENTS: dict[type, str] = {
     User: "UserOutput",
@@ -180,6 +192,7 @@ SCHEMA_COMPONENTS: dict[type, str] = {
     Inference: "InferenceOutput",
     InferenceDefaults: "InferenceDefaultsOutput",
     Logs: "LogsOutput",
+    FederatedWorker: "WorkerOutput",
 }
 
 

@@ -319,12 +319,13 @@ _NEW_TOPIC_CODES = {
 }
 
 
-def parse_credentials(text: str) -> dict[str, bytes]:
-    """`worker-a:secret,worker-b:secret` as {worker id: key}. Raises ValueError when malformed."""
-    credentials: dict[str, bytes] = {}
+def parse_credentials(text: str) -> dict[str, str]:
+    """`worker-a:secret,worker-b:secret` as {worker id: credential}. Raises ValueError when
+    malformed."""
+    credentials: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, sep, secret = item.partition(":")
         if not sep or not name or not secret:
             raise ValueError("federated credentials must read `worker-id:secret,...`")
-        credentials[name] = secret.encode()
+        credentials[name] = secret
     return credentials

@@ -11,18 +11,35 @@ from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
 
 
 class FederatedWorkerSettings(BaseSettings):
-    """Who the worker is, which deployment it serves, and where its own data is announced."""
+    """Who the worker is, where it finds its deployments, and where its own data is announced.
+
+    With the backend (the default): the credential the backend issued names the worker, and the
+    worker joins the deployments its dataset fits. Without it (`federated_deployment_id` set):
+    one deployment, and a worker id the coordinator's KAFKAML_FEDERATED_CREDENTIALS lists.
+    """
 
     model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
 
-    worker_id: str = Field(
-        description="Federated worker: its id, as registered for the deployment."
+    backend_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base URL of the backend's job API."
     )
     worker_credential: SecretStr = Field(
-        description="Federated worker: secret it signs with, shared with the coordinator."
+        description="Federated worker: the credential the backend issued it (shown once)."
     )
-    federated_deployment_id: int = Field(
-        description="Federated worker: the deployment to train for."
+    worker_dataset: str | None = Field(
+        default=None,
+        description="Federated worker: the registered dataset it serves (unset: any of them).",
+    )
+    worker_discovery_interval_s: float = Field(
+        default=5.0, gt=0, description="Federated worker: how often it asks for deployments."
+    )
+    worker_id: str | None = Field(
+        default=None,
+        description="Federated worker without a backend: its id in the coordinator's list.",
+    )
+    federated_deployment_id: int | None = Field(
+        default=None,
+        description="Federated worker without a backend: the one deployment to train for.",
     )
     dataset_control_topic: str = Field(
         default=DEFAULT_CONTROL_TOPIC,
@@ -38,7 +55,8 @@ class FederatedWorkerSettings(BaseSettings):
     )
     worker_idle_timeout_s: float | None = Field(
         default=None,
-        description="Federated worker: exit when no round arrives this long (unset: never).",
+        description="Federated worker: exit when no round or deployment comes this long "
+        "(unset: never).",
     )
     worker_framework: Literal["tensorflow", "pytorch"] | None = Field(
         default=None,

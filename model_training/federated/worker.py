@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -96,11 +96,16 @@ class Worker:
     rounds_trained: list[tuple[str, int]] = field(default_factory=list)  # (run, round)
     _model: Any = None
 
-    def run(self, idle_timeout_s: float | None = None) -> None:
+    def run(
+        self, idle_timeout_s: float | None = None, still_training: Callable[[], bool] | None = None
+    ) -> None:
         """Train each announced round (the newest one when several are waiting) until `done`.
 
-        Raises NotSelectedError when the dataset does not fit the deployment, TimeoutError when
-        no global message arrives for `idle_timeout_s` (None: wait forever).
+        When no global message has come for `idle_timeout_s` (None: wait forever), it asks
+        `still_training` (the backend, for a joined deployment): on True it waits again, on
+        False it returns (the deployment ended without it). Raises NotSelectedError when the
+        dataset does not fit the deployment, TimeoutError on an idle timeout without
+        `still_training`.
         """
         history_end = end_offset(self.consumer, self.topics.global_weights)
         self.consumer.assign([TopicPartition(self.topics.global_weights, 0, OFFSET_BEGINNING)])
@@ -124,7 +129,12 @@ class Worker:
                 self._train_round(pending)
                 pending = None
             elif idle_timeout_s is not None and time.monotonic() - heard > idle_timeout_s:
-                raise TimeoutError(f"no global weights for {idle_timeout_s:g} s")
+                if still_training is None:
+                    raise TimeoutError(f"no global weights for {idle_timeout_s:g} s")
+                if not still_training():
+                    log.info("the deployment is no longer training: leaving it")
+                    return
+                heard = time.monotonic()
 
     def _train_round(self, envelope: Envelope) -> None:
         plan = envelope.extra
@@ -137,10 +147,10 @@ class Worker:
         parts = self.data.parts
         history = framework.fit(
             model,
-            _batches(framework.name, parts.train.arrays(), batch_size),
+            batch_source(framework.name, parts.train.arrays(), batch_size),
             fit_kwargs={"epochs": int(plan["local_epochs"])},
             validation=(
-                _batches(framework.name, parts.validation.arrays(), batch_size)
+                batch_source(framework.name, parts.validation.arrays(), batch_size)
                 if parts.validation is not None
                 else None
             ),
@@ -195,7 +205,7 @@ def check_selected(model: Any, data: LocalDataset, plan: Mapping[str, Any]) -> N
         raise NotSelectedError(f"{data.samples} samples, fewer than min_data {plan['min_data']}")
 
 
-def _batches(framework: str, arrays: tuple[Array, Array | None], batch_size: int) -> Any:
+def batch_source(framework: str, arrays: tuple[Array, Array | None], batch_size: int) -> Any:
     x, y = arrays
     assert y is not None
     if framework == "pytorch" and y.shape[1:] == (1,):

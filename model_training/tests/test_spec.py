@@ -46,7 +46,7 @@ def test_chain_results_keep_their_edge_first_order() -> None:
     [
         ({"mode": "swarm"}, "training mode"),
         ({"mode": "federated", "federated": {"min_clients": 0}}, "min_clients"),
-        ({"mode": "federated", "federated": {"strategy": "fedadam"}}, "strategy"),
+        ({"mode": "federated", "federated": {"strategy": "fedsgd"}}, "strategy"),
         ({"batch_size": 0}, "batch_size"),
         ({"incremental": {"indefinite": True}}, "monitoring_metric"),
     ],

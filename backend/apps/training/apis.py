@@ -85,9 +85,12 @@ class FederatedOptions(serializers.Serializer[Any]):
     min_data = serializers.IntegerField(min_value=1, max_value=INT32_MAX, default=1)
     data_restrictions = JsonObjectField(default=dict)
     round_timeout_s = FiniteFloatField(min_value=1, max_value=86_400, default=300)
-    strategy = serializers.ChoiceField(choices=["fedavg", "fedprox"], default="fedavg")
+    strategy = serializers.ChoiceField(choices=["fedavg", "fedprox", "fedadam"], default="fedavg")
     mu = FiniteFloatField(
         min_value=0, required=False, help_text="FedProx's proximal weight (default 0.01)."
+    )
+    server_learning_rate = FiniteFloatField(
+        min_value=1e-9, max_value=100, default=0.01, help_text="FedAdam's server step size."
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from backend.apps.accounts.services import user_api_token
+from backend.apps.federated.services import worker_register
 from backend.kafkaml_backend.auth import issue_job_token
 from backend.testing import finished_result, stored_model
 
@@ -24,6 +25,7 @@ from backend.testing import finished_result, stored_model
 # the API tests cover them; fuzzing them would take minutes.
 EXECUTOR_OPERATIONS = {"POST /api/models", "PATCH /api/models/{pk}", "POST /api/models/import"}
 EXAMPLES_PER_OPERATION = 5
+FUZZ_DATASET = {"name": "d", "input_shape": [4], "dataset_restrictions": {}, "samples": 10}
 # Every check schemathesis has, but one: positive_data_acceptance expects every schema-valid
 # request to be accepted, and no OpenAPI document can say that a configuration's model ids must
 # be the user's own models or that a datasource's value must be a control message (those are
@@ -37,6 +39,7 @@ def seeded(user: Any, summaries: dict[str, Any]) -> dict[str, int]:
     from django.test import Client
 
     result = finished_result(user, stored_model(user, summaries))
+    worker, _ = worker_register(owner=user, name="w", datasets=[FUZZ_DATASET])
     client = Client(HTTP_AUTHORIZATION=f"Token {user_api_token(user=user)}")
     inference = client.post(
         "/api/inferences",
@@ -51,10 +54,21 @@ def seeded(user: Any, summaries: dict[str, Any]) -> dict[str, int]:
         "results": result.pk,
         "inferences": inference["id"],
         "datasources": 1,
+        "federated": worker.pk,
     }
 
 
-def headers_for(path: str, pk: int | None, user_token: str) -> dict[str, str]:
+@pytest.fixture
+def worker_credential(user: Any) -> str:
+    """A federated worker's credential, for the endpoints a worker calls."""
+    return worker_register(owner=user, name="fuzzed", datasets=[FUZZ_DATASET])[1]
+
+
+def headers_for(
+    path: str, pk: int | None, user_token: str, worker_credential: str = ""
+) -> dict[str, str]:
+    if path.startswith("/api/federated/worker/") or path == "/api/federated/worker":
+        return {"Authorization": f"Bearer {worker_credential}"}
     if path.startswith("/api/jobs/results/"):
         return {"Authorization": f"Bearer {issue_job_token('result', pk or 0)}"}
     if path.startswith("/api/jobs/inferences/"):
@@ -69,6 +83,7 @@ def test_fuzzing_the_live_openapi_document_with_all_checks_finds_no_failure(
     live_server: Any,
     user: Any,
     seeded: dict[str, int],
+    worker_credential: str,
     settings: Any,
     kafka_settings: Any,
     topic: str,
@@ -86,7 +101,9 @@ def test_fuzzing_the_live_openapi_document_with_all_checks_finds_no_failure(
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             try:
-                fuzz_operation(operation, mode, live_server.url, token, seeded, failures)
+                fuzz_operation(
+                    operation, mode, live_server.url, (token, worker_credential), seeded, failures
+                )
             except hypothesis.errors.Unsatisfiable:
                 # No request of this mode exists (e.g. no invalid body for a body-less call).
                 assert mode is GenerationMode.NEGATIVE, operation.label
@@ -97,7 +114,7 @@ def fuzz_operation(
     operation: Any,
     mode: GenerationMode,
     base_url: str,
-    token: str,
+    tokens: tuple[str, str],
     seeded: dict[str, int],
     failures: list[str],
 ) -> None:
@@ -124,7 +141,7 @@ def fuzz_operation(
         try:
             case.call_and_validate(
                 base_url=base_url,
-                headers=headers_for(operation.path, pk, token),
+                headers=headers_for(operation.path, pk, *tokens),
                 excluded_checks=EXCLUDED_CHECKS,
             )
         except FailureGroup as group:

@@ -21,6 +21,7 @@ import yaml
 from kafkaml.k8s import objects
 from kafkaml.k8s.settings import KubernetesRunnerSettings
 from kafkaml.k8s.tests.conftest import serialize
+from kafkaml.settings_reference import settings as known_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 RENDER = ROOT / "deploy" / "k8s" / "render.sh"
@@ -40,7 +41,9 @@ def render(overlay: str) -> str:
 
 def render_with_kubectl(overlay: str) -> str:
     kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is missing: the overlays must render with the kustomize bundled in kubectl"
+    assert kubectl, (
+        "kubectl is missing: the overlays must render with the kustomize bundled in kubectl"
+    )
     done = subprocess.run(
         [kubectl, "kustomize", str(ROOT / "deploy" / "k8s" / "overlays" / overlay)],
         capture_output=True, text=True, timeout=120, check=False,
@@ -323,3 +326,54 @@ def test_runner_settings_of_each_overlay_build_valid_gpu_jobs_and_inferences(
         serialize(objects.build_inference_deployment(inference, settings.namespace)),
     ):
         assert kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True) == "1.37"
+
+
+@pytest.fixture(scope="module")
+def federated_worker() -> str:
+    return render("federated-worker")
+
+
+def test_the_federated_worker_renders_the_same_with_kubectl_and_passes_strict_validation(
+    federated_worker: str, tmp_path: Path
+) -> None:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is missing"
+    done = subprocess.run(
+        [kubectl, "kustomize", str(ROOT / "deploy" / "k8s" / "federated-worker")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert documents(done.stdout) == documents(federated_worker)
+    path = tmp_path / "federated-worker.yaml"
+    path.write_text(federated_worker)
+    validated = validate(path)
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+
+
+def test_the_federated_worker_takes_its_credential_from_a_secret_in_a_hardened_pod(
+    federated_worker: str,
+) -> None:
+    docs = documents(federated_worker)
+    [(name, spec)] = pod_specs(docs)
+    assert name == "kafkaml-federated-worker"
+    assert spec["automountServiceAccountToken"] is False
+    security = spec["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] > 0
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["enableServiceLinks"] is False
+    [container] = spec["containers"]
+    assert container["command"] == ["python", "-m", "model_training.federated"]
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    assert "memory" in container["resources"]["limits"]
+    [credential] = [e for e in container["env"] if e["name"] == "KAFKAML_WORKER_CREDENTIAL"]
+    assert credential["valueFrom"]["secretKeyRef"]["name"] == "kafkaml-federated-worker"
+    assert not find(docs, "Secret"), "the credential is the data owner's: never shipped"
+    [config] = find(docs, "ConfigMap")
+    assert set(config["data"]) <= set(known_settings()), "every key is a setting a reader has"
+    assert "KAFKAML_WORKER_CREDENTIAL" not in config["data"]
+    [policy] = find(docs, "NetworkPolicy")
+    assert policy["spec"]["ingress"] == []

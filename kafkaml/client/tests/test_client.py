@@ -89,3 +89,15 @@ def test_a_backend_that_is_down_is_one_clear_error() -> None:
         client.models.list()
     assert down.value.status is None
     assert "cannot be reached" in down.value.message
+
+
+def test_a_federated_worker_is_registered_listed_and_revoked_with_its_credential_shown_once(
+    client: Client,
+) -> None:
+    dataset = {"name": "d", "input_shape": [8], "dataset_restrictions": {}, "samples": 10}
+    worker, credential = client.federated_workers.create("site", [dataset])
+    assert credential.startswith(f"kmlw.{worker.worker_id}.")
+    assert worker.datasets == [dataset] and worker.revoked_at is None
+    assert worker.id in {listed.id for listed in client.federated_workers.list()}
+    client.federated_workers.revoke(worker.id)
+    assert client.federated_workers.get(worker.id).revoked_at is not None

@@ -17,6 +17,7 @@ import numpy as np
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from kafkaml.federated import signing_key
 from kafkaml.frameworks.base import Array
 from kafkaml.kafka import KafkaSettings, ensure_topics
 from kafkaml.testing import wait_until
@@ -32,6 +33,7 @@ from model_training.tests.jobs import ROOT, announce, blobs, produce_samples, ra
 
 KEYS = {"worker-a": b"key-a", "worker-b": b"key-b", "worker-c": b"key-c"}
 CREDENTIALS = ",".join(f"{name}:{key.decode()}" for name, key in KEYS.items())
+SIGNING = {name: signing_key(key.decode()) for name, key in KEYS.items()}
 
 
 def non_iid(sizes: dict[str, int], seed: int = 0) -> dict[str, tuple[Array, Array]]:
@@ -160,8 +162,8 @@ def exchanged(consumer: Consumer, topic: str) -> list[Any]:
 
 
 def updates_of(records: list[Any]) -> list[Envelope]:
-    return Assembler(verify_sender(KEYS)).feed(records)
+    return Assembler(verify_sender(SIGNING)).feed(records)
 
 
 def globals_of(records: list[Any]) -> list[Envelope]:
-    return Assembler(verify_coordinator("worker-a", KEYS["worker-a"])).feed(records)
+    return Assembler(verify_coordinator("worker-a", SIGNING["worker-a"])).feed(records)

@@ -9,6 +9,7 @@ from hypothesis.extra import numpy as hnp
 from kafkaml.frameworks.base import Array
 from model_training.federated.aggregation import (
     AggregationError,
+    FedAdam,
     fedavg,
     proximal_term,
     weighted_metrics,
@@ -85,3 +86,34 @@ def test_proximal_term_is_half_mu_times_the_squared_distance() -> None:
     center = [np.array([0.0, 0.0]), np.array([[1.0]])]
     assert proximal_term(weights, center, 0.5) == pytest.approx(0.25 * (1 + 4 + 4))
     assert proximal_term(weights, weights, 0.5) == 0.0
+
+
+def _adam_by_hand(start: float, averages: list[float], lr: float) -> list[float]:
+    """Reddi et al.'s server Adam on one scalar, in plain floats (b1 .9, b2 .99, tau 1e-3)."""
+    x, m, v, path = start, 0.0, 0.0, []
+    for average in averages:
+        d = average - x
+        m = 0.9 * m + 0.1 * d
+        v = 0.99 * v + 0.01 * d * d
+        x = x + lr * m / (v**0.5 + 1e-3)
+        path.append(x)
+    return path
+
+
+def test_fedadam_takes_the_papers_server_adam_step_computed_by_hand() -> None:
+    server = FedAdam(learning_rate=0.05)
+    current: list[Array] = [np.array([1.0, -2.0], np.float32), np.array(7, np.int64)]
+    averages = [[0.5, -1.0], [0.2, 0.0], [0.4, 3.0]]
+    expected = [_adam_by_hand(start, [a[i] for a in averages], 0.05)
+                for i, start in enumerate([1.0, -2.0])]  # fmt: skip
+    for step, average in enumerate(averages):
+        current = server.step(current, [np.array(average, np.float32), np.array(9, np.int64)])
+        np.testing.assert_allclose(current[0], [expected[0][step], expected[1][step]], rtol=1e-5)
+        assert current[0].dtype == np.float32
+        assert int(current[1]) == 9, "integer buffers take the average"
+
+
+def test_fedadam_moves_toward_the_average_by_about_the_learning_rate_at_first() -> None:
+    # m / sqrt(v) = 0.1 d / (0.1 |d|) = sign(d) on the first step (tau aside)
+    moved = FedAdam(learning_rate=0.01).step([np.zeros(3)], [np.array([5.0, -5.0, 0.0])])[0]
+    np.testing.assert_allclose(moved, [0.01, -0.01, 0.0], atol=1e-4)

@@ -154,6 +154,6 @@ def test_a_worker_accepts_only_globals_signed_for_it_by_the_coordinator(
 
 
 def test_credentials_parse() -> None:
-    assert parse_credentials("a:x, b:y:z") == {"a": b"x", "b": b"y:z"}
+    assert parse_credentials("a:x, b:y:z") == {"a": "x", "b": "y:z"}
     with pytest.raises(ValueError):
         parse_credentials("a")

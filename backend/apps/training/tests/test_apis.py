@@ -137,7 +137,7 @@ def test_a_federated_deployment_gets_its_options_with_defaults_in_the_job_spec(
     result = TrainingResult.objects.get(pk=created.json()["result_ids"][0])
     spec = job_client(result).get(f"/api/jobs/results/{result.pk}/spec").json()
     assert spec["training"]["federated"]["strategy"] == "fedprox"
-    body["federated"] = {"strategy": "fedadam"}
+    body["federated"] = {"strategy": "fedsgd"}
     assert api.post("/api/deployments", body, format="json").status_code == 400
 
 
