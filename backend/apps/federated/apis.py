@@ -9,8 +9,9 @@ keys of the workers that joined its deployment, and of no other
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.contrib.auth.models import User
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -27,7 +28,7 @@ from backend.kafkaml_backend.parsers import BoundedJSONParser
 from backend.kafkaml_backend.validation import ID_MAX, INT32_MAX, JsonObjectField, validated
 
 
-class _DatasetFields(serializers.Serializer):
+class _DatasetFields(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100, trim_whitespace=False)
     input_shape = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=INT32_MAX),
@@ -50,12 +51,12 @@ class DatasetDescription(_DatasetFields):
         return validated(_DatasetFields, data)
 
 
-class WorkerCreateInput(serializers.Serializer):
+class WorkerCreateInput(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100, trim_whitespace=False)
     datasets = serializers.ListField(child=DatasetDescription(), min_length=1, max_length=100)
 
 
-class WorkerOutput(serializers.ModelSerializer):
+class WorkerOutput(serializers.ModelSerializer[FederatedWorker]):
     datasets = serializers.ListField(child=DatasetDescription())
 
     class Meta:
@@ -88,7 +89,7 @@ class WorkerListApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = validated(WorkerCreateInput, request.data)
-        worker, credential = services.worker_register(owner=request.user, **data)
+        worker, credential = services.worker_register(owner=cast(User, request.user), **data)
         body = {**WorkerOutput(worker).data, "credential": credential}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -122,7 +123,7 @@ class WorkerSelfApi(WorkerApi):
         return Response(WorkerOutput(self.worker(request)).data)
 
 
-class MatchOutput(serializers.Serializer):
+class MatchOutput(serializers.Serializer[Any]):
     deployment_id = serializers.IntegerField()
     result_id = serializers.IntegerField()
     framework = serializers.CharField()
@@ -152,7 +153,7 @@ class WorkerDeploymentsApi(WorkerApi):
         return Response(MatchOutput([_match(m) for m in matches], many=True).data)
 
 
-class MembershipOutput(serializers.ModelSerializer):
+class MembershipOutput(serializers.ModelSerializer[FederatedMembership]):
     deployment_id = serializers.IntegerField()
 
     class Meta:
@@ -167,7 +168,7 @@ class WorkerJoinApi(WorkerApi):
         return Response(MembershipOutput(membership).data)
 
 
-class SigningKeyOutput(serializers.Serializer):
+class SigningKeyOutput(serializers.Serializer[Any]):
     worker_id = serializers.CharField()
     name = serializers.CharField()
     signing_key = serializers.CharField(help_text="Hex HMAC-SHA256 key of its updates.")

@@ -57,7 +57,7 @@ class FederatedWorkerAuthentication(authentication.BaseAuthentication):
         return f'{self.keyword} realm="kafkaml-federated-workers"'
 
 
-class FederatedWorkerScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class FederatedWorkerScheme(OpenApiAuthenticationExtension):
     target_class = "backend.apps.federated.auth.FederatedWorkerAuthentication"
     name = "federatedWorkerCredential"
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.models import User as AuthUser
 from django.db.models import QuerySet
 
 from backend.apps.federated.models import FederatedMembership, FederatedWorker
@@ -15,13 +16,13 @@ from backend.apps.training.models import Deployment, ResultStatus, TrainingMode,
 from backend.kafkaml_backend.errors import NotFoundError
 from kafkaml.federated import credential_hash
 
-User = AbstractBaseUser | AnonymousUser
+User = AuthUser | AnonymousUser  # request.user's type; the APIs let only authenticated users in
 ACTIVE = (ResultStatus.CREATED, ResultStatus.RUNNING)
 
 
 def worker_list(*, user: User) -> QuerySet[FederatedWorker]:
     workers = FederatedWorker.objects.all()
-    return workers if user.is_staff else workers.filter(owner=user)
+    return workers if user.is_staff else workers.filter(owner=cast(AuthUser, user))
 
 
 def worker_get(*, user: User, worker_pk: int) -> FederatedWorker:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -18,7 +18,7 @@ from kafkaml.federated import credential_hash, credential_new, signing_key
 
 
 def worker_register(
-    *, owner: AbstractBaseUser, name: str, datasets: Sequence[dict[str, Any]]
+    *, owner: User, name: str, datasets: Sequence[dict[str, Any]]
 ) -> tuple[FederatedWorker, str]:
     """A new worker of `owner` and its credential, which is returned here only (the backend
     keeps its hash and the signing key derived from it). Raises ApplicationError when two

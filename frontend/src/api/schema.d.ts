@@ -198,6 +198,92 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/federated/worker": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** @description The endpoints a worker calls with its own credential. */
+        get: operations["federated_worker_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/federated/worker/deployments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The owner's federated deployments still training that one of the worker's datasets fits
+         *     (model input shape, `data_restrictions`, `min_data`).
+         */
+        get: operations["federated_worker_deployments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/federated/worker/deployments/{id}/join": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description The endpoints a worker calls with its own credential. */
+        post: operations["federated_worker_join"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/federated/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["federated_workers_list"];
+        put?: never;
+        post: operations["federated_workers_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/federated/workers/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["federated_workers_retrieve"];
+        put?: never;
+        post?: never;
+        delete: operations["federated_workers_revoke"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -442,6 +528,26 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["jobs_results_failure"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/jobs/results/{id}/federated-workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * @description The coordinator's view: the workers that joined its result's deployment (revoked ones
+         *     left out), with the keys that verify their updates.
+         */
+        get: operations["jobs_results_federated_workers"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -698,6 +804,32 @@ export interface components {
             /** Format: date-time */
             readonly created_at: string;
         };
+        /** @description One dataset of a worker, with the JSON types checked strictly, as at the top level. */
+        DatasetDescription: {
+            name: string;
+            /** @description One sample's shape, without the batch dimension. */
+            input_shape: number[];
+            /** @description What the data is, as its sink announces it. */
+            dataset_restrictions?: unknown;
+            /**
+             * Format: int64
+             * @description Training samples the worker holds.
+             */
+            samples: number;
+        };
+        /** @description One dataset of a worker, with the JSON types checked strictly, as at the top level. */
+        DatasetDescriptionRequest: {
+            name: string;
+            /** @description One sample's shape, without the batch dimension. */
+            input_shape: number[];
+            /** @description What the data is, as its sink announces it. */
+            dataset_restrictions?: unknown;
+            /**
+             * Format: int64
+             * @description Training samples the worker holds.
+             */
+            samples: number;
+        };
         DatasourceOutput: {
             readonly id: number;
             deployment_id: number;
@@ -877,6 +1009,12 @@ export interface components {
              * @description FedProx's proximal weight (default 0.01).
              */
             mu?: number;
+            /**
+             * Format: double
+             * @description FedAdam's server step size.
+             * @default 0.01
+             */
+            server_learning_rate: number;
         };
         /**
          * @description * `tensorflow` - TensorFlow/Keras
@@ -1039,6 +1177,24 @@ export interface components {
             /** Format: date-time */
             readonly updated_at: string;
         };
+        MatchOutput: {
+            deployment_id: number;
+            result_id: number;
+            framework: string;
+            /** @description The worker's first dataset that fits. */
+            dataset: string;
+            joined: boolean;
+            /** @description The deployment's federated options. */
+            federated: {
+                [key: string]: unknown;
+            };
+        };
+        MembershipOutput: {
+            deployment_id: number;
+            dataset: string;
+            /** Format: date-time */
+            readonly joined_at: string;
+        };
         /**
          * @description * `classic` - Classic
          *     * `incremental` - Incremental
@@ -1136,12 +1292,19 @@ export interface components {
              */
             confidence: number;
         };
+        SigningKeyOutput: {
+            worker_id: string;
+            name: string;
+            /** @description Hex HMAC-SHA256 key of its updates. */
+            signing_key: string;
+        };
         /**
          * @description * `fedavg` - fedavg
          *     * `fedprox` - fedprox
+         *     * `fedadam` - fedadam
          * @enum {string}
          */
-        StrategyEnum: "fedavg" | "fedprox";
+        StrategyEnum: "fedavg" | "fedprox" | "fedadam";
         SwapInputRequest: {
             /** Format: int64 */
             result_id: number;
@@ -1176,6 +1339,32 @@ export interface components {
          * @enum {string}
          */
         VisualizationTypeEnum: "classification" | "regression";
+        WorkerCreateInputRequest: {
+            name: string;
+            datasets: components["schemas"]["DatasetDescriptionRequest"][];
+        };
+        WorkerCreatedOutput: {
+            readonly id: number;
+            name: string;
+            worker_id: string;
+            datasets: components["schemas"]["DatasetDescription"][];
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            revoked_at?: string | null;
+            /** @description Shown this once: the backend keeps only its hash. The worker's KAFKAML_WORKER_CREDENTIAL. */
+            credential: string;
+        };
+        WorkerOutput: {
+            readonly id: number;
+            name: string;
+            worker_id: string;
+            datasets: components["schemas"]["DatasetDescription"][];
+            /** Format: date-time */
+            readonly created_at: string;
+            /** Format: date-time */
+            revoked_at?: string | null;
+        };
     };
     responses: never;
     parameters: never;
@@ -2144,6 +2333,355 @@ export interface operations {
             };
             /** @description No such object, or it belongs to someone else. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    federated_worker_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerOutput"];
+                };
+            };
+            /** @description No credential, or one that is not valid here. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this (another object's job token, an ended job, a login from a foreign Origin, a failed CSRF check). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    federated_worker_deployments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MatchOutput"][];
+                };
+            };
+            /** @description No credential, or one that is not valid here. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this (another object's job token, an ended job, a login from a foreign Origin, a failed CSRF check). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    federated_worker_join: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MembershipOutput"];
+                };
+            };
+            /** @description No credential, or one that is not valid here. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this (another object's job token, an ended job, a login from a foreign Origin, a failed CSRF check). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object, or it belongs to someone else. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The object is not in a state that allows this (e.g. stopping a finished result, or a job token whose result or inference has ended); its status in `extra.status`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    federated_workers_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerOutput"][];
+                };
+            };
+            /** @description No credential, or one that is not valid here. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this (another object's job token, an ended job, a login from a foreign Origin, a failed CSRF check). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    federated_workers_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkerCreateInputRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerCreatedOutput"];
+                };
+            };
+            /** @description Invalid input: field errors under `extra.fields`, or a body that is not JSON or nests too deep. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No credential, or one that is not valid here. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this (another object's job token, an ended job, a login from a foreign Origin, a failed CSRF check). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object, or it belongs to someone else. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The object is not in a state that allows this (e.g. stopping a finished result, or a job token whose result or inference has ended); its status in `extra.status`. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The request body is larger than the limit (`extra.limit_bytes`). */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    federated_workers_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerOutput"];
+                };
+            };
+            /** @description No credential, or one that is not valid here. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this (another object's job token, an ended job, a login from a foreign Origin, a failed CSRF check). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object, or it belongs to someone else. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    federated_workers_revoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description No response body */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No credential, or one that is not valid here. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this (another object's job token, an ended job, a login from a foreign Origin, a failed CSRF check). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object, or it belongs to someone else. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The object is not in a state that allows this (e.g. stopping a finished result, or a job token whose result or inference has ended); its status in `extra.status`. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3284,6 +3822,63 @@ export interface operations {
             };
             /** @description The request body is larger than the limit (`extra.limit_bytes`). */
             413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    jobs_results_federated_workers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SigningKeyOutput"][];
+                };
+            };
+            /** @description No credential, or one that is not valid here. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The credential may not do this (another object's job token, an ended job, a login from a foreign Origin, a failed CSRF check). */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such object, or it belongs to someone else. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The object is not in a state that allows this (e.g. stopping a finished result, or a job token whose result or inference has ended); its status in `extra.status`. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
