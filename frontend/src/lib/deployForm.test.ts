@@ -41,10 +41,10 @@ describe("buildDeployRequest", () => {
     const form = { ...DEFAULT_FORM, mode: "federated" as const, federated: { ...DEFAULT_FORM.federated, data_restrictions: "[]" } };
     expect(buildDeployRequest(form, 1).errors["federated.data_restrictions"]).toBeTruthy();
   });
-  it("sends every federated option with the API's defaults, and mu only for FedProx", () => {
+  it("sends every federated option with the API's defaults, mu only for FedProx, the server's rate for FedAdam", () => {
     const form = { ...DEFAULT_FORM, mode: "federated" as const };
     expect(buildDeployRequest(form, 1).body?.federated).toEqual({
-      rounds: 15, local_epochs: 1, min_clients: 1, min_data: 1, data_restrictions: {}, round_timeout_s: 300, strategy: "fedavg",
+      rounds: 15, local_epochs: 1, min_clients: 1, min_data: 1, data_restrictions: {}, round_timeout_s: 300, strategy: "fedavg", server_learning_rate: 0.01,
     });
     const prox = { ...form, federated: { ...form.federated, strategy: "fedprox" as const, mu: 0.1, data_restrictions: '{"region": "eu"}' } };
     expect(buildDeployRequest(prox, 1).body?.federated).toMatchObject({ strategy: "fedprox", mu: 0.1, data_restrictions: { region: "eu" } });
@@ -52,6 +52,10 @@ describe("buildDeployRequest", () => {
     expect(buildDeployRequest(proxDefault, 1).body?.federated).not.toHaveProperty("mu");
     const avgWithMu = { ...form, federated: { ...form.federated, mu: 0.5 } };
     expect(buildDeployRequest(avgWithMu, 1).body?.federated).not.toHaveProperty("mu");
+    const adam = { ...form, federated: { ...form.federated, strategy: "fedadam" as const, server_learning_rate: 0.05 } };
+    expect(buildDeployRequest(adam, 1).body?.federated).toMatchObject({ strategy: "fedadam", server_learning_rate: 0.05 });
+    const adamOff = { ...adam, federated: { ...adam.federated, server_learning_rate: 500 } };
+    expect(buildDeployRequest(adamOff, 1).errors["federated.server_learning_rate"]).toBeDefined();
   });
   it("reports each bad federated option under the API's key", () => {
     const form = {

@@ -30,6 +30,8 @@ export type DeployForm = {
     strategy: Strategy;
     /** FedProx's proximal weight; empty: the API's default (0.01 for fedprox, else 0). */
     mu: number | string;
+    /** FedAdam's server step size; empty: the API's default (0.01). */
+    server_learning_rate: number | string;
   };
 };
 
@@ -47,7 +49,7 @@ export const DEFAULT_FORM: DeployForm = {
   incremental: { stream_timeout_ms: 60000, indefinite: false, monitoring_metric: "", change: "up", window: 1000, improvement: 0.05 },
   distributed: { optimizer: "adam", learning_rate: 0.001, loss: "sparse_categorical_crossentropy", metrics: "accuracy" },
   semi_supervised: { rounds: 5, confidence: 0.9 },
-  federated: { rounds: 15, local_epochs: 1, min_clients: 1, min_data: 1, data_restrictions: "{}", round_timeout_s: 300, strategy: "fedavg", mu: "" },
+  federated: { rounds: 15, local_epochs: 1, min_clients: 1, min_data: 1, data_restrictions: "{}", round_timeout_s: 300, strategy: "fedavg", mu: "", server_learning_rate: "" },
 };
 
 /** A JSON object from text, or the reason it is not one. */
@@ -133,6 +135,13 @@ export function buildDeployRequest(form: DeployForm, configurationId: number): {
     const options = form.federated;
     const restrictions = parseJsonObject(options.data_restrictions);
     if (restrictions.error) errors["federated.data_restrictions"] = restrictions.error;
+    // mu only means something to FedProx, the server's rate only to FedAdam; left empty, the
+    // API's defaults (0.01 each).
+    const mu = options.strategy === "fedprox" && options.mu !== "" ? take<number>("federated.mu", decimal(options.mu, 0)) : undefined;
+    const rate =
+      options.strategy === "fedadam" && options.server_learning_rate !== ""
+        ? take<number>("federated.server_learning_rate", decimal(options.server_learning_rate, 1e-9, 100))
+        : undefined;
     body.federated = {
       rounds: take<number>("federated.rounds", integer(options.rounds, 1, 10_000)) ?? 0,
       local_epochs: take<number>("federated.local_epochs", integer(options.local_epochs, 1, 10_000)) ?? 0,
@@ -141,12 +150,9 @@ export function buildDeployRequest(form: DeployForm, configurationId: number): {
       data_restrictions: restrictions.value,
       round_timeout_s: take<number>("federated.round_timeout_s", decimal(options.round_timeout_s, 1, 86_400)) ?? 0,
       strategy: options.strategy,
+      server_learning_rate: rate ?? 0.01,
+      ...(mu !== undefined ? { mu } : {}),
     };
-    // mu only means something to FedProx; left empty, the API picks its default.
-    if (options.strategy === "fedprox" && options.mu !== "") {
-      const mu = take<number>("federated.mu", decimal(options.mu, 0));
-      if (mu !== undefined) body.federated.mu = mu;
-    }
   }
   return Object.keys(errors).length > 0 ? { errors } : { body, errors };
 }

@@ -167,10 +167,11 @@ export function DeployPage() {
                 <NumberInput label="Round timeout (s)" description="Fewer than the minimum clients by then fails the job." min={1} max={86400} value={form.federated.round_timeout_s} onChange={(value) => setIn("federated", { round_timeout_s: value })} error={errors["federated.round_timeout_s"]} />
                 <Select
                   label="Strategy"
-                  description="fedavg: weighted average; fedprox: adds a proximal term."
+                  description="fedavg: weighted average; fedprox: adds a proximal term; fedadam: Adam steps on the server."
                   data={[
                     { value: "fedavg", label: "FedAvg" },
                     { value: "fedprox", label: "FedProx" },
+                    { value: "fedadam", label: "FedAdam" },
                   ]}
                   allowDeselect={false}
                   value={form.federated.strategy}
@@ -179,6 +180,9 @@ export function DeployPage() {
                 />
                 {form.federated.strategy === "fedprox" && (
                   <NumberInput label="Mu" description="FedProx's proximal weight (empty: 0.01)." min={0} decimalScale={6} value={form.federated.mu} onChange={(value) => setIn("federated", { mu: value })} error={errors["federated.mu"]} />
+                )}
+                {form.federated.strategy === "fedadam" && (
+                  <NumberInput label="Server learning rate" description="FedAdam's server step size (empty: 0.01)." min={0} decimalScale={9} value={form.federated.server_learning_rate} onChange={(value) => setIn("federated", { server_learning_rate: value })} error={errors["federated.server_learning_rate"]} />
                 )}
                 <Textarea label="Data restrictions (JSON)" description="Each entry must equal the worker dataset's restriction." autosize minRows={1} value={form.federated.data_restrictions} onChange={(e) => setIn("federated", { data_restrictions: e.currentTarget.value })} error={errors["federated.data_restrictions"]} styles={{ input: { fontFamily: "monospace" } }} />
               </SimpleGrid>
