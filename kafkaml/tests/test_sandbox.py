@@ -112,15 +112,7 @@ def test_a_route_carries_a_host_name_and_megabytes_both_ways(tmp_path: Path) -> 
             "    back += chunk\n"
             "print(len(back), back == data[::-1])\n"
         )
-        launch = Sandbox().launch(
-            [sys.executable, "-c", code], env={}, cwd=tmp_path,
-            network=[Endpoint(name, port)], die_with_parent=False,
-        )  # fmt: skip
-        process = subprocess.Popen(
-            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        launch.close()
+        process = _run_routed(code, tmp_path, Endpoint(name, port))
         conn, _ = server.accept()
         with conn:
             received = b""
@@ -130,6 +122,20 @@ def test_a_route_carries_a_host_name_and_megabytes_both_ways(tmp_path: Path) -> 
         out, err = process.communicate(timeout=60)
     print(out, err)
     assert out.split() == ["127.77.0.1", str(256 * 32768), "True"]
+
+
+def _run_routed(code: str, cwd: Path, route: Endpoint) -> subprocess.Popen[str]:
+    """`code` started in a job sandbox whose one route is `route`, its output piped."""
+    launch = Sandbox().launch(
+        [sys.executable, "-c", code], env={}, cwd=cwd, network=[route], die_with_parent=False
+    )
+    try:
+        return subprocess.Popen(
+            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    finally:
+        launch.close()
 
 
 def test_a_route_carries_an_address_off_the_loopback_and_a_port_below_1024(
@@ -147,15 +153,7 @@ def test_a_route_carries_an_address_off_the_loopback_and_a_port_below_1024(
             "import socket\n"
             f"print(socket.create_connection(({address!r}, {port}), 5).recv(5).decode())\n"
         )
-        launch = Sandbox().launch(
-            [sys.executable, "-c", code], env={}, cwd=tmp_path,
-            network=[Endpoint(address, port)], die_with_parent=False,
-        )  # fmt: skip
-        process = subprocess.Popen(
-            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        launch.close()
+        process = _run_routed(code, tmp_path, Endpoint(address, port))
         server.settimeout(60)
         conn, _ = server.accept()
         with conn:
