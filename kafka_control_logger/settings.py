@@ -5,19 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
+from kafkaml.settings import backend_url_field, control_topic_field, env_config
 
 
 class LoggerSettings(BaseSettings):
     """Where the control logger reads control messages and where it records them."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+    model_config = env_config()
 
-    backend_url: str = Field(
-        default="http://127.0.0.1:8000", description="Base URL of the kafkaml backend."
-    )
+    backend_url: str = backend_url_field()
     service_token: SecretStr | None = Field(
         default=None,
         description="Service token for the backend (`manage.py issue_service_token`).",
@@ -25,9 +23,7 @@ class LoggerSettings(BaseSettings):
     service_token_file: Path | None = Field(
         default=None, description="File holding the service token (instead of service_token)."
     )
-    control_topic: str = Field(
-        default=DEFAULT_CONTROL_TOPIC, description="Kafka topic of the control messages."
-    )
+    control_topic: str = control_topic_field()
     control_logger_group_id: str = Field(
         default="kafkaml-control-logger", description="Consumer group of the control logger."
     )

@@ -17,7 +17,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from kafkaml.settings import env_config
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
@@ -49,9 +51,7 @@ CONSUMER_DEFAULTS: dict[str, Any] = {
 class KafkaSettings(BaseSettings):
     """How every kafkaml component reaches the Kafka cluster."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KAFKAML_KAFKA_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = env_config("KAFKAML_KAFKA_")
 
     bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers."

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from kafkaml import frontend
+from kafkaml.settings import data_dir_field, env_config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BROKER_SCRIPT = PROJECT_ROOT / "deploy" / "local" / "kafka" / "broker.sh"
@@ -32,16 +33,13 @@ BACKEND_SETTINGS = "backend.kafkaml_backend.settings"
 class LocalSettings(BaseSettings):
     """Where the local stack keeps its files and which ports it listens on."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+    model_config = env_config()
 
     cache_dir: Path = Field(
         default=PROJECT_ROOT / ".cache",
         description="Folder for downloaded tools, the local broker's data and the stack's state.",
     )
-    data_dir: Path = Field(
-        default=PROJECT_ROOT / ".cache" / "data",
-        description="Folder for the local database, model artifacts and job logs.",
-    )
+    data_dir: Path = data_dir_field()
     broker_port: int = Field(default=9092, description="Port of the local Kafka broker.")
     backend_port: int = Field(default=8000, description="Port of the local backend (API and UI).")
     local_mqtt_bridge: bool = Field(

@@ -51,10 +51,11 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from kafkaml import egress
 from kafkaml.egress import Endpoint
+from kafkaml.settings import env_config
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class SandboxUnavailable(OSError):
 class SandboxSettings(BaseSettings):
     """How user model code is isolated on this machine (validation and local jobs)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+    model_config = env_config()
 
     sandbox: Literal["bwrap", "none"] = Field(
         default="bwrap",

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
+from kafkaml.settings import env_config, executor_timeout_field
 from mlcode_executor.checks import GIB
 
 
 class ExecutorSettings(BaseSettings):
     """How the model-code executor service listens and limits each validation."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KAFKAML_EXECUTOR_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = env_config("KAFKAML_EXECUTOR_")
 
     host: str = Field(default="0.0.0.0", description="Address the executor's HTTP service binds.")
     port: int = Field(default=8001, description="Port of the executor's HTTP service.")
-    timeout_s: float = Field(
-        default=30.0, gt=0, description="Wall-time limit of one validation's code."
-    )
+    timeout_s: float = executor_timeout_field()
     memory_bytes: int = Field(
         default=2 * GIB,
         gt=0,

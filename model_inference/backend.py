@@ -11,7 +11,9 @@ from typing import Any
 
 from kafkaml.rest import BackendError, RestClient, Retries
 
-MODEL_VERSION_HEADER = "X-Model-Version"
+# The HTTP header of an artifact response; the Kafka record header that carries the version is
+# `kafkaml.protocol.answers.MODEL_VERSION_HEADER`.
+MODEL_VERSION_HTTP_HEADER = "X-Model-Version"
 
 # Four retries, 0.5, 1, 2 and 4 s apart: a backend restart is waited out, a dead one is not.
 RETRIES = Retries(count=4, backoff_s=0.5, statuses=frozenset({502, 503, 504}))
@@ -36,10 +38,10 @@ class JobApiClient:
         Raises BackendError, also when the response lacks the X-Model-Version header.
         """
         response = self._rest.request("GET", f"/api/jobs/inferences/{inference_id}/artifact")
-        version = response.headers.get(MODEL_VERSION_HEADER)
+        version = response.headers.get(MODEL_VERSION_HTTP_HEADER)
         if version is None:
             raise BackendError(
-                f"the artifact of inference {inference_id} came without {MODEL_VERSION_HEADER}"
+                f"the artifact of inference {inference_id} came without {MODEL_VERSION_HTTP_HEADER}"
             )
         return response.content, version
 
@@ -47,4 +49,4 @@ class JobApiClient:
         self._rest.close()
 
 
-__all__ = ["MODEL_VERSION_HEADER", "BackendError", "JobApiClient"]
+__all__ = ["MODEL_VERSION_HTTP_HEADER", "BackendError", "JobApiClient"]

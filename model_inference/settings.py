@@ -6,7 +6,9 @@ import socket
 from pathlib import Path
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from kafkaml.settings import env_config
 
 
 class SettingsError(ValueError):
@@ -16,9 +18,7 @@ class SettingsError(ValueError):
 class InferenceSettings(BaseSettings):
     """How one inference replica finds its model and paces its micro-batches."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KAFKAML_INFERENCE_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = env_config("KAFKAML_INFERENCE_")
 
     id: int | None = Field(
         default=None,
@@ -99,7 +99,7 @@ class InferenceSettings(BaseSettings):
 class JobApiSettings(BaseSettings):
     """How a job reaches the backend's job API (backend mode)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+    model_config = env_config()
 
     backend_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL of the backend's job API."

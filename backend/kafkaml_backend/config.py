@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from kafkaml.settings import (
+    backend_url_field,
+    control_topic_field,
+    data_dir_field,
+    env_config,
+    executor_timeout_field,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,12 +28,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 class BackendSettings(BaseSettings):
     """Settings of the kafkaml backend (REST API and job orchestration)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+    model_config = env_config()
 
-    data_dir: Path = Field(
-        default=PROJECT_ROOT / ".cache" / "data",
-        description="Folder for the local database, model artifacts and job logs.",
-    )
+    data_dir: Path = data_dir_field()
     database_url: str | None = Field(
         default=None,
         description="Database URL (postgresql://user:pass@host:5432/db); SQLite in the data dir "
@@ -56,21 +61,13 @@ class BackendSettings(BaseSettings):
         description="URL of the model code executor service; unset runs it as a local child "
         "process.",
     )
-    executor_timeout_s: float = Field(
-        default=30.0, description="Wall-time limit of one model code validation."
-    )
+    executor_timeout_s: float = executor_timeout_field()
     validate_training_settings: bool = Field(
         default=True,
         description="Dry-run a deployment's training settings in the executor before storing it.",
     )
-    control_topic: str = Field(
-        default="KAFKA_ML_CONTROL_TOPIC",
-        description="Kafka topic of the control messages that announce training data streams.",
-    )
-    backend_url: str = Field(
-        default="http://127.0.0.1:8000",
-        description="URL at which jobs reach this backend (handed to them as KAFKAML_BACKEND_URL).",
-    )
+    control_topic: str = control_topic_field()
+    backend_url: str = backend_url_field()
     live_update_interval_s: float = Field(
         default=0.25,
         description="Interval of the live visualization's aggregated updates to a browser (the "

@@ -9,17 +9,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from kafkaml.k8s.specs import InferenceSpec, PodOptions, Resources, TrainingJobSpec
+from kafkaml.settings import env_config
 
 
 class KubernetesRunnerSettings(BaseSettings):
     """Where and how the runner starts training Jobs and inference Deployments."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KAFKAML_K8S_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = env_config("KAFKAML_K8S_")
 
     namespace: str = Field(
         default="kafkaml", description="Namespace of the Jobs and Deployments the runner creates."

@@ -6,6 +6,9 @@ as model code in a real local training job; each test asserts on the report. Not
 sends traffic off this machine: it connects to 127.0.0.1, and to an address off the machine
 (192.0.2.1, TEST-NET-1) and a DNS name only where it sees no interface but its own loopback, so
 that nothing can leave.
+
+It also holds the set-up the hostile suites share: the `data_dir`, `listening` and
+`other_listening` fixtures (a conftest.py imports them) and `secrets(data_dir)`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import pytest
 
 MARKER = "HOSTILE-REPORT "
 # A 5 GB write, in 16 MiB blocks: the file size limit must stop it long before the end.
@@ -46,6 +54,43 @@ def targets(
     files = [str(path) for path in secrets]
     outside_ = [str(p) for p in outside]
     return Targets(str(data_dir), files, os.getpid(), port, outside_, marker, other_port)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data dir like the backend's: a secret key and a database, for its user alone."""
+    directory = tmp_path / "data"
+    directory.mkdir(mode=0o700)
+    (directory / "secret_key").write_text("the-backend-secret")
+    (directory / "kafkaml.sqlite3").write_bytes(b"SQLite format 3\x00")
+    return directory
+
+
+def secrets(data_dir: Path) -> list[Path]:
+    """The files of a `data_dir` fixture that no user code may read."""
+    return [data_dir / "secret_key", data_dir / "kafkaml.sqlite3"]
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """A port listening on 127.0.0.1, standing for the backend (or a job's one route)."""
+    with _listening_port() as port:
+        yield port
+
+
+@pytest.fixture
+def other_listening() -> Iterator[int]:
+    """Another port listening on 127.0.0.1, standing for any other service of the machine."""
+    with _listening_port() as port:
+        yield port
+
+
+@contextmanager
+def _listening_port() -> Iterator[int]:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()[1]
 
 
 _PROBE = r"""

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,34 +30,6 @@ from kafkaml.testing import wait_until
 from kafkaml.tests import hostile
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """A data dir like the backend's: a secret key and a database, for its user alone."""
-    directory = tmp_path / "data"
-    directory.mkdir(mode=0o700)
-    (directory / "secret_key").write_text("the-backend-secret")
-    (directory / "kafkaml.sqlite3").write_bytes(b"SQLite format 3\x00")
-    return directory
-
-
-@pytest.fixture
-def listening() -> Iterator[int]:
-    """A port listening on 127.0.0.1, standing for the backend."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        yield server.getsockname()[1]
-
-
-@pytest.fixture
-def other_listening() -> Iterator[int]:
-    """Another port listening on 127.0.0.1, standing for any other service of the machine."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        yield server.getsockname()[1]
-
-
 def _probe(
     data_dir: Path,
     port: int,
@@ -68,7 +39,7 @@ def _probe(
     other_port: int = 0,
 ) -> tuple[dict[str, Any], hostile.Targets]:
     outside = [PROJECT_ROOT / "kafkaml" / "hostile-written", data_dir / "x", Path("/etc/hostile")]
-    target = hostile.targets(data_dir, port, outside, _secrets(data_dir), other_port)
+    target = hostile.targets(data_dir, port, outside, hostile.secrets(data_dir), other_port)
     sandbox = Sandbox(max_file_bytes=64 * MIB, max_processes=64)
     launch = sandbox.launch(
         [sys.executable, "-c", hostile.probe_code(target)],
@@ -141,15 +112,7 @@ def test_a_route_carries_a_host_name_and_megabytes_both_ways(tmp_path: Path) -> 
             "    back += chunk\n"
             "print(len(back), back == data[::-1])\n"
         )
-        launch = Sandbox().launch(
-            [sys.executable, "-c", code], env={}, cwd=tmp_path,
-            network=[Endpoint(name, port)], die_with_parent=False,
-        )  # fmt: skip
-        process = subprocess.Popen(
-            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        launch.close()
+        process = _run_routed(code, tmp_path, Endpoint(name, port))
         conn, _ = server.accept()
         with conn:
             received = b""
@@ -159,6 +122,20 @@ def test_a_route_carries_a_host_name_and_megabytes_both_ways(tmp_path: Path) -> 
         out, err = process.communicate(timeout=60)
     print(out, err)
     assert out.split() == ["127.77.0.1", str(256 * 32768), "True"]
+
+
+def _run_routed(code: str, cwd: Path, route: Endpoint) -> subprocess.Popen[str]:
+    """`code` started in a job sandbox whose one route is `route`, its output piped."""
+    launch = Sandbox().launch(
+        [sys.executable, "-c", code], env={}, cwd=cwd, network=[route], die_with_parent=False
+    )
+    try:
+        return subprocess.Popen(
+            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    finally:
+        launch.close()
 
 
 def test_a_route_carries_an_address_off_the_loopback_and_a_port_below_1024(
@@ -176,15 +153,7 @@ def test_a_route_carries_an_address_off_the_loopback_and_a_port_below_1024(
             "import socket\n"
             f"print(socket.create_connection(({address!r}, {port}), 5).recv(5).decode())\n"
         )
-        launch = Sandbox().launch(
-            [sys.executable, "-c", code], env={}, cwd=tmp_path,
-            network=[Endpoint(address, port)], die_with_parent=False,
-        )  # fmt: skip
-        process = subprocess.Popen(
-            launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        launch.close()
+        process = _run_routed(code, tmp_path, Endpoint(address, port))
         server.settimeout(60)
         conn, _ = server.accept()
         with conn:
@@ -291,10 +260,6 @@ def test_mode_none_runs_the_command_as_is_and_warns_loudly(
     assert "UNSANDBOXED" in caplog.text
 
 
-def _secrets(data_dir: Path) -> list[Path]:
-    return [data_dir / "secret_key", data_dir / "kafkaml.sqlite3"]
-
-
 def _readable_by_others(path: Path) -> bool:
     """Whether a user with no relation to `path` can reach and read it."""
     path = path.resolve()
@@ -321,7 +286,9 @@ def test_an_unprivileged_backend_user_gets_the_same_sandbox_in_one_stage(
     if python is None or not _readable_by_others(packages / "pydantic_settings"):
         pytest.skip("no interpreter and packages an unprivileged user can read")
     outside = [PROJECT_ROOT / "kafkaml" / "hostile-written", data_dir / "x", Path("/etc/hostile")]
-    target = hostile.targets(data_dir, listening, outside, _secrets(data_dir), other_listening)
+    target = hostile.targets(
+        data_dir, listening, outside, hostile.secrets(data_dir), other_listening
+    )
     routes = f"[Endpoint('127.0.0.1', {listening})]" if network == "routes" else "False"
     scripts = tempfile.TemporaryDirectory(prefix="kafkaml-sandbox-test-")  # pytest's is 0700
     script = Path(scripts.name) / "launch.py"

@@ -4,8 +4,6 @@ the validation has no network at all, and nothing it started outlives the reques
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,34 +18,13 @@ from mlcode_executor.sandbox import Slots
 MIB = 1024**2
 
 
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    directory = tmp_path / "data"
-    directory.mkdir(mode=0o700)
-    (directory / "secret_key").write_text("the-backend-secret")
-    (directory / "kafkaml.sqlite3").write_bytes(b"SQLite format 3\x00")
-    return directory
-
-
-@pytest.fixture
-def listening() -> Iterator[int]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        yield server.getsockname()[1]
-
-
-@pytest.fixture
-def other_listening() -> Iterator[int]:
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        yield server.getsockname()[1]
-
-
 def test_hostile_model_code_sees_nothing_of_the_host_and_leaves_nothing_behind(
     data_dir: Path, listening: int, other_listening: int
 ) -> None:
     outside = [PROJECT_ROOT / "mlcode_executor" / "hostile-written", data_dir / "x"]
-    target = hostile.targets(data_dir, listening, outside, _secrets(data_dir), other_listening)
+    target = hostile.targets(
+        data_dir, listening, outside, hostile.secrets(data_dir), other_listening
+    )
     os.environ["KAFKAML_HOSTILE_TEST_SECRET"] = "in-the-callers-env-only"
     try:
         with pytest.raises(ModelCodeError) as refused:
@@ -72,7 +49,3 @@ def test_a_full_executor_answers_busy_at_once_instead_of_queueing_without_bound(
     with slots.take(), busy:  # a validation in progress holds the only slot
         client.validate_model(framework="pytorch", imports="", code="x = 1")
     assert slots.taken == 0
-
-
-def _secrets(data_dir: Path) -> list[Path]:
-    return [data_dir / "secret_key", data_dir / "kafkaml.sqlite3"]

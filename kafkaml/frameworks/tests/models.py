@@ -3,6 +3,13 @@ executor tests."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import numpy as np
+
+from kafkaml.frameworks import BatchSource
+from kafkaml.frameworks.base import Array
+
 TF_IMPORTS = "import keras\nfrom keras import layers\n"
 
 TF_DENSE = """\
@@ -129,3 +136,21 @@ model = Tier()
 PT_EDGE = _PT_TIER.format(inputs=18, returns="hidden, self.exit(hidden)")
 PT_FOG = _PT_TIER.format(inputs=8, returns="hidden, self.exit(hidden)")
 PT_CLOUD = _PT_TIER.format(inputs=8, returns="self.exit(hidden)")
+
+
+@dataclass(frozen=True)
+class DenseData:
+    """Samples for the dense models (18 features, 3 classes) and the batches a job feeds."""
+
+    x: Array
+    y: Array
+
+    @classmethod
+    def random(cls, seed: int, count: int = 40) -> DenseData:
+        rng = np.random.default_rng(seed)
+        return cls(rng.random((count, 18), dtype=np.float32), rng.integers(0, 3, count))
+
+    def batches(self, size: int = 10) -> BatchSource:
+        """Batches of `size` samples, in order, from the start again at each call."""
+        x, y = self.x, self.y
+        return lambda: ((x[i : i + size], y[i : i + size]) for i in range(0, len(x), size))

@@ -7,7 +7,6 @@ import torch
 
 from kafkaml.frameworks import (
     ArtifactError,
-    BatchSource,
     ChainError,
     DeviceMoveError,
     InputShapeError,
@@ -19,13 +18,9 @@ from kafkaml.frameworks.pytorch import PyTorchFramework, default_device
 from kafkaml.frameworks.tests import models
 
 PT = PyTorchFramework()
-RNG = np.random.default_rng(11)
-X = RNG.random((40, 18), dtype=np.float32)
-Y = RNG.integers(0, 3, 40)
-
-
-def batches(size: int = 10) -> BatchSource:
-    return lambda: ((X[i : i + size], Y[i : i + size]) for i in range(0, len(X), size))
+DATA = models.DenseData.random(11)
+X, Y = DATA.x, DATA.y
+batches = DATA.batches
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from kafkaml.frameworks import (
-    BatchSource,
     InputShapeError,
     ModelCodeError,
     TrainingSettingsError,
@@ -14,13 +13,9 @@ from kafkaml.frameworks.tensorflow import TensorFlowFramework
 from kafkaml.frameworks.tests import models
 
 TF = TensorFlowFramework()
-RNG = np.random.default_rng(7)
-X = RNG.random((40, 18), dtype=np.float32)
-Y = RNG.integers(0, 3, 40)
-
-
-def batches(size: int = 10) -> BatchSource:
-    return lambda: ((X[i : i + size], Y[i : i + size]) for i in range(0, len(X), size))
+DATA = models.DenseData.random(7)
+X, Y = DATA.x, DATA.y
+batches = DATA.batches
 
 
 @pytest.fixture(scope="module")
