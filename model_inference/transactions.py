@@ -116,6 +116,7 @@ class BatchWriter:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._in_flight: Future[float] | None = None
         self._foreign_failures: list[KafkaError] = []
+        self._begun_at: float | None = None  # monotonic time the open transaction began
 
     def write(self, answers: Answers, model_version: str) -> None:
         """Begin a transaction and produce the batch's answers and dead letters into it.
@@ -134,6 +135,15 @@ class BatchWriter:
 
     def _begin(self) -> None:
         self._producers.transactional.begin_transaction()
+        self._begun_at = time.monotonic()
+
+    def transaction_age(self) -> float:
+        """Seconds since the transaction now open (or just failed) began; 0.0 when none did.
+
+        Older than the transaction timeout, it was aborted by its coordinator: a fence that
+        follows is the coordinator's epoch bump, not another replica of the same name.
+        """
+        return time.monotonic() - self._begun_at if self._begun_at is not None else 0.0
 
     def commit_async(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
         """Send the offsets to the open transaction and commit it, on the helper thread."""
@@ -157,6 +167,7 @@ class BatchWriter:
         retry_while_away("aborting the transaction",
                          lambda: transactional.abort_transaction(self._timeout_s),
                          self._outage_s, SAME_PRODUCER_TRIES)  # fmt: skip
+        self._begun_at = None
 
     @property
     def renewable(self) -> bool:
@@ -175,6 +186,7 @@ class BatchWriter:
         old = self._producers.transactional
         old.purge()  # its records belong to the transaction being fenced
         new = self._renew()
+        self._begun_at = None
         self._producers = Producers(
             new,
             new if self._producers.output is old else self._producers.output,
@@ -201,6 +213,7 @@ class BatchWriter:
         retry_while_away("committing the transaction",
                          lambda: transactional.commit_transaction(self._timeout_s),
                          self._outage_s, SAME_PRODUCER_TRIES)  # fmt: skip
+        self._begun_at = None
         return time.perf_counter()
 
     def _produce(self, producer: Producer, topic: str, routed: Routed, version: Headers) -> None:
