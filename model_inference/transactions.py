@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ _RETRY_PAUSE_S = (0.1, 2.0)  # first and longest pause between two tries of a re
 # Tries of a timed-out transactional call on one producer before it is renewed: after a broker
 # restart, librdkafka's coordinator request could stay queued for good (seen with 2.x).
 SAME_PRODUCER_TRIES = 2
+_SETTLE_MARGIN_S = 5.0  # beyond its calls' timeouts, before a commit counts as stuck
 
 Headers = list[tuple[str, str | bytes | None]]
 DeliveryCallback = Callable[[KafkaError | None, Message], None]
@@ -153,10 +155,30 @@ class BatchWriter:
         """Wait for the commit in flight; its completion time (perf_counter), None if none.
 
         Raises the commit's KafkaException; the transaction is then still open and must be
-        aborted when the error `txn_requires_abort`.
+        aborted when the error `txn_requires_abort`. A commit that has not returned within
+        the time its calls' own timeouts allow (after a broker restart librdkafka's
+        `send_offsets_to_transaction` was seen to hang for good, past its timeout) raises a
+        retriable _TIMED_OUT: the caller renews the producer, which fences the stuck one.
         """
         in_flight, self._in_flight = self._in_flight, None
-        return in_flight.result() if in_flight is not None else None
+        if in_flight is None:
+            return None
+        limit_s = 2 * SAME_PRODUCER_TRIES * self._timeout_s + _SETTLE_MARGIN_S
+        try:
+            committed_at = in_flight.result(timeout=limit_s)
+        except FutureTimeout:
+            self._abandon_committer()
+            reason = f"the transaction's commit did not return within {limit_s:.0f} s"
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, reason, retriable=True)
+            ) from None
+        self._begun_at = None
+        return committed_at
+
+    def _abandon_committer(self) -> None:
+        """Leave the stuck helper thread to its call; later commits get a thread of their own."""
+        self._committer.shutdown(wait=False)
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
 
     def abort(self) -> None:
         """Abort the open transaction: none of its records will ever be read committed.
@@ -213,7 +235,6 @@ class BatchWriter:
         retry_while_away("committing the transaction",
                          lambda: transactional.commit_transaction(self._timeout_s),
                          self._outage_s, SAME_PRODUCER_TRIES)  # fmt: skip
-        self._begun_at = None
         return time.perf_counter()
 
     def _produce(self, producer: Producer, topic: str, routed: Routed, version: Headers) -> None:
