@@ -6,6 +6,7 @@ reason as the last line on stderr, when anything fatal happens, so the runner ca
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -26,6 +27,8 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # `kill -USR1 <pid>` writes every thread's stack to the log: where a stuck replica waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         run(InferenceSettings(), JobApiSettings(), KafkaSettings())
     except Exception as error:  # the top of the process: report the reason, exit non-zero

@@ -125,6 +125,7 @@ class InferenceService:
         self._in_flight: deque[_Batch] = deque()  # oldest first
         self._next_lag = 0.0
         self._closed = False
+        self._owned: list[TopicPartition] = []
         self.committed_records = 0
         """Input records whose answers this service has committed (for tests and benchmarks)."""
         self.metrics.serving(model.version, None)
@@ -138,10 +139,17 @@ class InferenceService:
         self._consumer.subscribe(
             [input_topic], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
+        if self._swapper is not None:
+            self._swapper.start()
 
     def assignment(self) -> list[TopicPartition]:
-        """The input partitions this replica owns now."""
-        return list(self._consumer.assignment())
+        """The input partitions this replica owns now, as its rebalance callbacks saw them.
+
+        Safe from any thread: unlike `Consumer.assignment()`, which waits on librdkafka with
+        the GIL held and, called beside a `consume()` on another thread, held up that thread's
+        rebalance callbacks for minutes (two replicas in one process).
+        """
+        return list(self._owned)
 
     def run(self, stop: threading.Event) -> None:
         """Process batches until `stop` is set, then commit the batch in hand."""
@@ -185,6 +193,8 @@ class InferenceService:
         if self._closed:
             return
         self._closed = True
+        if self._swapper is not None:
+            self._swapper.close()
         try:
             self._settle(rewind=False)
         finally:
@@ -215,11 +225,13 @@ class InferenceService:
         return [tp for tp in positions if tp.offset >= 0]
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._owned = list(partitions)
         log.info("assigned %s", _describe(partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The commit in flight still owns these partitions: let it finish first. If it aborts,
         # there is nothing to rewind: the next owner starts from the committed offsets.
+        self._owned = []
         self._settle(rewind=False)
         log.info("revoked %s", _describe(partitions))
 
@@ -309,12 +321,14 @@ class InferenceService:
 
     def _epoch_lost(self, error: KafkaError) -> bool:
         """Fenced after the brokers were away: the coordinator aborted a transaction that
-        outlived its timeout and bumped the epoch. Fenced with no outage seen, or again soon
-        after a renewal: another replica of the same name runs, and this one yields to it."""
+        outlived its timeout and bumped the epoch. Fenced in a young transaction with no outage
+        seen, or again soon after a renewal: another replica of the same name runs, and this
+        one yields to it."""
         if error.code() != KafkaError._FENCED:
             return False
         now = time.monotonic()
-        if now - self._broker_trouble_at > self._outage_s:
+        outlived = self._writer.transaction_age() > self._timeout_s
+        if not outlived and now - self._broker_trouble_at > self._outage_s:
             return False
         if now - self._last_fenced_renewal < _FENCED_RENEWAL_INTERVAL_S:
             return False

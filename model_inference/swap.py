@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -71,11 +71,17 @@ def load_serving_model(
 
 
 class ModelSwapper:
-    """Polls a spec source every `interval_s` and loads the model when its version changes.
+    """Polls a spec source every `interval_s` on a thread of its own ("spec-poll") and loads
+    the model there when its version changes; the serving loop takes the loaded model between
+    two batches (`poll`), reading memory only.
 
-    Failures to reach the source are logged and retried at the next poll (a replica keeps
-    serving through a backend restart). A version whose model fails to load is logged and not
-    retried; the replica keeps serving the model it has.
+    So neither a slow or absent backend nor a model load adds latency to answers. Failures to
+    reach the source are logged and retried at the next poll (a replica keeps serving through
+    a backend outage). A version whose model fails to load is logged and not retried; the
+    replica keeps serving the model it has.
+
+    The thread shares nothing with the serving loop but one slot, handed over under a lock
+    that no blocking call is made under: the poll (HTTP or file) and the load run unlocked.
     """
 
     def __init__(
@@ -84,36 +90,63 @@ class ModelSwapper:
         loader: ModelLoader,
         running: InferenceSpec,
         interval_s: float,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._source = source
         self._running = running
         self._loader = loader
         self._interval_s = interval_s
-        self._clock = clock
-        self._next_poll = clock() + interval_s
         self._rejected: set[str] = set()
+        self._version = running.model_version  # the newest version loaded (poll thread only)
+        self._loaded: ServingModel | None = None  # handed over under _lock
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the polling thread (once)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="spec-poll", daemon=True)
+            self._thread.start()
 
     def poll(self, current: ServingModel) -> ServingModel | None:
-        """A newly loaded model when the poll is due and the version changed, else None."""
-        now = self._clock()
-        if now < self._next_poll:
+        """The model loaded since the last call when it differs from `current`, else None.
+
+        Never waits on the source.
+        """
+        with self._lock:
+            loaded, self._loaded = self._loaded, None
+        if loaded is None or loaded.version == current.version:
             return None
-        self._next_poll = now + self._interval_s
+        return loaded
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Stop polling; waits up to `timeout_s` for a poll in hand (a daemon thread, it never
+        keeps the process alive)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            loaded = self._check()
+            if loaded is not None:
+                self._version = loaded.version
+                with self._lock:
+                    self._loaded = loaded
+
+    def _check(self) -> ServingModel | None:
         try:
             version = self._source.spec().model_version
-            if version == current.version or version in self._rejected:
+            if version == self._version or version in self._rejected:
                 return None
             spec, artifact = self._source.model()
         except (OSError, ValueError, RuntimeError) as error:
             log.warning("could not check the inference spec for a new model: %s", error)
             return None
-        return self._load(spec, artifact, current)
+        return self._load(spec, artifact)
 
-    def _load(
-        self, spec: InferenceSpec, artifact: ModelArtifact, current: ServingModel
-    ) -> ServingModel | None:
-        if artifact.version == current.version:
+    def _load(self, spec: InferenceSpec, artifact: ModelArtifact) -> ServingModel | None:
+        if artifact.version == self._version:
             return None
         if not spec.same_pipeline(self._running):
             log.warning("the spec changed more than the model; only the model is swapped, "
@@ -122,8 +155,9 @@ class ModelSwapper:
             predictor = self._loader(spec, artifact)
         except (ValueError, OSError) as error:  # the frameworks' ModelCodeError is a ValueError
             log.error("model version %s failed to load, keeping %s: %s",
-                      artifact.version, current.version, error)  # fmt: skip
+                      artifact.version, self._version, error)  # fmt: skip
             self._rejected.add(artifact.version)
             return None
-        log.info("swapping model version %s for %s", current.version, artifact.version)
+        log.info("model version %s loaded, swapping it for %s at the next batch",
+                 artifact.version, self._version)  # fmt: skip
         return ServingModel(artifact.version, predictor)

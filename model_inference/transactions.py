@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ _RETRY_PAUSE_S = (0.1, 2.0)  # first and longest pause between two tries of a re
 # Tries of a timed-out transactional call on one producer before it is renewed: after a broker
 # restart, librdkafka's coordinator request could stay queued for good (seen with 2.x).
 SAME_PRODUCER_TRIES = 2
+_SETTLE_MARGIN_S = 5.0  # beyond its calls' timeouts, before a commit counts as stuck
 
 # Arguments of `Producer.produce(topic, value, key, partition, callback, on_delivery, timestamp,
 # headers)`, passed by position: keywords cost a dict and a name match per call, about 0.25 us
@@ -121,6 +123,7 @@ class BatchWriter:
         self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
         self._in_flight: Future[float] | None = None
         self._foreign_failures: list[KafkaError] = []
+        self._begun_at: float | None = None  # monotonic time the open transaction began
 
     def write(self, answers: Answers, model_version: str) -> None:
         """Begin a transaction and produce the batch's answers and dead letters into it.
@@ -139,6 +142,15 @@ class BatchWriter:
 
     def _begin(self) -> None:
         self._producers.transactional.begin_transaction()
+        self._begun_at = time.monotonic()
+
+    def transaction_age(self) -> float:
+        """Seconds since the transaction now open (or just failed) began; 0.0 when none did.
+
+        Older than the transaction timeout, it was aborted by its coordinator: a fence that
+        follows is the coordinator's epoch bump, not another replica of the same name.
+        """
+        return time.monotonic() - self._begun_at if self._begun_at is not None else 0.0
 
     def commit_async(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
         """Send the offsets to the open transaction and commit it, on the helper thread."""
@@ -152,12 +164,32 @@ class BatchWriter:
         of the batches settled meanwhile, oldest first.
 
         Raises the commit's KafkaException; the transaction is then still open and must be
-        aborted when the error `txn_requires_abort`.
+        aborted when the error `txn_requires_abort`. A commit that has not returned within
+        the time its calls' own timeouts allow (after a broker restart librdkafka's
+        `send_offsets_to_transaction` was seen to hang for good, past its timeout) raises a
+        retriable _TIMED_OUT: the caller renews the producer, which fences the stuck one.
         """
         if keep >= 1:
             return []
         in_flight, self._in_flight = self._in_flight, None
-        return [in_flight.result()] if in_flight is not None else []
+        if in_flight is None:
+            return []
+        limit_s = 2 * SAME_PRODUCER_TRIES * self._timeout_s + _SETTLE_MARGIN_S
+        try:
+            committed_at = in_flight.result(timeout=limit_s)
+        except FutureTimeout:
+            self._abandon_committer()
+            reason = f"the transaction's commit did not return within {limit_s:.0f} s"
+            raise KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, reason, retriable=True)
+            ) from None
+        self._begun_at = None
+        return [committed_at]
+
+    def _abandon_committer(self) -> None:
+        """Leave the stuck helper thread to its call; later commits get a thread of their own."""
+        self._committer.shutdown(wait=False)
+        self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit")
 
     def abort(self) -> None:
         """Abort the open transaction: none of its records will ever be read committed.
@@ -168,6 +200,7 @@ class BatchWriter:
         retry_while_away("aborting the transaction",
                          lambda: transactional.abort_transaction(self._timeout_s),
                          self._outage_s, SAME_PRODUCER_TRIES)  # fmt: skip
+        self._begun_at = None
 
     @property
     def renewable(self) -> bool:
@@ -186,6 +219,7 @@ class BatchWriter:
         old = self._producers.transactional
         old.purge()  # its records belong to the transaction being fenced
         new = self._renew()
+        self._begun_at = None
         self._producers = Producers(
             new,
             new if self._producers.output is old else self._producers.output,

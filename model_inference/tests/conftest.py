@@ -195,7 +195,7 @@ def start_service(
     """A subscribed replica of the spec file's inference, built as `python -m` builds it."""
     defaults: dict[str, Any] = {
         "spec_file": spec.path, "replica": "0", "session_timeout_ms": 6000, "max_wait_ms": 50,
-        "spec_poll_s": 0.001,
+        "spec_poll_s": 0.05,
     }  # fmt: skip
     _, service = build_service(
         InferenceSettings(**{**defaults, **settings}), kafka_settings, FileSpecSource(spec.path)

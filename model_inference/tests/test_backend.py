@@ -64,7 +64,7 @@ def test_a_replica_serves_the_backends_model_and_swaps_when_the_api_swaps(
     inference = created.json()
     client = JobApiClient(live_server.url, issue_job_token("inference", inference["id"]))
     settings = InferenceSettings(id=inference["id"], replica="0", max_batch=50,
-                                 spec_poll_s=0.001, session_timeout_ms=6000)  # fmt: skip
+                                 spec_poll_s=0.05, session_timeout_ms=6000)  # fmt: skip
     _, service = build_service(settings, kafka_settings, BackendSpecSource(client, inference["id"]))
     service.subscribe(source)
     x = samples(400)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -15,6 +17,7 @@ from kafkaml.kafka import KafkaSettings, make_producer
 from kafkaml.testing import wait_until
 from model_inference.service import InferenceError, InferenceService
 from model_inference.tests.conftest import (
+    SpecFile,
     TinyModel,
     produce_samples,
     run_until,
@@ -215,6 +218,55 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
     for record, version in zip(outputs, versions, strict=True):
         expected = old if version == "1" else new
         assert_same_prediction(values_of(record), expected[int(cast(bytes, record.key()))])
+
+
+def test_a_spec_source_that_hangs_holds_up_no_answer(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    closing: list[InferenceService],
+) -> None:
+    source, target = new_topic(partitions=1), new_topic(partitions=1)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id())  # fmt: skip
+    service = start_service(spec, kafka_settings, max_batch=100)
+    closing.append(service)
+    # From now on every spec poll blocks in open(): a FIFO with no writer, as a backend that
+    # accepts the connection and never answers.
+    fifo = tmp_path / "hanging.json"
+    os.mkfifo(fifo)
+    fifo.replace(spec.path)
+    stop = threading.Event()
+    serving = threading.Thread(target=service.run, args=(stop,))
+    serving.start()
+    try:
+        x = samples(500)
+        produce_samples(kafka_settings, source, x)
+        wait_until(lambda: service.committed_records >= len(x), "the answers", timeout_s=60)
+    finally:
+        stop.set()
+        _answer_the_fifo(spec)
+        serving.join(30)
+    assert not serving.is_alive(), "the replica did not stop"
+    service.close()
+
+    outputs = read_committed(kafka_settings, target)
+    assert sorted(int(cast(bytes, r.key())) for r in outputs) == list(range(len(x)))
+
+
+def _answer_the_fifo(spec: SpecFile) -> None:
+    """Put a regular spec file back, and write the spec to a poll waiting on the FIFO."""
+    try:
+        end = os.open(spec.path, os.O_WRONLY | os.O_NONBLOCK)  # fails when no reader waits
+    except OSError:
+        end = None
+    scratch = spec.path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(spec.value))
+    scratch.replace(spec.path)
+    if end is not None:
+        with os.fdopen(end, "w") as writer:
+            writer.write(json.dumps(spec.value))
 
 
 def test_a_restarted_replica_fences_its_predecessor_and_nothing_is_answered_twice(
