@@ -180,12 +180,14 @@ class Deployments:
         gpus: int = 0,
         confusion_matrix: bool = False,
         options: dict[str, Any] | None = None,
+        target: str = "label",
     ) -> Deployment:
         """Deploy a configuration for training: one result (one job) per model or chain.
 
         `epochs` is a shorthand for `fit_kwargs["epochs"]` (Keras) or `["max_epochs"]`
         (Ignite: give it in `fit_kwargs`). `options` are the chosen mode's options
-        (e.g. `{"stream_timeout_ms": 5000}` for incremental).
+        (e.g. `{"stream_timeout_ms": 5000}` for incremental). `target` "input" trains the
+        models to reproduce their input (autoencoders) instead of the record's label.
         """
         fit = dict(fit_kwargs or {})
         if epochs is not None:
@@ -193,7 +195,7 @@ class Deployments:
         body: dict[str, Any] = {
             "configuration_id": configuration_id, "batch_size": batch_size, "mode": mode,
             "fit_kwargs": fit, "eval_kwargs": eval_kwargs or {}, "description": description,
-            "gpus": gpus, "confusion_matrix": confusion_matrix,
+            "gpus": gpus, "confusion_matrix": confusion_matrix, "target": target,
         }  # fmt: skip
         if options is not None:  # mode "semi-supervised" has its options in "semi_supervised"
             body[mode.replace("-", "_")] = options
