@@ -46,7 +46,8 @@ def windows(
 
     `labeled` False ignores the keys (a stream without labels): the windows' y is None.
     A window is yielded when full, or when the stream pauses (PAUSE_S) with samples held.
-    The iteration ends once no record arrives for `stream_timeout_s` (None: never).
+    The iteration ends once no record arrives for `stream_timeout_s` of waiting (None: never);
+    the time the caller spends on a window does not count.
     Raises DecodeError located at the bad record.
     """
     held: list[Message] = []
@@ -59,6 +60,8 @@ def windows(
         if held and (len(held) >= window or not records):
             yield _decode(held, input_format, input_config, labeled)
             held = []
+            # The time the caller trained on the window is not time without data.
+            last_data = time.monotonic()
     if held:
         yield _decode(held, input_format, input_config, labeled)
 
