@@ -347,6 +347,25 @@ class Inferences:
     def logs(self, inference_id: int) -> Logs:
         return self._api.one(Logs, "GET", f"/api/inferences/{inference_id}/logs")
 
+    def visualize(
+        self,
+        inference_id: int,
+        *,
+        type: str,
+        labels: builtins.list[dict[str, Any]],
+        average_updated: bool = False,
+        average_window: int = 10_000,
+    ) -> dict[str, Any]:
+        """Set how the web UI draws the inference's outputs live: `type` "classification" or
+        "regression", `labels` `[{"id": output position, "color": "#rrggbb", "label": ...}]`;
+        returns the stored configuration."""
+        body = {"type": type, "labels": labels, "average_updated": average_updated,
+                "average_window": average_window}  # fmt: skip
+        answer: dict[str, Any] = self._api.call(
+            "PUT", f"/api/inferences/{inference_id}/visualization", json=body
+        )
+        return answer
+
     def wait(
         self,
         inference_id: int,
