@@ -32,6 +32,7 @@ from mqtt_bridge.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
 Ack = Callable[[int, int], Any]
+AckMany = Callable[[list[int]], Any]
 
 
 class BridgeError(RuntimeError):
@@ -52,7 +53,8 @@ class _Pending:
 
 
 class Bridge:
-    """Maps and forwards MQTT messages; `ack(mid, qos)` is paho's `Client.ack`."""
+    """Maps and forwards MQTT messages; `ack(mid, qos)` is paho's `Client.ack`, and
+    `ack_many(mids)` (BridgeClient's) acknowledges QoS 1 messages in one write."""
 
     def __init__(
         self,
@@ -61,11 +63,13 @@ class Bridge:
         dead_letter_topic: str,
         ack: Ack,
         metrics: BridgeMetrics | None = None,
+        ack_many: AckMany | None = None,
     ) -> None:
         self.routes = list(routes)
         self.producer = producer
         self.dead_letter_topic = dead_letter_topic
         self.ack = ack
+        self.ack_many = ack_many
         self.metrics = metrics or BridgeMetrics()
         self._pending: deque[_Pending] = deque()
         self._inbox: deque[tuple[str, bytes, _Pending]] = deque()
@@ -194,8 +198,7 @@ class Bridge:
         self._records_out(label).inc()
         if pending.dead_letter is not None:
             self.metrics.dead_letters.labels(_reason_kind(pending.dead_letter)).inc()
-        pending.done = True
-        self._ack_ready()
+        pending.done = True  # acknowledged by `run` after the poll that served this report
 
     def _records_out(self, label: str) -> Any:
         """The route's records_out counter (labels() looked up once per route, not per record)."""
@@ -207,14 +210,23 @@ class Bridge:
     def _ack_ready(self) -> None:
         """Acknowledge, in receive order, every message whose record Kafka confirmed."""
         now = time.monotonic()
+        batch: list[int] = []
+        acknowledged = 0
         with self._lock:
             while self._pending and self._pending[0].done:
                 entry = self._pending.popleft()
-                self.metrics.pending.dec()
+                acknowledged += 1
                 if entry.session != self._session or entry.qos == 0:
                     continue
-                self.ack(entry.mid, entry.qos)
+                if self.ack_many is not None and entry.qos == 1:
+                    batch.append(entry.mid)
+                else:
+                    self.ack(entry.mid, entry.qos)
                 self.metrics.ack_lag.observe(now - entry.received)
+            if batch and self.ack_many is not None:
+                self.ack_many(batch)
+        if acknowledged:
+            self.metrics.pending.dec(acknowledged)
 
     def pending(self) -> int:
         """Messages received and not acknowledged yet."""
@@ -234,8 +246,10 @@ class Bridge:
                 self.producer.poll(0)
             else:
                 self.producer.poll(poll_s)
+            self._ack_ready()  # the whole poll's confirmations at once
         self.forward_received(limit=len(self._inbox))
         self.producer.flush()
+        self._ack_ready()
 
 
 def _reason_kind(reason: str) -> str:
