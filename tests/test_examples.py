@@ -69,7 +69,7 @@ def test_connected_car_autoencoders_trained_on_the_bridged_stream_flag_failing_c
 
     assert [s.framework for s in scores] == ["tensorflow", "pytorch"]
     for outcome in scores:
-        assert outcome.scored == 20 * 50
+        assert outcome.scored == 40 * 30
         assert 0.2 < outcome.anomaly_share < 0.8, outcome  # both kinds are there to be told apart
         assert outcome.precision >= connected_car.SMALL_BAR, outcome
         assert outcome.recall >= connected_car.SMALL_BAR, outcome

@@ -76,8 +76,7 @@ class Size:
 
 
 FULL = Size()
-SMALL = Size(cars=20, train_steps=100, validation_steps=25, age_steps=150, test_steps=50,
-             window=500)  # fmt: skip
+SMALL = Size(cars=40, train_steps=50, validation_steps=15, test_steps=30, window=500)
 
 
 @dataclass(frozen=True)
