@@ -10,7 +10,7 @@ threshold is the 99th percentile of the errors of a second healthy fleet (valida
 a fleet with failure modes is then scored against the simulator's ground truth.
 
     python -m examples.connected_car            # full size: 100 cars, 30,000 training readings
-    python -m examples.connected_car --small    # what make test runs: 40 cars, 2,000 training readings
+    python -m examples.connected_car --small    # make test: 40 cars, 2,000 training readings
 
 Needs the `mosquitto` executable and a running stack (`make run` and `kafkaml login`, or the
 options of examples.platform).

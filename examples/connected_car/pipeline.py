@@ -72,11 +72,13 @@ class Size:
     test_steps: int = 300
     window: int = 2000
     epochs: int = 5
+    stream_timeout_ms: int = 10_000  # training ends once the stream was quiet this long
     seed: int = 7
 
 
 FULL = Size()
-SMALL = Size(cars=40, train_steps=50, validation_steps=15, test_steps=30, window=500)
+SMALL = Size(cars=40, train_steps=50, validation_steps=15, test_steps=30, window=500,
+             stream_timeout_ms=5_000)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ def _train(
                                      imports=imports, code=code)  # fmt: skip
         model_ids.append(model.id)
     configuration = client.configurations.create(name="connected-car", model_ids=model_ids)
-    options = {"window": size.window, "stream_timeout_ms": 10_000}
+    options = {"window": size.window, "stream_timeout_ms": size.stream_timeout_ms}
     deployment = client.deployments.create(
         configuration.id, batch_size=64, epochs=size.epochs, mode="incremental",
         target="input", options=options, description="connected car: normal readings",
