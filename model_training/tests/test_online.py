@@ -8,6 +8,7 @@ from collections.abc import Callable
 from confluent_kafka import Consumer
 
 from kafkaml.kafka import KafkaSettings
+from kafkaml.protocol import InputFormat
 from model_training.online import assign_from, windows
 from model_training.tests.jobs import RAW_CONFIG, blobs, produce_samples
 
@@ -23,7 +24,7 @@ def test_time_spent_training_on_a_window_does_not_end_the_stream(
     consumer = consumer_factory()
     assign_from(consumer, topic, since_ms)
     sizes = []
-    for window in windows(consumer, "RAW", RAW_CONFIG, 250, stream_timeout_s=1.0):
+    for window in windows(consumer, InputFormat.RAW, RAW_CONFIG, 250, stream_timeout_s=1.0):
         sizes.append(len(window))
         time.sleep(1.5)  # a training step longer than the stream timeout, on data already there
 
