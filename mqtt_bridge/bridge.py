@@ -33,6 +33,7 @@ from mqtt_bridge.metrics import BridgeMetrics
 log = logging.getLogger(__name__)
 Ack = Callable[[int, int], Any]
 AckMany = Callable[[list[int]], Any]
+ROUTE_CACHE = 100_000  # MQTT topics whose route is remembered
 
 
 class BridgeError(RuntimeError):
@@ -74,6 +75,8 @@ class Bridge:
         self._pending: deque[_Pending] = deque()
         self._inbox: deque[tuple[str, bytes, _Pending]] = deque()
         self._out_counters: dict[str, Any] = {}
+        self._out_counts: dict[str, int] = {}  # confirmed since the last _ack_ready, per route
+        self._route_of: dict[str, int] = {}  # MQTT topic -> route index (-1: none matches)
         self._fatal: str | None = None
         self._lock = threading.Lock()
         # A new MQTT connection makes older message ids meaningless: the broker resends
@@ -117,10 +120,11 @@ class Bridge:
         if not taken:
             return 0
         by_route: dict[int, list[tuple[str, bytes, _Pending]]] = {}
+        route_of = self._route_of
         for message in taken:
-            route_index = next(
-                (i for i, route in enumerate(self.routes) if route.matches(message[0])), -1
-            )
+            route_index = route_of.get(message[0])
+            if route_index is None:
+                route_index = self._match(message[0])
             by_route.setdefault(route_index, []).append(message)
         for route_index, messages in by_route.items():
             if route_index < 0:
@@ -131,6 +135,15 @@ class Bridge:
                 continue
             self._forward_route(self.routes[route_index], messages)
         return len(taken)
+
+    def _match(self, mqtt_topic: str) -> int:
+        """The index of the first route whose filter matches the topic (-1: none), remembered
+        per topic (paho's filter matching is Python string work, and devices repeat topics)."""
+        if len(self._route_of) >= ROUTE_CACHE:
+            self._route_of.clear()
+        index = next((i for i, route in enumerate(self.routes) if route.matches(mqtt_topic)), -1)
+        self._route_of[mqtt_topic] = index
+        return index
 
     def _forward_route(self, route: Route, messages: list[tuple[str, bytes, _Pending]]) -> None:
         label = route.spec.topic_filter
@@ -195,7 +208,7 @@ class Bridge:
             mqtt_topic = pending.mqtt_topic
             self._dead_letter(mqtt_topic, record.value, label, reason, pending)
             return
-        self._records_out(label).inc()
+        self._out_counts[label] = self._out_counts.get(label, 0) + 1
         if pending.dead_letter is not None:
             self.metrics.dead_letters.labels(_reason_kind(pending.dead_letter)).inc()
         pending.done = True  # acknowledged by `run` after the poll that served this report
@@ -208,7 +221,11 @@ class Bridge:
         return counter
 
     def _ack_ready(self) -> None:
-        """Acknowledge, in receive order, every message whose record Kafka confirmed."""
+        """Acknowledge, in receive order, every message whose record Kafka confirmed (and count
+        the confirmed records, per route, once per poll rather than per record)."""
+        for label, count in self._out_counts.items():
+            self._records_out(label).inc(count)
+        self._out_counts.clear()
         now = time.monotonic()
         batch: list[int] = []
         acknowledged = 0
