@@ -111,7 +111,9 @@ def _metrics(values: dict[str, Any]) -> str:
 
 MODEL_COLUMNS = ["id", "name", "framework", "distributed", "upper_id", "created_at"]
 CONFIGURATION_COLUMNS = ["id", "name", "ml_model_ids", "created_at"]
-DEPLOYMENT_COLUMNS = ["id", "configuration_id", "mode", "batch_size", "result_ids", "created_at"]
+DEPLOYMENT_COLUMNS = [
+    "id", "configuration_id", "mode", "target", "batch_size", "result_ids", "created_at"
+]  # fmt: skip
 RESULT_COLUMNS = ["id", "deployment_id", "model_name", "framework", "status", "test_metrics"]
 INFERENCE_COLUMNS = [
     "id", "result_id", "status", "replicas", "ready_replicas", "restarts", "input_topic",
@@ -208,6 +210,7 @@ def _deploy(args: argparse.Namespace) -> int:
         gpus=args.gpus,
         confusion_matrix=args.confusion_matrix,
         options=_json_object(args.options, "--options") if args.options else None,
+        target=args.target,
     )
     return _show(args, deployment, DEPLOYMENT_COLUMNS)
 
@@ -511,6 +514,12 @@ def parser() -> argparse.ArgumentParser:
     deploy.add_argument("--options", help="the mode's options, a JSON object")
     deploy.add_argument("--gpus", type=int, default=0)
     deploy.add_argument("--confusion-matrix", action="store_true")
+    deploy.add_argument(
+        "--target",
+        default="label",
+        choices=["label", "input"],
+        help="what the models learn to output: the record's label, or their input (autoencoders)",
+    )
     deploy.add_argument("--description", default="")
     deploy.set_defaults(handler=_deploy)
 

@@ -93,9 +93,17 @@ def _framework_labels(job: Job, samples: Samples) -> Samples:
     return Samples(*_framework_batch(job, samples.x, samples.y))
 
 
+def _labeled(job: Job) -> bool:
+    """Whether the job reads labels from the records' keys (not for target "input")."""
+    return job.spec.target != "input"
+
+
 def _framework_batch(job: Job, x: Array, y: Array | None) -> tuple[Array, Array | None]:
-    """Labels of one value per sample become scalars for PyTorch (as Kafka-ML's PyTorch jobs
+    """The targets the framework fits to: the input itself for target "input"; else the labels,
+    where labels of one value per sample become scalars for PyTorch (as Kafka-ML's PyTorch jobs
     do), whose losses want `(batch,)` class targets; Keras takes either shape."""
+    if not _labeled(job):
+        return x, x
     if job.framework.name == "pytorch" and y is not None and y.shape[1:] == (1,):
         return x, y.reshape(len(y))
     return x, y
@@ -177,7 +185,12 @@ def train_incremental(job: Job, announcement: Announcement) -> None:
     reporter = EpochReporter(job.sinks)
     best: float | None = None
     stream = windows(
-        job.online_consumer, message.input_format, message.input_config, options.window, timeout
+        job.online_consumer,
+        message.input_format,
+        message.input_config,
+        options.window,
+        timeout,
+        labeled=_labeled(job),
     )
     for index, window in enumerate(stream):
         samples = _framework_labels(job, window)
@@ -214,7 +227,7 @@ def _stream(job: Job, message: ControlMessage) -> StreamedSplit:
     """The labeled ranges as a split that fills while the first epoch trains on it."""
     if not message.ranges:
         raise ModeError(f"the control message announces no ranges (topic {message.topic!r})")
-    read = job.reader(message.ranges, message.input_format, message.input_config, True)
+    read = job.reader(message.ranges, message.input_format, message.input_config, _labeled(job))
     batches = (_framework_batch(job, x, y) for x, y in read)
     return StreamedSplit(
         batches,

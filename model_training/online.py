@@ -39,11 +39,15 @@ def windows(
     input_config: Mapping[str, Any],
     window: int,
     stream_timeout_s: float | None,
+    *,
+    labeled: bool = True,
 ) -> Iterator[Samples]:
     """Decoded windows of at most `window` samples from an assigned consumer.
 
+    `labeled` False ignores the keys (a stream without labels): the windows' y is None.
     A window is yielded when full, or when the stream pauses (PAUSE_S) with samples held.
-    The iteration ends once no record arrives for `stream_timeout_s` (None: never).
+    The iteration ends once no record arrives for `stream_timeout_s` of waiting (None: never);
+    the time the caller spends on a window does not count.
     Raises DecodeError located at the bad record.
     """
     held: list[Message] = []
@@ -54,10 +58,12 @@ def windows(
             held.extend(records)
             last_data = time.monotonic()
         if held and (len(held) >= window or not records):
-            yield _decode(held, input_format, input_config)
+            yield _decode(held, input_format, input_config, labeled)
             held = []
+            # The time the caller trained on the window is not time without data.
+            last_data = time.monotonic()
     if held:
-        yield _decode(held, input_format, input_config)
+        yield _decode(held, input_format, input_config, labeled)
 
 
 def _ok(record: Message) -> bool:
@@ -70,10 +76,13 @@ def _ok(record: Message) -> bool:
 
 
 def _decode(
-    records: list[Message], input_format: InputFormat, input_config: Mapping[str, Any]
+    records: list[Message],
+    input_format: InputFormat,
+    input_config: Mapping[str, Any],
+    labeled: bool,
 ) -> Samples:
     values = [record.value() for record in records]
-    keys = [record.key() for record in records]
+    keys = [record.key() for record in records] if labeled else None
     try:
         x, y = decode_batch(input_format, input_config, values, keys)
     except DecodeError as error:

@@ -15,6 +15,9 @@ from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
 
 MODES = ("classic", "incremental", "distributed", "semi-supervised", "federated")
 STRATEGIES = ("fedavg", "fedprox", "fedadam")
+TARGETS = ("label", "input")
+# Modes that can train on the input as the target; the others need labels (classes).
+INPUT_TARGET_MODES = ("classic", "incremental")
 
 
 class SpecError(ValueError):
@@ -98,6 +101,8 @@ class JobSpec:
     eval_kwargs: dict[str, Any] = field(default_factory=dict)
     confusion_matrix: bool = False
     reader: str = "native"
+    # "label": learn the record's label (key); "input": reproduce the input (autoencoders).
+    target: str = "label"
     incremental: IncrementalOptions = field(default_factory=IncrementalOptions)
     distributed: DistributedOptions = field(default_factory=DistributedOptions)
     semi_supervised: SemiSupervisedOptions = field(default_factory=SemiSupervisedOptions)
@@ -134,6 +139,7 @@ def parse_spec(documents: Sequence[Mapping[str, Any]]) -> JobSpec:
         eval_kwargs=dict(_mapping(training, "eval_kwargs", required=False)),
         confusion_matrix=bool(training.get("confusion_matrix", False)),
         reader=str(training.get("reader") or "native"),
+        target=_target(training, mode),
         incremental=_incremental(_mapping(training, "incremental", required=False)),
         distributed=_distributed(_mapping(training, "distributed", required=False)),
         semi_supervised=_semi(_mapping(training, "semi_supervised", required=False)),
@@ -149,6 +155,17 @@ def _model(document: Mapping[str, Any]) -> ModelCode:
         imports=str(model.get("imports") or ""),
         code=_text(model, "code"),
     )
+
+
+def _target(training: Mapping[str, Any], mode: str) -> str:
+    target = str(training.get("target") or "label")
+    if target not in TARGETS:
+        raise SpecError(f"training target {target!r} is not one of {', '.join(TARGETS)}")
+    if target == "input" and mode not in INPUT_TARGET_MODES:
+        raise SpecError(f"target 'input' needs mode classic or incremental, not {mode!r}")
+    if target == "input" and training.get("confusion_matrix"):
+        raise SpecError("a confusion matrix needs class labels; target 'input' has none")
+    return target
 
 
 def _incremental(options: Mapping[str, Any]) -> IncrementalOptions:

@@ -36,7 +36,9 @@ def main() -> int:
     except Exception:
         logging.exception("the MQTT bridge could not start")
         return 1
-    bridge = Bridge(routes, producer, settings.dead_letter_topic, client.ack, metrics)
+    bridge = Bridge(
+        routes, producer, settings.dead_letter_topic, client.ack, metrics, client.ack_many
+    )
     client.on_connect = bridge.on_connect
     client.on_message = bridge.on_message
     connect(client, settings)

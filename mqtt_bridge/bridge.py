@@ -32,6 +32,8 @@ from mqtt_bridge.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
 Ack = Callable[[int, int], Any]
+AckMany = Callable[[list[int]], Any]
+ROUTE_CACHE = 100_000  # MQTT topics whose route is remembered
 
 
 class BridgeError(RuntimeError):
@@ -52,7 +54,8 @@ class _Pending:
 
 
 class Bridge:
-    """Maps and forwards MQTT messages; `ack(mid, qos)` is paho's `Client.ack`."""
+    """Maps and forwards MQTT messages; `ack(mid, qos)` is paho's `Client.ack`, and
+    `ack_many(mids)` (BridgeClient's) acknowledges QoS 1 messages in one write."""
 
     def __init__(
         self,
@@ -61,15 +64,19 @@ class Bridge:
         dead_letter_topic: str,
         ack: Ack,
         metrics: BridgeMetrics | None = None,
+        ack_many: AckMany | None = None,
     ) -> None:
         self.routes = list(routes)
         self.producer = producer
         self.dead_letter_topic = dead_letter_topic
         self.ack = ack
+        self.ack_many = ack_many
         self.metrics = metrics or BridgeMetrics()
         self._pending: deque[_Pending] = deque()
         self._inbox: deque[tuple[str, bytes, _Pending]] = deque()
         self._out_counters: dict[str, Any] = {}
+        self._out_counts: dict[str, int] = {}  # confirmed since the last _ack_ready, per route
+        self._route_of: dict[str, int] = {}  # MQTT topic -> route index (-1: none matches)
         self._fatal: str | None = None
         self._lock = threading.Lock()
         # A new MQTT connection makes older message ids meaningless: the broker resends
@@ -113,10 +120,11 @@ class Bridge:
         if not taken:
             return 0
         by_route: dict[int, list[tuple[str, bytes, _Pending]]] = {}
+        route_of = self._route_of
         for message in taken:
-            route_index = next(
-                (i for i, route in enumerate(self.routes) if route.matches(message[0])), -1
-            )
+            route_index = route_of.get(message[0])
+            if route_index is None:
+                route_index = self._match(message[0])
             by_route.setdefault(route_index, []).append(message)
         for route_index, messages in by_route.items():
             if route_index < 0:
@@ -127,6 +135,15 @@ class Bridge:
                 continue
             self._forward_route(self.routes[route_index], messages)
         return len(taken)
+
+    def _match(self, mqtt_topic: str) -> int:
+        """The index of the first route whose filter matches the topic (-1: none), remembered
+        per topic (paho's filter matching is Python string work, and devices repeat topics)."""
+        if len(self._route_of) >= ROUTE_CACHE:
+            self._route_of.clear()
+        index = next((i for i, route in enumerate(self.routes) if route.matches(mqtt_topic)), -1)
+        self._route_of[mqtt_topic] = index
+        return index
 
     def _forward_route(self, route: Route, messages: list[tuple[str, bytes, _Pending]]) -> None:
         label = route.spec.topic_filter
@@ -191,11 +208,10 @@ class Bridge:
             mqtt_topic = pending.mqtt_topic
             self._dead_letter(mqtt_topic, record.value, label, reason, pending)
             return
-        self._records_out(label).inc()
+        self._out_counts[label] = self._out_counts.get(label, 0) + 1
         if pending.dead_letter is not None:
             self.metrics.dead_letters.labels(_reason_kind(pending.dead_letter)).inc()
-        pending.done = True
-        self._ack_ready()
+        pending.done = True  # acknowledged by `run` after the poll that served this report
 
     def _records_out(self, label: str) -> Any:
         """The route's records_out counter (labels() looked up once per route, not per record)."""
@@ -205,16 +221,29 @@ class Bridge:
         return counter
 
     def _ack_ready(self) -> None:
-        """Acknowledge, in receive order, every message whose record Kafka confirmed."""
+        """Acknowledge, in receive order, every message whose record Kafka confirmed (and count
+        the confirmed records, per route, once per poll rather than per record)."""
+        for label, count in self._out_counts.items():
+            self._records_out(label).inc(count)
+        self._out_counts.clear()
         now = time.monotonic()
+        batch: list[int] = []
+        acknowledged = 0
         with self._lock:
             while self._pending and self._pending[0].done:
                 entry = self._pending.popleft()
-                self.metrics.pending.dec()
+                acknowledged += 1
                 if entry.session != self._session or entry.qos == 0:
                     continue
-                self.ack(entry.mid, entry.qos)
+                if self.ack_many is not None and entry.qos == 1:
+                    batch.append(entry.mid)
+                else:
+                    self.ack(entry.mid, entry.qos)
                 self.metrics.ack_lag.observe(now - entry.received)
+            if batch and self.ack_many is not None:
+                self.ack_many(batch)
+        if acknowledged:
+            self.metrics.pending.dec(acknowledged)
 
     def pending(self) -> int:
         """Messages received and not acknowledged yet."""
@@ -234,8 +263,10 @@ class Bridge:
                 self.producer.poll(0)
             else:
                 self.producer.poll(poll_s)
+            self._ack_ready()  # the whole poll's confirmations at once
         self.forward_received(limit=len(self._inbox))
         self.producer.flush()
+        self._ack_ready()
 
 
 def _reason_kind(reason: str) -> str:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import pytest
 
 from examples import digits, early_exit, online, semi_supervised, susy
+from examples.connected_car import pipeline as connected_car
 from examples.platform import Platform
 from kafkaml.client import Client
 from kafkaml.testing import Stack
+from mqtt_bridge.testing import mosquitto_binary
 
 pytestmark = pytest.mark.stack
 
@@ -55,3 +57,19 @@ def test_semi_supervised_learns_from_few_labels_and_an_unlabeled_stream(
 ) -> None:
     outcome = semi_supervised.run(platform, epochs=10, rounds=2)
     semi_supervised.check(outcome, bar=0.70)
+
+
+@pytest.mark.skipif(
+    mosquitto_binary() is None, reason="needs mosquitto (apt-get install mosquitto)"
+)
+def test_connected_car_autoencoders_trained_on_the_bridged_stream_flag_failing_cars(
+    platform: Platform,
+) -> None:
+    scores = connected_car.run(platform, connected_car.SMALL)
+
+    assert [s.framework for s in scores] == ["tensorflow", "pytorch"]
+    for outcome in scores:
+        assert outcome.scored == 40 * 30
+        assert 0.2 < outcome.anomaly_share < 0.8, outcome  # both kinds are there to be told apart
+        assert outcome.precision >= connected_car.SMALL_BAR, outcome
+        assert outcome.recall >= connected_car.SMALL_BAR, outcome

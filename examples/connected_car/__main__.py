@@ -1,42 +1,38 @@
-"""`python -m examples.connected_car [--framework pytorch|tensorflow] [--cars N] ...`
+"""Connected car: anomaly detection on an MQTT fleet, trained and served by the platform.
 
-Needs a Kafka broker (KAFKAML_KAFKA_BOOTSTRAP_SERVERS, default 127.0.0.1:9092, e.g. the one of
-`make run`) and the `mosquitto` executable (a broker is started on a free port unless --mqtt-port
-names one). Prints the training windows, the threshold, precision and recall.
+A seeded fleet simulator publishes car sensor readings over MQTT (a real Mosquitto, started on a
+free port); the MQTT bridge (`python -m mqtt_bridge`) writes them to Kafka, the car id as key.
+A healthy reference fleet is the normal stream: one deployment (mode incremental, target
+"input") trains a Keras and a PyTorch autoencoder on it, window by window, in training jobs the
+backend starts. Both trained models are served as inferences on the live sensor topic; their
+reconstructions are matched to the readings by key (car id) and timestamp header; the anomaly
+threshold is the 99th percentile of the errors of a second healthy fleet (validation data);
+a fleet with failure modes is then scored against the simulator's ground truth.
+
+    python -m examples.connected_car            # full size: 100 cars, 30,000 training readings
+    python -m examples.connected_car --small    # make test: 40 cars, 2,000 training readings
+
+Needs the `mosquitto` executable and a running stack (`make run` and `kafkaml login`, or the
+options of examples.platform).
+
+Bar: precision and recall of each framework's flags >= 0.8 (0.7 with --small). Measured at full
+size (2026-12-03, 2-core machine shared with six other engineers' work, load average 12-20,
+8 min): 30,000 readings scored, 58.0 % from failing cars; Keras precision 0.991, recall 0.938;
+PyTorch precision 0.992, recall 0.950 (docs/examples.md).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from examples.connected_car.pipeline import RunConfig, run
-from kafkaml.kafka import KafkaSettings
+from examples.connected_car.pipeline import BAR, FULL, SMALL, SMALL_BAR, run
+from examples.platform import from_command_line, run_example
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m examples.connected_car")
-    parser.add_argument("--framework", choices=["pytorch", "tensorflow"], default="pytorch")
-    parser.add_argument("--cars", type=int, default=100)
-    parser.add_argument("--train-steps", type=int, default=300)
-    parser.add_argument("--test-steps", type=int, default=300)
-    parser.add_argument("--window", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--mqtt-port", type=int, default=None)
-    args = parser.parse_args(argv)
-    config = RunConfig(
-        bootstrap=KafkaSettings().bootstrap_servers,
-        framework=args.framework,
-        cars=args.cars,
-        train_steps=args.train_steps,
-        test_steps=args.test_steps,
-        window=args.window,
-        seed=args.seed,
-        mqtt_port=args.mqtt_port,
-    )
-    result = run(config)
-    return 0 if min(result.precision, result.recall) >= 0.8 else 1
+def main() -> int:
+    platform, small = from_command_line(__doc__ or "")
+    scores = run(platform, SMALL if small else FULL)
+    bar = SMALL_BAR if small else BAR
+    return 0 if all(min(s.precision, s.recall) >= bar for s in scores) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_example(main)

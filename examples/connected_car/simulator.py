@@ -46,6 +46,9 @@ INT_FIELDS = frozenset(
 )
 WHEELS = ("11", "12", "21", "22")
 TOPIC_PREFIX = "vehicles/sensor/data"
+# Where the healthy reference fleet publishes (cars fresh from their service: the normal stream
+# the autoencoder trains on); the bridge routes it to a Kafka topic of its own.
+TRAINING_PREFIX = "vehicles/sensor/reference"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,10 @@ class FailureRates:
     outdated_firmware: float = 0.0002
     battery_degradation: float = 0.0004
     bump: float = 0.05  # a road bump (normal, all wheels): not a failure
+
+
+# Cars that drive normally and never fail (road bumps still happen).
+HEALTHY = FailureRates(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -160,20 +167,25 @@ def car_id(index: int) -> str:
     return f"electric-vehicle-{index:05d}"
 
 
-def mqtt_topic(reading: dict[str, object]) -> str:
+def mqtt_topic(reading: dict[str, object], prefix: str = TOPIC_PREFIX) -> str:
     """The demo's MQTT topic: the car id is its last level (and not in the payload there)."""
-    return f"{TOPIC_PREFIX}/{reading['car_id']}"
+    return f"{prefix}/{reading['car_id']}"
+
+
+def features(readings: list[dict[str, object]]) -> np.ndarray:
+    """The 18 sensor fields of each reading, float32, in schema order (what the bridge maps)."""
+    return np.array([[reading[name] for name in SENSOR_FIELDS] for reading in readings], np.float32)
 
 
 def payload(reading: dict[str, object]) -> bytes:
     return json.dumps(reading).encode()
 
 
-def bridge_route(kafka_topic: str) -> dict[str, object]:
-    """The bridge route of the fleet: 18 float32 features in schema order, JSON on Kafka, the
+def bridge_route(kafka_topic: str, prefix: str = TOPIC_PREFIX) -> dict[str, object]:
+    """The bridge route of a fleet: 18 float32 features in schema order, JSON on Kafka, the
     car id (last topic level) as key, ground truth and timestamp as headers."""
     return {
-        "topic_filter": f"{TOPIC_PREFIX}/+",
+        "topic_filter": f"{prefix}/+",
         "kafka_topic": kafka_topic,
         "format": "JSON",
         "fields": [{"field": name, "type": "float32"} for name in SENSOR_FIELDS],

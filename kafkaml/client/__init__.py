@@ -181,12 +181,14 @@ class Deployments:
         gpus: int = 0,
         confusion_matrix: bool = False,
         options: dict[str, Any] | None = None,
+        target: str = "label",
     ) -> Deployment:
         """Deploy a configuration for training: one result (one job) per model or chain.
 
         `epochs` is a shorthand for `fit_kwargs["epochs"]` (Keras) or `["max_epochs"]`
         (Ignite: give it in `fit_kwargs`). `options` are the chosen mode's options
-        (e.g. `{"stream_timeout_ms": 5000}` for incremental).
+        (e.g. `{"stream_timeout_ms": 5000}` for incremental). `target` "input" trains the
+        models to reproduce their input (autoencoders) instead of the record's label.
         """
         fit = dict(fit_kwargs or {})
         if epochs is not None:
@@ -194,7 +196,7 @@ class Deployments:
         body: dict[str, Any] = {
             "configuration_id": configuration_id, "batch_size": batch_size, "mode": mode,
             "fit_kwargs": fit, "eval_kwargs": eval_kwargs or {}, "description": description,
-            "gpus": gpus, "confusion_matrix": confusion_matrix,
+            "gpus": gpus, "confusion_matrix": confusion_matrix, "target": target,
         }  # fmt: skip
         if options is not None:  # mode "semi-supervised" has its options in "semi_supervised"
             body[mode.replace("-", "_")] = options
@@ -374,6 +376,25 @@ class Inferences:
 
     def logs(self, inference_id: int) -> Logs:
         return self._api.one(Logs, "GET", f"/api/inferences/{inference_id}/logs")
+
+    def visualize(
+        self,
+        inference_id: int,
+        *,
+        type: str,
+        labels: builtins.list[dict[str, Any]],
+        average_updated: bool = False,
+        average_window: int = 10_000,
+    ) -> dict[str, Any]:
+        """Set how the web UI draws the inference's outputs live: `type` "classification" or
+        "regression", `labels` `[{"id": output position, "color": "#rrggbb", "label": ...}]`;
+        returns the stored configuration."""
+        body = {"type": type, "labels": labels, "average_updated": average_updated,
+                "average_window": average_window}  # fmt: skip
+        answer: dict[str, Any] = self._api.call(
+            "PUT", f"/api/inferences/{inference_id}/visualization", json=body
+        )
+        return answer
 
     def wait(
         self,

@@ -65,6 +65,7 @@ class Deployment:
     gpus: int
     reader: str
     confusion_matrix: bool
+    target: str
     incremental: JSON | None
     distributed: JSON | None
     semi_supervised: JSON | None

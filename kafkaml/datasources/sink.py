@@ -93,6 +93,7 @@ class KafkaMLSink:
         self._partition = -1 if partition is None else partition
         self._flush_timeout_s = flush_timeout_s
         self._sides: dict[Role, Side | None] = {"data": None, "label": None}
+        self._labeled: bool | None = None  # whether the stream's samples carry labels
         self._sent: dict[str, int] = {topic: 0}
         if unsupervised_topic:
             self._sent[unsupervised_topic] = 0
@@ -106,18 +107,26 @@ class KafkaMLSink:
 
     # -- what a producer calls -------------------------------------------------------------
 
-    def send(self, data: Any, label: Any) -> None:
-        """Send one labeled sample. Raises EncodeError if it does not fit the stream's format."""
-        self._send_batch(self.topic, _one(data), _one(label))
+    def send(self, data: Any, label: Any = None) -> None:
+        """Send one sample, with its label or, for a stream without labels (a model trained
+        with target "input"), none. Raises EncodeError if it does not fit the stream's format,
+        SinkError if the stream so far was the other kind."""
+        self._check_labeled(label is not None)
+        self._send_batch(self.topic, _one(data), None if label is None else _one(label))
 
-    def send_many(self, data: Any, labels: Any, *, chunk_size: int = CHUNK_SIZE) -> None:
-        """Send many labeled samples: arrays (first axis = samples), DataFrames, or record lists."""
-        samples, targets = _batch(data), _batch(labels)
-        if len(samples) != len(targets):
+    def send_many(self, data: Any, labels: Any = None, *, chunk_size: int = CHUNK_SIZE) -> None:
+        """Send many samples: arrays (first axis = samples), DataFrames, or record lists, with
+        as many labels, or none for a stream without labels (see `send`)."""
+        self._check_labeled(labels is not None)
+        samples = _batch(data)
+        targets = None if labels is None else _batch(labels)
+        if targets is not None and len(samples) != len(targets):
             raise EncodeError(f"{len(samples)} samples but {len(targets)} labels")
         for start in self._chunks(len(samples), chunk_size, self.topic):
             end = start + chunk_size
-            self._send_batch(self.topic, samples[start:end], targets[start:end])
+            self._send_batch(
+                self.topic, samples[start:end], None if targets is None else targets[start:end]
+            )
 
     def send_unlabeled(self, data: Any) -> None:
         """Send one sample without a label to the unsupervised topic."""
@@ -191,6 +200,14 @@ class KafkaMLSink:
             self._announce(self._online_message())
         self._produce(topic, values, keys)
 
+    def _check_labeled(self, labeled: bool) -> None:
+        """A stream's samples all carry labels or none does (its input_config says which)."""
+        if self._labeled is None:
+            self._labeled = labeled
+        elif self._labeled != labeled:
+            kind = "with" if self._labeled else "without"
+            raise SinkError(f"this stream's samples were sent {kind} labels: keep to one kind")
+
     def _side(self, role: Role, sample: Any) -> Side:
         side = self._sides[role]
         if side is None:
@@ -199,6 +216,8 @@ class KafkaMLSink:
 
     def _codec(self) -> Codec:
         data, label = self._sides["data"], self._sides["label"]
+        if data is not None and self._labeled is False:
+            return Codec(self.input_format, data, None)  # a stream without labels
         if data is None or label is None:
             missing = "data" if data is None else "label"
             raise SinkError(
@@ -260,7 +279,7 @@ class KafkaMLSink:
 
     def _bounded_message(self) -> ControlMessage:
         if self._sent[self.topic] == 0:
-            raise SinkError(f"no labeled sample was sent to {self.topic}; nothing to announce")
+            raise SinkError(f"no sample was sent to {self.topic}; nothing to announce")
         ranges = self._written_ranges(self.topic)
         unlabeled = self.unsupervised_topic
         announce_unlabeled = bool(unlabeled and self._sent[unlabeled])

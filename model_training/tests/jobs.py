@@ -158,13 +158,14 @@ def announce(
     total: int | None = None,
     incremental: bool = False,
     unsupervised_topic: str | None = None,
+    input_config: dict[str, Any] | None = None,
 ) -> None:
     """Publish a control message for `deployment_id` on `control_topic`."""
     message = ControlMessage(
         deployment_id=deployment_id,
         topic=topic,
         input_format=InputFormat.RAW,
-        input_config=RAW_CONFIG,
+        input_config=RAW_CONFIG if input_config is None else input_config,
         validation_rate=validation_rate,
         test_rate=test_rate,
         total_msg=total,

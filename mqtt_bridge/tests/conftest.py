@@ -57,7 +57,9 @@ class RunningBridge:
         self.client = make_client(settings)
         producer = make_bridge_producer(kafka, settings.linger_ms)
         routes = [Route.from_spec(spec) for spec in settings.routes]
-        self.bridge = Bridge(routes, producer, dead_letters, self.client.ack)
+        self.bridge = Bridge(
+            routes, producer, dead_letters, self.client.ack, ack_many=self.client.ack_many
+        )
         self.client.on_connect = self.bridge.on_connect
         self.subscribed = threading.Event()
         self.client.on_subscribe = lambda *_: self.subscribed.set()

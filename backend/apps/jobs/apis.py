@@ -100,6 +100,7 @@ def result_spec(result: TrainingResult) -> dict[str, Any]:
             "gpus": deployment.gpus,
             "reader": deployment.reader,
             "confusion_matrix": deployment.confusion_matrix,
+            "target": deployment.target,
             "incremental": deployment.incremental,
             "distributed": deployment.distributed,
             "semi_supervised": deployment.semi_supervised,

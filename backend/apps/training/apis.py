@@ -18,7 +18,13 @@ from rest_framework.views import APIView
 from backend.apps.mlmodels.models import Framework
 from backend.apps.mlmodels.selectors import configuration_get
 from backend.apps.training import selectors, services
-from backend.apps.training.models import ArtifactFormat, Deployment, TrainingMode, TrainingResult
+from backend.apps.training.models import (
+    ArtifactFormat,
+    Deployment,
+    TrainingMode,
+    TrainingResult,
+    TrainingTarget,
+)
 from backend.kafkaml_backend.errors import NotFoundError
 from backend.kafkaml_backend.parsers import BoundedJSONParser
 from backend.kafkaml_backend.runners import JobKind, get_runner
@@ -123,6 +129,13 @@ class DeploymentCreateInput(serializers.Serializer[Any]):
     gpus = serializers.IntegerField(min_value=0, max_value=16, default=0)
     reader = serializers.ChoiceField(choices=["native", "tfio"], default="native")
     confusion_matrix = serializers.BooleanField(default=False)
+    target = serializers.ChoiceField(
+        choices=TrainingTarget.choices,
+        default=TrainingTarget.LABEL,
+        help_text="What the models learn to output: the record's label (key), or the input "
+        "itself (autoencoders; the stream may carry no labels). 'input' needs mode classic or "
+        "incremental.",
+    )
     incremental = IncrementalOptions(required=False, allow_null=True, default=None)
     distributed = DistributedOptions(required=False, allow_null=True, default=None)
     semi_supervised = SemiSupervisedOptions(required=False, allow_null=True, default=None)
@@ -157,6 +170,7 @@ class DeploymentOutput(serializers.ModelSerializer[Deployment]):
             "gpus",
             "reader",
             "confusion_matrix",
+            "target",
             "incremental",
             "distributed",
             "semi_supervised",

@@ -22,6 +22,11 @@ class TrainingMode(models.TextChoices):
     FEDERATED = "federated"
 
 
+class TrainingTarget(models.TextChoices):
+    LABEL = "label"
+    INPUT = "input"
+
+
 class Deployment(models.Model):
     """A configuration deployed for training with one set of training settings.
 
@@ -49,6 +54,8 @@ class Deployment(models.Model):
         max_length=10, choices=[("native", "native"), ("tfio", "tfio")], default="native"
     )
     confusion_matrix = models.BooleanField(default=False)
+    # What the models learn to output: the record's label, or the input itself (autoencoders).
+    target = models.CharField(max_length=10, choices=TrainingTarget.choices, default="label")
     incremental = models.JSONField(null=True, blank=True)
     distributed = models.JSONField(null=True, blank=True)
     semi_supervised = models.JSONField(null=True, blank=True)

@@ -26,6 +26,7 @@ from backend.apps.training.models import (
     ResultStatus,
     TrainingMode,
     TrainingResult,
+    TrainingTarget,
     artifact_storage,
 )
 from backend.kafkaml_backend.errors import ApplicationError, ConflictError, NotFoundError
@@ -52,6 +53,7 @@ class TrainingSettings:
     gpus: int = 0
     reader: str = "native"
     confusion_matrix: bool = False
+    target: str = TrainingTarget.LABEL
     incremental: dict[str, Any] | None = None
     distributed: dict[str, Any] | None = None
     semi_supervised: dict[str, Any] | None = None
@@ -130,6 +132,7 @@ def _check_mode(training: TrainingSettings, groups: list[list[MLModel]]) -> None
             "The tfio reader serves TensorFlow models only.",
             {"fields": {"reader": ["a model is not TensorFlow"]}},
         )
+    _check_target(training)
     has_chain = any(len(group) > 1 for group in groups)
     if has_chain and training.mode != TrainingMode.DISTRIBUTED:
         raise ApplicationError(
@@ -140,6 +143,26 @@ def _check_mode(training: TrainingSettings, groups: list[list[MLModel]]) -> None
         raise ApplicationError(
             "Mode 'distributed' needs a chain of distributed models.",
             {"fields": {"mode": ["no chain in the configuration"]}},
+        )
+
+
+# The modes whose jobs can train on the input as the target: the others need labels (an
+# early-exit chain's exits and pseudo-labels are classes; federated workers send labeled data).
+INPUT_TARGET_MODES = (TrainingMode.CLASSIC, TrainingMode.INCREMENTAL)
+
+
+def _check_target(training: TrainingSettings) -> None:
+    if training.target != TrainingTarget.INPUT:
+        return
+    if training.mode not in INPUT_TARGET_MODES:
+        raise ApplicationError(
+            f"Target 'input' trains on the input itself; mode '{training.mode}' needs labels.",
+            {"fields": {"target": ["only with mode classic or incremental"]}},
+        )
+    if training.confusion_matrix:
+        raise ApplicationError(
+            "A confusion matrix needs class labels; target 'input' has none.",
+            {"fields": {"confusion_matrix": ["not with target 'input'"]}},
         )
 
 

@@ -924,6 +924,14 @@ export interface components {
             reader: components["schemas"]["ReaderEnum"];
             /** @default false */
             confusion_matrix: boolean;
+            /**
+             * @description What the models learn to output: the record's label (key), or the input itself (autoencoders; the stream may carry no labels). 'input' needs mode classic or incremental.
+             *
+             *     * `label` - Label
+             *     * `input` - Input
+             * @default label
+             */
+            target: components["schemas"]["TargetEnum"];
             incremental?: components["schemas"]["IncrementalOptionsRequest"] | null;
             distributed?: components["schemas"]["DistributedOptionsRequest"] | null;
             semi_supervised?: components["schemas"]["SemiSupervisedOptionsRequest"] | null;
@@ -942,6 +950,7 @@ export interface components {
             gpus?: number;
             reader?: components["schemas"]["ReaderEnum"];
             confusion_matrix?: boolean;
+            target?: components["schemas"]["TargetEnum"];
             incremental?: unknown;
             distributed?: unknown;
             semi_supervised?: unknown;
@@ -1309,6 +1318,12 @@ export interface components {
             /** Format: int64 */
             result_id: number;
         };
+        /**
+         * @description * `label` - Label
+         *     * `input` - Input
+         * @enum {string}
+         */
+        TargetEnum: "label" | "input";
         TokenOutput: {
             token: string;
         };

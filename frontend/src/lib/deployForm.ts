@@ -17,6 +17,7 @@ export type DeployForm = {
   gpus: number | string;
   reader: Schemas["ReaderEnum"];
   confusion_matrix: boolean;
+  target: Schemas["TargetEnum"];
   incremental: { stream_timeout_ms: number | string; indefinite: boolean; monitoring_metric: string; change: "up" | "down"; window: number | string; improvement: number | string };
   distributed: { optimizer: string; learning_rate: number | string; loss: string; metrics: string };
   semi_supervised: { rounds: number | string; confidence: number | string };
@@ -46,6 +47,7 @@ export const DEFAULT_FORM: DeployForm = {
   gpus: 0,
   reader: "native",
   confusion_matrix: true,
+  target: "label",
   incremental: { stream_timeout_ms: 60000, indefinite: false, monitoring_metric: "", change: "up", window: 1000, improvement: 0.05 },
   distributed: { optimizer: "adam", learning_rate: 0.001, loss: "sparse_categorical_crossentropy", metrics: "accuracy" },
   semi_supervised: { rounds: 5, confidence: 0.9 },
@@ -105,6 +107,7 @@ export function buildDeployRequest(form: DeployForm, configurationId: number): {
     gpus: take<number>("gpus", integer(form.gpus, 0, 16)) ?? 0,
     reader: form.reader,
     confusion_matrix: form.confusion_matrix,
+    target: form.target,
   };
   if (form.mode === "incremental") {
     const options = form.incremental;

@@ -126,6 +126,15 @@ export function DeployPage() {
             <Textarea label="Fit arguments (JSON)" description='Keras fit / Ignite run arguments, e.g. {"epochs": 5, "shuffle": true}.' autosize minRows={2} value={form.fit_kwargs} onChange={(e) => set("fit_kwargs", e.currentTarget.value)} error={errors.fit_kwargs} styles={{ input: { fontFamily: "monospace" } }} />
             <Textarea label="Evaluation arguments (JSON)" description="Passed to evaluate on the test split." autosize minRows={2} value={form.eval_kwargs} onChange={(e) => set("eval_kwargs", e.currentTarget.value)} error={errors.eval_kwargs} styles={{ input: { fontFamily: "monospace" } }} />
           </SimpleGrid>
+          <Select
+            label="Target"
+            description="label: learn the record's label; input: reproduce the input (autoencoders; classic or incremental)."
+            data={["label", "input"]}
+            value={form.target}
+            allowDeselect={false}
+            onChange={(value) => set("target", (value as DeployForm["target"]) ?? "label")}
+            error={errors.target}
+          />
           <Checkbox label="Build a confusion matrix on the test split" checked={form.confusion_matrix} onChange={(e) => set("confusion_matrix", e.currentTarget.checked)} />
           {form.mode === "incremental" && (
             <Paper withBorder p="md">

@@ -193,6 +193,28 @@ def test_unlabeled_samples_go_to_the_unsupervised_topic_and_are_announced(
     assert {r.key() for r in _records(consumer_factory, unlabeled, 16)} == {b"\x00"}
 
 
+@pytest.mark.parametrize("sink_class", [RawSink, AvroSink, JsonSink])
+def test_a_stream_without_labels_announces_only_the_data_side_and_reads_back(
+    kafka_settings: KafkaSettings, new_topic: Callable[..., str],
+    consumer_factory: ConsumerFactory, sink_class: type[KafkaMLSink],
+) -> None:  # fmt: skip
+    data, control = new_topic(), new_topic()
+    x = np.arange(60, dtype=np.float32).reshape(20, 3)
+    with sink_class(kafka_settings.bootstrap_servers, data, 3, control_topic=control,
+                    progress=False) as sink:  # fmt: skip
+        sink.send_many(x[:19])
+        sink.send(x[19])
+        with pytest.raises(SinkError, match="without labels"):
+            sink.send(x[0], np.float32(1))
+    _, message = _announced(consumer_factory, control)
+    assert message.total_msg == 20
+    assert not any(name.startswith("label") for name in message.input_config)
+    batches = list(read_ranges(kafka_settings, message.ranges, message.input_format,
+                               message.input_config, labeled=False))  # fmt: skip
+    np.testing.assert_array_equal(np.concatenate([b for b, _ in batches]), x)
+    assert {r.key() for r in _records(consumer_factory, data, 20)} == {b"\x00"}
+
+
 def test_a_failed_delivery_raises_and_nothing_is_announced(
     kafka_settings: KafkaSettings, new_topic: Callable[..., str],
     consumer_factory: ConsumerFactory,
@@ -241,7 +263,7 @@ def test_an_error_inside_the_with_block_announces_nothing(
 @pytest.mark.parametrize(
     ("action", "named"),
     [
-        (lambda sink: sink.close(), "no labeled sample"),
+        (lambda sink: sink.close(), "no sample"),
         (lambda sink: sink.send_unlabeled(np.zeros(2)), "unsupervised_topic"),
     ],
 )

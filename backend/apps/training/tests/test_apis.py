@@ -141,6 +141,43 @@ def test_a_federated_deployment_gets_its_options_with_defaults_in_the_job_spec(
     assert api.post("/api/deployments", body, format="json").status_code == 400
 
 
+def test_target_input_reaches_the_job_spec_and_defaults_to_label(
+    api: APIClient, user: Any, summaries: dict[str, Any]
+) -> None:
+    configuration = configuration_of(api, [stored_model(user, summaries).pk])
+    body = {"configuration_id": configuration, "batch_size": 4, "mode": "incremental"}
+    plain = api.post("/api/deployments", body, format="json")
+    created = api.post("/api/deployments", {**body, "target": "input"}, format="json")
+
+    assert plain.json()["target"] == "label"
+    assert created.status_code == 201, created.json()
+    assert created.json()["target"] == "input"
+    result = TrainingResult.objects.get(pk=created.json()["result_ids"][0])
+    spec = job_client(result).get(f"/api/jobs/results/{result.pk}/spec").json()
+    assert spec["training"]["target"] == "input"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"mode": "semi-supervised"},
+        {"mode": "federated"},
+        {"confusion_matrix": True},
+        {"target": "output"},
+    ],
+)
+def test_target_input_is_refused_where_the_job_needs_labels(
+    api: APIClient, user: Any, summaries: dict[str, Any], settings: dict[str, Any]
+) -> None:
+    configuration = configuration_of(api, [stored_model(user, summaries).pk])
+    body = {"configuration_id": configuration, "batch_size": 4, "target": "input", **settings}
+    response = api.post("/api/deployments", body, format="json")
+
+    assert response.status_code == 400, response.json()
+    fields = response.json()["extra"]["fields"]
+    assert {"target", "confusion_matrix"} & set(fields), fields
+
+
 def test_the_executor_dry_run_refuses_settings_the_model_cannot_train_with(
     api: APIClient, user: Any, summaries: dict[str, Any]
 ) -> None:

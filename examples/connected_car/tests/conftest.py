@@ -1,3 +1,0 @@
-from mqtt_bridge.tests.conftest import mosquitto
-
-__all__ = ["mosquitto"]
