@@ -13,14 +13,31 @@ import sys
 import threading
 from types import FrameType
 
-from kafkaml.kafka import KafkaSettings
-from kafkaml.runtime import tune_collector_for_streaming
-from model_inference.backend import JobApiClient
-from model_inference.clients import build_service
-from model_inference.settings import InferenceSettings, JobApiSettings, SettingsError
-from model_inference.spec import BackendSpecSource, FileSpecSource, SpecSource
-
 log = logging.getLogger("model_inference")
+STOP = threading.Event()
+"""Set by SIGTERM or SIGINT: the loop finishes its batch and returns."""
+
+
+def _stop_on_signals() -> None:
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("%s: finishing the batch in hand", signal.Signals(signum).name)
+        STOP.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+if __name__ == "__main__":
+    # Before the imports below (seconds on a busy machine): a stop that comes while the
+    # replica starts is a stop (exit 0 once started), not a kill by the default handler.
+    _stop_on_signals()
+
+from kafkaml.kafka import KafkaSettings  # noqa: E402
+from kafkaml.runtime import tune_collector_for_streaming  # noqa: E402
+from model_inference.backend import JobApiClient  # noqa: E402
+from model_inference.clients import build_service  # noqa: E402
+from model_inference.settings import InferenceSettings, JobApiSettings, SettingsError  # noqa: E402
+from model_inference.spec import BackendSpecSource, FileSpecSource, SpecSource  # noqa: E402
 
 
 def main() -> int:
@@ -39,8 +56,7 @@ def main() -> int:
 
 
 def run(settings: InferenceSettings, job: JobApiSettings, kafka: KafkaSettings) -> None:
-    """Serve until SIGTERM or SIGINT. Raises whatever makes the inference stop."""
-    stop = _stop_on_signals()
+    """Serve until SIGTERM or SIGINT (`STOP`). Raises whatever makes the inference stop."""
     spec, service = build_service(settings, kafka, spec_source(settings, job))
     tune_collector_for_streaming()
     if settings.metrics_port:
@@ -50,7 +66,7 @@ def run(settings: InferenceSettings, job: JobApiSettings, kafka: KafkaSettings) 
              spec.input_topic, spec.output_topic)  # fmt: skip
     service.subscribe(spec.input_topic)
     try:
-        service.run(stop)
+        service.run(STOP)
     finally:
         service.close()
     log.info("stopped")
@@ -70,19 +86,6 @@ def spec_source(settings: InferenceSettings, job: JobApiSettings) -> SpecSource:
         )
     client = JobApiClient(job.backend_url, job.job_token.get_secret_value())
     return BackendSpecSource(client, settings.id)
-
-
-def _stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGINT: the loop finishes its batch and returns."""
-    stop = threading.Event()
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        log.info("%s: finishing the batch in hand", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    return stop
 
 
 if __name__ == "__main__":
