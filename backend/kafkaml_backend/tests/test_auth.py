@@ -25,6 +25,7 @@ JOB_URL_NAMES = {
     "job-result-artifact",
     "job-result-failure",
     "job-result-snapshots",
+    "job-result-federated-workers",
     "job-inference-spec",
     "job-inference-artifact",
     "job-datasources",
