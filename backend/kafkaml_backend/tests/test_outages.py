@@ -47,6 +47,10 @@ from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consume
 from kafkaml.local import BROKER_SCRIPT
 from kafkaml.testing import TEST_CONSUMER_OVERRIDES, broker_environment, wait_until
 
+# Fault drills of job processes: run once, on SQLite (their database work is what the API
+# tests run on both databases).
+pytestmark = pytest.mark.drill
+
 OUTAGE_S = 60.0 if FULL else 20.0
 
 

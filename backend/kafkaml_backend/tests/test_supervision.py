@@ -37,6 +37,10 @@ from backend.testing import finished_result, stored_model
 from kafkaml.kafka import KafkaSettings
 from kafkaml.testing import wait_until
 
+# Fault drills of job processes: run once, on SQLite (their database work is what the API
+# tests run on both databases).
+pytestmark = pytest.mark.drill
+
 
 def test_replicas_killed_three_times_are_each_replaced_and_every_input_is_answered_once(
     api: APIClient,
