@@ -158,6 +158,6 @@ class ModelSwapper:
                       artifact.version, self._version, error)  # fmt: skip
             self._rejected.add(artifact.version)
             return None
-        log.info("model version %s loaded, swapping it for %s at the next batch",
+        log.info("model version %s loaded; it replaces %s at the next batch",
                  artifact.version, self._version)  # fmt: skip
         return ServingModel(artifact.version, predictor)

@@ -40,7 +40,13 @@ export function DeployPage() {
   const errors = { ...apiErrors, ...localErrors };
   const set = <K extends keyof DeployForm>(key: K, value: DeployForm[K]) => {
     setForm((current) => ({ ...current, [key]: value }));
-    setLocalErrors((current) => Object.fromEntries(Object.entries(current).filter(([field]) => field !== key)));
+    if (key === "mode") {
+      // The last attempt's errors were about the other mode's fields, hidden now.
+      deploy.reset();
+      setLocalErrors({});
+    } else {
+      setLocalErrors((current) => Object.fromEntries(Object.entries(current).filter(([field]) => field !== key)));
+    }
   };
   const setIn = <K extends "incremental" | "distributed" | "semi_supervised" | "federated">(key: K, patch: Partial<DeployForm[K]>) =>
     setForm((current) => ({ ...current, [key]: { ...current[key], ...patch } }));
