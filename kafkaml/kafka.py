@@ -11,7 +11,7 @@ import concurrent.futures
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
@@ -23,6 +23,7 @@ from kafkaml.settings import env_config
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+_Client = TypeVar("_Client", Producer, Consumer, AdminClient)
 
 # Measured on the 2-core machine kind (DESIGN.md, bench/kafka_throughput.py): librdkafka's default
 # fetch.queue.backoff.ms (1000 ms) caps a consumer at ~0.2 M msg/s; 10 ms lets it pass 1 M msg/s.
@@ -188,6 +189,22 @@ def _check_connection(settings: KafkaSettings, client: Producer | Consumer | Adm
             client.poll(0)
 
 
+def _checked(settings: KafkaSettings, create: Callable[[], _Client]) -> _Client:
+    """A client from `create`, once `_check_connection` passed. A refused client is let go of
+    (a consumer closed first): the error's traceback would otherwise keep it, and its threads
+    retrying and logging every second, for as long as the error is kept."""
+    client = create()
+    try:
+        _check_connection(settings, client)
+    except KafkaSecurityError as error:
+        if isinstance(client, Consumer):
+            client.close()
+        del client
+        error.__context__ = None  # the KafkaException it was raised over: its frames hold client
+        raise error.with_traceback(None) from None
+    return client
+
+
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     """The full configuration `make_producer` uses: connection, tuned defaults, overrides."""
     return {
@@ -217,9 +234,8 @@ def make_producer(settings: KafkaSettings, **overrides: Any) -> Producer:
     Raises KafkaSecurityError, here or from a later poll or flush, when the brokers refuse
     its credentials or certificate.
     """
-    producer = Producer(_with_security_check(settings, producer_config(settings, **overrides)))
-    _check_connection(settings, producer)
-    return producer
+    config = _with_security_check(settings, producer_config(settings, **overrides))
+    return _checked(settings, lambda: Producer(config))
 
 
 def make_transactional_producer(
@@ -239,24 +255,15 @@ def make_consumer(
     Raises KafkaSecurityError, here or from a later poll or consume, when the brokers refuse
     its credentials or certificate.
     """
-    consumer = Consumer(
-        _with_security_check(settings, consumer_config(settings, group_id, **overrides))
-    )
-    try:
-        # Not yet subscribed or assigned: a poll serves the error callback and takes no record.
-        _check_connection(settings, consumer)
-    except KafkaSecurityError:
-        consumer.close()  # its threads would otherwise retry until garbage collection
-        raise
-    return consumer
+    config = _with_security_check(settings, consumer_config(settings, group_id, **overrides))
+    # Not yet subscribed or assigned: a poll serves the error callback and takes no record.
+    return _checked(settings, lambda: Consumer(config))
 
 
 def make_admin(settings: KafkaSettings, **overrides: Any) -> AdminClient:
     """An admin client for topic management; raises KafkaSecurityError as the others do."""
     config = _with_security_check(settings, {**settings.client_config(), **_dotted(overrides)})
-    admin = AdminClient(config)
-    _check_connection(settings, admin)
-    return admin
+    return _checked(settings, lambda: AdminClient(config))
 
 
 def ensure_topics(

@@ -4,13 +4,15 @@ once instead of retrying forever."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from kafkaml import kafka
@@ -26,6 +28,8 @@ from kafkaml.kafka import (
 )
 from kafkaml.local import BROKER_SCRIPT
 from kafkaml.testing import BrokerCertificates, broker_environment, free_port
+
+CLIENT_TYPES = (Producer, Consumer, AdminClient)
 
 
 def _wrong_password(settings: KafkaSettings) -> KafkaSettings:
@@ -78,6 +82,9 @@ def test_a_wrong_password_raises_a_security_error_naming_the_credentials(
     assert "SASL authentication error" in str(raised.value)
     assert "KAFKAML_KAFKA_SASL_USERNAME" in str(raised.value)
     assert secure_kafka.bootstrap_servers in str(raised.value)
+    # Nothing keeps the refused client (and its threads, retrying and logging) alive.
+    gc.collect()
+    assert not [client for client in gc.get_objects() if isinstance(client, CLIENT_TYPES)]
 
 
 def test_an_untrusted_broker_certificate_raises_a_security_error_naming_the_ca_setting(
