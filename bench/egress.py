@@ -22,7 +22,8 @@ import uuid
 
 from kafkaml.egress import Endpoint, cluster_endpoints, url_endpoint
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_producer
-from kafkaml.sandbox import PROJECT_ROOT, Sandbox
+from kafkaml.sandbox import Sandbox
+from kafkaml.settings import PROJECT_ROOT
 
 RECORDS = int(os.environ.get("KAFKAML_BENCH_RECORDS", "1000000"))
 ROUNDS = int(os.environ.get("KAFKAML_BENCH_EGRESS_ROUNDS", "3"))

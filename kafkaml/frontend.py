@@ -18,7 +18,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from kafkaml.settings import PROJECT_ROOT
+
 FRONTEND = PROJECT_ROOT / "frontend"
 API_TYPES = FRONTEND / "src" / "api" / "schema.d.ts"
 # What a build is made from; node_modules is covered by the lock file.

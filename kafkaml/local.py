@@ -22,9 +22,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from kafkaml import frontend
+from kafkaml.settings import PROJECT_ROOT as PROJECT_ROOT  # for the stack's modules, tests, bench
 from kafkaml.settings import data_dir_field, env_config
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BROKER_SCRIPT = PROJECT_ROOT / "deploy" / "local" / "kafka" / "broker.sh"
 # Named explicitly: a caller's DJANGO_SETTINGS_MODULE (a test run's) must not leak into the stack.
 BACKEND_SETTINGS = "backend.kafkaml_backend.settings"

@@ -55,11 +55,10 @@ from pydantic_settings import BaseSettings
 
 from kafkaml import egress
 from kafkaml.egress import Endpoint
-from kafkaml.settings import env_config
+from kafkaml.settings import PROJECT_ROOT, env_config
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The project's packages that user code runs under; the backend, docs and .cache stay unseen.
 WORKER_PACKAGES = ("kafkaml", "mlcode_executor", "model_training", "model_inference")
 # Files under /etc that the interpreter, libc and Kafka clients read (resolver, TLS roots).

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from kafkaml.settings import env_config
 
 ReaderName = Literal["native", "tfio"]
 
@@ -14,7 +16,7 @@ ReaderName = Literal["native", "tfio"]
 class TrainingSettings(BaseSettings):
     """How one training job finds its work, reports it, and reads Kafka (KafkaSettings)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+    model_config = env_config()
 
     backend_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL of the backend's job API."

@@ -20,12 +20,12 @@ import pytest
 from kafkaml.egress import Endpoint
 from kafkaml.sandbox import (
     MIB,
-    PROJECT_ROOT,
     Sandbox,
     SandboxSettings,
     SandboxUnavailable,
     _descendants,
 )
+from kafkaml.settings import PROJECT_ROOT
 from kafkaml.testing import wait_until
 from kafkaml.tests import hostile
 

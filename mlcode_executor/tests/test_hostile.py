@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kafkaml.frameworks import ModelCodeError
-from kafkaml.sandbox import PROJECT_ROOT
+from kafkaml.settings import PROJECT_ROOT
 from kafkaml.testing import wait_until
 from kafkaml.tests import hostile
 from mlcode_executor.client import ExecutorBusy, ExecutorClient

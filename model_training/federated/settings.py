@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
 from kafkaml.protocol import DEFAULT_CONTROL_TOPIC
+from kafkaml.settings import env_config
 
 
 class FederatedWorkerSettings(BaseSettings):
@@ -18,7 +19,7 @@ class FederatedWorkerSettings(BaseSettings):
     one deployment, and a worker id the coordinator's KAFKAML_FEDERATED_CREDENTIALS lists.
     """
 
-    model_config = SettingsConfigDict(env_prefix="KAFKAML_", extra="ignore", env_ignore_empty=True)
+    model_config = env_config()
 
     backend_url: str = Field(
         default="http://127.0.0.1:8000", description="Base URL of the backend's job API."

@@ -29,7 +29,7 @@ from backend.kafkaml_backend.runners.local import _alive, watched_pids
 from backend.testing import PYTORCH_MODEL
 from kafkaml.datasources import RawSink
 from kafkaml.kafka import KafkaSettings
-from kafkaml.sandbox import PROJECT_ROOT
+from kafkaml.settings import PROJECT_ROOT
 from kafkaml.testing import wait_until
 from kafkaml.tests import hostile
 
