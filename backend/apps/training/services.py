@@ -133,6 +133,14 @@ def _check_mode(training: TrainingSettings, groups: list[list[MLModel]]) -> None
             {"fields": {"reader": ["a model is not TensorFlow"]}},
         )
     _check_target(training)
+    models = sum(len(group) for group in groups)
+    if training.mode == TrainingMode.FEDERATED and models > 1:
+        # The workers and the coordinator meet on the deployment's exchange topics: a second
+        # model's coordinator would take the first one's updates.
+        raise ApplicationError(
+            f"Federated training takes a configuration of one model; this one holds {models}.",
+            {"fields": {"mode": ["one model per federated deployment"]}},
+        )
     has_chain = any(len(group) > 1 for group in groups)
     if has_chain and training.mode != TrainingMode.DISTRIBUTED:
         raise ApplicationError(

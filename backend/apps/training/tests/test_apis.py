@@ -141,6 +141,20 @@ def test_a_federated_deployment_gets_its_options_with_defaults_in_the_job_spec(
     assert api.post("/api/deployments", body, format="json").status_code == 400
 
 
+def test_a_federated_deployment_of_two_models_is_refused_before_anything_starts(
+    api: APIClient, user: Any, summaries: dict[str, Any]
+) -> None:
+    models = [stored_model(user, summaries).pk for _ in range(2)]
+    body = {"configuration_id": configuration_of(api, models), "batch_size": 4}
+
+    response = api.post("/api/deployments", {**body, "mode": "federated"}, format="json")
+
+    assert response.status_code == 400, response.json()
+    assert "one model" in response.json()["message"]
+    assert response.json()["extra"]["fields"] == {"mode": ["one model per federated deployment"]}
+    assert not TrainingResult.objects.exists()
+
+
 def test_target_input_reaches_the_job_spec_and_defaults_to_label(
     api: APIClient, user: Any, summaries: dict[str, Any]
 ) -> None:
