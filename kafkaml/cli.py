@@ -120,6 +120,7 @@ INFERENCE_COLUMNS = [
     "output_topic",
 ]  # fmt: skip
 DATASOURCE_COLUMNS = ["id", "deployment_id", "topic", "input_format", "total_msg", "recorded_at"]
+WORKER_COLUMNS = ["id", "name", "worker_id", "datasets", "created_at", "revoked_at"]
 
 
 def _login(args: argparse.Namespace) -> int:
@@ -327,6 +328,49 @@ def _datasources(args: argparse.Namespace) -> int:
     client.datasources.replay(args.id, deployment_id=args.deployment)
     print(f"datasource {args.id} announced again for deployment {args.deployment}")
     return 0
+
+
+def _workers(args: argparse.Namespace) -> int:
+    client = _client(args)
+    if args.action == "list":
+        return _show(args, client.federated_workers.list(), WORKER_COLUMNS)
+    if args.action == "show":
+        return _show(args, client.federated_workers.get(args.id), WORKER_COLUMNS)
+    if args.action == "revoke":
+        client.federated_workers.revoke(args.id)
+        print(f"worker {args.id}'s credential revoked", file=sys.stderr)
+        return 0
+    worker, credential = client.federated_workers.create(args.name, _datasets(args.datasets))
+    if args.output == "json":
+        print(json.dumps({**to_json(worker), "credential": credential}, indent=2))
+        return 0
+    _show(args, worker, WORKER_COLUMNS)
+    print(f"CREDENTIAL  {credential}")
+    print(
+        "The credential is shown this once: hand it to the data owner, who sets it as "
+        "KAFKAML_WORKER_CREDENTIAL for `kafkaml federated-worker`.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _datasets(text: str) -> list[dict[str, Any]]:
+    """--datasets: a JSON list, or @FILE holding one."""
+    if text.startswith("@"):
+        try:
+            text = Path(text[1:]).read_text()
+        except OSError as error:
+            raise KafkamlError(f"--datasets: cannot read {text[1:]}: {error.strerror}") from error
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise KafkamlError(f"--datasets is not JSON: {error}") from error
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise KafkamlError(
+            '--datasets must be a JSON list of objects, like \'[{"name": "ecg", '
+            '"input_shape": [64], "dataset_restrictions": {}, "samples": 5000}]\''
+        )
+    return value
 
 
 def _send(args: argparse.Namespace) -> int:
@@ -553,6 +597,14 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("id", type=int)
     replay.add_argument("--deployment", type=int, required=True)
 
+    workers = _crud(
+        commands, "workers", _workers, output, create=_worker_create, only=("list", "show"),
+        summary="federated workers: create, list, show, revoke",
+    )  # fmt: skip
+    workers.add_parser(
+        "revoke", help="revoke a worker's credential at once", parents=[output]
+    ).add_argument("id", type=int)
+
     send = commands.add_parser(
         "send", help="stream a CSV, .npy or Parquet file to a deployment", parents=[output]
     )
@@ -614,8 +666,9 @@ def _crud(
     *,
     create: Callable[[argparse.ArgumentParser], None] | None = None,
     only: Sequence[str] = ("list", "show", "delete"),
+    summary: str | None = None,
 ) -> Any:
-    group = commands.add_parser(name, help=f"{name}: {', '.join(only)}")
+    group = commands.add_parser(name, help=summary or f"{name}: {', '.join(only)}")
     group.set_defaults(handler=handler)
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
     if create is not None:
@@ -635,6 +688,19 @@ def _model_create(command: argparse.ArgumentParser) -> None:
     command.add_argument("--description", default="")
     command.add_argument("--distributed", action="store_true")
     command.add_argument("--upper", type=int, help="the upper model of a distributed chain")
+
+
+def _worker_create(command: argparse.ArgumentParser) -> None:
+    command.description = (
+        "Register a data owner's federated worker; prints its credential, shown this once."
+    )
+    command.add_argument("name")
+    command.add_argument(
+        "--datasets",
+        required=True,
+        help="JSON list (or @FILE) of the worker's datasets: name, input_shape, "
+        "dataset_restrictions, samples",
+    )
 
 
 def _configuration_create(command: argparse.ArgumentParser) -> None:

@@ -183,3 +183,24 @@ class _Lines:
 
     def readline(self) -> str:
         return self.line
+
+
+def test_a_federated_worker_is_registered_listed_and_revoked(
+    signed_in: Cli, tmp_path: Path
+) -> None:
+    datasets = [{"name": "ecg", "input_shape": [4], "dataset_restrictions": {}, "samples": 50}]
+    (tmp_path / "datasets.json").write_text(json.dumps(datasets))
+
+    out = signed_in("workers", "create", "site-a", "--datasets", f"@{tmp_path / 'datasets.json'}")
+    [credential] = [line.split()[1] for line in out.splitlines() if line.startswith("CREDENTIAL")]
+    assert credential.startswith("kmlw.")
+    assert "shown this once" in signed_in.err
+    created = signed_in.json("workers", "create", "site-b", "--datasets", json.dumps(datasets))
+    assert created["credential"].startswith("kmlw.") and created["datasets"][0]["name"] == "ecg"
+
+    listed = signed_in("workers", "list")
+    assert "site-a" in listed and "site-b" in listed and "kmlw." not in listed
+    signed_in("workers", "revoke", str(created["id"]))
+    assert signed_in.json("workers", "show", str(created["id"]))["revoked_at"] is not None
+    signed_in("workers", "create", "bad", "--datasets", '{"name": "ecg"}', code=1)
+    assert "--datasets must be a JSON list of objects" in signed_in.err
