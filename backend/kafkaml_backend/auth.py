@@ -73,6 +73,17 @@ def read_job_token(token: str, kind: JobKind) -> JobPrincipal:
     return JobPrincipal(kind=kind, id=int(payload["id"]))
 
 
+def bearer_credential(request: Request) -> str | None:
+    """The credential of an `Authorization: Bearer <credential>` header; None for another
+    scheme or none. Raises AuthenticationFailed for a malformed Bearer header."""
+    parts = authentication.get_authorization_header(request).split()
+    if not parts or parts[0].lower() != b"bearer":
+        return None
+    if len(parts) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Bearer authorization header.")
+    return str(parts[1].decode("ascii", errors="replace"))
+
+
 class JobTokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Bearer <job token>` of one kind (set `kind` in a subclass)."""
 
@@ -80,13 +91,8 @@ class JobTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[JobPrincipal, str] | None:
-        parts = authentication.get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword.lower().encode():
-            return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Bearer authorization header.")
-        token = parts[1].decode("ascii", errors="replace")
-        return read_job_token(token, self.kind), token
+        token = bearer_credential(request)
+        return None if token is None else (read_job_token(token, self.kind), token)
 
     def authenticate_header(self, request: HttpRequest) -> str:
         return f'{self.keyword} realm="kafkaml-jobs"'

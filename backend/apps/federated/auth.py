@@ -12,6 +12,7 @@ from rest_framework.request import Request
 
 from backend.apps.federated.models import FederatedWorker
 from backend.apps.federated.selectors import worker_by_credential
+from backend.kafkaml_backend.auth import bearer_credential
 from kafkaml.federated import CredentialError, credential_worker_id
 
 log = logging.getLogger(__name__)
@@ -34,12 +35,9 @@ class FederatedWorkerAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request: Request) -> tuple[WorkerPrincipal, str] | None:
-        parts = authentication.get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword.lower().encode():
+        credential = bearer_credential(request)
+        if credential is None:
             return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Bearer authorization header.")
-        credential = parts[1].decode("ascii", errors="replace")
         try:
             worker = worker_by_credential(
                 worker_id=credential_worker_id(credential), credential=credential
