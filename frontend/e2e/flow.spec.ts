@@ -4,8 +4,9 @@
  * learning curves, the model download, an inference, its predictions live in both modes,
  * scale, stop, sign out. Along the way, on the same stack and data: the import of the trained
  * model file, a second deployment of the configuration fed by replaying the first datasource
- * (its job log followed live, then the configuration's results compared on one chart), and a
- * hot model swap of the inference. Every page gets an axe scan; every step a screenshot.
+ * (its job log followed live, then the configuration's results compared on one chart), a hot
+ * model swap of the inference, and a federated worker registered (its credential shown once)
+ * and revoked. Every page gets an axe scan; every step a screenshot.
  */
 import AxeBuilder from "@axe-core/playwright";
 import { expect, test, type Page } from "@playwright/test";
@@ -304,6 +305,34 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await page.getByRole("button", { name: "Stop" }).click();
     await expect(page.getByTestId("status")).toHaveAttribute("data-status", "stopped", { timeout: 60_000 });
     await screenshot(page, "inference-stopped");
+  });
+
+  await test.step("a federated worker registered (its credential shown once), then revoked", async () => {
+    await page.getByRole("navigation").getByRole("link", { name: "Federated workers" }).click();
+    await expect(page.getByTestId("empty-state")).toBeVisible();
+    await page.getByRole("button", { name: "Register worker" }).click();
+    await page.getByRole("button", { name: "Register", exact: true }).click();
+    await expect(page.getByText("Required: one sample's shape, like 28 28.")).toBeVisible();
+    await page.getByLabel(/^Name/).fill("hospital-a");
+    await page.getByLabel("Dataset name").fill("blobs");
+    await page.getByLabel("Input shape").fill("4");
+    await page.getByLabel("Training samples").fill("400");
+    await expect(page.getByText("Required: one sample's shape, like 28 28.")).toBeHidden(); // edited, its error gone
+    await noSeriousA11yViolations(page, "worker form");
+    await screenshot(page, "worker-form");
+    await page.getByRole("button", { name: "Register", exact: true }).click();
+    await expect(page.getByTestId("worker-credential")).toContainText("kmlw.");
+    await noSeriousA11yViolations(page, "worker credential");
+    await screenshot(page, "worker-credential");
+    await page.getByRole("button", { name: "I have copied it" }).click();
+    const row = page.getByTestId("worker-hospital-a");
+    await expect(row).toContainText("blobs [4] × 400");
+    await expect(row).not.toContainText("kmlw.");
+    await row.getByRole("button", { name: "Revoke" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
+    await expect(row).toContainText("revoked");
+    await noSeriousA11yViolations(page, "workers");
+    await screenshot(page, "workers-revoked");
   });
 
   await test.step("the other lists, then sign out", async () => {

@@ -10,6 +10,7 @@ import { DeploymentsPage } from "./pages/Deployments";
 import { InferenceCreatePage, InferenceDetailPage, InferencesPage } from "./pages/Inferences";
 import { LoginPage } from "./pages/Login";
 import { ModelsPage } from "./pages/Models";
+import { WorkersPage } from "./pages/Workers";
 
 // The pages with the code editor or charts load them (and themselves) on demand.
 const ModelEditPage = lazy(() => import("./pages/ModelEdit"));
@@ -22,6 +23,7 @@ const SECTIONS = [
   { to: "/deployments", label: "Deployments" },
   { to: "/datasources", label: "Datasources" },
   { to: "/inferences", label: "Inferences" },
+  { to: "/workers", label: "Federated workers" },
 ];
 
 export function App() {
@@ -93,6 +95,7 @@ function Shell() {
             <Route path="/inferences/new" element={<InferenceCreatePage />} />
             <Route path="/inferences/:id" element={<InferenceDetailPage />} />
             <Route path="/inferences/:id/visualization" element={<VisualizationPage />} />
+            <Route path="/workers" element={<WorkersPage />} />
             <Route path="*" element={<Text>There is no page at {location.pathname}.</Text>} />
           </Routes>
         </Suspense>
