@@ -23,7 +23,8 @@ const queryClient = new QueryClient({
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
     <MantineProvider defaultColorScheme="light" theme={theme} cssVariablesResolver={cssVariables}>
-      <Notifications position="top-right" />
+      {/* Bottom right: at the top right they covered the Sign out button while they showed. */}
+      <Notifications position="bottom-right" />
       <QueryClientProvider client={queryClient}>
         <BrowserRouter>
           <App />
