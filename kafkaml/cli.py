@@ -93,6 +93,12 @@ def _show(args: argparse.Namespace, records: Any, columns: Sequence[str]) -> int
     return 0
 
 
+def _list_or_show(args: argparse.Namespace, resource: Any, columns: Sequence[str]) -> int:
+    """`list` or `show ID` of a resource of the client (models, configurations, ...)."""
+    records = resource.list() if args.action == "list" else resource.get(args.id)
+    return _show(args, records, columns)
+
+
 def _cell(value: Any, limit: int) -> str:
     if value is None:
         return "-"
@@ -151,10 +157,8 @@ def _logout(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action == "list":
-        return _show(args, client.models.list(), MODEL_COLUMNS)
-    if args.action == "show":
-        return _show(args, client.models.get(args.id), MODEL_COLUMNS)
+    if args.action in ("list", "show"):
+        return _list_or_show(args, client.models, MODEL_COLUMNS)
     if args.action == "delete":
         client.models.delete(args.id)
         print(f"model {args.id} deleted", file=sys.stderr)
@@ -184,10 +188,8 @@ def _models(args: argparse.Namespace) -> int:
 
 def _configurations(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action == "list":
-        return _show(args, client.configurations.list(), CONFIGURATION_COLUMNS)
-    if args.action == "show":
-        return _show(args, client.configurations.get(args.id), CONFIGURATION_COLUMNS)
+    if args.action in ("list", "show"):
+        return _list_or_show(args, client.configurations, CONFIGURATION_COLUMNS)
     if args.action == "delete":
         client.configurations.delete(args.id)
         print(f"configuration {args.id} deleted", file=sys.stderr)
@@ -218,10 +220,8 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _deployments(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action == "list":
-        return _show(args, client.deployments.list(), DEPLOYMENT_COLUMNS)
-    if args.action == "show":
-        return _show(args, client.deployments.get(args.id), DEPLOYMENT_COLUMNS)
+    if args.action in ("list", "show"):
+        return _list_or_show(args, client.deployments, DEPLOYMENT_COLUMNS)
     client.deployments.delete(args.id)
     print(f"deployment {args.id} deleted", file=sys.stderr)
     return 0
@@ -332,10 +332,8 @@ def _datasources(args: argparse.Namespace) -> int:
 
 def _workers(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action == "list":
-        return _show(args, client.federated_workers.list(), WORKER_COLUMNS)
-    if args.action == "show":
-        return _show(args, client.federated_workers.get(args.id), WORKER_COLUMNS)
+    if args.action in ("list", "show"):
+        return _list_or_show(args, client.federated_workers, WORKER_COLUMNS)
     if args.action == "revoke":
         client.federated_workers.revoke(args.id)
         print(f"worker {args.id}'s credential revoked", file=sys.stderr)
