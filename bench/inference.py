@@ -15,6 +15,8 @@
 
 (a) and (b) run KAFKAML_BENCH_INFERENCE_ROUNDS times (default 3), interleaved, over
 KAFKAML_BENCH_INFERENCE_RECORDS records (default 500,000); medians are reported.
+KAFKAML_BENCH_INFERENCE_ONLY=at-least-once runs only the at-least-once service and the two pipes
+without transactions, and neither (c) nor (d).
 KAFKAML_BENCH_KAFKAML_SECONDS (c, default 20), KAFKAML_BENCH_LATENCY_SECONDS,
 KAFKAML_BENCH_LATENCY_RATE and KAFKAML_BENCH_LATENCY_WARMUP_SECONDS (d, 20 s at 10,000/s after
 30 s unmeasured).
@@ -60,6 +62,9 @@ from model_inference.spec import FileSpecSource
 
 RECORDS = int(os.environ.get("KAFKAML_BENCH_INFERENCE_RECORDS", "500000"))
 ROUNDS = int(os.environ.get("KAFKAML_BENCH_INFERENCE_ROUNDS", "3"))
+ONLY = os.environ.get("KAFKAML_BENCH_INFERENCE_ONLY", "")
+if ONLY not in ("", "at-least-once"):
+    raise SystemExit(f"KAFKAML_BENCH_INFERENCE_ONLY={ONLY!r}: only 'at-least-once' is known")
 KAFKAML_SECONDS = float(os.environ.get("KAFKAML_BENCH_KAFKAML_SECONDS", "20"))
 LATENCY_SECONDS = float(os.environ.get("KAFKAML_BENCH_LATENCY_SECONDS", "20"))
 LATENCY_RATE = int(os.environ.get("KAFKAML_BENCH_LATENCY_RATE", "10000"))
@@ -81,6 +86,10 @@ MAX_BATCH = 10_000
 FEATURES = 18
 RAW_CONFIG = {"data_type": "float32", "data_reshape": str(FEATURES)}
 SENT_HEADER = "bench-sent-ns"
+# The pipes pass `produce` its arguments by position (partition from the key, no callback, the
+# producer's clock, then the headers), as the service does (`transactions._produce_all`):
+# keywords cost about 0.3 us a record on the loop's thread, which would handicap the ceiling.
+_BY_POSITION = (-1, None, None, 0)
 
 KERAS = (
     "import keras",
@@ -135,24 +144,20 @@ def run(bootstrap: str) -> None:
               f"load average before: {_load()}")  # fmt: skip
         rates = _throughputs(settings, workdir, source)
         for name, label in _LABELS.items():
-            runs = ", ".join(f"{rate:,.0f}" for rate in rates[name])
-            print(f"{label}: {np.median(rates[name]):,.0f} records/s (median of {runs})")
+            if name in rates:
+                runs = ", ".join(f"{rate:,.0f}" for rate in rates[name])
+                print(f"{label}: {np.median(rates[name]):,.0f} records/s (median of {runs})")
+        _print_at_least_once(rates)
+        if ONLY:
+            print(f"    load average after: {_load()} (the machine's cores are shared)")
+            return
         kafka_ml = _kafka_ml_throughput(settings, source, workdir / "tensorflow")
         print(f"(c) Kafka-ML's loop (predict per message; flush and async commit every 16): "
               f"{kafka_ml:,.1f} predictions/s")  # fmt: skip
         best = max(float(np.median(rates[name])) for name in ("pytorch", "tensorflow"))
         ceiling = float(np.median(rates["pipe"]))
-        plain = float(np.median(rates["plain"]))
         print(f"    (a)/(b) = {best / ceiling:.0%} (best framework, medians); "
               f"(a)/(c) = {best / kafka_ml:,.0f}x")  # fmt: skip
-        at_least_once = float(np.median(rates["at-least-once"]))
-        print(f"    at-least-once service / pipe without transactions = {at_least_once / plain:.0%}"
-              f"; / that pipe at-least-once = "
-              f"{at_least_once / float(np.median(rates['plain-delivered'])):.0%}"
-              " (medians, same run)")  # fmt: skip
-        rounds = zip(rates["at-least-once"], rates["plain"], strict=True)
-        print("    the same per round (the rounds are interleaved): "
-              + ", ".join(f"{service / pipe:.0%}" for service, pipe in rounds))  # fmt: skip
         p50, p99, answered = _latency(settings, workdir, bootstrap)
         print(f"    load average after: {_load()} (the machine's cores are shared)")
         print(f"(d) latency at {LATENCY_RATE:,} msg/s offered for {LATENCY_SECONDS:.0f} s "
@@ -172,20 +177,36 @@ _LABELS = {
 }
 
 
+def _print_at_least_once(rates: dict[str, list[float]]) -> None:
+    plain = float(np.median(rates["plain"]))
+    at_least_once = float(np.median(rates["at-least-once"]))
+    print(f"    at-least-once service / pipe without transactions = {at_least_once / plain:.0%}"
+          f"; / that pipe at-least-once = "
+          f"{at_least_once / float(np.median(rates['plain-delivered'])):.0%}"
+          " (medians, same run)")  # fmt: skip
+    rounds = zip(rates["at-least-once"], rates["plain"], strict=True)
+    print("    the same per round (the rounds are interleaved): "
+          + ", ".join(f"{service / pipe:.0%}" for service, pipe in rounds))  # fmt: skip
+
+
 def _throughputs(settings: KafkaSettings, workdir: Path, source: str) -> dict[str, list[float]]:
     """ROUNDS interleaved runs of (a) and (b): the shared machine's load drifts over minutes."""
     specs = {}
     for framework, (imports, code) in (("pytorch", TORCH), ("tensorflow", KERAS)):
+        if ONLY:
+            break
         target = _topic(settings, f"bench-inference-{framework}")
         specs[framework] = _spec_file(workdir / framework, framework, imports, code, source, target)
-    rates: dict[str, list[float]] = {name: [] for name in _LABELS}
     target = _topic(settings, "bench-inference-at-least-once")
     specs["at-least-once"] = _spec_file(workdir / "at-least-once", "pytorch", *TORCH, source,
                                         target, delivery="at-least-once")  # fmt: skip
+    rates: dict[str, list[float]] = {name: [] for name in _LABELS if name in specs or
+                                     name.startswith("plain") or not ONLY}  # fmt: skip
     for _ in range(ROUNDS):
         for name, spec in specs.items():
             rates[name].append(_service_throughput(settings, spec, RECORDS))
-        rates["pipe"].append(_pipe_throughput(settings, source, RECORDS, transactional=True))
+        if not ONLY:
+            rates["pipe"].append(_pipe_throughput(settings, source, RECORDS, transactional=True))
         rates["plain"].append(_pipe_throughput(settings, source, RECORDS, transactional=False))
         rates["plain-delivered"].append(_delivered_pipe_throughput(settings, source, RECORDS))
     return rates
@@ -301,7 +322,7 @@ def _pipe_throughput(
             producer.begin_transaction()
         produce = producer.produce
         for message in messages:
-            produce(target, message.value(), message.key(), headers=message.headers())
+            produce(target, message.value(), message.key(), *_BY_POSITION, message.headers())
         if transactional:
             metadata = consumer.consumer_group_metadata()
             in_flight = committer.submit(_commit_pipe, producer, positions, metadata)
@@ -354,7 +375,7 @@ def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: in
         pending.append(consumer.position(consumer.assignment()))
         produce = producer.produce
         for message in messages:
-            produce(target, message.value(), message.key(), headers=message.headers())
+            produce(target, message.value(), message.key(), *_BY_POSITION, message.headers())
         done += len(messages)
     elapsed = time.perf_counter() - (started or time.perf_counter())
     consumer.close()
