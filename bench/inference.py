@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from confluent_kafka import Producer
@@ -142,11 +142,14 @@ def run(bootstrap: str) -> None:
         tune_collector_for_streaming()  # the pipes run under the service's process settings
         print(f"input: {RECORDS:,} RAW float32[18] records in {PARTITIONS} partitions; "
               f"load average before: {_load()}")  # fmt: skip
-        rates = _throughputs(settings, workdir, source)
+        figures = _throughputs(settings, workdir, source)
+        rates = {name: [run.rate for run in runs] for name, runs in figures.items()}
         for name, label in _LABELS.items():
             if name in rates:
                 runs = ", ".join(f"{rate:,.0f}" for rate in rates[name])
-                print(f"{label}: {np.median(rates[name]):,.0f} records/s (median of {runs})")
+                cpu = np.median([run.cpu_us for run in figures[name]])
+                print(f"{label}: {np.median(rates[name]):,.0f} records/s (median of {runs}); "
+                      f"{cpu:.2f} us of CPU a record in this process (median)")  # fmt: skip
         _print_at_least_once(rates)
         if ONLY:
             print(f"    load average after: {_load()} (the machine's cores are shared)")
@@ -189,7 +192,7 @@ def _print_at_least_once(rates: dict[str, list[float]]) -> None:
           + ", ".join(f"{service / pipe:.0%}" for service, pipe in rounds))  # fmt: skip
 
 
-def _throughputs(settings: KafkaSettings, workdir: Path, source: str) -> dict[str, list[float]]:
+def _throughputs(settings: KafkaSettings, workdir: Path, source: str) -> dict[str, list[Figures]]:
     """ROUNDS interleaved runs of (a) and (b): the shared machine's load drifts over minutes."""
     specs = {}
     for framework, (imports, code) in (("pytorch", TORCH), ("tensorflow", KERAS)):
@@ -200,8 +203,8 @@ def _throughputs(settings: KafkaSettings, workdir: Path, source: str) -> dict[st
     target = _topic(settings, "bench-inference-at-least-once")
     specs["at-least-once"] = _spec_file(workdir / "at-least-once", "pytorch", *TORCH, source,
                                         target, delivery="at-least-once")  # fmt: skip
-    rates: dict[str, list[float]] = {name: [] for name in _LABELS if name in specs or
-                                     name.startswith("plain") or not ONLY}  # fmt: skip
+    rates: dict[str, list[Figures]] = {name: [] for name in _LABELS if name in specs or
+                                       name.startswith("plain") or not ONLY}  # fmt: skip
     for _ in range(ROUNDS):
         for name, spec in specs.items():
             rates[name].append(_service_throughput(settings, spec, RECORDS))
@@ -274,25 +277,25 @@ def _spec_file(
     return path
 
 
-def _service_throughput(settings: KafkaSettings, spec: Path, records: int) -> float:
+def _service_throughput(settings: KafkaSettings, spec: Path, records: int) -> Figures:
     """Predictions per second of one in-process service working through the input topic."""
     inference = InferenceSettings(spec_file=spec, replica=uuid.uuid4().hex[:8],
                                   max_batch=MAX_BATCH, id=int(time.time_ns() % 10**9))  # fmt: skip
     _, service = build_service(inference, settings, FileSpecSource(spec, inference.id))
     tune_collector_for_streaming()  # as `python -m model_inference` does after start-up
     service.subscribe(json.loads(spec.read_text())["input_topic"])
-    started = None
+    clock = _Clock()
     while service.committed_records < records:
-        if service.process_batch() and started is None:
-            started = time.perf_counter()
-    elapsed = time.perf_counter() - (started or time.perf_counter())
+        if service.process_batch():
+            clock.start()
+    figures = clock.figures(records)
     service.close()
-    return records / elapsed
+    return figures
 
 
 def _pipe_throughput(
     settings: KafkaSettings, source: str, records: int, transactional: bool
-) -> float:
+) -> Figures:
     """Records per second through consume -> produce of the unchanged records (no model).
 
     The same batches as the service, and with transactions the same overlap of one batch's
@@ -309,12 +312,12 @@ def _pipe_throughput(
     consumer.subscribe([source])
     committer = ThreadPoolExecutor(max_workers=1)
     in_flight: Future[None] | None = None
-    done, started = 0, None
+    done, clock = 0, _Clock()
     while done < records:
         messages = consumer.consume(MAX_BATCH, 0.02)
         if not messages:
             continue
-        started = started or time.perf_counter()
+        clock.start()
         positions = consumer.position(consumer.assignment())
         if in_flight is not None:
             in_flight.result()
@@ -332,13 +335,13 @@ def _pipe_throughput(
         done += len(messages)
     if in_flight is not None:
         in_flight.result()
-    elapsed = time.perf_counter() - (started or time.perf_counter())
+    figures = clock.figures(records)
     producer.flush(60)
     consumer.close()
-    return records / elapsed
+    return figures
 
 
-def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: int) -> float:
+def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: int) -> Figures:
     """The pipe without transactions, committing as the at-least-once service does.
 
     The plain pipe above commits each batch's offsets without waiting for its delivery (a
@@ -357,7 +360,7 @@ def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: in
                              delivery_report_only_error=True)  # fmt: skip
     consumer.subscribe([source])
     pending: list[list[Any]] = []
-    done, started = 0, None
+    done, clock = 0, _Clock()
     while done < records or pending:
         messages = consumer.consume(MAX_BATCH, 0.02) if done < records else []
         producer.poll(0)
@@ -371,15 +374,41 @@ def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: in
             pending.clear()
         if not messages:
             continue
-        started = started or time.perf_counter()
+        clock.start()
         pending.append(consumer.position(consumer.assignment()))
         produce = producer.produce
         for message in messages:
             produce(target, message.value(), message.key(), *_BY_POSITION, message.headers())
         done += len(messages)
-    elapsed = time.perf_counter() - (started or time.perf_counter())
+    figures = clock.figures(records)
     consumer.close()
-    return records / elapsed
+    return figures
+
+
+class Figures(NamedTuple):
+    """One run of a line: records per second, and CPU microseconds per record in this process."""
+
+    rate: float
+    cpu_us: float
+
+
+class _Clock:
+    """Wall and CPU time from the first batch on. The CPU time is the process's (every thread:
+    the loop, the answering thread, librdkafka's), not the broker's: on a shared machine it
+    moves much less than the rate, and it shows what each line costs itself."""
+
+    def __init__(self) -> None:
+        self._started: tuple[float, float] | None = None
+
+    def start(self) -> None:
+        """The first batch is in hand (later calls change nothing)."""
+        if self._started is None:
+            self._started = (time.perf_counter(), time.process_time())
+
+    def figures(self, records: int) -> Figures:
+        wall, cpu = self._started or (time.perf_counter(), time.process_time())
+        elapsed = time.perf_counter() - wall
+        return Figures(records / elapsed, (time.process_time() - cpu) / records * 1e6)
 
 
 def _commit_pipe(producer: Producer, positions: list[Any], metadata: Any) -> None:
