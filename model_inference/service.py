@@ -213,13 +213,13 @@ class InferenceService:
         Afterwards `committed_records` counts every record consumed so far. Raises what
         `process_batch` raises.
         """
-        answering = self._answering
-        if answering is not None and not self._produce_answered(self._take_answering()):
+        if self._answering is not None and not self._produce_answered(self._take_answering()):
             return False
         return self._settle(rewind=True)
 
     def close(self) -> None:
-        """Commit what is in flight, stop the writer and leave the group."""
+        """Commit what is in flight, stop the writer and leave the group. A batch still being
+        answered is dropped (its records come again); `run` produces it before it returns."""
         if self._closed:
             return
         self._closed = True
