@@ -61,7 +61,7 @@ def run(bootstrap: str) -> None:
                 spec = _spec_file(workdir, "pytorch", imports, code, topic,
                                   _topic(settings, "bench-compression-out"))  # fmt: skip
                 tune_collector_for_streaming()
-                service[codec].append(_service_throughput(settings, spec, RECORDS))
+                service[codec].append(_service_throughput(settings, spec, RECORDS).rate)
     base_sink, base_service = np.median(sink["none"]), np.median(service["none"])
     print(f"{'codec':7} {'sink rec/s':>12} {'vs none':>8} {'service rec/s':>14} {'vs none':>8}  "
           "kafka-python 2.0.2 (no extras) reads it")  # fmt: skip

@@ -15,6 +15,8 @@
 
 (a) and (b) run KAFKAML_BENCH_INFERENCE_ROUNDS times (default 3), interleaved, over
 KAFKAML_BENCH_INFERENCE_RECORDS records (default 500,000); medians are reported.
+KAFKAML_BENCH_INFERENCE_ONLY=at-least-once runs only the at-least-once service and the two pipes
+without transactions, and neither (c) nor (d).
 KAFKAML_BENCH_KAFKAML_SECONDS (c, default 20), KAFKAML_BENCH_LATENCY_SECONDS,
 KAFKAML_BENCH_LATENCY_RATE and KAFKAML_BENCH_LATENCY_WARMUP_SECONDS (d, 20 s at 10,000/s after
 30 s unmeasured).
@@ -33,7 +35,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from confluent_kafka import Producer
@@ -60,6 +62,9 @@ from model_inference.spec import FileSpecSource
 
 RECORDS = int(os.environ.get("KAFKAML_BENCH_INFERENCE_RECORDS", "500000"))
 ROUNDS = int(os.environ.get("KAFKAML_BENCH_INFERENCE_ROUNDS", "3"))
+ONLY = os.environ.get("KAFKAML_BENCH_INFERENCE_ONLY", "")
+if ONLY not in ("", "at-least-once"):
+    raise SystemExit(f"KAFKAML_BENCH_INFERENCE_ONLY={ONLY!r}: only 'at-least-once' is known")
 KAFKAML_SECONDS = float(os.environ.get("KAFKAML_BENCH_KAFKAML_SECONDS", "20"))
 LATENCY_SECONDS = float(os.environ.get("KAFKAML_BENCH_LATENCY_SECONDS", "20"))
 LATENCY_RATE = int(os.environ.get("KAFKAML_BENCH_LATENCY_RATE", "10000"))
@@ -81,6 +86,10 @@ MAX_BATCH = 10_000
 FEATURES = 18
 RAW_CONFIG = {"data_type": "float32", "data_reshape": str(FEATURES)}
 SENT_HEADER = "bench-sent-ns"
+# The pipes pass `produce` its arguments by position (partition from the key, no callback, the
+# producer's clock, then the headers), as the service does (`transactions._produce_all`):
+# keywords cost about 0.3 us a record on the loop's thread, which would handicap the ceiling.
+_BY_POSITION = (-1, None, None, 0)
 
 KERAS = (
     "import keras",
@@ -133,26 +142,25 @@ def run(bootstrap: str) -> None:
         tune_collector_for_streaming()  # the pipes run under the service's process settings
         print(f"input: {RECORDS:,} RAW float32[18] records in {PARTITIONS} partitions; "
               f"load average before: {_load()}")  # fmt: skip
-        rates = _throughputs(settings, workdir, source)
+        figures = _throughputs(settings, workdir, source)
+        rates = {name: [run.rate for run in runs] for name, runs in figures.items()}
         for name, label in _LABELS.items():
-            runs = ", ".join(f"{rate:,.0f}" for rate in rates[name])
-            print(f"{label}: {np.median(rates[name]):,.0f} records/s (median of {runs})")
+            if name in rates:
+                runs = ", ".join(f"{rate:,.0f}" for rate in rates[name])
+                cpu = np.median([run.cpu_us for run in figures[name]])
+                print(f"{label}: {np.median(rates[name]):,.0f} records/s (median of {runs}); "
+                      f"{cpu:.2f} us of CPU a record in this process (median)")  # fmt: skip
+        _print_at_least_once(rates)
+        if ONLY:
+            print(f"    load average after: {_load()} (the machine's cores are shared)")
+            return
         kafka_ml = _kafka_ml_throughput(settings, source, workdir / "tensorflow")
         print(f"(c) Kafka-ML's loop (predict per message; flush and async commit every 16): "
               f"{kafka_ml:,.1f} predictions/s")  # fmt: skip
         best = max(float(np.median(rates[name])) for name in ("pytorch", "tensorflow"))
         ceiling = float(np.median(rates["pipe"]))
-        plain = float(np.median(rates["plain"]))
         print(f"    (a)/(b) = {best / ceiling:.0%} (best framework, medians); "
               f"(a)/(c) = {best / kafka_ml:,.0f}x")  # fmt: skip
-        at_least_once = float(np.median(rates["at-least-once"]))
-        print(f"    at-least-once service / pipe without transactions = {at_least_once / plain:.0%}"
-              f"; / that pipe at-least-once = "
-              f"{at_least_once / float(np.median(rates['plain-delivered'])):.0%}"
-              " (medians, same run)")  # fmt: skip
-        rounds = zip(rates["at-least-once"], rates["plain"], strict=True)
-        print("    the same per round (the rounds are interleaved): "
-              + ", ".join(f"{service / pipe:.0%}" for service, pipe in rounds))  # fmt: skip
         p50, p99, answered = _latency(settings, workdir, bootstrap)
         print(f"    load average after: {_load()} (the machine's cores are shared)")
         print(f"(d) latency at {LATENCY_RATE:,} msg/s offered for {LATENCY_SECONDS:.0f} s "
@@ -172,20 +180,36 @@ _LABELS = {
 }
 
 
-def _throughputs(settings: KafkaSettings, workdir: Path, source: str) -> dict[str, list[float]]:
+def _print_at_least_once(rates: dict[str, list[float]]) -> None:
+    plain = float(np.median(rates["plain"]))
+    at_least_once = float(np.median(rates["at-least-once"]))
+    print(f"    at-least-once service / pipe without transactions = {at_least_once / plain:.0%}"
+          f"; / that pipe at-least-once = "
+          f"{at_least_once / float(np.median(rates['plain-delivered'])):.0%}"
+          " (medians, same run)")  # fmt: skip
+    rounds = zip(rates["at-least-once"], rates["plain"], strict=True)
+    print("    the same per round (the rounds are interleaved): "
+          + ", ".join(f"{service / pipe:.0%}" for service, pipe in rounds))  # fmt: skip
+
+
+def _throughputs(settings: KafkaSettings, workdir: Path, source: str) -> dict[str, list[Figures]]:
     """ROUNDS interleaved runs of (a) and (b): the shared machine's load drifts over minutes."""
     specs = {}
     for framework, (imports, code) in (("pytorch", TORCH), ("tensorflow", KERAS)):
+        if ONLY:
+            break
         target = _topic(settings, f"bench-inference-{framework}")
         specs[framework] = _spec_file(workdir / framework, framework, imports, code, source, target)
-    rates: dict[str, list[float]] = {name: [] for name in _LABELS}
     target = _topic(settings, "bench-inference-at-least-once")
     specs["at-least-once"] = _spec_file(workdir / "at-least-once", "pytorch", *TORCH, source,
                                         target, delivery="at-least-once")  # fmt: skip
+    rates: dict[str, list[Figures]] = {name: [] for name in _LABELS if name in specs or
+                                       name.startswith("plain") or not ONLY}  # fmt: skip
     for _ in range(ROUNDS):
         for name, spec in specs.items():
             rates[name].append(_service_throughput(settings, spec, RECORDS))
-        rates["pipe"].append(_pipe_throughput(settings, source, RECORDS, transactional=True))
+        if not ONLY:
+            rates["pipe"].append(_pipe_throughput(settings, source, RECORDS, transactional=True))
         rates["plain"].append(_pipe_throughput(settings, source, RECORDS, transactional=False))
         rates["plain-delivered"].append(_delivered_pipe_throughput(settings, source, RECORDS))
     return rates
@@ -253,25 +277,25 @@ def _spec_file(
     return path
 
 
-def _service_throughput(settings: KafkaSettings, spec: Path, records: int) -> float:
+def _service_throughput(settings: KafkaSettings, spec: Path, records: int) -> Figures:
     """Predictions per second of one in-process service working through the input topic."""
     inference = InferenceSettings(spec_file=spec, replica=uuid.uuid4().hex[:8],
                                   max_batch=MAX_BATCH, id=int(time.time_ns() % 10**9))  # fmt: skip
     _, service = build_service(inference, settings, FileSpecSource(spec, inference.id))
     tune_collector_for_streaming()  # as `python -m model_inference` does after start-up
     service.subscribe(json.loads(spec.read_text())["input_topic"])
-    started = None
+    clock = _Clock()
     while service.committed_records < records:
-        if service.process_batch() and started is None:
-            started = time.perf_counter()
-    elapsed = time.perf_counter() - (started or time.perf_counter())
+        if service.process_batch():
+            clock.start()
+    figures = clock.figures(records)
     service.close()
-    return records / elapsed
+    return figures
 
 
 def _pipe_throughput(
     settings: KafkaSettings, source: str, records: int, transactional: bool
-) -> float:
+) -> Figures:
     """Records per second through consume -> produce of the unchanged records (no model).
 
     The same batches as the service, and with transactions the same overlap of one batch's
@@ -288,12 +312,12 @@ def _pipe_throughput(
     consumer.subscribe([source])
     committer = ThreadPoolExecutor(max_workers=1)
     in_flight: Future[None] | None = None
-    done, started = 0, None
+    done, clock = 0, _Clock()
     while done < records:
         messages = consumer.consume(MAX_BATCH, 0.02)
         if not messages:
             continue
-        started = started or time.perf_counter()
+        clock.start()
         positions = consumer.position(consumer.assignment())
         if in_flight is not None:
             in_flight.result()
@@ -301,7 +325,7 @@ def _pipe_throughput(
             producer.begin_transaction()
         produce = producer.produce
         for message in messages:
-            produce(target, message.value(), message.key(), headers=message.headers())
+            produce(target, message.value(), message.key(), *_BY_POSITION, message.headers())
         if transactional:
             metadata = consumer.consumer_group_metadata()
             in_flight = committer.submit(_commit_pipe, producer, positions, metadata)
@@ -311,13 +335,13 @@ def _pipe_throughput(
         done += len(messages)
     if in_flight is not None:
         in_flight.result()
-    elapsed = time.perf_counter() - (started or time.perf_counter())
+    figures = clock.figures(records)
     producer.flush(60)
     consumer.close()
-    return records / elapsed
+    return figures
 
 
-def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: int) -> float:
+def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: int) -> Figures:
     """The pipe without transactions, committing as the at-least-once service does.
 
     The plain pipe above commits each batch's offsets without waiting for its delivery (a
@@ -336,7 +360,7 @@ def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: in
                              delivery_report_only_error=True)  # fmt: skip
     consumer.subscribe([source])
     pending: list[list[Any]] = []
-    done, started = 0, None
+    done, clock = 0, _Clock()
     while done < records or pending:
         messages = consumer.consume(MAX_BATCH, 0.02) if done < records else []
         producer.poll(0)
@@ -350,15 +374,41 @@ def _delivered_pipe_throughput(settings: KafkaSettings, source: str, records: in
             pending.clear()
         if not messages:
             continue
-        started = started or time.perf_counter()
+        clock.start()
         pending.append(consumer.position(consumer.assignment()))
         produce = producer.produce
         for message in messages:
-            produce(target, message.value(), message.key(), headers=message.headers())
+            produce(target, message.value(), message.key(), *_BY_POSITION, message.headers())
         done += len(messages)
-    elapsed = time.perf_counter() - (started or time.perf_counter())
+    figures = clock.figures(records)
     consumer.close()
-    return records / elapsed
+    return figures
+
+
+class Figures(NamedTuple):
+    """One run of a line: records per second, and CPU microseconds per record in this process."""
+
+    rate: float
+    cpu_us: float
+
+
+class _Clock:
+    """Wall and CPU time from the first batch on. The CPU time is the process's (every thread:
+    the loop, the answering thread, librdkafka's), not the broker's: on a shared machine it
+    moves much less than the rate, and it shows what each line costs itself."""
+
+    def __init__(self) -> None:
+        self._started: tuple[float, float] | None = None
+
+    def start(self) -> None:
+        """The first batch is in hand (later calls change nothing)."""
+        if self._started is None:
+            self._started = (time.perf_counter(), time.process_time())
+
+    def figures(self, records: int) -> Figures:
+        wall, cpu = self._started or (time.perf_counter(), time.process_time())
+        elapsed = time.perf_counter() - wall
+        return Figures(records / elapsed, (time.process_time() - cpu) / records * 1e6)
 
 
 def _commit_pipe(producer: Producer, positions: list[Any], metadata: Any) -> None:

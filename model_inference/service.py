@@ -6,10 +6,16 @@ are produced in it and the consumed offsets are committed with it
 sees every input answered exactly once, whatever crashes, restarts and rebalances happen.
 
 While batch k commits (on the writer's helper thread), batch k+1 is consumed, decoded and
-predicted; it is produced once batch k's commit has settled. Rebalance callbacks run inside
-`consume()`; a revocation first settles the commit in flight, so no transaction outlives the
-ownership of its partitions. Offsets travel with the group generation (KIP-447): a replica that
-lost its partitions without noticing gets its offsets refused and its transaction aborted.
+predicted; it is produced once batch k's commit has settled. Under a backlog (a full batch
+consumed) the decoding, prediction and formatting of a batch run on a thread of their own
+("answer") while the loop produces the batch before it and consumes the one after, so the
+model's computation (which releases the GIL) and the loop's waits for the broker overlap; a
+batch that is not full is answered at once, so a light load waits for no next batch. Rebalance
+callbacks run inside `consume()`; a revocation first settles the commit in flight and drops
+the batch still being answered (its offsets were never committed: the partitions' next owner
+answers it), so no transaction outlives the ownership of its partitions. Offsets travel with
+the group generation (KIP-447): a replica that lost its partitions without noticing gets its
+offsets refused and its transaction aborted.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +88,17 @@ class _Batch:
     answers: Answers
 
 
+@dataclass(frozen=True)
+class _Answering:
+    """A consumed batch whose answers are being computed, with what its commit needs."""
+
+    consumed: int
+    started: float
+    offsets: list[TopicPartition]
+    model_version: str
+    answers: Future[Answers]
+
+
 class InferenceService:
     """One replica's loop over its share of the input topic's partitions.
 
@@ -123,6 +141,8 @@ class InferenceService:
         self._timeout_s = transaction_timeout_s
         self.metrics = metrics or InferenceMetrics()
         self._in_flight: deque[_Batch] = deque()  # oldest first
+        self._answerer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="answer")
+        self._answering: _Answering | None = None  # consumed after every batch in flight
         self._next_lag = 0.0
         self._closed = False
         self._owned: list[TopicPartition] = []
@@ -160,10 +180,12 @@ class InferenceService:
     def process_batch(self) -> int:
         """Consume one micro-batch, answer it, start its commit. Returns the records consumed.
 
-        The commit of the previous batch settles before this one is produced (at-least-once:
-        all but the writer's `window - 1` latest batches). When a transaction aborts, the
-        service rewinds to the committed offsets and returns 0: the records come again. Raises
-        InferenceError when it cannot go on.
+        A full batch is answered on the answering thread and produced in the next call (or
+        by `settle`); the batch answered before it is produced now. The commit of the previous
+        batch settles before the next is produced (at-least-once: all but the writer's
+        `window - 1` latest batches). When a transaction aborts, the service rewinds to the
+        committed offsets and returns 0: the records come again. Raises InferenceError when it
+        cannot go on, and what answering a batch raised (see `answer_batch`).
         """
         self._swap_if_due()
         messages = self._consume()
@@ -173,31 +195,41 @@ class InferenceService:
             return 0
         started = time.perf_counter()
         offsets = self._positions()
-        answers = answer_batch(messages, self._decode, self._model.predictor, self._routes)
-        if not self._settle(rewind=True, keep=self._writer.window - 1) or not self._write(answers):
+        backlog = len(messages) >= self._max_batch
+        answering = self._answer(messages, started, offsets, on_thread=backlog)
+        previous, self._answering = self._answering, answering
+        # A rewind after a failed write drops `answering` too: its records come again.
+        if previous is not None and not self._produce_answered(previous):
             return 0
-        self._writer.commit_async(offsets, self._group_metadata())
-        self._in_flight.append(_Batch(len(messages), started, answers))
+        if not backlog and not self._produce_answered(self._take_answering()):
+            return 0
         self._measure_lag()
         return len(messages)
 
     def settle(self) -> bool:
-        """Wait for the commit in flight. False when it aborted (and the service rewound).
+        """Produce the batch being answered, wait for the commits in flight. False when a
+        transaction aborted (and the service rewound).
 
-        Afterwards `committed_records` counts every record consumed so far.
+        Afterwards `committed_records` counts every record consumed so far. Raises what
+        `process_batch` raises.
         """
+        if self._answering is not None and not self._produce_answered(self._take_answering()):
+            return False
         return self._settle(rewind=True)
 
     def close(self) -> None:
-        """Commit what is in flight, stop the writer and leave the group."""
+        """Commit what is in flight, stop the writer and leave the group. A batch still being
+        answered is dropped (its records come again); `run` produces it before it returns."""
         if self._closed:
             return
         self._closed = True
         if self._swapper is not None:
             self._swapper.close()
         try:
+            self._drop_answering()
             self._settle(rewind=False)
         finally:
+            self._answerer.shutdown(wait=True, cancel_futures=True)
             self._writer.close()
             self._consumer.close()
 
@@ -230,8 +262,10 @@ class InferenceService:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # The commit in flight still owns these partitions: let it finish first. If it aborts,
-        # there is nothing to rewind: the next owner starts from the committed offsets.
+        # there is nothing to rewind: the next owner starts from the committed offsets, and
+        # answers the batch still being answered here, which is dropped.
         self._owned = []
+        self._drop_answering()
         self._settle(rewind=False)
         log.info("revoked %s", _describe(partitions))
 
@@ -246,12 +280,59 @@ class InferenceService:
             lag += max(high - tp.offset, 0) if high >= 0 else 0
         self.metrics.lag.set(lag)
 
+    # -- answering --------------------------------------------------------------------------------
+
+    def _answer(
+        self,
+        messages: list[Message],
+        started: float,
+        offsets: list[TopicPartition],
+        *,
+        on_thread: bool,
+    ) -> _Answering:
+        """Start answering a batch with the model now served: on the answering thread, or here
+        (the returned future is then done)."""
+        model = self._model
+        args = (messages, self._decode, model.predictor, self._routes)
+        answers: Future[Answers]
+        if on_thread:
+            answers = self._answerer.submit(answer_batch, *args)
+        else:
+            answers = Future()
+            answers.set_result(answer_batch(*args))
+        return _Answering(len(messages), started, offsets, model.version, answers)
+
+    def _take_answering(self) -> _Answering:
+        answering, self._answering = self._answering, None
+        assert answering is not None
+        return answering
+
+    def _drop_answering(self) -> None:
+        """Forget the batch being answered (its records come again); wait for its thread, so
+        no answer of it is computed after this returns."""
+        answering, self._answering = self._answering, None
+        if answering is not None:
+            answering.answers.cancel()
+            wait([answering.answers])
+
     # -- producing and committing --------------------------------------------------------------
 
-    def _write(self, answers: Answers) -> bool:
+    def _produce_answered(self, batch: _Answering) -> bool:
+        """Produce an answered batch and start its commit; False if a transaction aborted
+        (the service rewound). Raises what answering the batch raised."""
+        answers = batch.answers.result()
+        if not self._settle(rewind=True, keep=self._writer.window - 1):
+            return False
+        if not self._write(answers, batch.model_version):
+            return False
+        self._writer.commit_async(batch.offsets, self._group_metadata())
+        self._in_flight.append(_Batch(batch.consumed, batch.started, answers))
+        return True
+
+    def _write(self, answers: Answers, model_version: str) -> bool:
         """Open the batch's transaction and produce into it; False if it had to abort."""
         try:
-            self._writer.write(answers, self._model.version)
+            self._writer.write(answers, model_version)
         except KafkaException as exception:
             self._transaction_failed(exception, rewind=True)
             return False
@@ -337,6 +418,7 @@ class InferenceService:
 
     def _rewind(self) -> None:
         """Go back to the committed offsets of every owned partition."""
+        self._drop_answering()
         assignment = self._consumer.assignment()
         if not assignment:
             return

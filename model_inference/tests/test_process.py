@@ -14,7 +14,10 @@ from confluent_kafka import Consumer, TopicPartition
 from kafkaml.kafka import KafkaSettings
 from model_inference.clients import group_id
 from model_inference.tests.conftest import (
+    TORCH_CODE,
+    TORCH_IMPORTS,
     TinyModel,
+    build_tiny_model,
     produce_samples,
     samples,
     spec_file,
@@ -86,6 +89,33 @@ def test_a_fatal_error_exits_non_zero_with_the_reason_on_the_last_line(
     last_line = replica.tail().strip().splitlines()[-1]
     assert last_line.startswith("inference failed: SpecError: cannot read the model artifact")
     assert "missing.pt" in last_line
+
+
+def test_a_model_failing_on_the_answering_thread_ends_the_replica_non_zero_with_the_reason(
+    new_topic: Callable[..., str], kafka_settings: KafkaSettings, tmp_path: Path
+) -> None:
+    # Under a backlog (full batches) batches are answered on the answering thread; this model
+    # answers at most two rows whatever the batch, so every full batch fails there.
+    two_rows = build_tiny_model("pytorch", TORCH_IMPORTS,
+                                TORCH_CODE.replace("return self.layers(x)",
+                                                   "return self.layers(x)[:2]"))  # fmt: skip
+    source, target = new_topic(partitions=1), new_topic(partitions=1)
+    spec = spec_file(tmp_path, two_rows, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    produce_samples(kafka_settings, source, samples(640))
+    replica = Replica(spec.path, kafka_settings, "0", tmp_path, KAFKAML_INFERENCE_MAX_BATCH="64")
+    try:
+        replica.start()
+        assert replica.process is not None
+        assert replica.process.wait(120) == 1, replica.tail()
+    finally:
+        replica.stop()
+    last_line = replica.tail().strip().splitlines()[-1]
+    assert last_line.startswith("inference failed: ModelOutputError: the model's prediction"), (
+        last_line
+    )
+    assert "for a batch of 64 records" in last_line
+    assert read_committed(kafka_settings, target) == []
 
 
 def _free_port() -> int:

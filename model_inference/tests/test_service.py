@@ -100,6 +100,35 @@ def test_two_replicas_split_the_partitions_and_answer_each_input_once(
     assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
 
 
+def test_a_replica_joining_mid_backlog_leaves_every_input_answered_exactly_once(
+    torch_model: TinyModel,
+    new_topic: Callable[..., str],
+    kafka_settings: KafkaSettings,
+    tmp_path: Path,
+    closing: list[InferenceService],
+) -> None:
+    source, target = new_topic(partitions=4), new_topic(partitions=4)
+    x = samples(4000)
+    produce_samples(kafka_settings, source, x)
+    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
+                     inference_id=unique_inference_id())  # fmt: skip
+    # Full batches: the first replica answers each on its answering thread while it produces
+    # the one before, so the rebalance comes with a batch being answered, which it drops.
+    first = start_service(spec, kafka_settings, replica="0", max_batch=50)
+    closing.append(first)
+    run_until([first], lambda: first.committed_records >= 500)
+    second = start_service(spec, kafka_settings, replica="1", max_batch=50)
+    closing.append(second)
+    replicas = [first, second]
+    run_until(replicas, lambda: sum(r.committed_records for r in replicas) >= len(x), 180)
+    for replica in replicas:
+        replica.close()
+
+    assert second.committed_records > 0
+    outputs = read_committed(kafka_settings, target)
+    assert Counter(r.key() for r in outputs) == Counter(str(i).encode() for i in range(len(x)))
+
+
 def test_early_exit_chain_forwards_unconfident_rows_and_answers_the_rest(
     edge_and_cloud_models: tuple[TinyModel, TinyModel],
     new_topic: Callable[..., str],
