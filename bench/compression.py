@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 from bench.inference import FEATURES, TORCH, _service_throughput, _spec_file, _topic
 from kafkaml.datasources.sinks import RawSink
@@ -70,17 +71,19 @@ def run(bootstrap: str) -> None:
         print(f"{codec:7} {s:12,.0f} {s / base_sink:8.0%} {v:14,.0f} {v / base_service:8.0%}  "
               f"{reads[codec]}")  # fmt: skip
     for codec in CODECS:
-        runs = lambda rates: ", ".join(f"{rate:,.0f}" for rate in rates)  # noqa: E731
-        print(f"  {codec}: sink runs {runs(sink[codec])}; service runs {runs(service[codec])}")
+        print(f"  {codec}: sink runs {_runs(sink[codec])}; service runs {_runs(service[codec])}")
+
+
+def _runs(rates: list[float]) -> str:
+    return ", ".join(f"{rate:,.0f}" for rate in rates)
 
 
 def _sink_run(
     settings: KafkaSettings,
-    x: np.ndarray,
-    y: np.ndarray,  # type: ignore[type-arg]
+    x: NDArray[np.float32],
+    y: NDArray[np.int64],
 ) -> tuple[str, float]:
     topic = _topic(settings, "bench-compression-in")
-    time.sleep(2)  # a new topic's leaders are elected a moment after creation
     started = time.perf_counter()
     with RawSink(topic=topic, deployment_id=1, kafka_settings=settings, progress=False,
                  control_topic=f"bench-compression-control-{uuid.uuid4().hex[:8]}",
@@ -96,5 +99,5 @@ def _kafka_python_reads(python: Path | None, bootstrap: str, topic: str) -> str:
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     answer = json.loads(done.stdout or '{"records": [], "error": "no output"}')
     if answer["error"]:
-        return "no: " + answer["error"][:70]
+        return "no: " + str(answer["error"])[:70]
     return "yes" if len(answer["records"]) >= 100 else f"only {len(answer['records'])} records"

@@ -221,9 +221,19 @@ def _load() -> str:
 
 
 def _topic(settings: KafkaSettings, prefix: str) -> str:
+    """A new topic of PARTITIONS partitions, once every partition has its leader."""
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    ensure_topics(make_admin(settings), [name], partitions=PARTITIONS)
-    return name
+    admin = make_admin(settings)
+    ensure_topics(admin, [name], partitions=PARTITIONS)
+    deadline = time.monotonic() + 30
+    while True:
+        topic = admin.list_topics(name, timeout=5).topics[name]
+        leaders = [partition.leader for partition in topic.partitions.values()]
+        if topic.error is None and len(leaders) == PARTITIONS and min(leaders) >= 0:
+            return name
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {name}: no leader for every partition within 30 s")
+        time.sleep(0.05)
 
 
 def _produce_samples(settings: KafkaSettings, topic: str, x: NDArray[np.float32]) -> None:

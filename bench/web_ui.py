@@ -32,6 +32,7 @@ from backend.apps.visualization.live import stream_updates
 from kafkaml import frontend
 from kafkaml.client import Client
 from kafkaml.kafka import KafkaSettings, ensure_topics, make_admin, make_consumer, make_producer
+from kafkaml.settings import PROJECT_ROOT
 
 RATE, SECONDS, INTERVAL_S = 5_000, 20, 0.25
 
@@ -131,7 +132,7 @@ def browser_load(bootstrap: str) -> dict[str, Any]:
             "KAFKAML_BENCH_RATE": str(RATE), "KAFKAML_BENCH_SECONDS": str(SECONDS),
             "KAFKAML_BENCH_OUT": str(out),
             "KAFKAML_TEST_CHROMIUM": os.environ.get("KAFKAML_TEST_CHROMIUM", "/usr/bin/chromium"),
-            "PYTHONPATH": str(frontend.PROJECT_ROOT),
+            "PYTHONPATH": str(PROJECT_ROOT),
         }  # fmt: skip
         answer = subprocess.run(
             ["npx", "--no-install", "playwright", "test", "-c", "playwright.bench.config.ts",
