@@ -346,7 +346,8 @@ def describe_exit(code: int) -> str:
 
 
 def _wait_and_record(process: subprocess.Popen[bytes]) -> None:
-    os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped
+    with contextlib.suppress(ChildProcessError):  # only this thread reaps it; if not, go on
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped
     # Whatever is left in its group lost its parent (say the outer bwrap was killed alone): a
     # replica's would serve on, reparented, and fence the replica that replaces it.
     if left := kill_group(process.pid):
