@@ -114,12 +114,6 @@ def scratch_broker(tmp_path: Path) -> Iterator[ScratchBroker]:
     port = int(given) if given else _free_port()
     env = broker_environment(port, tmp_path / "broker")
     env["KAFKAML_BROKER_CONTROLLER_PORT"] = str(port + 1 if given else _free_port())
-    if not FULL:
-        # A restarted broker opens its port once its controller let the killed incarnation's
-        # registration expire: 9 s by default, most of a restart on a quiet machine.
-        env["KAFKAML_BROKER_PROPERTIES"] = (
-            "broker.session.timeout.ms=3000 broker.heartbeat.interval.ms=500"
-        )
     broker = ScratchBroker(env, tmp_path / "broker")
     broker.begin_start()
     try:
