@@ -465,6 +465,8 @@ def cancel_restarts() -> None:
         for timer in _pending.values():
             timer.cancel()
         _pending.clear()
+    with _restart_lock:  # a restart under way finishes first: its process then has its row
+        pass
 
 
 def pending_restarts() -> set[tuple[int, int]]:
