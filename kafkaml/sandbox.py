@@ -325,6 +325,37 @@ def kill_tree(pid: int, timeout_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
+def kill_group(pgid: int, timeout_s: float = 10.0) -> list[int]:
+    """SIGKILL every process of process group `pgid`, then wait (up to `timeout_s`) until none
+    of them is left, zombies aside; the pids it killed.
+
+    For what a launch started with `start_new_session=True` leaves once its first process has
+    ended: a part of the sandbox that lost its parent (say its outer bwrap was killed alone)
+    runs on, reparented, in that group. Call it before reaping the first process: until then
+    `pgid` cannot be a new process's.
+    """
+    members = [pid for pid, group in _groups().items() if group == pgid and _running(pid)]
+    if not members:
+        return []
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while any(_running(member) for member in members) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return members
+
+
+def _groups() -> dict[int, int]:
+    """pid -> process group of every process."""
+    groups: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                stat = (entry / "stat").read_text()
+                groups[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[2])
+    return groups
+
+
 def _descendants(pid: int) -> list[int]:
     """Host pids of every descendant of `pid`, parents before children."""
     children: dict[int, list[int]] = {}

@@ -71,7 +71,7 @@ def retry_while_away(
             return call()
         except KafkaException as exception:
             error: KafkaError = exception.args[0]
-            if not error.retriable() or error.txn_requires_abort() or error.fatal():
+            if not _retriable(error) or error.txn_requires_abort() or error.fatal():
                 raise
             now = time.monotonic()
             deadline = deadline if deadline is not None else now + outage_s
@@ -80,6 +80,12 @@ def retry_while_away(
             log.warning("%s failed, trying again in %.1f s: %s", what, pause, error)
             time.sleep(pause)
             pause = min(pause * 2, _RETRY_PAUSE_S[1])
+
+
+def _retriable(error: KafkaError) -> bool:
+    """Retriable, or a timeout: `Consumer.committed` raises _TIMED_OUT without the retriable
+    flag when the broker is still away or just back (a replica exited on it after a restart)."""
+    return bool(error.retriable()) or error.code() == KafkaError._TIMED_OUT
 
 
 @dataclass(frozen=True)

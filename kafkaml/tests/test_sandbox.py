@@ -24,6 +24,8 @@ from kafkaml.sandbox import (
     SandboxSettings,
     SandboxUnavailable,
     _descendants,
+    _running,
+    kill_group,
 )
 from kafkaml.settings import PROJECT_ROOT
 from kafkaml.testing import wait_until
@@ -228,6 +230,47 @@ def test_killing_the_sandboxs_process_group_ends_a_child_that_left_the_session(
     process.wait()
     wait_until(lambda: not _running_code(child), "the setsid() child to go")
     wait_until(lambda: not [p for p in started if Path(f"/proc/{p}").exists()], "all to go")
+
+
+def test_kill_group_ends_what_a_launch_left_when_its_outer_bwrap_died_alone(
+    tmp_path: Path, listening: int
+) -> None:
+    """What the local runner does once a job's first process has ended: the rest of its
+    sandbox, reparented but still in the job's process group, goes too."""
+    code = f"import time; time.sleep({600 + os.getpid() % 1000}.25)"
+    launch = Sandbox().launch(
+        [sys.executable, "-c", code], env={}, cwd=tmp_path,
+        network=[Endpoint("127.0.0.1", listening)], die_with_parent=False,
+    )  # fmt: skip
+    process = subprocess.Popen(
+        launch.argv, env=launch.env, cwd=launch.cwd, start_new_session=True,
+        pass_fds=launch.pass_fds,
+    )  # fmt: skip
+    launch.close()
+    try:
+        argv = [sys.executable.encode(), b"-c", code.encode(), b""]
+        wait_until(lambda: argv in map(_argv, _descendants(process.pid)), "the code to start")
+        started = _descendants(process.pid)
+        outer = next(pid for pid in started if _argv(pid)[:1] == [b"bwrap"])
+
+        os.kill(outer, 9)
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # the launch ended, unreaped
+        if os.geteuid() == 0:  # the stages below the root bwrap lost its death signal to setpriv
+            assert argv in [_argv(pid) for pid in started if _running(pid)]
+        killed = kill_group(process.pid)
+        process.wait()
+        assert not [pid for pid in started if _running(pid)], killed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 9)
+        process.wait()
+
+
+def _argv(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
 
 
 def _running_code(code: str) -> list[int]:

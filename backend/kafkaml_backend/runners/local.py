@@ -45,7 +45,7 @@ from backend.kafkaml_backend.runners import events
 from backend.kafkaml_backend.runners.base import JobKind, JobStatus
 from kafkaml.egress import Endpoint, cluster_endpoints, off_host, url_endpoint
 from kafkaml.kafka import KafkaSettings
-from kafkaml.sandbox import Sandbox
+from kafkaml.sandbox import Sandbox, kill_group
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 20.0
@@ -346,6 +346,12 @@ def describe_exit(code: int) -> str:
 
 
 def _wait_and_record(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ChildProcessError):  # only this thread reaps it; if not, go on
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped
+    # Whatever is left in its group lost its parent (say the outer bwrap was killed alone): a
+    # replica's would serve on, reparented, and fence the replica that replaces it.
+    if left := kill_group(process.pid):
+        log.info("job process %s ended; killed what was left in its group: %s", process.pid, left)
     code = process.wait()
     try:
         record_end(process.pid, describe_exit(code), exit_code=code)
@@ -459,6 +465,8 @@ def cancel_restarts() -> None:
         for timer in _pending.values():
             timer.cancel()
         _pending.clear()
+    with _restart_lock:  # a restart under way finishes first: its process then has its row
+        pass
 
 
 def pending_restarts() -> set[tuple[int, int]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,7 +19,12 @@ from pytest_django.live_server_helper import LiveServer
 
 from backend.apps.mlmodels.executor import validate_model_code
 from backend.apps.processes.models import JobProcess
-from backend.kafkaml_backend.runners.local import _alive, cancel_restarts, watched_pids
+from backend.kafkaml_backend.runners.local import (
+    _alive,
+    cancel_restarts,
+    pending_restarts,
+    watched_pids,
+)
 from backend.kafkaml_backend.tests.drills import PARTITIONS
 from backend.testing import PYTORCH_MODEL, finished_result, stored_model
 from kafkaml.frameworks import get_framework
@@ -86,16 +92,21 @@ def local_backend(live_backend: LiveBackend) -> str:
 
 def end_local_jobs() -> None:
     """Kill every job process the rows know, with no restart pending, and wait for the
-    watchers to record the exits (they write to the database, which the test then drops)."""
-    JobProcess.objects.filter(ended_at__isnull=True).update(stop_requested=True)
-    cancel_restarts()
-    for row in JobProcess.objects.filter(ended_at__isnull=True):
-        if _alive(row.pid):
-            os.killpg(row.pid, signal.SIGKILL)
+    watchers to record the exits (they write to the database, which the test then drops).
+    Again until a round finds nothing: a restart under way may start a replica meanwhile."""
+
+    def nothing_left() -> bool:
+        JobProcess.objects.filter(ended_at__isnull=True).update(stop_requested=True)
+        cancel_restarts()
+        rows = JobProcess.objects.filter(ended_at__isnull=True)
+        alive = [row.pid for row in rows if _alive(row.pid)]
+        for pid in alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+        return not alive and not watched_pids() and not pending_restarts()
+
     # The watcher threads write to the database: they finish before the test's data goes.
-    wait_until(
-        lambda: not watched_pids(), "the watchers to record every exit", timeout_s=DEADLINE_S
-    )
+    wait_until(nothing_left, "every job to end and its watcher to record it", DEADLINE_S)
 
 
 @pytest.fixture

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import numpy as np
-from confluent_kafka import Consumer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from rest_framework.test import APIClient
 
 from backend.apps.processes.models import JobProcess
 from backend.kafkaml_backend.runners.local import _alive
 from kafkaml.datasources import RawSink
-from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.kafka import KafkaSettings, make_consumer, make_producer
 
 FULL = os.environ.get("KAFKAML_DRILL_FULL") == "1"
 REPLICAS = 3 if FULL else 2
@@ -39,6 +39,7 @@ class Load:
     topic: str
     rate_per_s: int
     sent: int = 0
+    sent_at: list[float] = field(default_factory=list)  # monotonic send time, by key
     stop: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
 
@@ -62,10 +63,68 @@ class Load:
         while not self.stop.is_set():
             for _ in range(per_tick):
                 producer.produce(self.topic, value, str(self.sent).encode())
+                self.sent_at.append(time.monotonic())
                 self.sent += 1
             producer.poll(0)
             time.sleep(tick)
         assert producer.flush(DEADLINE_S) == 0
+
+
+@dataclass
+class AnswerClock:
+    """When each answer on `topic` first became readable (`read_committed`, monotonic time),
+    by key, on a thread from `start()` to `finish()`. It reads every partition from the
+    beginning without joining a group, so no rebalance delays what it sees."""
+
+    kafka: KafkaSettings
+    topic: str
+    seen_at: dict[int, float] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    def start(self) -> AnswerClock:
+        consumer = make_consumer(self.kafka, None, isolation_level="read_committed",
+                                 fetch_wait_max_ms=10)  # fmt: skip
+        partitions = consumer.list_topics(self.topic, 10).topics[self.topic].partitions
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        self.thread = threading.Thread(target=self._run, args=(consumer,), daemon=True)
+        self.thread.start()
+        return self
+
+    def finish(self) -> None:
+        self.stop.set()
+        assert self.thread is not None
+        self.thread.join(DEADLINE_S)
+
+    def latencies(self, sent_at: list[float], start: float, end: float) -> Latencies:
+        """Input sent -> answer readable, for the inputs sent in [start, end)."""
+        keys = [key for key, at in enumerate(sent_at) if start <= at < end]
+        answered = [self.seen_at[key] - sent_at[key] for key in keys if key in self.seen_at]
+        return Latencies(np.array(answered), unanswered=len(keys) - len(answered))
+
+    def _run(self, consumer: Consumer) -> None:
+        while not self.stop.is_set():
+            for message in consumer.consume(10_000, 0.1):
+                if message.error() is None:
+                    self.seen_at.setdefault(int(cast(bytes, message.key())), time.monotonic())
+        consumer.close()
+
+
+@dataclass
+class Latencies:
+    """Answer latencies of one window, in seconds."""
+
+    seconds: np.ndarray[Any, np.dtype[np.float64]]
+    unanswered: int
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.seconds, q)) if len(self.seconds) else float("inf")
+
+    def __str__(self) -> str:
+        p50, p99 = self.percentile(50), self.percentile(99)
+        worst = float(self.seconds.max()) if len(self.seconds) else float("inf")
+        return (f"{len(self.seconds)} answers, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+                f"max {worst * 1000:.0f} ms, {self.unanswered} unanswered")  # fmt: skip
 
 
 def answered_keys(consumer: Consumer, topic: str, expected: int) -> Counter[int]:

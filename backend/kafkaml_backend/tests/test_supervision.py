@@ -7,10 +7,13 @@ Reduced sizes by default; `KAFKAML_DRILL_FULL=1` runs the sizes of issue 14 (3 r
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
 import time
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,14 +38,15 @@ from backend.kafkaml_backend.tests.drills import (
 )
 from backend.testing import finished_result, stored_model
 from kafkaml.kafka import KafkaSettings
-from kafkaml.testing import wait_until
+from kafkaml.sandbox import _descendants, _running
+from kafkaml.testing import WaitTimeout, wait_until
 
 # Fault drills of job processes: run once, on SQLite (their database work is what the API
 # tests run on both databases).
 pytestmark = pytest.mark.drill
 
 
-def test_replicas_killed_three_times_are_each_replaced_and_every_input_is_answered_once(
+def test_replicas_killed_three_times_are_each_replaced_leaving_nothing_and_answer_each_input_once(
     api: APIClient,
     local_backend: str,
     trained: int,
@@ -58,13 +62,20 @@ def test_replicas_killed_three_times_are_each_replaced_and_every_input_is_answer
     for kill in range(3):
         replica = kill % REPLICAS
         pid = live_pids(inference_id)[replica]
+        tree = [pid, *_descendants(pid)]
         time.sleep(2.0)  # under load: the replica is mid-stream when it dies
-        os.killpg(pid, signal.SIGKILL)
+        if kill == 1:  # its outer bwrap alone: what runs inside must not outlive it
+            os.kill(_outer_bwrap(tree), signal.SIGKILL)
+        else:
+            os.killpg(pid, signal.SIGKILL)
         wait_until(
             lambda r=replica, p=pid: live_pids(inference_id).get(r, p) != p,  # type: ignore[misc]
             f"replica {replica} to be replaced",
             DEADLINE_S,
         )
+        with contextlib.suppress(WaitTimeout):
+            wait_until(partial(_nothing_left, tree), "no process of it left", 30.0)
+        assert not _survivors(tree)
 
     sent = load.finish()
     assert_answered_exactly_once(answered_keys(answers_consumer, sink, sent), sent)
@@ -72,6 +83,26 @@ def test_replicas_killed_three_times_are_each_replaced_and_every_input_is_answer
     assert now["restarts"] == 3
     assert "killed by signal 9 (SIGKILL)" in now["last_exit_reason"]
     assert now["error"] == ""
+
+
+def _outer_bwrap(tree: list[int]) -> int:
+    """The first bwrap of a replica's process tree (parents first)."""
+    return next(pid for pid in tree if _command(pid).startswith("bwrap "))
+
+
+def _nothing_left(tree: list[int]) -> bool:
+    return not _survivors(tree)
+
+
+def _survivors(tree: list[int]) -> list[tuple[int, str]]:
+    return [(pid, _command(pid)) for pid in tree if _running(pid)]
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+    except OSError:
+        return ""
 
 
 def test_a_crash_looping_inference_fails_and_stop_scale_delete_and_stop_jobs_clean_it_up(
