@@ -41,6 +41,7 @@ def main() -> int:
     )
     client.on_connect = bridge.on_connect
     client.on_message = bridge.on_message
+    client.on_messages = bridge.receive_many
     connect(client, settings)
     client.loop_start()
     try:
