@@ -168,11 +168,21 @@ class Bridge:
         self.metrics.messages_in.labels(label).inc(len(messages))
         topics = [pending.mqtt_topic for pending in messages]
         results = route.map_batch(topics, [pending.payload for pending in messages])
+        produce, delivered = self.producer.produce, self._delivered
         for pending, result in zip(messages, results, strict=True):
-            if type(result) is KafkaRecord:
-                self._produce(result, pending, label)
-            else:
+            if type(result) is not KafkaRecord:
                 self._dead_letter(label, str(result), pending)
+                continue
+            try:  # _produce's first try, inline: this loop runs once per message
+                produce(
+                    result.topic,
+                    result.value,
+                    result.key,
+                    headers=result.headers,
+                    on_delivery=functools.partial(delivered, pending, label),
+                )
+            except BufferError:
+                self._produce(result, pending, label)
 
     def _dead_letter(self, route: str, reason: str, pending: _Pending) -> None:
         """Send the message's MQTT payload to the dead-letter topic, the reason in a header."""
