@@ -23,6 +23,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from confluent_kafka import Consumer, Message
@@ -54,9 +55,12 @@ def run(bootstrap: str) -> None:
         per_message = cpu_s / MESSAGES * 1e6
         print(f"bridge CPU: {cpu_s:.2f} s for {MESSAGES:,} messages = {per_message:.1f} us/msg "
               f"(one core at that cost: {1e6 / per_message:,.0f} msg/s)")  # fmt: skip
-        p50, p99, count, p99_produce = _latency(kafka, mosquitto, Path(folder))
-        print(f"latency at {RATE:,} msg/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({count:,} messages)")
-        print(f"  publish -> the bridge's produce call: p99 {p99_produce:.1f} ms")
+        latency = _latency(kafka, mosquitto, Path(folder))
+        print(
+            f"latency at {RATE:,} msg/s: p50 {latency.p50:.1f} ms, p99 {latency.p99:.1f} ms "
+            f"({latency.count:,} messages); publish -> the bridge's produce call: p99 "
+            f"{latency.p99_to_produce:.1f} ms; bridge CPU {latency.cpu_us:.1f} us/msg"
+        )
         print(
             f"load average after: {_load()} on {os.cpu_count()} cores (a shared machine "
             "shows other work's load here)"
@@ -192,10 +196,15 @@ def _read(consumer: object, count: int, timeout_s: float) -> list[int]:
     return stamps
 
 
-def _latency(
-    kafka: KafkaSettings, mosquitto: Mosquitto, folder: Path
-) -> tuple[float, float, int, float]:
-    """(p50, p99 in ms, messages, p99 of the publish -> bridge's produce call part)."""
+class Latency(NamedTuple):
+    p50: float  # ms, MQTT publish -> readable in Kafka
+    p99: float
+    count: int
+    p99_to_produce: float  # ms, MQTT publish -> the bridge's produce call (the record's time)
+    cpu_us: float  # the bridge's CPU per message meanwhile
+
+
+def _latency(kafka: KafkaSettings, mosquitto: Mosquitto, folder: Path) -> Latency:
     topic = _new_topic(kafka)
     consumer = make_consumer(kafka, fetch_wait_max_ms=5)
     consumer.subscribe([topic])
@@ -216,6 +225,7 @@ def _latency(
         publisher = multiprocessing.get_context("spawn").Process(
             target=_publish_paced, args=(mosquitto.port, topic, count)
         )
+        cpu_start = _cpu_seconds(bridge.pid)
         publisher.start()
         deadline = time.monotonic() + LATENCY_SECONDS + 120
         while len(latencies) < count and time.monotonic() < deadline:
@@ -228,13 +238,15 @@ def _latency(
                         latencies.append((now - stamp) * 1000)
                         # The record's timestamp: when the bridge called produce.
                         to_produce.append(message.timestamp()[1] - stamp * 1000)
+        cpu_s = _cpu_seconds(bridge.pid) - cpu_start
         publisher.join()
     finally:
         bridge.terminate()
         bridge.wait(60)
         consumer.close()
     p50, p99 = np.percentile(latencies, [50, 99])
-    return float(p50), float(p99), len(latencies), float(np.percentile(to_produce, 99))
+    to_produce_p99 = float(np.percentile(to_produce, 99))
+    return Latency(float(p50), float(p99), len(latencies), to_produce_p99, cpu_s / count * 1e6)
 
 
 def _arrived(consumer: Consumer, wait_s: float) -> list[Message]:
