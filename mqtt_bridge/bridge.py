@@ -1,15 +1,16 @@
 """The bridge: each MQTT message is mapped, produced to Kafka, and acknowledged to the MQTT
 broker only after Kafka confirmed the record (at-least-once end to end).
 
-paho calls `on_message` on its network thread, which only queues the message; the `run` loop
-maps what has arrived in batches (one codec call per route), produces, and serves the
-producer's delivery callbacks. Acknowledgements go out in the order the
-messages came in (MQTT 3.1.1 4.6 asks for PUBACKs in order), so a record confirmed early on one
-partition waits for the older ones.
+paho's network thread hands the PUBLISHes of each read over (`receive_many`, or `on_message` for
+one that paho handled itself), which only queues them; the `run` loop maps what has arrived in
+batches (one codec call per route), produces, and serves the producer's delivery callbacks.
+Acknowledgements go out in the order the messages came in (MQTT 3.1.1 4.6 asks for PUBACKs in
+order), so a record confirmed early on one partition waits for the older ones.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -20,12 +21,12 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from mqtt_bridge.connection import Received
 from mqtt_bridge.mapping import (
     ERROR_HEADER,
     ROUTE_HEADER,
     TOPIC_HEADER,
     KafkaRecord,
-    MappingError,
     Route,
 )
 from mqtt_bridge.metrics import BridgeMetrics
@@ -49,6 +50,7 @@ class _Pending:
     session: int
     received: float
     mqtt_topic: str
+    payload: bytes
     done: bool = False
     dead_letter: str | None = None  # the reason, once it goes to the dead-letter topic
 
@@ -73,7 +75,7 @@ class Bridge:
         self.ack_many = ack_many
         self.metrics = metrics or BridgeMetrics()
         self._pending: deque[_Pending] = deque()
-        self._inbox: deque[tuple[str, bytes, _Pending]] = deque()
+        self._inbox: deque[_Pending] = deque()  # received, not produced yet
         self._out_counters: dict[str, Any] = {}
         self._out_counts: dict[str, int] = {}  # confirmed since the last _ack_ready, per route
         self._route_of: dict[str, int] = {}  # MQTT topic -> route index (-1: none matches)
@@ -102,13 +104,22 @@ class Bridge:
 
     def receive(self, mqtt_topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
         """Take one MQTT message in; `run` maps and produces it, its ack follows Kafka's."""
-        pending = _Pending(mid, qos, self._session, time.monotonic(), mqtt_topic)
+        self.receive_many([(mqtt_topic, payload, mid, qos, dup)])
+
+    def receive_many(self, messages: list[Received]) -> None:
+        """Take MQTT messages in, in order of arrival (BridgeClient's `on_messages`)."""
+        session, now = self._session, time.monotonic()
+        entries = [
+            _Pending(mid, qos, session, now, topic, payload)
+            for topic, payload, mid, qos, _ in messages
+        ]
         with self._lock:
-            self._pending.append(pending)
-            self._inbox.append((mqtt_topic, payload, pending))
-        self.metrics.pending.inc()
-        if dup:
-            self.metrics.redelivered.inc()
+            self._pending.extend(entries)
+            self._inbox.extend(entries)
+        self.metrics.pending.inc(len(entries))
+        redelivered = sum([message[4] for message in messages])
+        if redelivered:
+            self.metrics.redelivered.inc(redelivered)
 
     def forward_received(self, limit: int = 10_000) -> int:
         """Map and produce the messages received so far (up to `limit`); how many there were.
@@ -116,22 +127,29 @@ class Bridge:
         Messages of one route are mapped as one batch (one codec call for their samples).
         """
         with self._lock:
-            taken = [self._inbox.popleft() for _ in range(min(limit, len(self._inbox)))]
+            if limit >= len(self._inbox):
+                taken = list(self._inbox)
+                self._inbox.clear()
+            else:
+                taken = [self._inbox.popleft() for _ in range(limit)]
         if not taken:
             return 0
-        by_route: dict[int, list[tuple[str, bytes, _Pending]]] = {}
+        by_route: dict[int, list[_Pending]] = {}
         route_of = self._route_of
-        for message in taken:
-            route_index = route_of.get(message[0])
+        for pending in taken:
+            route_index = route_of.get(pending.mqtt_topic)
             if route_index is None:
-                route_index = self._match(message[0])
-            by_route.setdefault(route_index, []).append(message)
+                route_index = self._match(pending.mqtt_topic)
+            messages = by_route.get(route_index)
+            if messages is None:
+                messages = by_route[route_index] = []
+            messages.append(pending)
         for route_index, messages in by_route.items():
             if route_index < 0:
-                for topic, payload, pending in messages:
+                for pending in messages:
                     self.metrics.messages_in.labels("(none)").inc()
-                    reason = f"no route matches topic {topic!r}"
-                    self._dead_letter(topic, payload, "(none)", reason, pending)
+                    reason = f"no route matches topic {pending.mqtt_topic!r}"
+                    self._dead_letter("(none)", reason, pending)
                 continue
             self._forward_route(self.routes[route_index], messages)
         return len(taken)
@@ -145,26 +163,36 @@ class Bridge:
         self._route_of[mqtt_topic] = index
         return index
 
-    def _forward_route(self, route: Route, messages: list[tuple[str, bytes, _Pending]]) -> None:
+    def _forward_route(self, route: Route, messages: list[_Pending]) -> None:
         label = route.spec.topic_filter
         self.metrics.messages_in.labels(label).inc(len(messages))
-        topics = [topic for topic, _, _ in messages]
-        results = route.map_batch(topics, [payload for _, payload, _ in messages])
-        for (topic, payload, pending), result in zip(messages, results, strict=True):
-            if isinstance(result, MappingError):
-                self._dead_letter(topic, payload, label, str(result), pending)
-            else:
+        topics = [pending.mqtt_topic for pending in messages]
+        results = route.map_batch(topics, [pending.payload for pending in messages])
+        produce, delivered = self.producer.produce, self._delivered
+        for pending, result in zip(messages, results, strict=True):
+            if type(result) is not KafkaRecord:
+                self._dead_letter(label, str(result), pending)
+                continue
+            try:  # _produce's first try, inline: this loop runs once per message
+                produce(
+                    result.topic,
+                    result.value,
+                    result.key,
+                    headers=result.headers,
+                    on_delivery=functools.partial(delivered, pending, label),
+                )
+            except BufferError:
                 self._produce(result, pending, label)
 
-    def _dead_letter(
-        self, mqtt_topic: str, payload: bytes, route: str, reason: str, pending: _Pending
-    ) -> None:
+    def _dead_letter(self, route: str, reason: str, pending: _Pending) -> None:
+        """Send the message's MQTT payload to the dead-letter topic, the reason in a header."""
+        mqtt_topic = pending.mqtt_topic
         log.warning("dead letter from %s: %s", mqtt_topic, reason)
         device = mqtt_topic.rsplit("/", 1)[-1]
         record = KafkaRecord(
             self.dead_letter_topic,
             device.encode(),
-            payload,
+            pending.payload,
             [
                 (TOPIC_HEADER, mqtt_topic.encode()),
                 (ROUTE_HEADER, route.encode()),
@@ -175,9 +203,7 @@ class Bridge:
         self._produce(record, pending, "dlq")
 
     def _produce(self, record: KafkaRecord, pending: _Pending, label: str) -> None:
-        def delivered(error: KafkaError | None, message: Message) -> None:
-            self._delivered(error, record, pending, label)
-
+        delivered = functools.partial(self._delivered, pending, label)
         while True:
             try:
                 self.producer.produce(
@@ -194,19 +220,18 @@ class Bridge:
     # producer callbacks (the run loop's thread) ------------------------------------------
 
     def _delivered(
-        self, error: KafkaError | None, record: KafkaRecord, pending: _Pending, label: str
+        self, pending: _Pending, label: str, error: KafkaError | None, message: Message
     ) -> None:
         if error is not None:
             # Retriable errors never get here (message.timeout.ms=0 retries forever): this
             # record cannot be written, so its message goes to the dead-letter topic instead.
-            if record.topic == self.dead_letter_topic:
+            if pending.dead_letter is not None:  # it was the dead letter
                 # Acknowledging would lose the message and waiting would hold every later
                 # ack: stop, so the supervisor restarts the bridge and the broker resends.
                 self._fatal = f"the dead-letter topic refused a record: {error.str()}"
                 return
-            reason = f"Kafka refused the record for {record.topic}: {error.str()}"
-            mqtt_topic = pending.mqtt_topic
-            self._dead_letter(mqtt_topic, record.value, label, reason, pending)
+            reason = f"Kafka refused the record for {message.topic()}: {error.str()}"
+            self._dead_letter(label, reason, pending)
             return
         self._out_counts[label] = self._out_counts.get(label, 0) + 1
         if pending.dead_letter is not None:
@@ -227,21 +252,25 @@ class Bridge:
             self._records_out(label).inc(count)
         self._out_counts.clear()
         now = time.monotonic()
-        batch: list[int] = []
+        mids: list[int] = []
         acknowledged = 0
+        lags: dict[float, int] = {}  # receive time -> messages (a read's messages share it)
         with self._lock:
-            while self._pending and self._pending[0].done:
-                entry = self._pending.popleft()
+            pending, session = self._pending, self._session
+            while pending and pending[0].done:
+                entry = pending.popleft()
                 acknowledged += 1
-                if entry.session != self._session or entry.qos == 0:
+                if entry.session != session or entry.qos == 0:
                     continue
-                if self.ack_many is not None and entry.qos == 1:
-                    batch.append(entry.mid)
+                if entry.qos == 1 and self.ack_many is not None:
+                    mids.append(entry.mid)
                 else:
                     self.ack(entry.mid, entry.qos)
-                self.metrics.ack_lag.observe(now - entry.received)
-            if batch and self.ack_many is not None:
-                self.ack_many(batch)
+                lags[entry.received] = lags.get(entry.received, 0) + 1
+            if mids and self.ack_many is not None:
+                self.ack_many(mids)
+        for received, count in lags.items():
+            self.metrics.ack_lag.observe(now - received, count)
         if acknowledged:
             self.metrics.pending.dec(acknowledged)
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import orjson
 from paho.mqtt.client import topic_matches_sub
 
 from kafkaml.protocol import Codec, EncodeError, InputFormat, Side, side_from_config
@@ -41,8 +43,8 @@ _JSON_TYPES: dict[str, frozenset[type]] = {
     "string": frozenset({str}),
 }
 _ENCODE_ERRORS = (EncodeError, OverflowError, ValueError, TypeError)
-_MISSING = object()
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+TOPIC_CACHE = 100_000  # MQTT topics whose device id is remembered, per route
 
 
 class MappingError(ValueError):
@@ -53,8 +55,7 @@ class RouteConfigError(ValueError):
     """A route cannot be built from its settings; the message names the route."""
 
 
-@dataclass(frozen=True)
-class KafkaRecord:
+class KafkaRecord(NamedTuple):
     """What the bridge produces for one MQTT message."""
 
     topic: str
@@ -109,6 +110,17 @@ class Route:
         """The input_config that announces this route's Kafka topic in a control message."""
         return self.codec().input_config()
 
+    def _topic_keys(self, mqtt_topic: str) -> tuple[bytes, bytes]:
+        """(the device id, the topic) as bytes for the record, remembered per topic: devices
+        repeat their topics. Raises MappingError as device_id does."""
+        cache = self._topic_cache
+        keys = cache.get(mqtt_topic)
+        if keys is None:
+            if len(cache) >= TOPIC_CACHE:
+                cache.clear()
+            keys = cache[mqtt_topic] = (self.device_id(mqtt_topic).encode(), mqtt_topic.encode())
+        return keys
+
     def device_id(self, mqtt_topic: str) -> str:
         """The device id: the configured level of the MQTT topic; MappingError when absent."""
         levels = mqtt_topic.split("/")
@@ -138,32 +150,38 @@ class Route:
         only when that fails is each encoded alone, to find the one that does not fit.
         """
         results: list[KafkaRecord | MappingError | None] = [None] * len(payloads)
-        rows: list[list[Any]] = []
-        fitting: list[tuple[int, str, str, dict[str, Any]]] = []
+        rows: list[Sequence[Any]] = []
+        fitting: list[tuple[int, bytes, bytes, dict[str, Any]]] = []
+        topic_keys, values = self._topic_keys, self._values
         for index, (topic, payload) in enumerate(zip(mqtt_topics, payloads, strict=True)):
             try:
-                device = self.device_id(topic)
+                device, topic_bytes = topic_keys(topic)
                 document = _parse(payload)
-                rows.append(self._values(document))
+                rows.append(values(document))
             except MappingError as error:
                 results[index] = error
                 continue
-            fitting.append((index, topic, device, document))
-        for (index, topic, device, document), value in zip(
+            fitting.append((index, device, topic_bytes, document))
+        kafka_topic, header_fields = self.kafka_topic, self.spec.header_fields
+        for (index, device, topic_bytes, document), value in zip(
             fitting, self._encode_all(rows), strict=True
         ):
             if isinstance(value, MappingError):
                 results[index] = value
-            else:
-                results[index] = KafkaRecord(
-                    self.kafka_topic, device.encode(), value, self._headers(topic, document)
-                )
+                continue
+            headers: list[tuple[str, str | bytes | None]] = [(TOPIC_HEADER, topic_bytes)]
+            if header_fields:
+                headers += _header_values(document, header_fields)
+            results[index] = KafkaRecord(kafka_topic, device, value, headers)
         return [result for result in results if result is not None]
 
-    def _values(self, document: dict[str, Any]) -> list[Any]:
-        """The fields' values in sample order; the common case (every value of its JSON type
-        already) costs one type check each, anything else goes through the full checks."""
-        values = [document.get(name, _MISSING) for name in self._names]
+    def _values(self, document: dict[str, Any]) -> Sequence[Any]:
+        """The fields' values in sample order; the common case (every field there, of its JSON
+        type already) costs one type check each, anything else goes through the full checks."""
+        try:
+            values = self._pick(document)
+        except KeyError:
+            return [_field_value(document, spec) for spec in self.fields]  # names the missing
         uniform = self._uniform_types
         if uniform is not None:
             if set(map(type, values)) <= uniform:  # C loops: the hot path of a busy bridge
@@ -172,7 +190,7 @@ class Route:
             return values
         return [_field_value(document, spec) for spec in self.fields]
 
-    def _encode_all(self, rows: list[list[Any]]) -> list[bytes | MappingError]:
+    def _encode_all(self, rows: list[Sequence[Any]]) -> list[bytes | MappingError]:
         if not rows:
             return []
         try:
@@ -189,25 +207,27 @@ class Route:
                 )
         return encoded
 
-    def _encode(self, rows: list[list[Any]]) -> list[bytes]:
+    def _encode(self, rows: list[Sequence[Any]]) -> list[bytes]:
         if self.dtype is None:
             return self.side.encode(
                 [dict(zip(self._names, row, strict=True)) for row in rows], "data"
             )
         return self.side.encode(np.asarray(rows, dtype=self.dtype), "data")
 
-    def _headers(
-        self, mqtt_topic: str, document: dict[str, Any]
-    ) -> list[tuple[str, str | bytes | None]]:
-        headers: list[tuple[str, str | bytes | None]] = [(TOPIC_HEADER, mqtt_topic.encode())]
-        for name in self.spec.header_fields:
-            if name in document:
-                headers.append((name, json.dumps(document[name]).encode()))
-        return headers
-
     @functools.cached_property
     def _names(self) -> tuple[str, ...]:
         return tuple(spec.field for spec in self.fields)
+
+    @functools.cached_property
+    def _pick(self) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+        """The fields' values of a document as a tuple, in one C call (KeyError: one missing)."""
+        if len(self._names) == 1:
+            return lambda document: (document[self._names[0]],)
+        return operator.itemgetter(*self._names)
+
+    @functools.cached_property
+    def _topic_cache(self) -> dict[str, tuple[bytes, bytes]]:
+        return {}
 
     @functools.cached_property
     def _uniform_types(self) -> frozenset[type] | None:
@@ -235,14 +255,30 @@ def _common_dtype(fields: tuple[FieldSpec, ...]) -> np.dtype[Any]:
     return np.result_type(*(np.dtype(f.type) for f in fields))
 
 
+def _header_values(
+    document: dict[str, Any], names: Sequence[str]
+) -> list[tuple[str, str | bytes | None]]:
+    return [(name, json.dumps(document[name]).encode()) for name in names if name in document]
+
+
 def _parse(payload: bytes) -> dict[str, Any]:
     try:
-        document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise MappingError(f"the payload is not JSON: {error}") from None
+        document = orjson.loads(payload)  # several times faster than json's
+    except orjson.JSONDecodeError:
+        document = _parse_standard(payload)
     if not isinstance(document, dict):
         raise MappingError(f"the payload is a JSON {type(document).__name__}, not an object")
     return document
+
+
+def _parse_standard(payload: bytes) -> Any:
+    """Python's json decides what orjson refused: it also takes NaN, Infinity, UTF-16 and 32,
+    integers past 64 bits (the field checks refuse those later), and its error names the
+    place of a fault."""
+    try:
+        return json.loads(payload)
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise MappingError(f"the payload is not JSON: {error}") from None
 
 
 def _field_value(document: dict[str, Any], spec: FieldSpec) -> Any:

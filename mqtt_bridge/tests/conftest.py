@@ -64,6 +64,7 @@ class RunningBridge:
         self.subscribed = threading.Event()
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self.bridge.on_message
+        self.client.on_messages = self.bridge.receive_many
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.bridge.run, args=(self._stop,), daemon=True)
         connect(self.client, settings)
