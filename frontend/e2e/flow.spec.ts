@@ -325,12 +325,14 @@ test("a first-time user trains, deploys and watches a model", async ({ page }) =
     await noSeriousA11yViolations(page, "worker credential");
     await screenshot(page, "worker-credential");
     await page.getByRole("button", { name: "I have copied it" }).click();
+    await expect(page.getByRole("dialog")).toBeHidden(); // closed, not fading out under the scan
     const row = page.getByTestId("worker-hospital-a");
     await expect(row).toContainText("blobs [4] × 400");
     await expect(row).not.toContainText("kmlw.");
     await row.getByRole("button", { name: "Revoke" }).click();
     await page.getByRole("dialog").getByRole("button", { name: "Revoke" }).click();
     await expect(row).toContainText("revoked");
+    await expect(page.getByRole("dialog")).toBeHidden();
     await noSeriousA11yViolations(page, "workers");
     await screenshot(page, "workers-revoked");
   });
