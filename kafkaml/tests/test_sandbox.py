@@ -213,15 +213,7 @@ def test_killing_the_sandboxs_process_group_ends_a_child_that_left_the_session(
         f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
         "time.sleep(600)\n"
     )
-    launch = Sandbox().launch(
-        [sys.executable, "-c", code], env={}, cwd=tmp_path,
-        network=[Endpoint("127.0.0.1", listening)], die_with_parent=False,
-    )  # fmt: skip
-    process = subprocess.Popen(
-        launch.argv, env=launch.env, cwd=launch.cwd, start_new_session=True,
-        pass_fds=launch.pass_fds,
-    )  # fmt: skip
-    launch.close()
+    process = _launched_in_own_session(code, tmp_path, listening)
     wait_until(lambda: _running_code(child), "the setsid() child to start")
     started = _descendants(process.pid)
     assert len(started) >= 4, started  # bwrap stages, the sandbox's init, the code, its child
@@ -232,14 +224,11 @@ def test_killing_the_sandboxs_process_group_ends_a_child_that_left_the_session(
     wait_until(lambda: not [p for p in started if Path(f"/proc/{p}").exists()], "all to go")
 
 
-def test_kill_group_ends_what_a_launch_left_when_its_outer_bwrap_died_alone(
-    tmp_path: Path, listening: int
-) -> None:
-    """What the local runner does once a job's first process has ended: the rest of its
-    sandbox, reparented but still in the job's process group, goes too."""
-    code = f"import time; time.sleep({600 + os.getpid() % 1000}.25)"
+def _launched_in_own_session(code: str, cwd: Path, listening: int) -> subprocess.Popen[bytes]:
+    """`code` launched as the local runner launches a job: sandboxed, with a route to
+    `listening`, in a process group of its own."""
     launch = Sandbox().launch(
-        [sys.executable, "-c", code], env={}, cwd=tmp_path,
+        [sys.executable, "-c", code], env={}, cwd=cwd,
         network=[Endpoint("127.0.0.1", listening)], die_with_parent=False,
     )  # fmt: skip
     process = subprocess.Popen(
@@ -247,6 +236,16 @@ def test_kill_group_ends_what_a_launch_left_when_its_outer_bwrap_died_alone(
         pass_fds=launch.pass_fds,
     )  # fmt: skip
     launch.close()
+    return process
+
+
+def test_kill_group_ends_what_a_launch_left_when_its_outer_bwrap_died_alone(
+    tmp_path: Path, listening: int
+) -> None:
+    """What the local runner does once a job's first process has ended: the rest of its
+    sandbox, reparented but still in the job's process group, goes too."""
+    code = f"import time; time.sleep({600 + os.getpid() % 1000}.25)"
+    process = _launched_in_own_session(code, tmp_path, listening)
     try:
         argv = [sys.executable.encode(), b"-c", code.encode(), b""]
         wait_until(lambda: argv in map(_argv, _descendants(process.pid)), "the code to start")
