@@ -1,8 +1,8 @@
 """Turning one micro-batch of model outputs into record values, and early-exit routing.
 
-Per-record Python work is what limits a Python stream processor, so the common case (a 2-D array
-of finite floats or ints) is formatted for the whole batch by one C-level `%` formatting of a
-repeated row template; only unusual outputs take the per-row `json` path.
+Per-record Python work is what limits a Python stream processor, so a 2-D prediction of numbers
+is written for the whole batch by one orjson call and split into rows with two byte-level
+passes; only outputs orjson cannot write (object or complex arrays) take the per-row `json` path.
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ import math
 from typing import Any
 
 import numpy as np
+import orjson
 from numpy.typing import NDArray
 
-# Enough significant digits that the printed number parses back to the same value of the dtype.
-_FLOAT_DIGITS = {np.dtype(np.float16): 5, np.dtype(np.float32): 9, np.dtype(np.float64): 17}
+_ROW_START = b'{"values":['
+_ROW_END = b"]}"
+# Between two rows of a 2-D array written by orjson (`[[1,2],[3,4]]`): numbers hold no brackets.
+_ROW_SEPARATOR = b"],["
 
 
 class ModelOutputError(RuntimeError):
@@ -26,32 +29,30 @@ def format_values(prediction: NDArray[Any]) -> list[bytes]:
     """One `{"values": [...]}` JSON document per row of `prediction` (leading axis = batch).
 
     A 1-D prediction gives one-element lists; rows of more than one dimension keep their nesting
-    (as Kafka-ML's `prediction[i].tolist()` did). Float32 values are written with 9 significant
-    digits, which parse back to the identical float32. NaN and infinities become `null`, so
-    every value is valid JSON.
+    (as Kafka-ML's `prediction[i].tolist()` did). Floats are written in the shortest form that
+    parses back to the identical value of their dtype (orjson). NaN and infinities become `null`,
+    so every value is valid JSON.
     """
     if prediction.ndim == 1:
         prediction = prediction.reshape(-1, 1)
-    template = _row_template(prediction)
-    if template is None:
-        return [_json_row(row) for row in prediction.tolist()]
     if len(prediction) == 0:
         return []
-    text = (template * len(prediction)) % tuple(prediction.ravel().tolist())
-    return text[:-1].split(b"\n")
+    try:
+        if prediction.ndim == 2:
+            return _orjson_rows(np.ascontiguousarray(prediction))
+        return [
+            b'{"values":' + orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"}"
+            for row in np.ascontiguousarray(prediction)
+        ]
+    except orjson.JSONEncodeError:  # a dtype orjson does not write, e.g. object or complex
+        return [_json_row(row) for row in prediction.tolist()]
 
 
-def _row_template(prediction: NDArray[Any]) -> bytes | None:
-    """A `%`-format for one row with a newline, or None when the fast path does not apply."""
-    if prediction.ndim != 2:
-        return None
-    if prediction.dtype.kind in "iu":
-        spec = b"%d"
-    elif prediction.dtype in _FLOAT_DIGITS and bool(np.isfinite(prediction).all()):
-        spec = b"%%.%dg" % _FLOAT_DIGITS[prediction.dtype]
-    else:
-        return None
-    return b'{"values":[' + b",".join([spec] * prediction.shape[1]) + b"]}\n"
+def _orjson_rows(prediction: NDArray[Any]) -> list[bytes]:
+    """The rows of a non-empty 2-D array as documents: one orjson call, a replace, a split."""
+    text = orjson.dumps(prediction, option=orjson.OPT_SERIALIZE_NUMPY)
+    rows = text[2:-2].replace(_ROW_SEPARATOR, _ROW_END + b"\n" + _ROW_START)
+    return (_ROW_START + rows + _ROW_END).split(b"\n")
 
 
 def _json_row(row: Any) -> bytes:

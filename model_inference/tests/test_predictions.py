@@ -62,6 +62,28 @@ def test_rows_of_several_dimensions_keep_their_nesting() -> None:
     assert parsed == prediction.tolist()
 
 
+def test_rows_of_several_dimensions_write_nan_as_null() -> None:
+    prediction = np.array([[[0.5, np.nan]], [[np.inf, 1.0]]], dtype=np.float32)
+    assert [json.loads(value) for value in format_values(prediction)] == [
+        {"values": [[0.5, None]]},
+        {"values": [[None, 1.0]]},
+    ]
+
+
+def test_outputs_orjson_cannot_write_take_the_json_path() -> None:
+    prediction = np.array([[1, 0.5], [float("nan"), "a"]], dtype=object)
+    assert [json.loads(value) for value in format_values(prediction)] == [
+        {"values": [1, 0.5]},
+        {"values": [None, "a"]},
+    ]
+
+
+def test_boolean_and_non_contiguous_predictions_are_written_row_by_row() -> None:
+    assert format_values(np.array([[True, False]])) == [b'{"values":[true,false]}']
+    columns = np.arange(6, dtype=np.int32).reshape(2, 3)[:, ::2]
+    assert format_values(columns) == [b'{"values":[0,2]}', b'{"values":[3,5]}']
+
+
 def test_rows_whose_highest_value_is_below_the_limit_are_forwarded() -> None:
     prediction = np.array([[0.2, 0.7], [0.9, 0.1], [0.8, 0.2]], dtype=np.float32)
     assert forward_mask(prediction, 0.8).tolist() == [True, False, False]
