@@ -1,8 +1,8 @@
 """Turning one micro-batch of model outputs into record values, and early-exit routing.
 
-Per-record Python work is what limits a Python stream processor, so a 2-D prediction of numbers
-is written for the whole batch by one orjson call and split into rows with two byte-level
-passes; only outputs orjson cannot write (object or complex arrays) take the per-row `json` path.
+Per-record Python work is what limits a Python stream processor, so a prediction of numbers is
+written for the whole batch at once (`json_documents`: one orjson call, split into rows); only
+outputs orjson cannot write (object or complex arrays) take the per-row `json` path.
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ import math
 from typing import Any
 
 import numpy as np
-import orjson
 from numpy.typing import NDArray
 
-_ROW_START = b'{"values":['
-_ROW_END = b"]}"
-# Between two rows of a 2-D array written by orjson (`[[1,2],[3,4]]`): numbers hold no brackets.
-_ROW_SEPARATOR = b"],["
+from kafkaml.protocol.json_format import json_documents
+
+# Each output value: `{"values": [...]}`, the field Kafka-ML's consumers read.
+_OUTPUT_FIELD = "values"
 
 
 class ModelOutputError(RuntimeError):
@@ -30,29 +29,15 @@ def format_values(prediction: NDArray[Any]) -> list[bytes]:
 
     A 1-D prediction gives one-element lists; rows of more than one dimension keep their nesting
     (as Kafka-ML's `prediction[i].tolist()` did). Floats are written in the shortest form that
-    parses back to the identical value of their dtype (orjson). NaN and infinities become `null`,
-    so every value is valid JSON.
+    parses back to the identical value of their dtype. NaN and infinities become `null`, so
+    every value is valid JSON.
     """
     if prediction.ndim == 1:
         prediction = prediction.reshape(-1, 1)
-    if len(prediction) == 0:
-        return []
-    try:
-        if prediction.ndim == 2:
-            return _orjson_rows(np.ascontiguousarray(prediction))
-        return [
-            b'{"values":' + orjson.dumps(row, option=orjson.OPT_SERIALIZE_NUMPY) + b"}"
-            for row in np.ascontiguousarray(prediction)
-        ]
-    except orjson.JSONEncodeError:  # a dtype orjson does not write, e.g. object or complex
+    documents = json_documents(prediction, _OUTPUT_FIELD)
+    if documents is None:  # a dtype orjson does not write, e.g. object or complex
         return [_json_row(row) for row in prediction.tolist()]
-
-
-def _orjson_rows(prediction: NDArray[Any]) -> list[bytes]:
-    """The rows of a non-empty 2-D array as documents: one orjson call, a replace, a split."""
-    text = orjson.dumps(prediction, option=orjson.OPT_SERIALIZE_NUMPY)
-    rows = text[2:-2].replace(_ROW_SEPARATOR, _ROW_END + b"\n" + _ROW_START)
-    return (_ROW_START + rows + _ROW_END).split(b"\n")
+    return documents
 
 
 def _json_row(row: Any) -> bytes:

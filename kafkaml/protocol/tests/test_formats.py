@@ -22,6 +22,7 @@ from kafkaml.protocol import (
     decode_batch,
     infer_side,
 )
+from kafkaml.protocol.json_format import json_documents
 
 NUMERIC_DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                   "uint64", "float16", "float32", "float64", "complex64"]  # fmt: skip
@@ -89,6 +90,14 @@ def test_json_round_trips_finite_arrays_with_their_dtype_and_shape(
     np.testing.assert_array_equal(x_back, x)
     assert y_back is not None
     np.testing.assert_array_equal(y_back, y)
+
+
+def test_json_documents_split_one_batch_write_into_samples_and_keep_negative_zero() -> None:
+    assert json_documents(np.array([1.5, -0.0], dtype=np.float32)) == [b"1.5", b"-0.0"]
+    assert json_documents(np.array([[1, 2], [3, 4]]), "x") == [b'{"x":[1,2]}', b'{"x":[3,4]}']
+    deep = np.arange(8, dtype=np.int8).reshape(2, 2, 2)
+    assert [json.loads(d) for d in json_documents(deep) or []] == deep.tolist()
+    assert json_documents(np.array([[1j]])) is None
 
 
 # -- Kafka-ML's bytes ------------------------------------------------------------------------
