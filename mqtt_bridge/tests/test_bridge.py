@@ -96,7 +96,7 @@ def test_bad_payloads_go_to_the_dead_letter_topic_with_the_reason_and_are_counte
     for payload in payloads:
         publisher.publish(device_topic, payload).wait_for_publish(30)
 
-    assert [r.value() for r in good.wait_for(2)] == [b"[80.25,12.5,33]", b"[-4,0,21]"]
+    assert [r.value() for r in good.wait_for(2)] == [b"[80.25,12.5,33.0]", b"[-4.0,0.0,21.0]"]
     letters = bad.wait_for(4)
     reasons = [dict(cast(Headers, r.headers()))[ERROR_HEADER].decode() for r in letters]
     assert letters[0].value() == b"{not json"
