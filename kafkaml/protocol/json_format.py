@@ -208,9 +208,12 @@ def _dumps(sample: Any, index: int, role: Role) -> bytes:
 
 
 def _parse_all(blobs: Sequence[bytes | None], role: Role) -> list[Any]:
+    """Each record parsed by orjson; a batch orjson refuses (a bad record, or NaN, Infinity
+    or integers beyond 64 bits, which Python's json reads) is parsed again by json, which then
+    accepts the same records and names a bad one in the same words."""
     try:
-        return list(map(json.loads, blobs))  # type: ignore[arg-type]
-    except (ValueError, TypeError):  # find and name the bad one
+        return list(map(orjson.loads, blobs))  # type: ignore[arg-type]
+    except (ValueError, TypeError):
         return [_parse_one(blob, index, role) for index, blob in enumerate(blobs)]
 
 
