@@ -282,6 +282,8 @@ def _netns(spec: dict[str, Any], command: list[str]) -> None:
             listener.bind((address, port))
             listener.listen(1024)
             listeners.append(listener)
+        # Fails (EPIPE) when the host side is gone, which may have died before the root bwrap
+        # armed its death signal: then no sandbox starts, that nothing would tie to the job.
         socket.send_fds(channel, [_HELLO], [listener.fileno() for listener in listeners])
     except OSError as error:
         print(f"kafkaml egress: cannot open the job's routes: {error}", file=sys.stderr)

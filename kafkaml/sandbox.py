@@ -29,7 +29,16 @@ through `Sandbox.launch`, which wraps the command in `bwrap`:
   with the forwarding process, the group's leader). SIGTERM is ignored by the bwrap processes
   themselves (`env --ignore-signal`) and the forwarder, so a graceful stop is not cut short;
   SIGKILL to the group ends the pid namespace's init, and the kernel then kills everything in
-  the sandbox, `setsid()` or not.
+  the sandbox, `setsid()` or not;
+- no orphans: when any one link of a job's chain dies alone (the forwarding process, a bwrap
+  process, an init), everything below it dies too, whether or not a runner watches. Each bwrap
+  has `--die-with-parent`, and the root stage has a pid namespace of its own (see
+  `_outer_as_root`: the kernel does not let a parent-death signal cross from that root bwrap to
+  the sandbox user). The netns step hands its listeners to the forwarding process before it
+  starts the sandbox: if that process died before the root bwrap armed its death signal, the
+  hand-over fails and the step exits. Left to the runner (`kill_group`, `kill_launch`): a
+  launch whose root bwrap leads the group itself (`KAFKAML_SANDBOX_JOB_NETWORK=host`), and the
+  microseconds between a bwrap's fork of its init and the init arming its death signal.
 
 `KAFKAML_SANDBOX=none` runs the command directly with the caller's rights: only for
 development on a machine without bubblewrap; it logs a warning on every launch.
@@ -40,11 +49,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import shutil
 import signal
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +86,8 @@ _ETC = (
 )
 SCRATCH = "/tmp"
 MIB = 1024 * 1024
+# Every process of a launch has `LAUNCH_VARIABLE=<its marker>` in its environment (`Launch.marker`).
+LAUNCH_VARIABLE = "KAFKAML_LAUNCH"
 
 
 class SandboxUnavailable(OSError):
@@ -123,6 +136,9 @@ class Launch:
     cwd: str
     # File descriptors the command reads copied files from: pass them (`pass_fds`), then close.
     pass_fds: tuple[int, ...] = ()
+    # A random id in `env` (LAUNCH_VARIABLE), which every process of the launch inherits: what
+    # tells its processes from others that reuse their pids (`carries`, `kill_launch`).
+    marker: str = ""
 
     def close(self) -> None:
         """Close `pass_fds` in this process (after Popen, which gave the child its copies)."""
@@ -196,6 +212,7 @@ class Sandbox:
         Raises SandboxUnavailable (see `check`), OSError when a file cannot be read.
         """
         self.check()
+        marker = uuid.uuid4().hex
         if self.mode == "none":
             log.warning(
                 "KAFKAML_SANDBOX=none: user code runs UNSANDBOXED with the rights of uid %s; "
@@ -203,13 +220,15 @@ class Sandbox:
                 "read the data dir, the database and the secrets)",
                 os.geteuid(),
             )
-            return Launch([*argv], {**env}, str(cwd))
+            return Launch([*argv], {**env, LAUNCH_VARIABLE: marker}, str(cwd), marker=marker)
         plan = self._egress_plan(network)
         copies = _copies(files)
         # With routes, the netns step makes the namespace (bwrap keeps it) and the sandbox must
         # not outlive the process that carries them.
         dies = die_with_parent or plan is not None
-        bwrap = self._bwrap_inner(network is not False, dies, new_session=die_with_parent)
+        root = os.geteuid() == 0
+        # As root, the unprivileged bwrap's parent is the root stage, never the caller.
+        bwrap = self._bwrap_inner(network is not False, dies or root, new_session=die_with_parent)
         if plan is not None:
             host_end, inner_end = (end.detach() for end in socket.socketpair())
             bwrap = egress.netns_command(plan, bwrap, channel=inner_end)
@@ -217,7 +236,7 @@ class Sandbox:
         view = _view_args(visible_paths(), copies, self.max_file_bytes)
         tail = self._inner_tail([*self._limits(), *argv], hidden)
         command = ["env", "--ignore-signal=TERM"]
-        if os.geteuid() == 0:
+        if root:
             command += [*self._outer_as_root(dies, view), *self._drop(), *bwrap]
             command += ["--ro-bind", "/", "/", "--bind", SCRATCH, SCRATCH, *tail]
         else:
@@ -228,8 +247,8 @@ class Sandbox:
                 plan, command, channel=host_end, inner=inner_end, passed=fds
             )
             fds = (host_end, inner_end, *fds)
-        home = {"HOME": SCRATCH, "TMPDIR": SCRATCH}
-        return Launch(command, {**env, **home}, str(cwd), fds)
+        own = {"HOME": SCRATCH, "TMPDIR": SCRATCH, LAUNCH_VARIABLE: marker}
+        return Launch(command, {**env, **own}, str(cwd), fds, marker)
 
     def _egress_plan(self, network: bool | Sequence[Endpoint]) -> egress.Plan | None:
         """The routes for `network` when it names endpoints (None: no network, or the host's)."""
@@ -286,8 +305,16 @@ class Sandbox:
         return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups", "--"]
 
     def _outer_as_root(self, die_with_parent: bool, view: list[str]) -> list[str]:
-        """A root bwrap that only assembles the read-only view and may change uid once."""
+        """A root bwrap that only assembles the read-only view and may change uid once.
+
+        Its own pid namespace ties the stages below it to its life: the kernel sends a parent-death
+        signal only where the dying parent may signal the child, and this bwrap (root, but with
+        every capability dropped) may not signal the sandbox user's processes, so the
+        unprivileged bwrap's `--die-with-parent` never fired when this one died alone. Its init
+        is root like itself and gets the signal; when that init dies, the kernel kills every
+        process of the namespace, whatever its uid."""
         args = ["bwrap", "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        args.append("--unshare-pid")
         if die_with_parent:
             args.append("--die-with-parent")
         # The host /proc, uncovered: the second stage may mount a fresh proc only where one is
@@ -343,6 +370,64 @@ def kill_group(pgid: int, timeout_s: float = 10.0) -> list[int]:
     while any(_running(member) for member in members) and time.monotonic() < deadline:
         time.sleep(0.02)
     return members
+
+
+def carries(pid: int, marker: str) -> bool:
+    """Whether process `pid` runs (a zombie does not) with `marker` in its environment: it is a
+    process of the launch whose `Launch.marker` that is, not one that reuses its pid. False
+    too when its environment cannot be read (another user's process, when not root)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    entry = f"{LAUNCH_VARIABLE}={marker}".encode()
+    return bool(marker) and entry in environ.split(b"\0") and _running(pid)
+
+
+def kill_launch(marker: str, timeout_s: float = 10.0) -> list[int]:
+    """SIGKILL every process that carries `marker` (`carries`), wherever its parent or group,
+    then wait (up to `timeout_s`) until none of them is left, zombies aside; the pids killed.
+
+    For the remains of a launch whose first process ended while nobody watched it (the backend
+    was down): its pid and group id may belong to other processes by now, its marker not. Each
+    process is signalled through a pidfd opened before its environment is read, so a pid that
+    is reused meanwhile is never signalled.
+    """
+    killed: dict[int, int] = {}  # pidfd -> pid
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            pidfd = os.pidfd_open(int(entry.name))
+        except OSError:  # gone already
+            continue
+        try:
+            if carries(int(entry.name), marker):
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                killed[pidfd] = int(entry.name)
+                continue
+        except ProcessLookupError:
+            pass
+        os.close(pidfd)
+    _wait_exited(list(killed), timeout_s)
+    return sorted(killed.values())
+
+
+def _wait_exited(pidfds: list[int], timeout_s: float) -> None:
+    """Wait until each pidfd's process has exited (a pidfd polls readable then), up to
+    `timeout_s`; close them."""
+    poller = select.poll()
+    for pidfd in pidfds:
+        poller.register(pidfd, select.POLLIN)
+    left, deadline = set(pidfds), time.monotonic() + timeout_s
+    try:
+        while left and time.monotonic() < deadline:
+            for pidfd, _ in poller.poll(max(1, int((deadline - time.monotonic()) * 1000))):
+                poller.unregister(pidfd)
+                left.discard(pidfd)
+    finally:
+        for pidfd in pidfds:
+            os.close(pidfd)
 
 
 def _groups() -> dict[int, int]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from kafkaml import egress
 from kafkaml.egress import Endpoint
 from kafkaml.sandbox import (
     MIB,
@@ -25,7 +26,9 @@ from kafkaml.sandbox import (
     SandboxUnavailable,
     _descendants,
     _running,
+    carries,
     kill_group,
+    kill_launch,
 )
 from kafkaml.settings import PROJECT_ROOT
 from kafkaml.testing import wait_until
@@ -213,7 +216,7 @@ def test_killing_the_sandboxs_process_group_ends_a_child_that_left_the_session(
         f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
         "time.sleep(600)\n"
     )
-    process = _launched_in_own_session(code, tmp_path, listening)
+    process, _ = _launched_in_own_session(code, tmp_path, listening)
     wait_until(lambda: _running_code(child), "the setsid() child to start")
     started = _descendants(process.pid)
     assert len(started) >= 4, started  # bwrap stages, the sandbox's init, the code, its child
@@ -224,45 +227,144 @@ def test_killing_the_sandboxs_process_group_ends_a_child_that_left_the_session(
     wait_until(lambda: not [p for p in started if Path(f"/proc/{p}").exists()], "all to go")
 
 
-def _launched_in_own_session(code: str, cwd: Path, listening: int) -> subprocess.Popen[bytes]:
+def _launched_in_own_session(
+    code: str,
+    cwd: Path,
+    listening: int,
+    *,
+    sandbox: Sandbox | None = None,
+    network: list[Endpoint] | bool | None = None,
+    die_with_parent: bool = False,
+) -> tuple[subprocess.Popen[bytes], str]:
     """`code` launched as the local runner launches a job: sandboxed, with a route to
-    `listening`, in a process group of its own."""
-    launch = Sandbox().launch(
+    `listening` (or `network`), in a process group of its own; the process and the launch's
+    marker."""
+    launch = (sandbox or Sandbox()).launch(
         [sys.executable, "-c", code], env={}, cwd=cwd,
-        network=[Endpoint("127.0.0.1", listening)], die_with_parent=False,
+        network=[Endpoint("127.0.0.1", listening)] if network is None else network,
+        die_with_parent=die_with_parent,
     )  # fmt: skip
     process = subprocess.Popen(
         launch.argv, env=launch.env, cwd=launch.cwd, start_new_session=True,
         pass_fds=launch.pass_fds,
     )  # fmt: skip
     launch.close()
-    return process
+    return process, launch.marker
 
 
-def test_kill_group_ends_what_a_launch_left_when_its_outer_bwrap_died_alone(
+def _chain(process: subprocess.Popen[bytes], code: str) -> list[int]:
+    """Once `code` runs: the pids from the launch's first process down to the code's."""
+    argv = [sys.executable.encode(), b"-c", code.encode(), b""]
+    wait_until(lambda: argv in map(_argv, _descendants(process.pid)), "the code to start")
+    chain = [process.pid, *_descendants(process.pid)]
+    assert _argv(chain[-1]) == argv, [_argv(pid)[:1] for pid in chain]
+    return chain
+
+
+def _ended(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, 9)
+    process.wait()
+
+
+@pytest.mark.parametrize("form", ["job", "validation"])
+def test_no_link_of_a_launch_killed_alone_leaves_what_lies_below_it_running(
+    tmp_path: Path, listening: int, form: str
+) -> None:
+    """Nobody watches and nobody kills the group: the kernel alone ends the rest of the chain,
+    whichever link dies (the forwarding process, a bwrap, an init). As root, the root bwrap's
+    death signal could not reach the sandbox user's stages before it had a pid namespace."""
+    code = f"import time; time.sleep({700 + os.getpid() % 1000}.5)"
+    validation = form == "validation"
+    links, link = None, 0
+    while links is None or link < links:
+        process, _ = _launched_in_own_session(
+            code, tmp_path, listening, network=False if validation else None,
+            die_with_parent=validation,
+        )  # fmt: skip
+        try:
+            chain = _chain(process, code)
+            links, name = len(chain) - 1, _argv(chain[link])[0]
+            os.kill(chain[link], 9)
+            wait_until(
+                lambda c=chain: not [pid for pid in c if _running(pid)],  # type: ignore[misc]
+                f"every process below link {link} ({name!r}) to go",
+                timeout_s=30,
+            )
+        finally:
+            _ended(process)
+        link += 1
+    assert links >= 2  # at least a bwrap and its init above the code
+
+
+def test_a_netns_step_whose_forwarding_process_is_gone_starts_no_sandbox(tmp_path: Path) -> None:
+    """The forwarding process died before the root bwrap armed its death signal: the netns
+    step cannot hand the listeners over, and exits instead of starting the sandbox."""
+    host_end, inner_end = socket.socketpair()
+    host_end.close()
+    marker = tmp_path / "started"
+    plan = egress.plan([Endpoint("127.0.0.1", 9)])
+    command = egress.netns_command(plan, ["touch", str(marker)], channel=inner_end.fileno())
+    result = subprocess.run(
+        command, pass_fds=[inner_end.fileno()], capture_output=True, text=True, timeout=60
+    )
+    inner_end.close()
+    assert result.returncode == egress.NETNS_FAILED, result.stderr
+    assert "cannot open the job's routes" in result.stderr
+    assert not marker.exists()
+
+
+def test_kill_group_ends_what_a_launch_left_when_its_first_process_died_alone(
     tmp_path: Path, listening: int
 ) -> None:
     """What the local runner does once a job's first process has ended: the rest of its
-    sandbox, reparented but still in the job's process group, goes too."""
+    sandbox, reparented but still in the job's process group, goes too. With the host's
+    network (no forwarding process) the first process is the launch's outer bwrap, and nothing
+    ties the stages below it to it: a job must not die with the backend that started it."""
     code = f"import time; time.sleep({600 + os.getpid() % 1000}.25)"
-    process = _launched_in_own_session(code, tmp_path, listening)
+    process, _ = _launched_in_own_session(
+        code, tmp_path, listening, sandbox=Sandbox(job_network="host")
+    )
     try:
-        argv = [sys.executable.encode(), b"-c", code.encode(), b""]
-        wait_until(lambda: argv in map(_argv, _descendants(process.pid)), "the code to start")
-        started = _descendants(process.pid)
-        outer = next(pid for pid in started if _argv(pid)[:1] == [b"bwrap"])
-
-        os.kill(outer, 9)
+        chain = _chain(process, code)
+        os.kill(process.pid, 9)
         os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # the launch ended, unreaped
-        if os.geteuid() == 0:  # the stages below the root bwrap lost its death signal to setpriv
-            assert argv in [_argv(pid) for pid in started if _running(pid)]
+        assert _running(chain[-1])
         killed = kill_group(process.pid)
         process.wait()
-        assert not [pid for pid in started if _running(pid)], killed
+        assert not [pid for pid in chain if _running(pid)], killed
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, 9)
-        process.wait()
+        _ended(process)
+
+
+def test_kill_launch_ends_a_launchs_remains_by_its_marker_and_nothing_else(
+    tmp_path: Path, listening: int
+) -> None:
+    """What the reconciler does for a job whose first process ended while no backend watched:
+    its pid is no clue any more; the marker in its processes' environment is."""
+    code = f"import time; time.sleep({800 + os.getpid() % 1000}.75)"
+    process, marker = _launched_in_own_session(
+        code, tmp_path, listening, sandbox=Sandbox(job_network="host")
+    )
+    other, _ = _launched_in_own_session(
+        code, tmp_path, listening, sandbox=Sandbox(job_network="host")
+    )
+    try:
+        chain = _chain(process, code)
+        others = _chain(other, code)
+        assert all(carries(pid, marker) for pid in chain)
+        assert not any(carries(pid, marker) for pid in others)
+        os.kill(process.pid, 9)
+        process.wait()  # reaped: its pid and group id may now be anyone's
+        assert not carries(process.pid, marker)
+
+        killed = kill_launch(marker)  # those below a killed init may go with it, unsignalled
+        assert killed and set(killed) <= set(chain[1:])
+        assert not [pid for pid in chain if _running(pid)]
+        assert all(_running(pid) for pid in others)
+    finally:
+        _ended(process)
+        _ended(other)
 
 
 def _argv(pid: int) -> list[bytes]:
@@ -298,7 +400,8 @@ def test_mode_none_runs_the_command_as_is_and_warns_loudly(
         launch = Sandbox(mode="none").launch(
             ["/bin/true"], env={"A": "1"}, cwd=tmp_path, network=False, die_with_parent=True
         )
-    assert (launch.argv, launch.env, launch.cwd) == (["/bin/true"], {"A": "1"}, str(tmp_path))
+    assert (launch.argv, launch.cwd) == (["/bin/true"], str(tmp_path))
+    assert launch.env == {"A": "1", "KAFKAML_LAUNCH": launch.marker} and launch.marker
     assert "UNSANDBOXED" in caplog.text
 
 

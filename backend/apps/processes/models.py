@@ -22,6 +22,9 @@ class JobProcess(models.Model):
     object_id = models.BigIntegerField()
     replica = models.PositiveIntegerField(default=0)
     pid = models.PositiveIntegerField()
+    # The launch's marker (`kafkaml.sandbox.Launch.marker`), in the environment of each of its
+    # processes: tells them from processes that reuse their pids. "" on rows from before it.
+    launch_marker = models.CharField(max_length=64, blank=True, default="")
     log_path = models.CharField(max_length=1000)
     started_at = models.DateTimeField(auto_now_add=True)
     stop_requested = models.BooleanField(default=False)

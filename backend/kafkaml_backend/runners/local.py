@@ -45,7 +45,7 @@ from backend.kafkaml_backend.runners import events
 from backend.kafkaml_backend.runners.base import JobKind, JobStatus
 from kafkaml.egress import Endpoint, cluster_endpoints, off_host, url_endpoint
 from kafkaml.kafka import KafkaSettings
-from kafkaml.sandbox import Sandbox, kill_group
+from kafkaml.sandbox import Sandbox, carries, kill_group, kill_launch
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 20.0
@@ -119,18 +119,22 @@ class LocalRunner:
             "KAFKAML_JOB_TOKEN": ",".join(issue_job_token("result", pk) for pk in ids),
         }
         try:
-            process = self._spawn("model_training", env, log_path)
+            process, marker = self._spawn("model_training", env, log_path)
         except OSError as error:  # no log folder, no interpreter: the result says why
             for pk in ids:
                 events.results().result_failed(pk, f"the job process did not start: {error}")
             return
         JobProcess.objects.bulk_create(
             JobProcess(
-                kind=ProcessKind.RESULT, object_id=pk, pid=process.pid, log_path=str(log_path)
+                kind=ProcessKind.RESULT,
+                object_id=pk,
+                pid=process.pid,
+                launch_marker=marker,
+                log_path=str(log_path),
             )
             for pk in ids
         )
-        self._watch(process)
+        self._watch(process, marker)
 
     def start_inference(self, inference_id: int, replicas: int) -> None:
         """`replicas` `model_inference` processes."""
@@ -162,20 +166,22 @@ class LocalRunner:
             "KAFKAML_INFERENCE_REPLICA": str(replica),
             "KAFKAML_JOB_TOKEN": issue_job_token("inference", inference_id),
         }
-        process = self._spawn("model_inference", env, log_path, brokers)
+        process, marker = self._spawn("model_inference", env, log_path, brokers)
         row = JobProcess.objects.create(
             kind=ProcessKind.INFERENCE,
             object_id=inference_id,
             replica=replica,
             pid=process.pid,
+            launch_marker=marker,
             log_path=str(log_path),
         )
-        self._watch(process)
+        self._watch(process, marker)
         return row
 
     def _spawn(
         self, module: str, job_env: Mapping[str, str], log_path: Path, brokers: Sequence[str] = ()
-    ) -> subprocess.Popen[bytes]:
+    ) -> tuple[subprocess.Popen[bytes], str]:
+        """The started job process and its launch's marker. Raises OSError."""
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         env = {
             # The backend's own KAFKAML_ settings (database, secret key) are not the job's.
@@ -205,7 +211,7 @@ class LocalRunner:
         )
         try:
             with log_path.open("ab") as log:
-                return subprocess.Popen(
+                process = subprocess.Popen(
                     launch.argv,
                     cwd=launch.cwd,
                     env=launch.env,
@@ -217,6 +223,7 @@ class LocalRunner:
                 )
         finally:
             launch.close()
+        return process, launch.marker
 
     def _egress(self, brokers: Sequence[str]) -> list[Endpoint]:
         """Where a job may connect: the cluster's brokers (as its metadata advertises them), the
@@ -226,11 +233,14 @@ class LocalRunner:
             allowed += off_host(cluster_endpoints(self.kafka.with_bootstrap(servers)))
         return allowed
 
-    def _watch(self, process: subprocess.Popen[bytes]) -> None:
+    def _watch(self, process: subprocess.Popen[bytes], marker: str) -> None:
         with _watched_lock:
             _watched[process.pid] = process
         threading.Thread(
-            target=_wait_and_record, args=(process,), name=f"job-{process.pid}", daemon=True
+            target=_wait_and_record,
+            args=(process, marker),
+            name=f"job-{process.pid}",
+            daemon=True,
         ).start()
 
     # --- stopping and changing ------------------------------------------------------------
@@ -289,16 +299,16 @@ def _live(kind: str, object_id: int) -> list[JobProcess]:
 
 def _stop_rows(rows: Iterable[JobProcess]) -> None:
     """SIGTERM to each row's process group now, SIGKILL after STOP_GRACE_S if it remains."""
-    pids: set[int] = set()
+    launches: set[tuple[int, str]] = set()
     for row in rows:
         if row.ended_at is not None:
             continue
         JobProcess.objects.filter(pk=row.pk).update(stop_requested=True)
-        pids.add(row.pid)
-    for pid in pids:
-        if _alive(pid):
+        launches.add((row.pid, row.launch_marker))
+    for pid, marker in launches:
+        if _alive(pid, marker):
             _signal_group(pid, signal.SIGTERM)
-            timer = threading.Timer(STOP_GRACE_S, _kill_if_alive, args=(pid,))
+            timer = threading.Timer(STOP_GRACE_S, _kill_if_alive, args=(pid, marker))
             timer.daemon = True
             timer.start()
 
@@ -314,8 +324,12 @@ def _tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    """Whether `pid` is a live (not zombie) kafkaml job process."""
+def _alive(pid: int, marker: str = "") -> bool:
+    """Whether `pid` is a live (not zombie) kafkaml job process: the one launched with `marker`
+    (`JobProcess.launch_marker`), not one that reuses its pid; any job process for "" (rows
+    from before markers)."""
+    if marker:
+        return carries(pid, marker)
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -331,8 +345,8 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def _kill_if_alive(pid: int) -> None:
-    if _alive(pid):
+def _kill_if_alive(pid: int, marker: str = "") -> None:
+    if _alive(pid, marker):
         _signal_group(pid, signal.SIGKILL)
 
 
@@ -345,7 +359,7 @@ def describe_exit(code: int) -> str:
     return f"the job process exited with code {code}"
 
 
-def _wait_and_record(process: subprocess.Popen[bytes]) -> None:
+def _wait_and_record(process: subprocess.Popen[bytes], marker: str) -> None:
     with contextlib.suppress(ChildProcessError):  # only this thread reaps it; if not, go on
         os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped
     # Whatever is left in its group lost its parent (say the outer bwrap was killed alone): a
@@ -354,7 +368,7 @@ def _wait_and_record(process: subprocess.Popen[bytes]) -> None:
         log.info("job process %s ended; killed what was left in its group: %s", process.pid, left)
     code = process.wait()
     try:
-        record_end(process.pid, describe_exit(code), exit_code=code)
+        record_end(process.pid, describe_exit(code), exit_code=code, marker=marker)
     except Exception:  # the thread's top: the next reconcile() records what is left open
         log.exception("could not record the end of job process %s", process.pid)
     finally:
@@ -363,16 +377,22 @@ def _wait_and_record(process: subprocess.Popen[bytes]) -> None:
         connection.close()  # this thread's own database connection
 
 
-def record_end(pid: int, reason: str, *, exit_code: int | None = None) -> None:
+def record_end(
+    pid: int, reason: str, *, exit_code: int | None = None, marker: str | None = None
+) -> None:
     """Record that process `pid` ended: fail its results that are still active, restart the
-    inference replica it was (or fail the inference past the crash-loop limit).
+    inference replica it was (or fail the inference past the crash-loop limit). `marker`: only
+    the rows of that launch (a row of an earlier process with the same pid is left open);
+    None: every row of `pid`.
 
     Idempotent: rows already ended are left alone, and the services change only active
     objects. A process that ends after its stop (its rows have `stop_requested`) changes nothing.
     """
     close_old_connections()
-    rows = list(JobProcess.objects.filter(pid=pid, ended_at__isnull=True))
-    for row in rows:
+    rows = JobProcess.objects.filter(pid=pid, ended_at__isnull=True)
+    if marker is not None:
+        rows = rows.filter(launch_marker=marker)
+    for row in list(rows):
         updated = JobProcess.objects.filter(pk=row.pk, ended_at__isnull=True).update(
             ended_at=timezone.now(), exit_code=exit_code, end_reason=reason
         )
@@ -436,7 +456,7 @@ def _still_wanted(inference_id: int, replica: int) -> bool:
 def _record_health(inference_id: int, *, last_exit_reason: str = "") -> None:
     """Write the inference's ready replicas and restarts as the rows and the OS show them."""
     rows = JobProcess.objects.filter(kind=ProcessKind.INFERENCE, object_id=inference_id)
-    ready = sum(1 for row in rows if row.ended_at is None and _alive(row.pid))
+    ready = sum(1 for row in rows if row.ended_at is None and _alive(row.pid, row.launch_marker))
     restarts = rows.filter(ended_at__isnull=False, stop_requested=False).count()
     events.inferences().inference_replicas(inference_id, ready=ready, restarts=restarts,
                                            last_exit_reason=last_exit_reason)  # fmt: skip
@@ -516,20 +536,22 @@ def stop_all_jobs(*, grace_s: float = 20.0) -> list[int]:
             log.exception("could not record the stop on %s", row)
     JobProcess.objects.filter(pk__in=[row.pk for row in rows]).update(stop_requested=True)
     cancel_restarts()
-    live = sorted({row.pid for row in rows if _alive(row.pid)})
-    for pid in live:
+    live = sorted(
+        {(row.pid, row.launch_marker) for row in rows if _alive(row.pid, row.launch_marker)}
+    )
+    for pid, _ in live:
         _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while any(_alive(pid) for pid in live) and time.monotonic() < deadline:
+    while any(_alive(*launch) for launch in live) and time.monotonic() < deadline:
         time.sleep(0.2)
-    for pid in live:
-        _kill_if_alive(pid)
+    for launch in live:
+        _kill_if_alive(*launch)
     for pid in {row.pid for row in rows}:
         try:
             record_end(pid, STACK_STOPPED)
         except Exception:
             log.exception("could not record the end of job process %s", pid)
-    return live
+    return [pid for pid, _ in live]
 
 
 def watched_pids() -> set[int]:
@@ -541,6 +563,11 @@ def watched_pids() -> set[int]:
 def reconcile(*, skip_watched: bool = True) -> list[int]:
     """Check every process believed alive; record those that are gone. Returns their pids.
 
+    A job whose first process is gone may have left the rest of its sandbox running (a link of
+    it died alone while nobody watched): whatever carries its launch's marker is killed first,
+    and nothing else, however its pids were reused (`kafkaml.sandbox.kill_launch`). Rows from
+    before markers are only recorded.
+
     Processes that a watcher thread of this backend waits on are left to it (`skip_watched`;
     False checks them too, as a freshly started backend that watches nothing would). Call at
     start-up and now and then (`start_reconciler`). A row that cannot be recorded is logged and
@@ -549,12 +576,16 @@ def reconcile(*, skip_watched: bool = True) -> list[int]:
     with _watched_lock:
         watched = set(_watched) if skip_watched else set()
     gone: list[int] = []
-    pids = set(JobProcess.objects.filter(ended_at__isnull=True).values_list("pid", flat=True))
-    for pid in sorted(pids - watched):
-        if _alive(pid):
+    rows = JobProcess.objects.filter(ended_at__isnull=True)
+    launches = set(rows.values_list("pid", "launch_marker"))
+    for pid, marker in sorted(launch for launch in launches if launch[0] not in watched):
+        if _alive(pid, marker):
             continue
+        if marker and (left := kill_launch(marker)):
+            log.warning("job process %s ended unwatched; killed what was left of it: %s",
+                        pid, left)  # fmt: skip
         try:
-            record_end(pid, ENDED_UNWATCHED)
+            record_end(pid, ENDED_UNWATCHED, marker=marker)
         except Exception:
             log.exception("could not record the end of job process %s", pid)
         gone.append(pid)

@@ -3,12 +3,14 @@ HTTP, the real broker, the real database; jobs finish, die, stop, and survive a 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,7 +30,9 @@ from backend.kafkaml_backend.runners.local import (
 )
 from backend.testing import deployed, finished_result, stored_model
 from kafkaml.datasources import RawSink
+from kafkaml.egress import Endpoint
 from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.sandbox import Sandbox, _descendants, _running, carries
 from kafkaml.testing import wait_until
 
 DEADLINE_S = 120.0
@@ -222,6 +226,84 @@ def test_a_job_that_ended_while_no_backend_watched_fails_its_result_with_its_log
     assert ENDED_UNWATCHED in result.error
     assert log_path.read_text().strip().splitlines()[-1] in result.error
     assert reconcile() == []
+
+
+Starter = Callable[..., "subprocess.Popen[bytes]"]
+
+
+@pytest.fixture
+def start_group() -> Iterator[Starter]:
+    """Starts a command in a process group of its own, as the runner starts a job; each
+    group is SIGKILLed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        started.append(subprocess.Popen(argv, start_new_session=True, **options))
+        return started[-1]
+
+    yield start
+    for process in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def test_the_reconciler_kills_what_a_job_left_when_its_first_process_died_unwatched(
+    transactional_db: None, tmp_path: Path, start_group: Starter
+) -> None:
+    """The backend was down when the job's first process died alone; the rest of its sandbox
+    runs on, reparented. Here the launch's root bwrap leads the group (the host's network), so
+    nothing ties the stages below it to it."""
+    code = f"import time; time.sleep({900 + os.getpid() % 1000}.125)"
+    launch = Sandbox(job_network="host").launch(
+        [sys.executable, "-c", code], env={}, cwd=tmp_path, network=[Endpoint("127.0.0.1", 9)],
+        die_with_parent=False,
+    )  # fmt: skip
+    job = start_group(launch.argv, env=launch.env, cwd=launch.cwd, pass_fds=launch.pass_fds)
+    launch.close()
+    JobProcess.objects.create(
+        kind="inference", object_id=0, pid=job.pid, launch_marker=launch.marker, log_path="-"
+    )
+    code_pid = wait_until(lambda: _running_code(job.pid, code), "the job's code to start")
+    job.kill()
+    job.wait()  # reaped, as init reaps it once its backend is gone: the pid is free for reuse
+    assert _running(code_pid)
+
+    assert reconcile(skip_watched=False) == [job.pid]
+
+    assert not _running(code_pid)
+    assert not [pid for pid in _descendants(1) if carries(pid, launch.marker)]
+    assert JobProcess.objects.get(pid=job.pid).end_reason == ENDED_UNWATCHED
+
+
+def _running_code(pid: int, code: str) -> int | None:
+    """The pid of the descendant of `pid` that runs `python -c code`, if one does."""
+    tail = [code.encode(), b""]
+    for child in _descendants(pid):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[-2:] == tail:
+                return child
+    return None
+
+
+def test_the_reconciler_kills_no_process_that_reuses_a_jobs_pid(
+    transactional_db: None, start_group: Starter
+) -> None:
+    """A job's first process ended unwatched and its pid now leads another process group, of a
+    process that even looks like a job: the reconciler records the job's end and kills none of
+    that group."""
+    code = "import subprocess, sys, time; subprocess.Popen(['sleep', '600']); time.sleep(600)"
+    other = start_group([sys.executable, "-c", code, "-m", "model_inference"])
+    child = wait_until(lambda: _descendants(other.pid), "the other process's child")[0]
+    JobProcess.objects.create(
+        kind="inference", object_id=0, pid=other.pid, launch_marker=uuid.uuid4().hex, log_path="-"
+    )
+
+    assert reconcile(skip_watched=False) == [other.pid]
+
+    assert _running(other.pid) and _running(child)
+    assert JobProcess.objects.get(pid=other.pid).end_reason == ENDED_UNWATCHED
+    assert reconcile(skip_watched=False) == []
 
 
 def test_replicas_that_cannot_load_their_model_leave_the_inference_failed_with_the_log(
