@@ -10,10 +10,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kafkaml import cli
 from kafkaml.client import Client, KafkamlError
 from kafkaml.rest import BackendError, BackendTimeout, RestClient, Retries
 
@@ -251,3 +253,25 @@ def test_the_python_client_waits_its_create_timeout_for_a_create_and_says_what_t
     message = str(create_raised.value)
     assert "did not answer within 0.5 s" in message and "may still complete" in message
     assert "kafkaml models list" in message and "KAFKAML_CLIENT_CREATE_TIMEOUT_S" in message
+
+
+def test_the_cli_reads_the_create_timeout_from_the_environment_and_prints_what_happened(
+    server: CannedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("KAFKAML_CLIENT_CREATE_TIMEOUT_S", "0.5")
+    (tmp_path / "net.py").write_text("model = None\n")
+    server.answers = [Answer(200, {"id": 1, "username": "ada"}), Answer(201, MODEL, delay_s=3)]
+    assert cli.main(["login", "--url", server.url, "--token", TOKEN]) == 0
+
+    code = cli.main(
+        ["models", "create", "net", "--framework", "pytorch", "--code", str(tmp_path / "net.py")]
+    )
+
+    error = capsys.readouterr().err
+    assert code == cli.EXIT_FAILED
+    assert "did not answer within 0.5 s" in error and "may still complete" in error
+    assert "kafkaml models list" in error and "Traceback" not in error
