@@ -93,10 +93,25 @@ def _show(args: argparse.Namespace, records: Any, columns: Sequence[str]) -> int
     return 0
 
 
-def _list_or_show(args: argparse.Namespace, resource: Any, columns: Sequence[str]) -> int:
-    """`list` or `show ID` of a resource of the client (models, configurations, ...)."""
-    records = resource.list() if args.action == "list" else resource.get(args.id)
-    return _show(args, records, columns)
+def _shared_action(
+    args: argparse.Namespace, resource: Any, noun: str, columns: Sequence[str]
+) -> int | None:
+    """Run the actions resources of the client (models, configurations, ...) share: `list`,
+    `show ID`, `stop ID`, `delete ID`, `revoke ID`; None for any other action, the caller's."""
+    if args.action == "list":
+        return _show(args, resource.list(), columns)
+    if args.action in ("show", "stop"):
+        one = resource.get(args.id) if args.action == "show" else resource.stop(args.id)
+        return _show(args, one, columns)
+    if args.action == "delete":
+        resource.delete(args.id)
+        print(f"{noun} {args.id} deleted", file=sys.stderr)
+        return 0
+    if args.action == "revoke":
+        resource.revoke(args.id)
+        print(f"{noun} {args.id}'s credential revoked", file=sys.stderr)
+        return 0
+    return None
 
 
 def _cell(value: Any, limit: int) -> str:
@@ -157,12 +172,9 @@ def _logout(args: argparse.Namespace) -> int:
 
 def _models(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action in ("list", "show"):
-        return _list_or_show(args, client.models, MODEL_COLUMNS)
-    if args.action == "delete":
-        client.models.delete(args.id)
-        print(f"model {args.id} deleted", file=sys.stderr)
-        return 0
+    done = _shared_action(args, client.models, "model", MODEL_COLUMNS)
+    if done is not None:
+        return done
     if args.action == "import":
         result = client.models.import_artifact(
             Path(args.artifact).read_bytes(),
@@ -188,12 +200,9 @@ def _models(args: argparse.Namespace) -> int:
 
 def _configurations(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action in ("list", "show"):
-        return _list_or_show(args, client.configurations, CONFIGURATION_COLUMNS)
-    if args.action == "delete":
-        client.configurations.delete(args.id)
-        print(f"configuration {args.id} deleted", file=sys.stderr)
-        return 0
+    done = _shared_action(args, client.configurations, "configuration", CONFIGURATION_COLUMNS)
+    if done is not None:
+        return done
     configuration = client.configurations.create(
         name=args.name, model_ids=args.models, description=args.description
     )
@@ -219,31 +228,18 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _deployments(args: argparse.Namespace) -> int:
-    client = _client(args)
-    if args.action in ("list", "show"):
-        return _list_or_show(args, client.deployments, DEPLOYMENT_COLUMNS)
-    client.deployments.delete(args.id)
-    print(f"deployment {args.id} deleted", file=sys.stderr)
-    return 0
+    done = _shared_action(args, _client(args).deployments, "deployment", DEPLOYMENT_COLUMNS)
+    assert done is not None, args.action  # list, show and delete: all shared
+    return done
 
 
 def _results(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action == "list":
-        results = (
-            client.deployments.results(args.deployment)
-            if args.deployment
-            else client.results.list()
-        )
-        return _show(args, results, RESULT_COLUMNS)
-    if args.action == "show":
-        return _show(args, client.results.get(args.id), RESULT_COLUMNS)
-    if args.action == "stop":
-        return _show(args, client.results.stop(args.id), RESULT_COLUMNS)
-    if args.action == "delete":
-        client.results.delete(args.id)
-        print(f"result {args.id} deleted", file=sys.stderr)
-        return 0
+    if args.action == "list" and args.deployment:
+        return _show(args, client.deployments.results(args.deployment), RESULT_COLUMNS)
+    done = _shared_action(args, client.results, "result", RESULT_COLUMNS)
+    if done is not None:
+        return done
     if args.action == "logs":
         logs = client.results.logs(args.id)
         return _show(args, logs, []) if args.output == "json" else _print(logs.logs)
@@ -282,16 +278,9 @@ def _watch(args: argparse.Namespace, client: Client) -> int:
 
 def _inferences(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action == "list":
-        return _show(args, client.inferences.list(), INFERENCE_COLUMNS)
-    if args.action == "show":
-        return _show(args, client.inferences.get(args.id), INFERENCE_COLUMNS)
-    if args.action == "stop":
-        return _show(args, client.inferences.stop(args.id), INFERENCE_COLUMNS)
-    if args.action == "delete":
-        client.inferences.delete(args.id)
-        print(f"inference {args.id} deleted", file=sys.stderr)
-        return 0
+    done = _shared_action(args, client.inferences, "inference", INFERENCE_COLUMNS)
+    if done is not None:
+        return done
     if args.action == "scale":
         return _show(args, client.inferences.scale(args.id, args.replicas), INFERENCE_COLUMNS)
     if args.action == "swap":
@@ -332,12 +321,9 @@ def _datasources(args: argparse.Namespace) -> int:
 
 def _workers(args: argparse.Namespace) -> int:
     client = _client(args)
-    if args.action in ("list", "show"):
-        return _list_or_show(args, client.federated_workers, WORKER_COLUMNS)
-    if args.action == "revoke":
-        client.federated_workers.revoke(args.id)
-        print(f"worker {args.id}'s credential revoked", file=sys.stderr)
-        return 0
+    done = _shared_action(args, client.federated_workers, "worker", WORKER_COLUMNS)
+    if done is not None:
+        return done
     worker, credential = client.federated_workers.create(args.name, _datasets(args.datasets))
     if args.output == "json":
         print(json.dumps({**to_json(worker), "credential": credential}, indent=2))

@@ -44,6 +44,11 @@ class BackendError(RuntimeError):
         self.reason = reason or message
 
 
+class BackendTimeout(BackendError):
+    """The request was sent but no answer came within the time limit: the backend may still
+    carry it out (a create call may still create), so look before sending it again."""
+
+
 @dataclass(frozen=True)
 class Retries:
     """How a request that got no answer, or a status in `statuses`, is tried again: `count`
@@ -116,15 +121,21 @@ class RestClient:
         files: Mapping[str, Any] | None = None,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout_s: float | None = None,
     ) -> requests.Response:
-        """The backend's answer (status below 400), after the retries that were needed.
+        """The backend's answer (status below 400), after the retries that were needed;
+        `timeout_s` replaces the client's time limit for this request's attempts.
 
-        Raises BackendError for any other answer, or when no answer came after every retry;
-        success says nothing about the body (see `get_json`).
+        Raises BackendError for any other answer, or when no answer came after every retry
+        (BackendTimeout when the last attempt was sent and got no answer in time); success
+        says nothing about the body (see `get_json`).
         """
         url = self.url(path)
         started = time.monotonic()
-        sent = {"json": json, "data": data, "files": files, "params": params, "headers": headers}
+        sent = {
+            "json": json, "data": data, "files": files, "params": params, "headers": headers,
+            "timeout": self.timeout_s if timeout_s is None else timeout_s,
+        }  # fmt: skip
         outcome = self._attempt(method, url, **sent)
         attempts = 1
         while self._retryable(outcome) and self.retries.another(attempts, started):
@@ -138,7 +149,7 @@ class RestClient:
         if attempts == 1 or not self._retryable(outcome):
             raise outcome
         message = f"{outcome} (after {attempts} attempts)"
-        raise BackendError(
+        raise type(outcome)(
             message, status=outcome.status, extra=outcome.extra, reason=outcome.reason
         ) from outcome
 
@@ -158,10 +169,20 @@ class RestClient:
             outcome.status is None or outcome.status in self.retries.statuses
         )
 
-    def _attempt(self, method: str, url: str, **kwargs: Any) -> requests.Response | BackendError:
+    def _attempt(
+        self, method: str, url: str, *, timeout: float, **kwargs: Any
+    ) -> requests.Response | BackendError:
         """The answer to one attempt, or the BackendError it came to."""
         try:
-            response = self._session.request(method, url, timeout=self.timeout_s, **kwargs)
+            response = self._session.request(method, url, timeout=timeout, **kwargs)
+        except requests.ReadTimeout as error:
+            timed_out = BackendTimeout(
+                f"{method} {url} got no answer within {timeout:g} s",
+                reason=f"the backend at {self.base_url} did not answer within {timeout:g} s; "
+                "the request was sent and may still complete there",
+            )
+            timed_out.__cause__ = error
+            return timed_out
         except requests.RequestException as error:
             unreachable = BackendError(
                 f"{method} {url} failed: {error}",

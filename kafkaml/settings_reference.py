@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 # "module:Class" of every settings class in the project, in the table's order.
 SETTINGS_CLASSES = [
     "kafkaml.kafka:KafkaSettings",
+    "kafkaml.client.settings:ClientSettings",
     "kafkaml.local:LocalSettings",
     "kafkaml.sandbox:SandboxSettings",
     "kafkaml.k8s.settings:KubernetesRunnerSettings",

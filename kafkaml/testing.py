@@ -13,10 +13,12 @@ KAFKAML_TEST_SECURE_BROKER_PORT or a free one (its controller's too).
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -89,17 +91,34 @@ def broker_environment(port: int, directory: Path) -> dict[str, str]:
     }
 
 
+def let_go_of_failed_tests() -> None:
+    """Free what failed tests' tracebacks still hold, before a session broker stops.
+
+    A failed test's frames hold its fixture values, the session's admin client among them. They
+    stay alive in pytest's `sys.last_traceback` (the last failure) and, for every failure, in a
+    reference cycle with the exception that only a full collection frees, which a big process
+    may not run before it exits. A client kept that way reconnects to the stopped broker and
+    logs "Connection refused" every second until the interpreter exits.
+    """
+    for name in ("last_type", "last_value", "last_traceback", "last_exc"):
+        if hasattr(sys, name):
+            setattr(sys, name, None)
+    gc.collect()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """host:port of a running broker for this test session."""
     given = os.environ.get("KAFKAML_TEST_BOOTSTRAP")
     if given:
         yield given
+        let_go_of_failed_tests()
         return
     port = int(os.environ.get("KAFKAML_TEST_BROKER_PORT", "19092"))
     try:
         with scratch_broker(port, PROJECT_ROOT / ".cache" / f"test-kafka-{port}") as bootstrap:
             yield bootstrap
+            let_go_of_failed_tests()
     except LocalStackError as error:
         pytest.fail(f"could not start the test broker: {error}", pytrace=False)
 
@@ -259,6 +278,7 @@ def secure_kafka(
                 sasl_password=password,  # type: ignore[arg-type]  # pydantic coerces
                 ssl_ca_location=str(broker_certificates.ca),
             )
+            let_go_of_failed_tests()
     except LocalStackError as error:
         pytest.fail(f"could not start the SASL_SSL test broker: {error}", pytrace=False)
 

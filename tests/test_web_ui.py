@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from kafkaml import frontend
+from kafkaml.settings import PROJECT_ROOT
 from tests.web_ui_stack import ui_stack
 
 # A fixed backend port for a run by hand (an engineer's port range); a free one by default.
@@ -73,7 +74,7 @@ def stack(
 def test_a_user_trains_deploys_and_watches_a_model_in_the_browser(stack: dict[str, str]) -> None:
     npx(
         "playwright", "test", "--reporter=line",
-        env={**stack, "KAFKAML_TEST_CHROMIUM": CHROMIUM, "PYTHONPATH": str(frontend.PROJECT_ROOT)},
+        env={**stack, "KAFKAML_TEST_CHROMIUM": CHROMIUM, "PYTHONPATH": str(PROJECT_ROOT)},
         timeout=900,
     )  # fmt: skip
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from kafkaml import frontend
 from kafkaml.local import LocalSettings, prepare_backend, programs
+from kafkaml.settings import PROJECT_ROOT
 from kafkaml.testing import wait_until
 
 
@@ -80,7 +81,7 @@ def ui_stack(bootstrap: str, root: Path, port: int = 0) -> Iterator[dict[str, st
         }
     finally:
         subprocess.run(
-            [sys.executable, str(frontend.PROJECT_ROOT / "backend" / "manage.py"), "stop_jobs"],
+            [sys.executable, str(PROJECT_ROOT / "backend" / "manage.py"), "stop_jobs"],
             env={**os.environ, **programs(settings)[0].environment}, capture_output=True,
             check=False, timeout=120,
         )  # fmt: skip

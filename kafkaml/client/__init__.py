@@ -30,6 +30,7 @@ from kafkaml.client.predictions import (
     send_inputs,
     unique_keys,
 )
+from kafkaml.client.settings import ClientSettings
 from kafkaml.client.types import (
     Configuration,
     Datasource,
@@ -44,23 +45,42 @@ from kafkaml.client.types import (
     parse,
 )
 from kafkaml.kafka import KafkaSettings
-from kafkaml.rest import BackendError, RestClient
+from kafkaml.rest import BackendError, BackendTimeout, RestClient
 
 T = TypeVar("T")
 ARTIFACT_SUFFIX = {"keras": "keras", "pytorch": "pt", "onnx": "onnx"}
+# What a create call that timed out advises (the request may still complete on the server).
+_LIST_MODELS = "Look for it in `kafkaml models list` before creating it again."
+_LIST_RESULTS = "Look for it in `kafkaml results list` before importing it again."
+_LIST_DEPLOYMENTS = "Look for it in `kafkaml deployments list` before deploying again."
 
 
 class _Api:
-    """The requests every resource makes, their errors turned into KafkamlError."""
+    """The requests every resource makes, their errors turned into KafkamlError.
 
-    def __init__(self, rest: RestClient) -> None:
+    A call given `slow` runs model code on the backend before it answers (the executor's dry
+    runs): it waits `create_timeout_s`, and `slow` says what to do when even that runs out.
+    """
+
+    def __init__(self, rest: RestClient, create_timeout_s: float) -> None:
         self.rest = rest
+        self.create_timeout_s = create_timeout_s
 
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, slow: str | None, **kwargs: Any) -> Any:
+        timeout_s = self.create_timeout_s if slow else None
         try:
-            response = self.rest.request(method, path, **kwargs)
+            return self.rest.request(method, path, timeout_s=timeout_s, **kwargs)
+        except BackendTimeout as error:
+            setting = "KAFKAML_CLIENT_CREATE_TIMEOUT_S" if slow else "KAFKAML_CLIENT_TIMEOUT_S"
+            advice = f" {slow}" if slow else ""
+            raise KafkamlError(
+                f"{error.reason}.{advice} {setting} sets how long to wait."
+            ) from error
         except BackendError as error:
             raise KafkamlError.from_backend(error) from error
+
+    def call(self, method: str, path: str, *, slow: str | None = None, **kwargs: Any) -> Any:
+        response = self.request(method, path, slow, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         try:
@@ -74,11 +94,8 @@ class _Api:
     def many(self, cls: type[T], path: str, **kwargs: Any) -> builtins.list[T]:
         return [parse(cls, item) for item in self.call("GET", path, **kwargs)]
 
-    def raw(self, path: str, **kwargs: Any) -> bytes:
-        try:
-            return self.rest.request("GET", path, **kwargs).content
-        except BackendError as error:
-            raise KafkamlError.from_backend(error) from error
+    def raw(self, path: str, *, slow: str | None = None, **kwargs: Any) -> bytes:
+        return bytes(self.request("GET", path, slow, **kwargs).content)
 
 
 class Models:
@@ -107,10 +124,11 @@ class Models:
             "name": name, "framework": framework, "code": code, "imports": imports,
             "description": description, "distributed": distributed, "upper_id": upper_id,
         }  # fmt: skip
-        return self._api.one(Model, "POST", "/api/models", json=body)
+        return self._api.one(Model, "POST", "/api/models", json=body, slow=_LIST_MODELS)
 
     def update(self, model_id: int, **changes: Any) -> Model:
-        return self._api.one(Model, "PATCH", f"/api/models/{model_id}", json=changes)
+        slow = f"See whether it changed (`kafkaml models show {model_id}`) before sending it again."
+        return self._api.one(Model, "PATCH", f"/api/models/{model_id}", json=changes, slow=slow)
 
     def import_artifact(
         self,
@@ -131,7 +149,9 @@ class Models:
             "code": code, "imports": imports, "description": description,
         }  # fmt: skip
         files = {"artifact": (f"{name}.{ARTIFACT_SUFFIX[artifact_format]}", artifact)}
-        return self._api.one(Result, "POST", "/api/models/import", data=form, files=files)
+        return self._api.one(
+            Result, "POST", "/api/models/import", data=form, files=files, slow=_LIST_RESULTS
+        )
 
     def delete(self, model_id: int) -> None:
         self._api.call("DELETE", f"/api/models/{model_id}")
@@ -200,7 +220,9 @@ class Deployments:
         }  # fmt: skip
         if options is not None:  # mode "semi-supervised" has its options in "semi_supervised"
             body[mode.replace("-", "_")] = options
-        return self._api.one(Deployment, "POST", "/api/deployments", json=body)
+        return self._api.one(
+            Deployment, "POST", "/api/deployments", json=body, slow=_LIST_DEPLOYMENTS
+        )
 
     def results(self, deployment_id: int) -> builtins.list[Result]:
         return self._api.many(Result, f"/api/deployments/{deployment_id}/results")
@@ -253,7 +275,8 @@ class Results:
         (converted once by the backend's executor and kept). Raises KafkamlError when the
         result has no trained model yet or cannot be converted."""
         params = {"artifact_format": artifact_format} if artifact_format != "native" else None
-        return self._api.raw(f"/api/results/{result_id}/artifact", params=params)
+        slow = None if params is None else "Asking again is safe: a finished conversion is kept."
+        return self._api.raw(f"/api/results/{result_id}/artifact", params=params, slow=slow)
 
     def download(
         self, result_id: int, path: str | Path | None = None, *, artifact_format: str = "native"
@@ -420,6 +443,12 @@ class Client:
     """One user's session with the API: a token, or a user name and password exchanged for
     the user's token at once. `kafka` (or `bootstrap_servers`) is needed only by `predict`.
 
+    A request waits `timeout_s` for its answer, a call that runs model code on the backend
+    first (creating, changing or importing a model, deploying, an ONNX download)
+    `create_timeout_s`; by default `settings`' (KAFKAML_CLIENT_TIMEOUT_S and
+    KAFKAML_CLIENT_CREATE_TIMEOUT_S). A call that got no answer in time raises KafkamlError
+    saying that the backend may still complete it, and what to look at before trying again.
+
     Raises KafkamlError when the credentials are refused or the backend cannot be reached.
     """
 
@@ -430,13 +459,16 @@ class Client:
         token: str | None = None,
         username: str | None = None,
         password: str | None = None,
-        timeout_s: float = 60.0,
+        timeout_s: float | None = None,
+        create_timeout_s: float | None = None,
+        settings: ClientSettings | None = None,
         bootstrap_servers: str | None = None,
         kafka: KafkaSettings | None = None,
     ) -> None:
+        settings = settings or ClientSettings()
         self.url = url.rstrip("/")
-        self._rest = RestClient(self.url, None, timeout_s=timeout_s)
-        self._api = _Api(self._rest)
+        self._rest = RestClient(self.url, None, timeout_s=timeout_s or settings.timeout_s)
+        self._api = _Api(self._rest, create_timeout_s or settings.create_timeout_s)
         if token is None:
             if username is None or password is None:
                 raise KafkamlError("give a token, or a user name and a password")

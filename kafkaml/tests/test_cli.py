@@ -113,6 +113,15 @@ def test_a_whole_flow_from_the_command_line(
     )
     assert f"for deployment {second['id']}" in replayed
     cli("results", "stop", str(second["result_ids"][0]))
+    listed = cli.json("results", "list", "--deployment", str(second["id"]))
+    assert [r["id"] for r in listed] == second["result_ids"]
+    cli("results", "delete", str(second["result_ids"][0]))
+    assert f"result {second['result_ids'][0]} deleted" in cli.err
+    cli("deployments", "delete", str(second["id"]))
+    assert f"deployment {second['id']} deleted" in cli.err
+    spare = cli.json("configurations", "create", "spare", "--models", str(model["id"]))
+    cli("configurations", "delete", str(spare["id"]))
+    assert f"configuration {spare['id']} deleted" in cli.err
 
     inference = cli.json("inferences", "create", str(result_id), "--input-topic", new_topic(),
                          "--output-topic", new_topic(), "--wait")  # fmt: skip

@@ -6,14 +6,18 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kafkaml.rest import BackendError, RestClient, Retries
+from kafkaml import cli
+from kafkaml.client import Client, KafkamlError
+from kafkaml.rest import BackendError, BackendTimeout, RestClient, Retries
 
 TOKEN = "job-token-7f3a"
 FAST = Retries(count=3, backoff_s=0.01)
@@ -23,6 +27,7 @@ FAST = Retries(count=3, backoff_s=0.01)
 class Answer:
     status: int
     body: Any = None
+    delay_s: float = 0.0  # how long the server takes to answer
 
 
 @dataclass
@@ -47,6 +52,7 @@ class CannedServer:
             Seen(handler.command, handler.path, dict(handler.headers), handler.rfile.read(length))
         )
         answer = self.answers[min(len(self.seen), len(self.answers)) - 1]
+        time.sleep(answer.delay_s)  # a slow backend, not a wait for a condition
         payload = b"" if answer.body is None else json.dumps(answer.body).encode()
         handler.send_response(answer.status)
         handler.send_header("Content-Type", "application/json")
@@ -195,3 +201,77 @@ def test_a_body_that_is_not_json_raises_a_backend_error(server: CannedServer) ->
 
     with pytest.raises(BackendError, match="no JSON"):
         client.get_json("/api/jobs/results/1/spec")
+
+
+def test_no_answer_in_time_raises_a_timeout_that_says_the_request_may_still_complete(
+    server: CannedServer,
+) -> None:
+    server.answers = [Answer(201, {"id": 7}, delay_s=3)]
+    client = RestClient(server.url, TOKEN, timeout_s=0.5)
+
+    with pytest.raises(BackendTimeout) as raised:
+        client.request("POST", "/api/models", json={})
+
+    assert raised.value.status is None
+    assert "did not answer within 0.5 s" in raised.value.reason
+    assert "may still complete" in raised.value.reason
+    assert len(server.seen) == 1  # sent once: without retries a create is not repeated
+
+
+def test_a_requests_own_time_limit_replaces_the_clients(server: CannedServer) -> None:
+    server.answers = [Answer(201, {"id": 7}, delay_s=1)]
+    client = RestClient(server.url, TOKEN, timeout_s=0.2)
+
+    response = client.request("POST", "/api/models", json={}, timeout_s=30)
+
+    assert response.json() == {"id": 7}
+
+
+MODEL = {
+    "id": 3, "name": "net", "framework": "pytorch", "code": "", "imports": "",
+    "description": "", "distributed": False, "upper_id": None, "summary": {},
+    "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+}  # fmt: skip
+
+
+def test_the_python_client_waits_its_create_timeout_for_a_create_and_says_what_to_check(
+    server: CannedServer,
+) -> None:
+    server.answers = [Answer(201, MODEL, delay_s=1), Answer(200, [], delay_s=1)]
+    client = Client(server.url, token=TOKEN, timeout_s=0.3, create_timeout_s=30)
+
+    created = client.models.create(name="net", framework="pytorch", code="")
+    with pytest.raises(KafkamlError) as raised:
+        client.models.list()  # an ordinary call: the ordinary limit
+    server.answers = [Answer(201, MODEL, delay_s=3)]
+    slow = Client(server.url, token=TOKEN, create_timeout_s=0.5)
+    with pytest.raises(KafkamlError) as create_raised:
+        slow.models.create(name="net", framework="pytorch", code="")
+
+    assert created.id == 3
+    assert "KAFKAML_CLIENT_TIMEOUT_S" in str(raised.value)
+    message = str(create_raised.value)
+    assert "did not answer within 0.5 s" in message and "may still complete" in message
+    assert "kafkaml models list" in message and "KAFKAML_CLIENT_CREATE_TIMEOUT_S" in message
+
+
+def test_the_cli_reads_the_create_timeout_from_the_environment_and_prints_what_happened(
+    server: CannedServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("KAFKAML_CLIENT_CREATE_TIMEOUT_S", "0.5")
+    (tmp_path / "net.py").write_text("model = None\n")
+    server.answers = [Answer(200, {"id": 1, "username": "ada"}), Answer(201, MODEL, delay_s=3)]
+    assert cli.main(["login", "--url", server.url, "--token", TOKEN]) == 0
+
+    code = cli.main(
+        ["models", "create", "net", "--framework", "pytorch", "--code", str(tmp_path / "net.py")]
+    )
+
+    error = capsys.readouterr().err
+    assert code == cli.EXIT_FAILED
+    assert "did not answer within 0.5 s" in error and "may still complete" in error
+    assert "kafkaml models list" in error and "Traceback" not in error

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 import numpy as np
 import pytest
@@ -174,7 +174,7 @@ def spec_file(
         {
             "inference_id": inference_id,
             "input_format": "RAW",
-            "input_config": input_config or RAW_CONFIG,
+            "input_config": RAW_CONFIG if input_config is None else input_config,
             "input_topic": input_topic,
             "output_topic": output_topic,
             **fields,
@@ -187,6 +187,35 @@ def spec_file(
 def unique_inference_id() -> int:
     """A fresh inference id per test, so group and transactional ids never meet old ones."""
     return int(time.time_ns() // 1000 % 2_000_000_000)
+
+
+class Stream(NamedTuple):
+    """An inference's fresh input and output topics, and its spec file."""
+
+    source: str
+    target: str
+    spec: SpecFile
+
+
+@pytest.fixture
+def new_stream(new_topic: Callable[..., str], tmp_path: Path) -> Callable[..., Stream]:
+    """Factory of inferences of a model between two fresh topics of `partitions` partitions,
+    each with a fresh inference id and a folder of its own for its spec and artifacts:
+    `source, target, spec = new_stream(torch_model, partitions=4, delivery="at-least-once")`
+    (other keywords are the spec's fields, as `spec_file` takes them)."""
+    count = 0
+
+    def create(model: TinyModel, *, partitions: int = 1, **fields: Any) -> Stream:
+        nonlocal count
+        count += 1
+        source, target = new_topic(partitions=partitions), new_topic(partitions=partitions)
+        directory = tmp_path / f"inference-{count}"
+        directory.mkdir()
+        fields.setdefault("inference_id", unique_inference_id())
+        spec = spec_file(directory, model, input_topic=source, output_topic=target, **fields)
+        return Stream(source, target, spec)
+
+    return create
 
 
 def start_service(
@@ -217,9 +246,26 @@ def produce_samples(
     headers: list[tuple[str, str | bytes | None]] | None = None,
 ) -> None:
     """One RAW record per row, keyed by its running number as text."""
+    produce_values(
+        kafka_settings, topic, (row.tobytes() for row in x), first_key=first_key, headers=headers
+    )
+
+
+def produce_values(
+    kafka_settings: KafkaSettings,
+    topic: str,
+    values: Iterable[bytes],
+    *,
+    first_key: int = 0,
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+    partitions: int | None = None,
+) -> None:
+    """One record per value, keyed by its running number as text; on partition `number %
+    partitions` when `partitions` is given, else where the key's hash puts it."""
     producer = make_producer(kafka_settings)
-    for number, row in enumerate(x, start=first_key):
-        producer.produce(topic, row.tobytes(), str(number).encode(), headers=headers)
+    for number, value in enumerate(values, start=first_key):
+        partition = -1 if partitions is None else number % partitions  # -1: the partitioner's
+        producer.produce(topic, value, str(number).encode(), partition, headers=headers)
         if number % 10_000 == 0:
             producer.poll(0)
     assert producer.flush(30) == 0

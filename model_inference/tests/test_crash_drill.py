@@ -19,10 +19,9 @@ import numpy as np
 
 from kafkaml.kafka import KafkaSettings, make_producer
 from model_inference.tests.conftest import (
+    Stream,
     TinyModel,
     samples,
-    spec_file,
-    unique_inference_id,
 )
 from model_inference.tests.reader import OutputReader
 from model_inference.tests.replicas import Replica
@@ -34,13 +33,11 @@ KILLS = 3
 
 def test_replica_killed_three_times_mid_stream_loses_and_duplicates_nothing(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
 ) -> None:
-    source, target = new_topic(partitions=4), new_topic(partitions=4)
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id())  # fmt: skip
+    source, target, spec = new_stream(torch_model, partitions=4)
     replicas = [Replica(spec.path, kafka_settings, str(n), tmp_path,
                         KAFKAML_INFERENCE_MAX_BATCH="500") for n in (0, 1)]  # fmt: skip
     x = samples(RECORDS)

@@ -15,13 +15,13 @@ from kafkaml.kafka import KafkaSettings, make_consumer, make_producer
 from kafkaml.testing import wait_until
 from model_inference.service import InferenceService
 from model_inference.tests.conftest import (
+    Stream,
     TinyModel,
     produce_samples,
+    produce_values,
     run_until,
     samples,
-    spec_file,
     start_service,
-    unique_inference_id,
 )
 from model_inference.tests.reader import OutputReader, read_committed
 from model_inference.tests.replicas import Replica
@@ -41,21 +41,15 @@ def _high_watermarks(kafka_settings: KafkaSettings, topic: str, partitions: int)
 
 def test_at_least_once_answers_every_input_and_dead_letters_without_transaction_markers(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    source, target, spec = new_stream(torch_model, partitions=2, delivery="at-least-once")
     x = samples(500)
     bad = {0, 7, 250}
-    producer = make_producer(kafka_settings)
-    for number, row in enumerate(x):
-        value = b"not a sample" if number in bad else row.tobytes()
-        producer.produce(source, value, str(number).encode(), partition=number % 2)
-    assert producer.flush(30) == 0
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    values = [b"not a sample" if n in bad else row.tobytes() for n, row in enumerate(x)]
+    produce_values(kafka_settings, source, values, partitions=2)
     service = start_service(spec, kafka_settings, max_batch=64)
     closing.append(service)
 
@@ -77,25 +71,17 @@ def test_at_least_once_answers_every_input_and_dead_letters_without_transaction_
 
 def test_at_least_once_commits_the_delivered_offsets_so_a_restart_answers_nothing_again(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=1), new_topic(partitions=1)
-    producer = make_producer(kafka_settings)
-    for number, row in enumerate(samples(200)):
-        producer.produce(source, row.tobytes(), str(number).encode())
-    assert producer.flush(30) == 0
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    source, target, spec = new_stream(torch_model, delivery="at-least-once")
+    produce_samples(kafka_settings, source, samples(200))
     first = start_service(spec, kafka_settings, max_batch=50)
     closing.append(first)
     run_until([first], lambda: first.committed_records >= 200)
     first.close()
-    for number, row in enumerate(samples(100, seed=1), start=200):
-        producer.produce(source, row.tobytes(), str(number).encode())
-    assert producer.flush(30) == 0
+    produce_samples(kafka_settings, source, samples(100, seed=1), first_key=200)
 
     second = start_service(spec, kafka_settings, max_batch=50)
     closing.append(second)
@@ -108,14 +94,11 @@ def test_at_least_once_commits_the_delivered_offsets_so_a_restart_answers_nothin
 
 def test_at_least_once_loses_nothing_when_a_second_replica_joins_mid_stream(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=4), new_topic(partitions=4)
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    source, target, spec = new_stream(torch_model, partitions=4, delivery="at-least-once")
     first = start_service(spec, kafka_settings, replica="0", max_batch=50)
     closing.append(first)
     stop = threading.Event()
@@ -144,7 +127,7 @@ def test_at_least_once_loses_nothing_when_a_second_replica_joins_mid_stream(
 
 def test_at_least_once_replica_killed_with_batches_in_flight_answers_every_input_in_order_per_key(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
     tmp_path: Path,
 ) -> None:
@@ -153,9 +136,7 @@ def test_at_least_once_replica_killed_with_batches_in_flight_answers_every_input
     at least once, and each key's answers come in input order within each life of the replica
     (the restart goes back to the last commit)."""
     backlog, later, keys = 3000, 500, 16
-    source, target = new_topic(partitions=2), new_topic(partitions=2)
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    source, target, spec = new_stream(torch_model, partitions=2, delivery="at-least-once")
     replica = Replica(spec.path, kafka_settings, "0", tmp_path, KAFKAML_INFERENCE_MAX_BATCH="100")
     try:
         with OutputReader(kafka_settings, target) as reader:

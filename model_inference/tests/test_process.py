@@ -16,12 +16,12 @@ from model_inference.clients import group_id
 from model_inference.tests.conftest import (
     TORCH_CODE,
     TORCH_IMPORTS,
+    Stream,
     TinyModel,
     build_tiny_model,
     produce_samples,
     samples,
     spec_file,
-    unique_inference_id,
 )
 from model_inference.tests.reader import OutputReader, read_committed
 from model_inference.tests.replicas import Replica
@@ -29,15 +29,13 @@ from model_inference.tests.replicas import Replica
 
 def test_sigterm_commits_the_batch_in_hand_and_exits_zero(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
     consumer_factory: Callable[..., Consumer],
     tmp_path: Path,
 ) -> None:
-    source, target = new_topic(partitions=2), new_topic(partitions=2)
-    inference_id = unique_inference_id()
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=inference_id)  # fmt: skip
+    source, target, spec = new_stream(torch_model, partitions=2)
+    inference_id = spec.value["inference_id"]
     x = samples(50_000)
     produce_samples(kafka_settings, source, x)
     # Small batches: the stream takes long enough to be stopped in the middle.
@@ -92,16 +90,14 @@ def test_a_fatal_error_exits_non_zero_with_the_reason_on_the_last_line(
 
 
 def test_a_model_failing_on_the_answering_thread_ends_the_replica_non_zero_with_the_reason(
-    new_topic: Callable[..., str], kafka_settings: KafkaSettings, tmp_path: Path
+    new_stream: Callable[..., Stream], kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
     # Under a backlog (full batches) batches are answered on the answering thread; this model
     # answers at most two rows whatever the batch, so every full batch fails there.
     two_rows = build_tiny_model("pytorch", TORCH_IMPORTS,
                                 TORCH_CODE.replace("return self.layers(x)",
                                                    "return self.layers(x)[:2]"))  # fmt: skip
-    source, target = new_topic(partitions=1), new_topic(partitions=1)
-    spec = spec_file(tmp_path, two_rows, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id(), delivery="at-least-once")  # fmt: skip
+    source, target, spec = new_stream(two_rows, delivery="at-least-once")
     produce_samples(kafka_settings, source, samples(640))
     replica = Replica(spec.path, kafka_settings, "0", tmp_path, KAFKAML_INFERENCE_MAX_BATCH="64")
     try:

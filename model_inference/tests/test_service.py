@@ -13,13 +13,15 @@ from typing import Any, cast
 import numpy as np
 import pytest
 
-from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.kafka import KafkaSettings
 from kafkaml.testing import wait_until
 from model_inference.service import InferenceError, InferenceService
 from model_inference.tests.conftest import (
     SpecFile,
+    Stream,
     TinyModel,
     produce_samples,
+    produce_values,
     run_until,
     samples,
     spec_file,
@@ -36,17 +38,14 @@ from model_inference.transactions import ERROR_HEADER, SOURCE_HEADER
 def test_n_inputs_give_exactly_n_outputs_with_the_keys_and_values_of_the_model(
     framework_fixture: str,
     request: pytest.FixtureRequest,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
     model: TinyModel = request.getfixturevalue(framework_fixture)
-    source, target = new_topic(partitions=3), new_topic(partitions=3)
+    source, target, spec = new_stream(model, partitions=3)
     x = samples(600)
     produce_samples(kafka_settings, source, x, headers=[("trace", b"abc")])
-    spec = spec_file(tmp_path, model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id())  # fmt: skip
     service = start_service(spec, kafka_settings, max_batch=128)
     closing.append(service)
 
@@ -65,14 +64,11 @@ def test_n_inputs_give_exactly_n_outputs_with_the_keys_and_values_of_the_model(
 
 def test_two_replicas_split_the_partitions_and_answer_each_input_once(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=4), new_topic(partitions=4)
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id())  # fmt: skip
+    source, target, spec = new_stream(torch_model, partitions=4)
     replicas = [start_service(spec, kafka_settings, replica=str(n), max_batch=100) for n in (0, 1)]
     closing.extend(replicas)
     stop = threading.Event()
@@ -102,16 +98,13 @@ def test_two_replicas_split_the_partitions_and_answer_each_input_once(
 
 def test_a_replica_joining_mid_backlog_leaves_every_input_answered_exactly_once(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=4), new_topic(partitions=4)
+    source, target, spec = new_stream(torch_model, partitions=4)
     x = samples(4000)
     produce_samples(kafka_settings, source, x)
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id())  # fmt: skip
     # Full batches: the first replica answers each on its answering thread while it produces
     # the one before, so the rebalance comes with a batch being answered, which it drops.
     first = start_service(spec, kafka_settings, replica="0", max_batch=50)
@@ -176,21 +169,15 @@ def test_early_exit_chain_forwards_unconfident_rows_and_answers_the_rest(
 
 def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_are_answered(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=1), new_topic(partitions=1)
+    source, target, spec = new_stream(torch_model)
     x = samples(300)
     bad = {3, 4, 150, 299}
-    producer = make_producer(kafka_settings)
-    for number, row in enumerate(x):
-        value = b"not a sample" if number in bad else row.tobytes()
-        producer.produce(source, value, str(number).encode(), headers=[("trace", b"t")])
-    assert producer.flush(30) == 0
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id())  # fmt: skip
+    values = [b"not a sample" if n in bad else row.tobytes() for n, row in enumerate(x)]
+    produce_values(kafka_settings, source, values, headers=[("trace", b"t")])
     service = start_service(spec, kafka_settings, max_batch=100)
     closing.append(service)
 
@@ -213,16 +200,13 @@ def test_malformed_records_go_to_the_dead_letter_topic_and_the_rest_are_answered
 def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_duplicate(
     torch_model: TinyModel,
     other_torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=1), new_topic(partitions=1)
+    source, target, spec = new_stream(torch_model)
     x = samples(1000)
     produce_samples(kafka_settings, source, x[:600])
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id())  # fmt: skip
     service = start_service(spec, kafka_settings, max_batch=64)
     closing.append(service)
 
@@ -251,19 +235,16 @@ def test_hot_swap_changes_the_model_version_at_a_batch_boundary_without_gap_or_d
 
 def test_a_spec_source_that_hangs_holds_up_no_answer(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=1), new_topic(partitions=1)
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id())  # fmt: skip
+    source, target, spec = new_stream(torch_model)
     service = start_service(spec, kafka_settings, max_batch=100)
     closing.append(service)
     # From now on every spec poll blocks in open(): a FIFO with no writer, as a backend that
     # accepts the connection and never answers.
-    fifo = tmp_path / "hanging.json"
+    fifo = spec.path.with_name("hanging.json")
     os.mkfifo(fifo)
     fifo.replace(spec.path)
     stop = threading.Event()
@@ -300,16 +281,13 @@ def _answer_the_fifo(spec: SpecFile) -> None:
 
 def test_a_restarted_replica_fences_its_predecessor_and_nothing_is_answered_twice(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    source, target, spec = new_stream(torch_model, partitions=2)
     x = samples(1000)
     produce_samples(kafka_settings, source, x)
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id())  # fmt: skip
     zombie = start_service(spec, kafka_settings, max_batch=100)
     closing.append(zombie)
     run_until([zombie], lambda: zombie.committed_records >= 200)
@@ -336,19 +314,16 @@ def assert_same_prediction(values: list[float], expected: np.ndarray[Any, Any]) 
 
 def test_an_output_on_another_cluster_gets_every_answer_through_its_own_producer(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
     # The same broker under another address: the service must treat it as another cluster.
     host, port = kafka_settings.bootstrap_servers.split(",")[0].rsplit(":", 1)
     other = f"{'localhost' if host == '127.0.0.1' else '127.0.0.1'}:{port}"
-    source, target = new_topic(partitions=2), new_topic(partitions=2)
+    source, target, spec = new_stream(torch_model, partitions=2, output_bootstrap=other)
     x = samples(500)
     produce_samples(kafka_settings, source, x)
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id(), output_bootstrap=other)  # fmt: skip
     service = start_service(spec, kafka_settings, max_batch=100)
     closing.append(service)
 

@@ -4,23 +4,22 @@ dead letters with the reason, while the rest of the batch is answered."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import pytest
 
-from kafkaml.kafka import KafkaSettings, make_producer
+from kafkaml.kafka import KafkaSettings
 from kafkaml.protocol import InputFormat, infer_side
 from model_inference.service import InferenceService
 from model_inference.tests.conftest import (
     FEATURES,
+    Stream,
     TinyModel,
+    produce_values,
     run_until,
     samples,
-    spec_file,
     start_service,
-    unique_inference_id,
     values_of,
 )
 from model_inference.tests.reader import read_committed
@@ -52,22 +51,13 @@ def _records(input_format: str, count: int) -> tuple[dict[str, Any], list[bytes]
 def test_records_of_another_shape_are_dead_letters_and_the_rest_is_answered(
     input_format: str,
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=1), new_topic(partitions=1)
-    config, values = _records(input_format, 60)
-    producer = make_producer(kafka_settings)
-    for number, value in enumerate(values):
-        producer.produce(source, value, str(number).encode())
-    assert producer.flush(30) == 0
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id(), input_format=input_format,
-                     input_config=config)  # fmt: skip
-    spec.value["input_config"] = config  # {} too: the JSON formats need no configuration
-    spec.write(torch_model, "1")
+    config, values = _records(input_format, 60)  # {}: the JSON formats need no configuration
+    source, target, spec = new_stream(torch_model, input_format=input_format, input_config=config)
+    produce_values(kafka_settings, source, values)
     service = start_service(spec, kafka_settings, max_batch=100, max_wait_ms=500)
     closing.append(service)
 
@@ -85,27 +75,18 @@ def test_records_of_another_shape_are_dead_letters_and_the_rest_is_answered(
 
 def test_a_batch_all_of_a_shape_the_model_cannot_take_is_dead_lettered_not_fatal(
     torch_model: TinyModel,
-    new_topic: Callable[..., str],
+    new_stream: Callable[..., Stream],
     kafka_settings: KafkaSettings,
-    tmp_path: Path,
     closing: list[InferenceService],
 ) -> None:
-    source, target = new_topic(partitions=1), new_topic(partitions=1)
-    producer = make_producer(kafka_settings)
-    for number, row in enumerate(samples(10)):
-        producer.produce(source, str([row.tolist()]).encode(), str(number).encode())  # [[18]]
-    assert producer.flush(30) == 0
-    spec = spec_file(tmp_path, torch_model, input_topic=source, output_topic=target,
-                     inference_id=unique_inference_id(), input_format="JSON")  # fmt: skip
-    spec.value["input_config"] = {}
-    spec.write(torch_model, "1")
+    source, target, spec = new_stream(torch_model, input_format="JSON", input_config={})
+    rows = [str([row.tolist()]).encode() for row in samples(10)]  # [[18]]-samples
+    produce_values(kafka_settings, source, rows)
     service = start_service(spec, kafka_settings)
     closing.append(service)
     run_until([service], lambda: service.committed_records >= 10)
-    later = samples(5, seed=2)
-    for number, row in enumerate(later, start=10):
-        producer.produce(source, str(row.tolist()).encode(), str(number).encode())
-    assert producer.flush(30) == 0
+    later = [str(row.tolist()).encode() for row in samples(5, seed=2)]
+    produce_values(kafka_settings, source, later, first_key=10)
     run_until([service], lambda: service.committed_records >= 15)
     service.close()
 

@@ -6,6 +6,8 @@ never imports TensorFlow or PyTorch and never runs model code itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +23,28 @@ def _client() -> ExecutorClient:
     )
 
 
+@contextmanager
+def _refusals(message: str, detailed: type[FrameworkError] | None = None) -> Iterator[None]:
+    """The executor's errors as API errors: a FrameworkError as ApplicationError (400)
+    "`message`: error", whose extra gives the facts when the error is a `detailed` one;
+    ExecutorUnavailable as ServiceUnavailableError (503)."""
+    try:
+        yield
+    except FrameworkError as error:
+        extra = _facts(error) if detailed and isinstance(error, detailed) else None
+        raise ApplicationError(f"{message}: {error}", extra) from error
+    except ExecutorUnavailable as error:
+        raise ServiceUnavailableError(f"The model code executor is unavailable: {error}") from error
+
+
+def _facts(error: FrameworkError) -> dict[str, Any]:
+    """The line and field of refused model code; the field of refused training settings."""
+    if isinstance(error, ModelCodeError):
+        return {"line": error.line, "field": error.field}
+    field = getattr(error, "field", None)
+    return {"field": field, "fields": {field or "training": [str(error)]}}
+
+
 def validate_model_code(
     *, framework: str, imports: str, code: str, distributed: bool
 ) -> dict[str, Any]:
@@ -29,18 +53,10 @@ def validate_model_code(
     Raises ApplicationError (400) with the executor's message and `extra.line` when the code is
     refused, ServiceUnavailableError (503) when the executor cannot be reached.
     """
-    try:
+    with _refusals("Model code is invalid", ModelCodeError):
         summary: dict[str, Any] = _client().validate_model(
             framework=framework, imports=imports, code=code, distributed=distributed
         )
-    except ModelCodeError as error:
-        raise ApplicationError(
-            f"Model code is invalid: {error}", {"line": error.line, "field": error.field}
-        ) from error
-    except FrameworkError as error:
-        raise ApplicationError(f"Model code is invalid: {error}") from error
-    except ExecutorUnavailable as error:
-        raise ServiceUnavailableError(f"The model code executor is unavailable: {error}") from error
     return summary
 
 
@@ -48,7 +64,7 @@ def validate_artifact(
     *, framework: str, artifact: bytes, artifact_format: str, imports: str, code: str
 ) -> dict[str, Any]:
     """The executor's summary of an imported trained model; errors as `validate_model_code`."""
-    try:
+    with _refusals("The trained model cannot be loaded", ModelCodeError):
         summary: dict[str, Any] = _client().validate_artifact(
             framework=framework,
             artifact=artifact,
@@ -56,15 +72,6 @@ def validate_artifact(
             imports=imports,
             code=code,
         )
-    except ModelCodeError as error:
-        raise ApplicationError(
-            f"The trained model cannot be loaded: {error}",
-            {"line": error.line, "field": error.field},
-        ) from error
-    except FrameworkError as error:
-        raise ApplicationError(f"The trained model cannot be loaded: {error}") from error
-    except ExecutorUnavailable as error:
-        raise ServiceUnavailableError(f"The model code executor is unavailable: {error}") from error
     return summary
 
 
@@ -78,7 +85,7 @@ def validate_training(
     eval_kwargs: dict[str, Any],
 ) -> None:
     """Dry-run training settings for one model; ApplicationError names the refused field."""
-    try:
+    with _refusals("Training settings are invalid", TrainingSettingsError):
         _client().validate_training(
             framework=framework,
             imports=imports,
@@ -87,16 +94,6 @@ def validate_training(
             fit_kwargs=fit_kwargs,
             eval_kwargs=eval_kwargs,
         )
-    except TrainingSettingsError as error:
-        field = getattr(error, "field", None)
-        raise ApplicationError(
-            f"Training settings are invalid: {error}",
-            {"field": field, "fields": {field or "training": [str(error)]}},
-        ) from error
-    except FrameworkError as error:
-        raise ApplicationError(f"Training settings are invalid: {error}") from error
-    except ExecutorUnavailable as error:
-        raise ServiceUnavailableError(f"The model code executor is unavailable: {error}") from error
 
 
 def export_onnx(
@@ -108,17 +105,12 @@ def export_onnx(
     when the executor cannot be reached. The conversion may take longer than a validation
     (the converter traces the model): its time limit is four times the executor's.
     """
-    try:
-        return ExecutorClient(
-            settings.KAFKAML.executor_url, timeout_s=4 * settings.KAFKAML.executor_timeout_s
-        ).export_onnx(
+    timeout_s = 4 * settings.KAFKAML.executor_timeout_s
+    with _refusals("The model cannot be converted to ONNX"):
+        return ExecutorClient(settings.KAFKAML.executor_url, timeout_s=timeout_s).export_onnx(
             framework=framework,
             artifact=artifact,
             artifact_format=artifact_format,
             imports=imports,
             code=code,
         )
-    except FrameworkError as error:
-        raise ApplicationError(f"The model cannot be converted to ONNX: {error}") from error
-    except ExecutorUnavailable as error:
-        raise ServiceUnavailableError(f"The model code executor is unavailable: {error}") from error

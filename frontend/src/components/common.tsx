@@ -1,4 +1,4 @@
-import { Alert, Badge, Group, Stack, Text, Title } from "@mantine/core";
+import { Alert, Badge, Button, Group, Modal, Stack, Table, Text, Title, type TableProps } from "@mantine/core";
 import type { ReactNode } from "react";
 import { ApiError } from "../api/client";
 
@@ -30,6 +30,58 @@ export function ErrorAlert({ error, title }: { error: unknown; title?: string })
   );
 }
 
+/** A list page's table: the column headings, then the rows (`Table.Tr`) the page renders. */
+export function ListTable({ columns, children, ...props }: { columns: string[]; children: ReactNode } & TableProps) {
+  return (
+    <Table striped {...props}>
+      <Table.Thead>
+        <Table.Tr>
+          {columns.map((column) => (
+            <Table.Th key={column}>{column}</Table.Th>
+          ))}
+        </Table.Tr>
+      </Table.Thead>
+      <Table.Tbody>{children}</Table.Tbody>
+    </Table>
+  );
+}
+
+/** Asks before an action that cannot be undone (delete, revoke), and shows its refusal. */
+export function ConfirmDialog({
+  opened,
+  title,
+  action,
+  error,
+  pending,
+  onConfirm,
+  onClose,
+  children,
+}: {
+  opened: boolean;
+  title: string;
+  action: string;
+  error: unknown;
+  pending: boolean;
+  onConfirm: () => void;
+  onClose: () => void;
+  children: ReactNode;
+}) {
+  return (
+    <Modal opened={opened} onClose={onClose} title={title}>
+      <Text mb="md">{children}</Text>
+      <ErrorAlert error={error} />
+      <Group justify="flex-end">
+        <Button variant="default" onClick={onClose}>
+          Keep it
+        </Button>
+        <Button color="red" loading={pending} onClick={onConfirm}>
+          {action}
+        </Button>
+      </Group>
+    </Modal>
+  );
+}
+
 /** What to do next on a page that has nothing to list yet. */
 export function EmptyState({ children }: { children: ReactNode }) {
   return (
@@ -46,12 +98,14 @@ const STATUS_COLORS: Record<string, string> = {
   finished: "#1e6b30",
   failed: "#a61e1e",
   stopped: "#8a4b00",
+  active: "#1e6b30",
+  revoked: "#a61e1e",
 };
 
-export function StatusBadge({ status }: { status: string | undefined }) {
+export function StatusBadge({ status, title }: { status: string | undefined; title?: string }) {
   const value = status ?? "created";
   return (
-    <Badge color={STATUS_COLORS[value] ?? "#495057"} variant="filled" data-testid="status" data-status={value}>
+    <Badge color={STATUS_COLORS[value] ?? "#495057"} variant="filled" data-testid="status" data-status={value} title={title}>
       {value}
     </Badge>
   );

@@ -1,10 +1,10 @@
-import { Anchor, Button, Group, Modal, MultiSelect, Stack, Table, Text, TextInput } from "@mantine/core";
+import { Anchor, Button, Group, MultiSelect, Stack, Table, TextInput } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router";
 import { api, ApiError, unwrap } from "../api/client";
 import { formatTime } from "../lib/format";
-import { EmptyState, ErrorAlert, PageHeader } from "../components/common";
+import { ConfirmDialog, EmptyState, ErrorAlert, ListTable, PageHeader } from "../components/common";
 
 export function ConfigurationsPage() {
   const client = useQueryClient();
@@ -32,66 +32,54 @@ export function ConfigurationsPage() {
         <EmptyState>No configurations yet. A configuration groups the models you train together: create one from your models, then deploy it.</EmptyState>
       )}
       {list.length > 0 && (
-        <Table striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>ID</Table.Th>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Models</Table.Th>
-              <Table.Th>Created</Table.Th>
-              <Table.Th>Actions</Table.Th>
+        <ListTable columns={["ID", "Name", "Models", "Created", "Actions"]}>
+          {list.map((configuration) => (
+            <Table.Tr key={configuration.id}>
+              <Table.Td>{configuration.id}</Table.Td>
+              <Table.Td>
+                <Anchor component={Link} to={`/configurations/${configuration.id}`}>
+                  {configuration.name}
+                </Anchor>
+              </Table.Td>
+              <Table.Td>
+                {configuration.ml_model_ids.map((id, index) => (
+                  <span key={id}>
+                    {index > 0 && ", "}
+                    <Anchor component={Link} to={`/models/${id}`}>
+                      {names.get(id) ?? id}
+                    </Anchor>
+                  </span>
+                ))}
+              </Table.Td>
+              <Table.Td>{formatTime(configuration.created_at)}</Table.Td>
+              <Table.Td>
+                <Group gap="xs">
+                  <Button size="xs" component={Link} to={`/configurations/${configuration.id}/deploy`}>
+                    Deploy
+                  </Button>
+                  <Button size="xs" variant="default" component={Link} to={`/deployments?configuration=${configuration.id}`}>
+                    Deployments
+                  </Button>
+                  <Button size="xs" color="red" variant="outline" onClick={() => setDeleting(configuration.id)}>
+                    Delete
+                  </Button>
+                </Group>
+              </Table.Td>
             </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.map((configuration) => (
-              <Table.Tr key={configuration.id}>
-                <Table.Td>{configuration.id}</Table.Td>
-                <Table.Td>
-                  <Anchor component={Link} to={`/configurations/${configuration.id}`}>
-                    {configuration.name}
-                  </Anchor>
-                </Table.Td>
-                <Table.Td>
-                  {configuration.ml_model_ids.map((id, index) => (
-                    <span key={id}>
-                      {index > 0 && ", "}
-                      <Anchor component={Link} to={`/models/${id}`}>
-                        {names.get(id) ?? id}
-                      </Anchor>
-                    </span>
-                  ))}
-                </Table.Td>
-                <Table.Td>{formatTime(configuration.created_at)}</Table.Td>
-                <Table.Td>
-                  <Group gap="xs">
-                    <Button size="xs" component={Link} to={`/configurations/${configuration.id}/deploy`}>
-                      Deploy
-                    </Button>
-                    <Button size="xs" variant="default" component={Link} to={`/deployments?configuration=${configuration.id}`}>
-                      Deployments
-                    </Button>
-                    <Button size="xs" color="red" variant="outline" onClick={() => setDeleting(configuration.id)}>
-                      Delete
-                    </Button>
-                  </Group>
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
+          ))}
+        </ListTable>
       )}
-      <Modal opened={deleting !== null} onClose={() => setDeleting(null)} title="Delete this configuration?">
-        <Text mb="md">Configuration {deleting} is deleted; its models stay.</Text>
-        <ErrorAlert error={remove.error} />
-        <Group justify="flex-end">
-          <Button variant="default" onClick={() => setDeleting(null)}>
-            Keep it
-          </Button>
-          <Button color="red" loading={remove.isPending} onClick={() => deleting !== null && remove.mutate(deleting)}>
-            Delete
-          </Button>
-        </Group>
-      </Modal>
+      <ConfirmDialog
+        opened={deleting !== null}
+        title="Delete this configuration?"
+        action="Delete"
+        error={remove.error}
+        pending={remove.isPending}
+        onConfirm={() => deleting !== null && remove.mutate(deleting)}
+        onClose={() => setDeleting(null)}
+      >
+        Configuration {deleting} is deleted; its models stay.
+      </ConfirmDialog>
     </>
   );
 }

@@ -4,7 +4,7 @@ import { useMutation, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, ApiError, unwrap, type Schemas } from "../api/client";
 import { formatTime } from "../lib/format";
-import { EmptyState, ErrorAlert, PageHeader } from "../components/common";
+import { EmptyState, ErrorAlert, ListTable, PageHeader } from "../components/common";
 
 export function DatasourcesPage() {
   const datasources = useQuery({ queryKey: ["datasources"], queryFn: () => unwrap(api.GET("/api/datasources")), refetchInterval: 5000 });
@@ -18,44 +18,29 @@ export function DatasourcesPage() {
         <EmptyState>No data streams announced yet. A producer’s sink announces its stream when it closes; the stream then appears here and can be replayed into another deployment.</EmptyState>
       )}
       {list.length > 0 && (
-        <Table striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>ID</Table.Th>
-              <Table.Th>Deployment</Table.Th>
-              <Table.Th>Description</Table.Th>
-              <Table.Th>Format</Table.Th>
-              <Table.Th>Topic ranges</Table.Th>
-              <Table.Th>Samples</Table.Th>
-              <Table.Th>Validation / test</Table.Th>
-              <Table.Th>Sent</Table.Th>
-              <Table.Th>Actions</Table.Th>
+        <ListTable columns={["ID", "Deployment", "Description", "Format", "Topic ranges", "Samples", "Validation / test", "Sent", "Actions"]}>
+          {list.map((source) => (
+            <Table.Tr key={source.id}>
+              <Table.Td>{source.id}</Table.Td>
+              <Table.Td>{source.deployment_id}</Table.Td>
+              <Table.Td>{source.description}</Table.Td>
+              <Table.Td>{source.input_format}</Table.Td>
+              <Table.Td>
+                <Code>{source.topic}</Code>
+              </Table.Td>
+              <Table.Td>{source.total_msg ?? "stream"}</Table.Td>
+              <Table.Td>
+                {source.validation_rate ?? 0} / {source.test_rate ?? 0}
+              </Table.Td>
+              <Table.Td>{formatTime(source.sent_at ?? source.recorded_at)}</Table.Td>
+              <Table.Td>
+                <Button size="xs" variant="default" onClick={() => setReplaying(source)}>
+                  Replay
+                </Button>
+              </Table.Td>
             </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.map((source) => (
-              <Table.Tr key={source.id}>
-                <Table.Td>{source.id}</Table.Td>
-                <Table.Td>{source.deployment_id}</Table.Td>
-                <Table.Td>{source.description}</Table.Td>
-                <Table.Td>{source.input_format}</Table.Td>
-                <Table.Td>
-                  <Code>{source.topic}</Code>
-                </Table.Td>
-                <Table.Td>{source.total_msg ?? "stream"}</Table.Td>
-                <Table.Td>
-                  {source.validation_rate ?? 0} / {source.test_rate ?? 0}
-                </Table.Td>
-                <Table.Td>{formatTime(source.sent_at ?? source.recorded_at)}</Table.Td>
-                <Table.Td>
-                  <Button size="xs" variant="default" onClick={() => setReplaying(source)}>
-                    Replay
-                  </Button>
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
+          ))}
+        </ListTable>
       )}
       {replaying && <ReplayDialog source={replaying} onClose={() => setReplaying(null)} />}
     </>

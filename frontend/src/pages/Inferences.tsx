@@ -4,7 +4,7 @@ import { useEffect, useState } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router";
 import { api, ApiError, unwrap, type FieldErrors, type Schemas } from "../api/client";
 import { formatTime } from "../lib/format";
-import { EmptyState, ErrorAlert, PageHeader, StatusBadge } from "../components/common";
+import { EmptyState, ErrorAlert, ListTable, PageHeader, StatusBadge } from "../components/common";
 import { buildInferenceRequest, defaultInferenceForm, DELIVERY_OPTIONS, INPUT_FORMATS, type InferenceForm, type InferenceRequest } from "../lib/inferenceForm";
 
 type Inference = Schemas["InferenceOutput"];
@@ -28,51 +28,36 @@ export function InferencesPage() {
         </EmptyState>
       )}
       {list.length > 0 && (
-        <Table striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>ID</Table.Th>
-              <Table.Th>Result</Table.Th>
-              <Table.Th>Status</Table.Th>
-              <Table.Th>Replicas</Table.Th>
-              <Table.Th>Input → output</Table.Th>
-              <Table.Th>Format</Table.Th>
-              <Table.Th>Delivery</Table.Th>
-              <Table.Th>Model version</Table.Th>
-              <Table.Th>Created</Table.Th>
+        <ListTable columns={["ID", "Result", "Status", "Replicas", "Input → output", "Format", "Delivery", "Model version", "Created"]}>
+          {list.map((inference) => (
+            <Table.Tr key={inference.id}>
+              <Table.Td>
+                <Anchor component={Link} to={`/inferences/${inference.id}`}>
+                  Inference {inference.id}
+                </Anchor>
+              </Table.Td>
+              <Table.Td>
+                <Anchor component={Link} to={`/results/${inference.result_id}`}>
+                  {inference.result_id}
+                </Anchor>
+              </Table.Td>
+              <Table.Td>
+                <StatusBadge status={inference.status} />
+              </Table.Td>
+              <Table.Td>{replicasText(inference)}</Table.Td>
+              <Table.Td>
+                {inference.input_topic} → {inference.output_topic}
+                {inference.upper_topic ? ` (upper ${inference.upper_topic}, limit ${inference.limit})` : ""}
+              </Table.Td>
+              <Table.Td>{inference.input_format}</Table.Td>
+              <Table.Td>{inference.delivery ?? "exactly-once"}</Table.Td>
+              <Table.Td>
+                <Code>{inference.model_version.slice(0, 12)}</Code>
+              </Table.Td>
+              <Table.Td>{formatTime(inference.created_at)}</Table.Td>
             </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.map((inference) => (
-              <Table.Tr key={inference.id}>
-                <Table.Td>
-                  <Anchor component={Link} to={`/inferences/${inference.id}`}>
-                    Inference {inference.id}
-                  </Anchor>
-                </Table.Td>
-                <Table.Td>
-                  <Anchor component={Link} to={`/results/${inference.result_id}`}>
-                    {inference.result_id}
-                  </Anchor>
-                </Table.Td>
-                <Table.Td>
-                  <StatusBadge status={inference.status} />
-                </Table.Td>
-                <Table.Td>{replicasText(inference)}</Table.Td>
-                <Table.Td>
-                  {inference.input_topic} → {inference.output_topic}
-                  {inference.upper_topic ? ` (upper ${inference.upper_topic}, limit ${inference.limit})` : ""}
-                </Table.Td>
-                <Table.Td>{inference.input_format}</Table.Td>
-                <Table.Td>{inference.delivery ?? "exactly-once"}</Table.Td>
-                <Table.Td>
-                  <Code>{inference.model_version.slice(0, 12)}</Code>
-                </Table.Td>
-                <Table.Td>{formatTime(inference.created_at)}</Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
+          ))}
+        </ListTable>
       )}
     </>
   );

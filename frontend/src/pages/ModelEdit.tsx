@@ -1,11 +1,11 @@
-import { Alert, Button, Checkbox, Code, Group, Input, Modal, Paper, SegmentedControl, Select, Stack, Table, Text, TextInput } from "@mantine/core";
+import { Alert, Button, Checkbox, Code, Group, Input, Paper, SegmentedControl, Select, Stack, Table, Text, TextInput } from "@mantine/core";
 import { useDisclosure } from "@mantine/hooks";
 import { notifications } from "@mantine/notifications";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { lazy, Suspense, useEffect, useState } from "react";
 import { useNavigate, useParams } from "react-router";
 import { api, ApiError, unwrap, type Schemas } from "../api/client";
-import { ErrorAlert, PageHeader } from "../components/common";
+import { ConfirmDialog, ErrorAlert, PageHeader } from "../components/common";
 import { modelErrorText, TEMPLATES, withoutLine, type ModelSummary } from "../lib/models";
 
 const CodeEditor = lazy(() => import("../components/CodeEditor"));
@@ -161,18 +161,17 @@ export default function ModelEditPage() {
       </form>
       {summary && <SummaryView summary={summary} />}
       {modelId === null && <ImportModel imports={imports} code={code} />}
-      <Modal opened={confirmDelete} onClose={deleteModal.close} title="Delete this model?">
-        <Text mb="md">The model “{existing.data?.name}” and its code are deleted. A model used by a configuration cannot be deleted.</Text>
-        <ErrorAlert error={remove.error} />
-        <Group justify="flex-end">
-          <Button variant="default" onClick={deleteModal.close}>
-            Keep it
-          </Button>
-          <Button color="red" loading={remove.isPending} onClick={() => remove.mutate()}>
-            Delete
-          </Button>
-        </Group>
-      </Modal>
+      <ConfirmDialog
+        opened={confirmDelete}
+        title="Delete this model?"
+        action="Delete"
+        error={remove.error}
+        pending={remove.isPending}
+        onConfirm={() => remove.mutate()}
+        onClose={deleteModal.close}
+      >
+        The model “{existing.data?.name}” and its code are deleted. A model used by a configuration cannot be deleted.
+      </ConfirmDialog>
     </>
   );
 }

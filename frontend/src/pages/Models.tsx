@@ -4,7 +4,7 @@ import { useState } from "react";
 import { Link } from "react-router";
 import { api, unwrap } from "../api/client";
 import { formatTime } from "../lib/format";
-import { EmptyState, ErrorAlert, PageHeader } from "../components/common";
+import { EmptyState, ErrorAlert, ListTable, PageHeader } from "../components/common";
 import { filterModels, type FrameworkFilter } from "../lib/models";
 
 export function ModelsPage() {
@@ -38,46 +38,33 @@ export function ModelsPage() {
         <EmptyState>No models yet. Start with “New model”: pick a Keras or PyTorch template, and the code is checked before it is saved.</EmptyState>
       )}
       {all.length > 0 && (
-        <Table striped highlightOnHover>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>ID</Table.Th>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Framework</Table.Th>
-              <Table.Th>Description</Table.Th>
-              <Table.Th>Parameters</Table.Th>
-              <Table.Th>Chain</Table.Th>
-              <Table.Th>Updated</Table.Th>
-            </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {shown.map((model) => (
-              <Table.Tr key={model.id}>
-                <Table.Td>{model.id}</Table.Td>
-                <Table.Td>
-                  <Anchor component={Link} to={`/models/${model.id}`}>
-                    {model.name}
+        <ListTable columns={["ID", "Name", "Framework", "Description", "Parameters", "Chain", "Updated"]} highlightOnHover>
+          {shown.map((model) => (
+            <Table.Tr key={model.id}>
+              <Table.Td>{model.id}</Table.Td>
+              <Table.Td>
+                <Anchor component={Link} to={`/models/${model.id}`}>
+                  {model.name}
+                </Anchor>
+              </Table.Td>
+              <Table.Td>{model.framework === "pytorch" ? "PyTorch" : "TensorFlow"}</Table.Td>
+              <Table.Td>{model.description}</Table.Td>
+              <Table.Td>{paramsOf(model.summary)}</Table.Td>
+              <Table.Td>
+                {model.upper_id ? (
+                  <Anchor component={Link} to={`/models/${model.upper_id}`}>
+                    upper: {model.upper_id}
                   </Anchor>
-                </Table.Td>
-                <Table.Td>{model.framework === "pytorch" ? "PyTorch" : "TensorFlow"}</Table.Td>
-                <Table.Td>{model.description}</Table.Td>
-                <Table.Td>{paramsOf(model.summary)}</Table.Td>
-                <Table.Td>
-                  {model.upper_id ? (
-                    <Anchor component={Link} to={`/models/${model.upper_id}`}>
-                      upper: {model.upper_id}
-                    </Anchor>
-                  ) : model.distributed ? (
-                    "top of chain"
-                  ) : (
-                    "—"
-                  )}
-                </Table.Td>
-                <Table.Td>{formatTime(model.updated_at)}</Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
+                ) : model.distributed ? (
+                  "top of chain"
+                ) : (
+                  "—"
+                )}
+              </Table.Td>
+              <Table.Td>{formatTime(model.updated_at)}</Table.Td>
+            </Table.Tr>
+          ))}
+        </ListTable>
       )}
       {all.length > 0 && shown.length === 0 && <EmptyState>No model matches the search.</EmptyState>}
     </>

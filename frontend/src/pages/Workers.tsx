@@ -1,10 +1,10 @@
-import { Alert, Badge, Button, Code, CopyButton, Group, Modal, NumberInput, Paper, SimpleGrid, Stack, Table, Text, TextInput, Textarea } from "@mantine/core";
+import { Alert, Button, Code, CopyButton, Group, Modal, NumberInput, Paper, SimpleGrid, Stack, Table, Text, TextInput, Textarea } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { api, ApiError, unwrap, type FieldErrors, type Schemas } from "../api/client";
 import { formatTime } from "../lib/format";
 import { buildWorkerRequest, emptyDataset, type DatasetRow } from "../lib/workerForm";
-import { EmptyState, ErrorAlert, PageHeader } from "../components/common";
+import { ConfirmDialog, EmptyState, ErrorAlert, ListTable, PageHeader, StatusBadge } from "../components/common";
 
 /** Data owners' workers for federated deployments: register one (its credential is shown once), list, revoke. */
 export function WorkersPage() {
@@ -33,52 +33,31 @@ export function WorkersPage() {
         </EmptyState>
       )}
       {list.length > 0 && (
-        <Table striped>
-          <Table.Thead>
-            <Table.Tr>
-              <Table.Th>ID</Table.Th>
-              <Table.Th>Name</Table.Th>
-              <Table.Th>Worker ID</Table.Th>
-              <Table.Th>Datasets</Table.Th>
-              <Table.Th>Registered</Table.Th>
-              <Table.Th>Status</Table.Th>
-              <Table.Th>Actions</Table.Th>
+        <ListTable columns={["ID", "Name", "Worker ID", "Datasets", "Registered", "Status", "Actions"]}>
+          {list.map((worker) => (
+            <Table.Tr key={worker.id} data-testid={`worker-${worker.name}`}>
+              <Table.Td>{worker.id}</Table.Td>
+              <Table.Td>{worker.name}</Table.Td>
+              <Table.Td>
+                <Code>{worker.worker_id}</Code>
+              </Table.Td>
+              <Table.Td>
+                {worker.datasets.map((dataset) => `${dataset.name} [${dataset.input_shape.join(" ")}] × ${dataset.samples}`).join(", ")}
+              </Table.Td>
+              <Table.Td>{formatTime(worker.created_at)}</Table.Td>
+              <Table.Td>
+                <StatusBadge status={worker.revoked_at ? "revoked" : "active"} title={worker.revoked_at ? `Revoked ${formatTime(worker.revoked_at)}` : undefined} />
+              </Table.Td>
+              <Table.Td>
+                {!worker.revoked_at && (
+                  <Button size="xs" color="red" variant="outline" onClick={() => setRevoking(worker)}>
+                    Revoke
+                  </Button>
+                )}
+              </Table.Td>
             </Table.Tr>
-          </Table.Thead>
-          <Table.Tbody>
-            {list.map((worker) => (
-              <Table.Tr key={worker.id} data-testid={`worker-${worker.name}`}>
-                <Table.Td>{worker.id}</Table.Td>
-                <Table.Td>{worker.name}</Table.Td>
-                <Table.Td>
-                  <Code>{worker.worker_id}</Code>
-                </Table.Td>
-                <Table.Td>
-                  {worker.datasets.map((dataset) => `${dataset.name} [${dataset.input_shape.join(" ")}] × ${dataset.samples}`).join(", ")}
-                </Table.Td>
-                <Table.Td>{formatTime(worker.created_at)}</Table.Td>
-                <Table.Td>
-                  {worker.revoked_at ? (
-                    <Badge color="#a61e1e" variant="filled" title={`Revoked ${formatTime(worker.revoked_at)}`}>
-                      revoked
-                    </Badge>
-                  ) : (
-                    <Badge color="#1e6b30" variant="filled">
-                      active
-                    </Badge>
-                  )}
-                </Table.Td>
-                <Table.Td>
-                  {!worker.revoked_at && (
-                    <Button size="xs" color="red" variant="outline" onClick={() => setRevoking(worker)}>
-                      Revoke
-                    </Button>
-                  )}
-                </Table.Td>
-              </Table.Tr>
-            ))}
-          </Table.Tbody>
-        </Table>
+          ))}
+        </ListTable>
       )}
       {registering && (
         <RegisterDialog
@@ -91,20 +70,17 @@ export function WorkersPage() {
         />
       )}
       {created && <CredentialDialog worker={created} onClose={() => setCreated(null)} />}
-      <Modal opened={revoking !== null} onClose={() => setRevoking(null)} title="Revoke this worker?">
-        <Text mb="md">
-          {revoking?.name}’s credential stops working at once: its calls are refused and the coordinators drop its updates. This cannot be undone; register a new worker to let the data owner back in.
-        </Text>
-        <ErrorAlert error={revoke.error} />
-        <Group justify="flex-end">
-          <Button variant="default" onClick={() => setRevoking(null)}>
-            Keep it
-          </Button>
-          <Button color="red" loading={revoke.isPending} onClick={() => revoking && revoke.mutate(revoking.id)}>
-            Revoke
-          </Button>
-        </Group>
-      </Modal>
+      <ConfirmDialog
+        opened={revoking !== null}
+        title="Revoke this worker?"
+        action="Revoke"
+        error={revoke.error}
+        pending={revoke.isPending}
+        onConfirm={() => revoking && revoke.mutate(revoking.id)}
+        onClose={() => setRevoking(null)}
+      >
+        {revoking?.name}’s credential stops working at once: its calls are refused and the coordinators drop its updates. This cannot be undone; register a new worker to let the data owner back in.
+      </ConfirmDialog>
     </>
   );
 }
@@ -153,7 +129,16 @@ function RegisterDialog({ onClose, onCreated }: { onClose: () => void; onCreated
           <Paper withBorder p="sm" key={index}>
             <SimpleGrid cols={{ base: 1, sm: 3 }}>
               <TextInput label="Dataset name" required value={row.name} onChange={(e) => setRow(index, { name: e.currentTarget.value })} error={fields[`datasets.${index}.name`]} />
-              <TextInput label="Input shape" description="One sample's, e.g. 28 28." required value={row.input_shape} onChange={(e) => setRow(index, { input_shape: e.currentTarget.value })} error={fields[`datasets.${index}.input_shape`]} />
+              <TextInput
+                label="Input shape"
+                description="One sample's, e.g. 28 28."
+                // Under the box, not above it: the row's boxes line up with the other fields'.
+                inputWrapperOrder={["label", "input", "description", "error"]}
+                required
+                value={row.input_shape}
+                onChange={(e) => setRow(index, { input_shape: e.currentTarget.value })}
+                error={fields[`datasets.${index}.input_shape`]}
+              />
               <NumberInput label="Training samples" required min={0} value={row.samples} onChange={(value) => setRow(index, { samples: value })} error={fields[`datasets.${index}.samples`]} />
             </SimpleGrid>
             <Textarea
