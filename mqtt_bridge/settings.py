@@ -88,6 +88,12 @@ class BridgeSettings(BaseSettings):
     linger_ms: int = Field(
         default=5, description="Kafka producer linger of the bridge, in milliseconds."
     )
+    batch_interval_ms: float = Field(
+        default=5,
+        gt=0,
+        description="While messages wait for Kafka, how often the bridge takes in what arrived "
+        "and acknowledges, in ms (longer: less CPU per message, more latency).",
+    )
 
     @model_validator(mode="after")
     def _load_routes_file(self) -> BridgeSettings:
