@@ -36,7 +36,7 @@ from mqtt_bridge.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
 ROUTE_CACHE = 100_000  # MQTT topics whose route is remembered
-TICK_S = 0.005  # while messages wait for Kafka, how often the loop wakes up
+TICK_S = 0.010  # while messages wait for Kafka, how often the loop wakes up
 IDLE_S = 0.5  # with nothing waiting: the longest wait for MQTT (and for `stop` to be seen)
 
 

@@ -89,7 +89,7 @@ class BridgeSettings(BaseSettings):
         default=5, description="Kafka producer linger of the bridge, in milliseconds."
     )
     batch_interval_ms: float = Field(
-        default=5,
+        default=10,
         gt=0,
         description="While messages wait for Kafka, how often the bridge takes in what arrived "
         "and acknowledges, in ms (longer: less CPU per message, more latency).",
