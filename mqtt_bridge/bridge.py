@@ -308,28 +308,34 @@ class Bridge:
         after a quiet spell is handled at once; while messages wait, it wakes once per tick.
         Raises BridgeError when a dead letter cannot be written (nothing more is acknowledged).
         """
-        client, poll = self.client, self.producer.poll
+        poll = self.producer.poll
         try:
             next_tick = 0.0
             while not stop.is_set():
                 if self._fatal is not None:
                     raise BridgeError(self._fatal)
-                if self._pending:
-                    rest = next_tick - time.monotonic()
-                    if rest > 0:
-                        time.sleep(rest)
-                    next_tick = time.monotonic() + self.tick_s
-                    client.serve(0)
-                else:
-                    client.serve(IDLE_S)
-                    next_tick = time.monotonic() + self.tick_s
+                next_tick = self._read_mqtt(next_tick)  # maps and produces what came
                 poll(0)  # the delivery reports mark messages done
                 if self._backlog:
                     self._produce_backlog()
                 self._ack_ready()  # the whole poll's confirmations at once
             self._finish()
         finally:
-            client.close()
+            self.client.close()
+
+    def _read_mqtt(self, next_tick: float) -> float:
+        """Serve the MQTT connection once: with messages waiting for Kafka at `next_tick`
+        (sleeping until then) and without waiting for the socket, else as soon as something
+        arrives (within IDLE_S). Returns the time of the next tick."""
+        if self._pending:
+            rest = next_tick - time.monotonic()
+            if rest > 0:
+                time.sleep(rest)
+            next_tick = time.monotonic() + self.tick_s
+            self.client.serve(0)
+            return next_tick
+        self.client.serve(IDLE_S)
+        return time.monotonic() + self.tick_s
 
     def _finish(self) -> None:
         """Produce the backlog, wait for every confirmation and acknowledge (no more reads)."""
