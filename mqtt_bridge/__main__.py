@@ -38,26 +38,24 @@ def main() -> int:
         logging.exception("the MQTT bridge could not start")
         return 1
     bridge = Bridge(
-        routes, producer, settings.dead_letter_topic, client.ack, metrics, client.ack_many
+        routes,
+        producer,
+        settings.dead_letter_topic,
+        client,
+        metrics,
+        tick_s=settings.batch_interval_ms / 1000,
     )
     # Each message makes a few short-lived containers (its parsed payload, record, delivery
     # callback): with the default gen-0 threshold (700) the cyclic collector ran every ~100
     # messages and cost a quarter of the bridge's CPU. What start-up made is not scanned again.
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    client.on_connect = bridge.on_connect
-    client.on_message = bridge.on_message
-    client.on_messages = bridge.receive_many
     connect(client, settings)
-    client.loop_start()
     try:
-        bridge.run(stop)
+        bridge.run(stop)  # in this thread: reads MQTT, produces, acknowledges
     except Exception:
         logging.exception("the MQTT bridge stopped")
         return 1
-    finally:
-        client.disconnect()
-        client.loop_stop()
     return 0
 
 

@@ -1,11 +1,14 @@
 """The bridge: each MQTT message is mapped, produced to Kafka, and acknowledged to the MQTT
 broker only after Kafka confirmed the record (at-least-once end to end).
 
-paho's network thread hands the PUBLISHes of each read over (`receive_many`, or `on_message` for
-one that paho handled itself), which only queues them; the `run` loop maps what has arrived in
-batches (one codec call per route), produces, and serves the producer's delivery callbacks.
-Acknowledgements go out in the order the messages came in (MQTT 3.1.1 4.6 asks for PUBACKs in
-order), so a record confirmed early on one partition waits for the older ones.
+One thread does it all (`run`): it reads what has arrived from MQTT (the client hands the
+PUBLISHes of each read to `receive_many`, or one that paho handled itself to `on_message`), maps
+each route's messages as one batch (one codec call), produces, serves the producer's delivery
+reports and acknowledges. While messages wait for Kafka it wakes once per tick (`tick_s`) and
+does all of that for whatever came meanwhile: a wake-up serves many messages, and no message
+is handed from one thread to another. Acknowledgements go out in the order the messages came
+in (MQTT 3.1.1 4.6 asks for PUBACKs in order), so a record confirmed early on one partition
+waits for the older ones.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from mqtt_bridge.connection import Received
+from mqtt_bridge.connection import BridgeClient, Received
 from mqtt_bridge.mapping import (
     ERROR_HEADER,
     ROUTE_HEADER,
@@ -32,9 +35,9 @@ from mqtt_bridge.mapping import (
 from mqtt_bridge.metrics import BridgeMetrics
 
 log = logging.getLogger(__name__)
-Ack = Callable[[int, int], Any]
-AckMany = Callable[[list[int]], Any]
 ROUTE_CACHE = 100_000  # MQTT topics whose route is remembered
+TICK_S = 0.010  # while messages wait for Kafka, how often the loop wakes up
+IDLE_S = 0.5  # with nothing waiting: the longest wait for MQTT (and for `stop` to be seen)
 
 
 class BridgeError(RuntimeError):
@@ -56,43 +59,47 @@ class _Pending:
 
 
 class Bridge:
-    """Maps and forwards MQTT messages; `ack(mid, qos)` is paho's `Client.ack`, and
-    `ack_many(mids)` (BridgeClient's) acknowledges QoS 1 messages in one write."""
+    """Maps and forwards the MQTT messages that `client` receives; it sets the client's
+    `on_connect`, `on_message` and `on_messages`, and `run` drives the client's network loop
+    in the calling thread (do not `loop_start` it)."""
 
     def __init__(
         self,
         routes: Sequence[Route],
         producer: Producer,
         dead_letter_topic: str,
-        ack: Ack,
+        client: BridgeClient,
         metrics: BridgeMetrics | None = None,
-        ack_many: AckMany | None = None,
+        tick_s: float = TICK_S,
     ) -> None:
         self.routes = list(routes)
         self.producer = producer
         self.dead_letter_topic = dead_letter_topic
-        self.ack = ack
-        self.ack_many = ack_many
+        self.client = client
         self.metrics = metrics or BridgeMetrics()
-        self._pending: deque[_Pending] = deque()
-        self._inbox: deque[_Pending] = deque()  # received, not produced yet
+        self.tick_s = tick_s
+        self._pending: deque[_Pending] = deque()  # received, not acknowledged, in that order
+        # Produced when the producer's queue has room again (it was full: Kafka is slow or
+        # away); the MQTT broker's in-flight window bounds it.
+        self._backlog: deque[tuple[KafkaRecord, _Pending, str]] = deque()
         self._out_counters: dict[str, Any] = {}
         self._out_counts: dict[str, int] = {}  # confirmed since the last _ack_ready, per route
         self._route_of: dict[str, int] = {}  # MQTT topic -> route index (-1: none matches)
         self._fatal: str | None = None
-        self._lock = threading.Lock()
         # A new MQTT connection makes older message ids meaningless: the broker resends
         # whatever was not acknowledged, with new ids.
         self._session = 0
+        client.on_connect = self.on_connect
+        client.on_message = self.on_message
+        client.on_messages = self.receive_many
 
-    # paho callbacks (network thread) ------------------------------------------------------
+    # client callbacks (within `run`'s client.serve) -----------------------------------------
 
     def on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         if getattr(reason, "is_failure", False):
             log.error("MQTT connection refused: %s", reason)
             return
-        with self._lock:
-            self._session += 1
+        self._session += 1
         filters = [(route.spec.topic_filter, 1) for route in self.routes]
         log.info("MQTT connected (session present: %s); subscribing to %s", flags, filters)
         client.subscribe(filters)
@@ -103,56 +110,38 @@ class Bridge:
     # the work ------------------------------------------------------------------------------
 
     def receive(self, mqtt_topic: str, payload: bytes, mid: int, qos: int, dup: bool) -> None:
-        """Take one MQTT message in; `run` maps and produces it, its ack follows Kafka's."""
+        """Take one MQTT message in: map and produce it; its ack follows Kafka's."""
         self.receive_many([(mqtt_topic, payload, mid, qos, dup)])
 
     def receive_many(self, messages: list[Received]) -> None:
-        """Take MQTT messages in, in order of arrival (BridgeClient's `on_messages`)."""
+        """Take MQTT messages in, in order of arrival (BridgeClient's `on_messages`): map
+        them, each route's messages as one batch (one codec call for their samples), and
+        produce them; each one's ack follows Kafka's confirmation of its record."""
         session, now = self._session, time.monotonic()
-        entries = [
-            _Pending(mid, qos, session, now, topic, payload)
-            for topic, payload, mid, qos, _ in messages
-        ]
-        with self._lock:
-            self._pending.extend(entries)
-            self._inbox.extend(entries)
-        self.metrics.pending.inc(len(entries))
+        by_route: dict[int, list[_Pending]] = {}
+        route_of = self._route_of
+        for topic, payload, mid, qos, _ in messages:
+            route_index = route_of.get(topic)
+            if route_index is None:
+                route_index = self._match(topic)
+            entry = _Pending(mid, qos, session, now, topic, payload)
+            batch = by_route.get(route_index)
+            if batch is None:
+                batch = by_route[route_index] = []
+            batch.append(entry)
+            self._pending.append(entry)
+        self.metrics.pending.inc(len(messages))
         redelivered = sum([message[4] for message in messages])
         if redelivered:
             self.metrics.redelivered.inc(redelivered)
-
-    def forward_received(self, limit: int = 10_000) -> int:
-        """Map and produce the messages received so far (up to `limit`); how many there were.
-
-        Messages of one route are mapped as one batch (one codec call for their samples).
-        """
-        with self._lock:
-            if limit >= len(self._inbox):
-                taken = list(self._inbox)
-                self._inbox.clear()
-            else:
-                taken = [self._inbox.popleft() for _ in range(limit)]
-        if not taken:
-            return 0
-        by_route: dict[int, list[_Pending]] = {}
-        route_of = self._route_of
-        for pending in taken:
-            route_index = route_of.get(pending.mqtt_topic)
-            if route_index is None:
-                route_index = self._match(pending.mqtt_topic)
-            messages = by_route.get(route_index)
-            if messages is None:
-                messages = by_route[route_index] = []
-            messages.append(pending)
-        for route_index, messages in by_route.items():
+        for route_index, batch in by_route.items():
             if route_index < 0:
-                for pending in messages:
+                for pending in batch:
                     self.metrics.messages_in.labels("(none)").inc()
                     reason = f"no route matches topic {pending.mqtt_topic!r}"
                     self._dead_letter("(none)", reason, pending)
                 continue
-            self._forward_route(self.routes[route_index], messages)
-        return len(taken)
+            self._forward_route(self.routes[route_index], batch)
 
     def _match(self, mqtt_topic: str) -> int:
         """The index of the first route whose filter matches the topic (-1: none), remembered
@@ -168,21 +157,23 @@ class Bridge:
         self.metrics.messages_in.labels(label).inc(len(messages))
         topics = [pending.mqtt_topic for pending in messages]
         results = route.map_batch(topics, [pending.payload for pending in messages])
-        produce, delivered = self.producer.produce, self._delivered
+        produce, delivered, backlog = self.producer.produce, self._delivered, self._backlog
         for pending, result in zip(messages, results, strict=True):
             if type(result) is not KafkaRecord:
                 self._dead_letter(label, str(result), pending)
-                continue
-            try:  # _produce's first try, inline: this loop runs once per message
-                produce(
-                    result.topic,
-                    result.value,
-                    result.key,
-                    headers=result.headers,
-                    on_delivery=functools.partial(delivered, pending, label),
-                )
-            except BufferError:
-                self._produce(result, pending, label)
+            elif backlog:  # behind the records that wait for room, in order
+                backlog.append((result, pending, label))
+            else:
+                try:  # _produce, inline: this loop runs once per message
+                    produce(
+                        result.topic,
+                        result.value,
+                        result.key,
+                        headers=result.headers,
+                        on_delivery=functools.partial(delivered, pending, label),
+                    )
+                except BufferError:
+                    self._hold(result, pending, label)
 
     def _dead_letter(self, route: str, reason: str, pending: _Pending) -> None:
         """Send the message's MQTT payload to the dead-letter topic, the reason in a header."""
@@ -203,21 +194,49 @@ class Bridge:
         self._produce(record, pending, "dlq")
 
     def _produce(self, record: KafkaRecord, pending: _Pending, label: str) -> None:
-        delivered = functools.partial(self._delivered, pending, label)
-        while True:
+        """Produce now, or after the records that wait for room in the producer's queue."""
+        if not self._backlog:
             try:
                 self.producer.produce(
                     record.topic,
                     record.value,
                     record.key,
                     headers=record.headers,
-                    on_delivery=delivered,
+                    on_delivery=functools.partial(self._delivered, pending, label),
                 )
                 return
-            except BufferError:  # the producer's queue is full: wait for Kafka (backpressure)
-                self.producer.poll(0.1)
+            except BufferError:
+                pass
+        self._hold(record, pending, label)
 
-    # producer callbacks (the run loop's thread) ------------------------------------------
+    def _hold(self, record: KafkaRecord, pending: _Pending, label: str) -> None:
+        """Keep a record that the producer's full queue refused, behind any held before."""
+        if not self._backlog:
+            log.warning(
+                "the producer's queue is full (Kafka is slow or away): records wait in the "
+                "bridge, in order, until it has room"
+            )
+        self._backlog.append((record, pending, label))
+
+    def _produce_backlog(self) -> None:
+        """Produce the records that waited for room, in order, while there is room."""
+        backlog = self._backlog
+        while backlog:
+            record, pending, label = backlog[0]
+            try:
+                self.producer.produce(
+                    record.topic,
+                    record.value,
+                    record.key,
+                    headers=record.headers,
+                    on_delivery=functools.partial(self._delivered, pending, label),
+                )
+            except BufferError:
+                return
+            backlog.popleft()
+        log.info("the producer's queue has room again: no record waits in the bridge")
+
+    # producer callbacks (within `run`'s poll) ----------------------------------------------
 
     def _delivered(
         self, pending: _Pending, label: str, error: KafkaError | None, message: Message
@@ -255,20 +274,22 @@ class Bridge:
         mids: list[int] = []
         acknowledged = 0
         lags: dict[float, int] = {}  # receive time -> messages (a read's messages share it)
-        with self._lock:
-            pending, session = self._pending, self._session
-            while pending and pending[0].done:
-                entry = pending.popleft()
-                acknowledged += 1
-                if entry.session != session or entry.qos == 0:
-                    continue
-                if entry.qos == 1 and self.ack_many is not None:
-                    mids.append(entry.mid)
-                else:
-                    self.ack(entry.mid, entry.qos)
-                lags[entry.received] = lags.get(entry.received, 0) + 1
-            if mids and self.ack_many is not None:
-                self.ack_many(mids)
+        pending, session, client = self._pending, self._session, self.client
+        while pending and pending[0].done:
+            entry = pending.popleft()
+            acknowledged += 1
+            if entry.session != session or entry.qos == 0:
+                continue
+            if entry.qos == 1:
+                mids.append(entry.mid)
+            else:
+                if mids:  # the QoS 1 acks before it go first
+                    client.ack_many(mids)
+                    mids = []
+                client.ack(entry.mid, entry.qos)
+            lags[entry.received] = lags.get(entry.received, 0) + 1
+        if mids:
+            client.ack_many(mids)
         for received, count in lags.items():
             self.metrics.ack_lag.observe(now - received, count)
         if acknowledged:
@@ -276,25 +297,54 @@ class Bridge:
 
     def pending(self) -> int:
         """Messages received and not acknowledged yet."""
-        with self._lock:
-            return len(self._pending)
+        return len(self._pending)
 
-    def run(self, stop: threading.Event, poll_s: float = 0.002) -> None:
-        """Forward received messages and serve Kafka's delivery reports until `stop` is set,
-        then forward what was received and wait for Kafka's confirmations.
+    def run(self, stop: threading.Event) -> None:
+        """Bridge until `stop` is set, then produce what was received, wait for Kafka's
+        confirmations, acknowledge and disconnect from MQTT (`run` returns with the client
+        closed, whether it returns or raises).
 
+        With nothing waiting for Kafka the loop blocks on the MQTT socket, so a message
+        after a quiet spell is handled at once; while messages wait, it wakes once per tick.
         Raises BridgeError when a dead letter cannot be written (nothing more is acknowledged).
         """
-        while not stop.is_set():
-            if self._fatal is not None:
-                raise BridgeError(self._fatal)
-            if self.forward_received():
-                self.producer.poll(0)
-            else:
-                self.producer.poll(poll_s)
-            self._ack_ready()  # the whole poll's confirmations at once
-        self.forward_received(limit=len(self._inbox))
+        poll = self.producer.poll
+        try:
+            next_tick = 0.0
+            while not stop.is_set():
+                if self._fatal is not None:
+                    raise BridgeError(self._fatal)
+                next_tick = self._read_mqtt(next_tick)  # maps and produces what came
+                poll(0)  # the delivery reports mark messages done
+                if self._backlog:
+                    self._produce_backlog()
+                self._ack_ready()  # the whole poll's confirmations at once
+            self._finish()
+        finally:
+            self.client.close()
+
+    def _read_mqtt(self, next_tick: float) -> float:
+        """Serve the MQTT connection once: with messages waiting for Kafka at `next_tick`
+        (sleeping until then) and without waiting for the socket, else as soon as something
+        arrives (within IDLE_S). Returns the time of the next tick."""
+        if self._pending:
+            rest = next_tick - time.monotonic()
+            if rest > 0:
+                time.sleep(rest)
+            next_tick = time.monotonic() + self.tick_s
+            self.client.serve(0)
+            return next_tick
+        self.client.serve(IDLE_S)
+        return time.monotonic() + self.tick_s
+
+    def _finish(self) -> None:
+        """Produce the backlog, wait for every confirmation and acknowledge (no more reads)."""
+        while self._backlog:
+            self.producer.poll(0.1)
+            self._produce_backlog()
         self.producer.flush()
+        if self._fatal is not None:
+            raise BridgeError(self._fatal)
         self._ack_ready()
 
 

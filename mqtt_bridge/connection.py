@@ -12,18 +12,24 @@ CPU, and MQTT 5's per-message `Properties` object alone a third of it):
   after the PUBLISHes before it, so the order of arrival is kept.
 - acknowledging: `Client.ack` queues one PUBACK packet per message and wakes the network thread
   through its socket pair each time; `ack_many` queues the PUBACKs of a batch as one write.
+- threads: `serve` runs one round of the network loop in the caller's thread, so the bridge
+  reads, maps, produces and acknowledges in one thread (no `loop_start`), with paho's
+  reconnecting kept; `close` sends what is queued and DISCONNECT without reading more.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import ssl
 import struct
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from paho.mqtt.client import PUBACK, PUBLISH, Client, MQTTv5, time_func
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import _ConnectionState as ConnectionState
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from paho.mqtt.client import _InPacket
 
 log = logging.getLogger(__name__)
+_GIVEN_UP = (ConnectionState.MQTT_CS_DISCONNECTING, ConnectionState.MQTT_CS_DISCONNECTED)
 READ_CHUNK = 65_536
 READ_CHUNKS = 16  # chunks read per wake-up at most, so writes (acks) are not starved
 # (topic, payload, message id, QoS, DUP flag) of one PUBLISH, in order of arrival
@@ -51,6 +58,57 @@ class BridgeClient(Client):
 
     on_messages: OnMessages | None = None  # takes the PUBLISHes of a chunk, in order
     _unread = b""  # the start of a packet whose rest has not arrived yet
+    _reconnect_at = 0.0  # serve: when to try (re)connecting next (time.monotonic)
+
+    def serve(self, timeout: float) -> None:
+        """One round of the network loop in the caller's thread, instead of `loop_start`'s:
+        wait up to `timeout` s for the socket, read (PUBLISHes go to `on_messages`), write,
+        keep the connection alive. Without a connection it connects, or waits until the next
+        attempt is due (`reconnect_delay_set`'s delay, doubling, as `loop_forever` does).
+        Never raises for a lost or refused connection; `on_connect` reports the outcome.
+        """
+        if self._sock is None:
+            if self._state not in _GIVEN_UP:
+                self._connect_when_due(timeout)
+            return
+        rc = self._loop(timeout)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and self._state not in _GIVEN_UP:
+            self._reconnect_later()
+
+    def _connect_when_due(self, timeout: float) -> None:
+        wait = self._reconnect_at - time.monotonic()
+        if wait > 0:
+            time.sleep(min(wait, timeout))
+            return
+        try:
+            self.reconnect()
+        except OSError as error:
+            log.warning("MQTT connection to %s:%s failed: %s", self._host, self._port, error)
+            self._handle_on_connect_fail()
+            self._reconnect_later()
+
+    def _reconnect_later(self) -> None:
+        with self._reconnect_delay_mutex:
+            delay = self._reconnect_delay
+            delay = self._reconnect_min_delay if delay is None else 2 * delay
+            self._reconnect_delay = min(delay, self._reconnect_max_delay)
+        self._reconnect_at = time.monotonic() + self._reconnect_delay
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Send what is queued (the last PUBACKs), then DISCONNECT; read nothing more.
+        For a client driven by `serve`; gives up after `timeout_s` (what was not sent is as
+        if the connection had been lost: the broker resends the messages not acknowledged)."""
+        self.disconnect()
+        deadline = time.monotonic() + timeout_s
+        while self._sock is not None and self.want_write():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            select.select([], [self._sock], [], left)
+            if self.loop_write() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        self._sock_close()
+        self._state = ConnectionState.MQTT_CS_DISCONNECTED
 
     def _sock_close(self) -> None:
         self._unread = b""  # a new connection starts afresh

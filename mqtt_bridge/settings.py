@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
+
+from kafkaml.settings import env_config
 
 FieldType = Literal["float32", "float64", "int32", "int64", "bool", "string"]
 
@@ -41,9 +43,7 @@ class RouteSpec(BaseModel):
 class BridgeSettings(BaseSettings):
     """Where the bridge reads MQTT, how it maps messages, where dead letters and metrics go."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KAFKAML_MQTT_", extra="ignore", env_ignore_empty=True
-    )
+    model_config = env_config("KAFKAML_MQTT_")
 
     host: str = Field(default="127.0.0.1", description="Host name of the MQTT broker.")
     port: int = Field(default=1883, description="Port of the MQTT broker (8883 for TLS).")
@@ -87,6 +87,12 @@ class BridgeSettings(BaseSettings):
     )
     linger_ms: int = Field(
         default=5, description="Kafka producer linger of the bridge, in milliseconds."
+    )
+    batch_interval_ms: float = Field(
+        default=10,
+        gt=0,
+        description="While messages wait for Kafka, how often the bridge takes in what arrived "
+        "and acknowledges, in ms (longer: less CPU per message, more latency).",
     )
 
     @model_validator(mode="after")

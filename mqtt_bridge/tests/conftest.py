@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Message
+from confluent_kafka import Message, Producer
 from paho.mqtt.client import Client
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
@@ -51,33 +51,44 @@ def bridge_settings(mosquitto: Mosquitto, routes: list[RouteSpec], **more: Any) 
 
 
 class RunningBridge:
-    """A bridge on threads of this process (paho's loop and the delivery loop)."""
+    """A bridge on a thread of this process (`Bridge.run`, which drives the MQTT client)."""
 
-    def __init__(self, settings: BridgeSettings, kafka: KafkaSettings, dead_letters: str) -> None:
+    def __init__(
+        self,
+        settings: BridgeSettings,
+        kafka: KafkaSettings,
+        dead_letters: str,
+        producer: Producer | None = None,
+    ) -> None:
         self.client = make_client(settings)
-        producer = make_bridge_producer(kafka, settings.linger_ms)
+        producer = producer or make_bridge_producer(kafka, settings.linger_ms)
         routes = [Route.from_spec(spec) for spec in settings.routes]
-        self.bridge = Bridge(
-            routes, producer, dead_letters, self.client.ack, ack_many=self.client.ack_many
-        )
-        self.client.on_connect = self.bridge.on_connect
+        self.bridge = Bridge(routes, producer, dead_letters, self.client)
         self.subscribed = threading.Event()
         self.client.on_subscribe = lambda *_: self.subscribed.set()
-        self.client.on_message = self.bridge.on_message
-        self.client.on_messages = self.bridge.receive_many
+        self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self.bridge.run, args=(self._stop,), daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
         connect(self.client, settings)
-        self.client.loop_start()
         self._thread.start()
         if not self.subscribed.wait(30):
             raise WaitTimeout("the bridge's MQTT subscription", 30)
 
+    def _run(self) -> None:
+        try:
+            self.bridge.run(self._stop)
+        except BaseException as error:  # the test that stops the bridge sees it
+            self.error = error
+            raise
+
     def stop(self) -> None:
+        """Stop the bridge (it confirms and acknowledges what it took in); raises what `run`
+        raised."""
         self._stop.set()
         self._thread.join(60)
-        self.client.disconnect()
-        self.client.loop_stop()
+        assert not self._thread.is_alive(), "the bridge did not stop within 60 s"
+        if self.error is not None:
+            raise self.error
 
 
 @pytest.fixture
