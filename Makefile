@@ -48,7 +48,8 @@ status:
 
 # pytest exits 5 when it collected nothing; make treats that, like any failure, as a failure.
 # The database pass runs beside the whole suite, on a test broker of its own (the jobs of the
-# two passes share ids, so never one broker); its output is kept in DB_LOG and printed after.
+# two passes share ids, so never one broker; 19092 and its controller's 19093 are the other
+# pass's); its output is kept in DB_LOG and printed after.
 # The suite mostly waits on processes and brokers, so the two share the cores well; the
 # suite's fault drills, whose checks are the most timing-sensitive, run last (conftest.py).
 DB_LOG := .cache/test-database-pass.log
@@ -56,7 +57,7 @@ test: install
 	@mkdir -p .cache; db=""; \
 	if [ -n "$${KAFKAML_TEST_DATABASE_URL:-}" ]; then \
 	  echo "== the database tests again, on $${KAFKAML_TEST_DATABASE_URL%%://*}, beside this run (log: $(DB_LOG))"; \
-	  env -u KAFKAML_TEST_BOOTSTRAP KAFKAML_TEST_BROKER_PORT=$${KAFKAML_TEST_DB_BROKER_PORT:-19093} \
+	  env -u KAFKAML_TEST_BOOTSTRAP KAFKAML_TEST_BROKER_PORT=$${KAFKAML_TEST_DB_BROKER_PORT:-19094} \
 	    $(PY) -m pytest $(DB_TESTS) \
 	    -m "not stack and not drill" -p no:cacheprovider $(PYTEST_ARGS) > $(DB_LOG) 2>&1 & db=$$!; \
 	  trap 'kill $$db 2>/dev/null' INT TERM; \
