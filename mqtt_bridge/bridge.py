@@ -197,17 +197,21 @@ class Bridge:
         """Produce now, or after the records that wait for room in the producer's queue."""
         if not self._backlog:
             try:
-                self.producer.produce(
-                    record.topic,
-                    record.value,
-                    record.key,
-                    headers=record.headers,
-                    on_delivery=functools.partial(self._delivered, pending, label),
-                )
+                self._send(record, pending, label)
                 return
             except BufferError:
                 pass
         self._hold(record, pending, label)
+
+    def _send(self, record: KafkaRecord, pending: _Pending, label: str) -> None:
+        """Hand one record to the producer; raises BufferError when its queue is full."""
+        self.producer.produce(
+            record.topic,
+            record.value,
+            record.key,
+            headers=record.headers,
+            on_delivery=functools.partial(self._delivered, pending, label),
+        )
 
     def _hold(self, record: KafkaRecord, pending: _Pending, label: str) -> None:
         """Keep a record that the producer's full queue refused, behind any held before."""
@@ -224,13 +228,7 @@ class Bridge:
         while backlog:
             record, pending, label = backlog[0]
             try:
-                self.producer.produce(
-                    record.topic,
-                    record.value,
-                    record.key,
-                    headers=record.headers,
-                    on_delivery=functools.partial(self._delivered, pending, label),
-                )
+                self._send(record, pending, label)
             except BufferError:
                 return
             backlog.popleft()
