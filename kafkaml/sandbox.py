@@ -347,9 +347,7 @@ def kill_tree(pid: int, timeout_s: float = 10.0) -> None:
     for member in doomed:
         with contextlib.suppress(ProcessLookupError):
             os.kill(member, signal.SIGKILL)
-    deadline = time.monotonic() + timeout_s
-    while any(_running(member) for member in doomed[1:]) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_gone(doomed[1:], timeout_s)
 
 
 def kill_group(pgid: int, timeout_s: float = 10.0) -> list[int]:
@@ -366,22 +364,28 @@ def kill_group(pgid: int, timeout_s: float = 10.0) -> list[int]:
         return []
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
-    deadline = time.monotonic() + timeout_s
-    while any(_running(member) for member in members) and time.monotonic() < deadline:
-        time.sleep(0.02)
+    _wait_gone(members, timeout_s)
     return members
+
+
+def _wait_gone(pids: list[int], timeout_s: float) -> None:
+    """Poll until none of `pids` runs (zombies count as gone), for at most `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def carries(pid: int, marker: str) -> bool:
     """Whether process `pid` runs (a zombie does not) with `marker` in its environment: it is a
     process of the launch whose `Launch.marker` that is, not one that reuses its pid. False
     too when its environment cannot be read (another user's process, when not root)."""
+    if not marker:
+        return False
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return False
-    entry = f"{LAUNCH_VARIABLE}={marker}".encode()
-    return bool(marker) and entry in environ.split(b"\0") and _running(pid)
+    return f"{LAUNCH_VARIABLE}={marker}".encode() in environ.split(b"\0") and _running(pid)
 
 
 def kill_launch(marker: str, timeout_s: float = 10.0) -> list[int]:
