@@ -102,10 +102,10 @@ const STATUS_COLORS: Record<string, string> = {
   revoked: "#a61e1e",
 };
 
-export function StatusBadge({ status, title }: { status: string | undefined; title?: string }) {
+export function StatusBadge({ status }: { status: string | undefined }) {
   const value = status ?? "created";
   return (
-    <Badge color={STATUS_COLORS[value] ?? "#495057"} variant="filled" data-testid="status" data-status={value} title={title}>
+    <Badge color={STATUS_COLORS[value] ?? "#495057"} variant="filled" data-testid="status" data-status={value}>
       {value}
     </Badge>
   );

@@ -46,10 +46,14 @@ export function WorkersPage() {
               </Table.Td>
               <Table.Td>{formatTime(worker.created_at)}</Table.Td>
               <Table.Td>
-                <StatusBadge status={worker.revoked_at ? "revoked" : "active"} title={worker.revoked_at ? `Revoked ${formatTime(worker.revoked_at)}` : undefined} />
+                <StatusBadge status={worker.revoked_at ? "revoked" : "active"} />
               </Table.Td>
               <Table.Td>
-                {!worker.revoked_at && (
+                {worker.revoked_at ? (
+                  <Text size="sm" c="dimmed">
+                    Revoked {formatTime(worker.revoked_at)}
+                  </Text>
+                ) : (
                   <Button size="xs" color="red" variant="outline" onClick={() => setRevoking(worker)}>
                     Revoke
                   </Button>
