@@ -179,8 +179,8 @@ def json_documents(array: Array, field: str | None = None) -> list[bytes] | None
     if array.ndim == 1:
         samples, separator = text[1:-1], b","  # [1,2,3]
     else:
-        samples, separator = text[1:-1], b"],["  # [[1,2],[3,4]]: keep the inner brackets
-        samples = samples[1:-1]
+        # [[1,2],[3,4]]: each sample's own brackets go back on with the prefix and suffix
+        samples, separator = text[2:-2], b"],["
         prefix, suffix = prefix + b"[", b"]" + suffix
     joined = samples.replace(separator, suffix + b"\n" + prefix)
     return (prefix + joined + suffix).split(b"\n")
